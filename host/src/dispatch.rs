@@ -1,0 +1,271 @@
+//! Emitting events: argument checks, then every callback in dispatch order.
+
+use switchboard_plugin_api::abi::ArgsRaw;
+use switchboard_plugin_api::Value;
+
+use crate::error::EmitError;
+use crate::host_api::CallCtx;
+use crate::manifest::{ErrorPolicy, ResultPolicy};
+use crate::outcome::{CallOutcome, Outcomes};
+use crate::registry::{Event, EventId};
+use crate::runtime::Switchboard;
+use crate::schema::describe;
+use crate::suggest::did_you_mean;
+
+/// The chain of emits that led to the current one, for the depth limit and its message.
+pub(crate) struct Frame<'p> {
+    pub(crate) event: &'p str,
+    pub(crate) depth: u32,
+    pub(crate) parent: Option<&'p Frame<'p>>,
+}
+
+impl Frame<'_> {
+    fn chain(&self) -> Vec<String> {
+        let mut chain = vec![self.event.to_owned()];
+        let mut frame = self.parent;
+        while let Some(f) = frame {
+            chain.push(f.event.to_owned());
+            frame = f.parent;
+        }
+        chain.reverse();
+        chain
+    }
+}
+
+impl Switchboard {
+    /// Emits `event` with arguments in the order the manifest declares them, and returns
+    /// every callback's outcome. Arguments are checked against the schema first; a
+    /// mismatch runs no callback.
+    ///
+    /// Arguments may borrow (`Value::borrowed`): every callback reads the same memory.
+    pub fn emit(&self, event: EventId, args: &[Value<'_>]) -> Result<Outcomes, EmitError> {
+        let mut outcomes = Outcomes::new();
+        self.emit_into(event, args, &mut outcomes)?;
+        Ok(outcomes)
+    }
+
+    /// Like [`Switchboard::emit`], but reuses `outcomes` (cleared first), so that a loop of
+    /// emits whose callbacks return nothing allocates nothing.
+    pub fn emit_into(
+        &self,
+        event: EventId,
+        args: &[Value<'_>],
+        outcomes: &mut Outcomes,
+    ) -> Result<(), EmitError> {
+        outcomes.clear();
+        let decl = self.registry.event(event);
+        check_positional(decl, args)?;
+        let frame = Frame {
+            event: &decl.name,
+            depth: 1,
+            parent: None,
+        };
+        self.dispatch(decl, args, &frame, outcomes);
+        Ok(())
+    }
+
+    /// Emits by event name with named arguments, in any order; optional arguments may be
+    /// left out.
+    pub fn emit_named<'v>(
+        &self,
+        event: &str,
+        args: impl IntoIterator<Item = (&'v str, Value<'v>)>,
+    ) -> Result<Outcomes, EmitError> {
+        let id = self.event(event)?;
+        let decl = self.registry.event(id);
+        let values = arrange(decl, args.into_iter().map(|(k, v)| (k, Ok(v))))?;
+        let mut outcomes = Outcomes::new();
+        let frame = Frame {
+            event: &decl.name,
+            depth: 1,
+            parent: None,
+        };
+        self.dispatch(decl, &values, &frame, &mut outcomes);
+        Ok(outcomes)
+    }
+
+    /// Emits by event name with a JSON object of arguments (as `switchboard emit --json`
+    /// and `switchboard run` do). Ints widen to floats and number lists to bytes where the
+    /// schema says so.
+    pub fn emit_json(
+        &self,
+        event: &str,
+        args: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Outcomes, EmitError> {
+        let id = self.event(event)?;
+        let decl = self.registry.event(id);
+        let values = self.json_args(decl, args)?;
+        let mut outcomes = Outcomes::new();
+        let frame = Frame {
+            event: &decl.name,
+            depth: 1,
+            parent: None,
+        };
+        self.dispatch(decl, &values, &frame, &mut outcomes);
+        Ok(outcomes)
+    }
+
+    /// Converts a JSON object into positional arguments for `event`.
+    pub fn json_args(
+        &self,
+        event: &Event,
+        args: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Vec<Value<'static>>, EmitError> {
+        arrange(
+            event,
+            args.iter().map(|(name, json)| {
+                let converted = match event.schema.position(name) {
+                    Some(i) => event.schema.types[i].from_json(json),
+                    None => Ok(Value::NULL),
+                };
+                (name.as_str(), converted)
+            }),
+        )
+    }
+
+    /// Runs a nested emit from inside a callback.
+    pub(crate) fn emit_nested(
+        &self,
+        event: &str,
+        args: &[switchboard_plugin_api::Entry<'_>],
+        parent: &Frame<'_>,
+    ) -> Result<Outcomes, EmitError> {
+        let id = self.event(event)?;
+        let decl = self.registry.event(id);
+        let frame = Frame {
+            event: &decl.name,
+            depth: parent.depth + 1,
+            parent: Some(parent),
+        };
+        let max_depth = self.manifest.host.max_depth;
+        if frame.depth > max_depth {
+            return Err(EmitError::TooDeep {
+                chain: frame.chain(),
+                max_depth,
+            });
+        }
+        let values = arrange(
+            decl,
+            args.iter().map(|e| (e.key(), Ok(e.value().clone()))),
+        )?;
+        let mut outcomes = Outcomes::new();
+        self.dispatch(decl, &values, &frame, &mut outcomes);
+        Ok(outcomes)
+    }
+
+    fn dispatch(&self, event: &Event, args: &[Value<'_>], frame: &Frame<'_>, out: &mut Outcomes) {
+        let raw = ArgsRaw {
+            event: event.name.as_str().into(),
+            names: event.schema.names.as_slice().into(),
+            values: args.into(),
+        };
+        for &id in &event.callbacks {
+            let callback = self.registry.callback(id);
+            let plugin = &self.registry.plugins[callback.plugin];
+            let ctx = CallCtx::for_callback(self, &plugin.name, frame);
+            let result = plugin
+                .instance
+                .call(callback.id, raw, ctx.handle())
+                .into_result();
+            let failed = result.is_err();
+            let answered = matches!(&result, Ok(v) if !v.is_null());
+            if let Err(error) = &result {
+                tracing::warn!(
+                    plugin = %plugin.name,
+                    callback = %callback.name,
+                    event = %event.name,
+                    "callback failed: {error}"
+                );
+            }
+            out.items.push(CallOutcome {
+                callback: id,
+                result,
+            });
+            if (failed && event.on_error == ErrorPolicy::Stop)
+                || (answered && event.result == ResultPolicy::First)
+            {
+                break;
+            }
+        }
+    }
+}
+
+fn check_positional(event: &Event, args: &[Value<'_>]) -> Result<(), EmitError> {
+    let schema = &event.schema;
+    if args.len() != schema.types.len() {
+        return Err(EmitError::WrongArity {
+            event: event.name.clone(),
+            expected: schema.types.len(),
+            got: args.len(),
+        });
+    }
+    for (i, (ty, value)) in schema.types.iter().zip(args).enumerate() {
+        if !ty.accepts(value) {
+            return Err(type_error(event, i, value));
+        }
+    }
+    Ok(())
+}
+
+fn type_error(event: &Event, index: usize, value: &Value<'_>) -> EmitError {
+    let ty = event.schema.types[index];
+    let arg = event.schema.names[index].to_string();
+    if value.is_null() {
+        EmitError::MissingArg {
+            event: event.name.clone(),
+            arg,
+            ty: ty.to_string(),
+        }
+    } else {
+        EmitError::WrongType {
+            event: event.name.clone(),
+            arg,
+            reason: format!("expected {ty}, got {}", describe(value)),
+        }
+    }
+}
+
+/// Puts named arguments in declared order, with null for the ones left out, and checks
+/// them.
+fn arrange<'v, 'n>(
+    event: &Event,
+    named: impl Iterator<Item = (&'n str, Result<Value<'v>, String>)>,
+) -> Result<Vec<Value<'v>>, EmitError> {
+    let schema = &event.schema;
+    let mut values = vec![Value::NULL; schema.types.len()];
+    for (name, value) in named {
+        let Some(index) = schema.position(name) else {
+            return Err(EmitError::UnknownArg {
+                event: event.name.clone(),
+                arg: name.to_owned(),
+                suggestion: did_you_mean(name, schema.names()),
+                declared: declared_args(event),
+            });
+        };
+        values[index] = value.map_err(|reason| EmitError::WrongType {
+            event: event.name.clone(),
+            arg: name.to_owned(),
+            reason,
+        })?;
+    }
+    for (i, (ty, value)) in schema.types.iter().zip(&values).enumerate() {
+        if !ty.accepts(value) {
+            return Err(type_error(event, i, value));
+        }
+    }
+    Ok(values)
+}
+
+/// `name (string), email (string)`, or `nothing`.
+pub(crate) fn declared_args(event: &Event) -> String {
+    if event.schema.names.is_empty() {
+        return "no arguments".to_owned();
+    }
+    event
+        .schema
+        .names()
+        .zip(&event.schema.types)
+        .map(|(n, t)| format!("{n} ({t})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,229 @@
+//! Typed errors of the host library. Each names the file, plugin, event or callback
+//! involved and says what to do.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use switchboard_plugin_api::Error as PluginError;
+
+/// Anything that stops a [`Switchboard`](crate::Switchboard) from starting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The manifest could not be read, parsed or validated.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A plugin could not be loaded or initialized.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+/// A problem with the manifest file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("cannot read manifest {}: {source}", path.display())]
+    Read {
+        /// The manifest's path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the manifest's shape.
+    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Syntax {
+        /// The manifest's path.
+        path: PathBuf,
+        /// Where, when known.
+        line: Option<usize>,
+        /// What is wrong, from the TOML parser.
+        message: String,
+    },
+    /// The file parsed, but some entries are invalid; every one is listed.
+    #[error("{}", ProblemList { path, problems })]
+    Invalid {
+        /// The manifest's path.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+}
+
+/// One problem found while validating a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The 1-based line in the manifest.
+    pub line: usize,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+struct ProblemList<'a> {
+    path: &'a PathBuf,
+    problems: &'a [Problem],
+}
+
+impl fmt::Display for ProblemList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(
+                f,
+                "{}:{}: {}",
+                self.path.display(),
+                problem.line,
+                problem.message
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A plugin library that could not be loaded or initialized.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// No file at the resolved path.
+    #[error("plugin `{plugin}`: no library at {}; build the plugin, or fix `plugin_dir`, `library` or `path` in the manifest", path.display())]
+    Missing {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// Where the library was expected.
+        path: PathBuf,
+    },
+    /// The file exists but the system loader refused it (not a shared library, or one for
+    /// another architecture).
+    #[error("plugin `{plugin}`: {} is not a loadable shared library ({reason}); rebuild the plugin for this platform", path.display())]
+    NotALibrary {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// The system loader's message.
+        reason: String,
+    },
+    /// A shared library without switchboard's root module.
+    #[error("plugin `{plugin}`: {} is a shared library but not a switchboard plugin (it exports no root module); plugins call `export_plugin!`", path.display())]
+    NotAPlugin {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A plugin built against an incompatible plugin-api.
+    #[error("plugin `{plugin}`: {} was built against an incompatible plugin-api: {summary}; rebuild it against switchboard-plugin-api {host_api}", path.display())]
+    Incompatible {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// One line: versions and the first difference.
+        summary: String,
+        /// The plugin-api version this host uses.
+        host_api: String,
+        /// abi_stable's full report, for `--verbose`.
+        report: String,
+    },
+    /// The plugin registers a callback for an event the manifest does not declare.
+    #[error("plugin `{plugin}` registers callback `{callback}` for undeclared event `{event}`{suggestion}; declare it in {} as [events.{event}] or remove the callback", manifest.display())]
+    UndeclaredEvent {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The callback's name.
+        callback: String,
+        /// The event it asked for.
+        event: String,
+        /// A " (did you mean ...)" hint, or empty.
+        suggestion: String,
+        /// The manifest to edit.
+        manifest: PathBuf,
+    },
+    /// The plugin's `init` (or its registration code) returned an error or panicked.
+    #[error("plugin `{plugin}` failed to initialize: {error}")]
+    Init {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The plugin's error.
+        error: PluginError,
+    },
+}
+
+impl LoadError {
+    /// The long form for `--verbose`: abi_stable's full layout report when there is one.
+    pub fn details(&self) -> Option<&str> {
+        match self {
+            LoadError::Incompatible { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+}
+
+/// An emit that was refused before any callback ran.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmitError {
+    /// No such event in the manifest.
+    #[error("unknown event `{event}`{suggestion}; the manifest declares: {declared}")]
+    UnknownEvent {
+        /// The name given.
+        event: String,
+        /// A " (did you mean ...)" hint, or empty.
+        suggestion: String,
+        /// The declared event names, comma-separated.
+        declared: String,
+    },
+    /// A required argument is missing.
+    #[error("event `{event}` needs argument `{arg}` ({ty})")]
+    MissingArg {
+        /// The event.
+        event: String,
+        /// The argument.
+        arg: String,
+        /// Its declared type.
+        ty: String,
+    },
+    /// An argument the event does not declare.
+    #[error("event `{event}` has no argument `{arg}`{suggestion}; it takes: {declared}")]
+    UnknownArg {
+        /// The event.
+        event: String,
+        /// The argument given.
+        arg: String,
+        /// A " (did you mean ...)" hint, or empty.
+        suggestion: String,
+        /// The declared arguments.
+        declared: String,
+    },
+    /// An argument of the wrong type.
+    #[error("argument `{arg}` of event `{event}`: {reason}")]
+    WrongType {
+        /// The event.
+        event: String,
+        /// The argument.
+        arg: String,
+        /// Expected and found.
+        reason: String,
+    },
+    /// Positional arguments whose count differs from the declaration.
+    #[error("event `{event}` takes {expected} arguments, got {got}")]
+    WrongArity {
+        /// The event.
+        event: String,
+        /// Declared count.
+        expected: usize,
+        /// Given count.
+        got: usize,
+    },
+    /// A nested emit went past `host.max_depth`, usually a cycle between callbacks.
+    #[error("nested emit deeper than max_depth = {max_depth}: {}; break the cycle or raise `host.max_depth`", chain.join(" -> "))]
+    TooDeep {
+        /// The events from the outermost emit to the refused one.
+        chain: Vec<String>,
+        /// The limit.
+        max_depth: u32,
+    },
+}

@@ -1,0 +1,98 @@
+//! The host handle plugins receive: logging under the plugin's name and nested emits.
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::sabi_types::RRef;
+use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
+use switchboard_plugin_api::abi::{level, HostApi, HostApi_TO, HostRef, Outcome};
+use switchboard_plugin_api::{Entry, Error as PluginError, Value};
+
+use crate::dispatch::Frame;
+use crate::runtime::Switchboard;
+
+/// What a plugin is doing when it calls back into the host.
+enum Phase<'p> {
+    Init,
+    Callback(&'p Frame<'p>),
+    Shutdown,
+}
+
+/// The context of one call into a plugin; lives on the stack for that call.
+pub(crate) struct CallCtx<'b> {
+    board: &'b Switchboard,
+    plugin: &'b str,
+    phase: Phase<'b>,
+}
+
+impl<'b> CallCtx<'b> {
+    pub(crate) fn for_init(board: &'b Switchboard, plugin: &'b str) -> Self {
+        CallCtx {
+            board,
+            plugin,
+            phase: Phase::Init,
+        }
+    }
+
+    pub(crate) fn for_callback(board: &'b Switchboard, plugin: &'b str, frame: &'b Frame<'b>) -> Self {
+        CallCtx {
+            board,
+            plugin,
+            phase: Phase::Callback(frame),
+        }
+    }
+
+    pub(crate) fn for_shutdown(board: &'b Switchboard, plugin: &'b str) -> Self {
+        CallCtx {
+            board,
+            plugin,
+            phase: Phase::Shutdown,
+        }
+    }
+
+    /// A borrowed handle to pass across the boundary; no allocation.
+    pub(crate) fn handle(&self) -> HostRef<'_> {
+        HostApi_TO::from_ptr(RRef::new(self), TD_Opaque)
+    }
+}
+
+impl HostApi for CallCtx<'_> {
+    fn plugin_name(&self) -> RStr<'_> {
+        RStr::from(self.plugin)
+    }
+
+    fn log(&self, level: u8, message: RStr<'_>) {
+        let plugin = self.plugin;
+        match level {
+            level::ERROR => tracing::error!(target: "plugin", plugin, "{message}"),
+            level::WARN => tracing::warn!(target: "plugin", plugin, "{message}"),
+            level::INFO => tracing::info!(target: "plugin", plugin, "{message}"),
+            _ => tracing::debug!(target: "plugin", plugin, "{message}"),
+        }
+    }
+
+    fn emit(&self, event: RStr<'_>, args: RSlice<'_, Entry<'_>>) -> RResult<RVec<Outcome>, PluginError> {
+        let Phase::Callback(frame) = self.phase else {
+            return RResult::RErr(
+                PluginError::new(format!("cannot emit `{event}` outside a callback"))
+                    .with_help("emit from a callback; init and shutdown run before and after dispatch"),
+            );
+        };
+        match self.board.emit_nested(event.as_str(), args.as_slice(), frame) {
+            Ok(outcomes) => RResult::ROk(
+                outcomes
+                    .iter()
+                    .map(|o| {
+                        let callback = self.board.callback(o.callback);
+                        Outcome::new(&callback.plugin_name, &callback.name, o.result.clone())
+                    })
+                    .collect(),
+            ),
+            Err(error) => RResult::RErr(PluginError::new(error.to_string())),
+        }
+    }
+
+    fn call(&self, operation: RStr<'_>, _argument: &Value<'_>) -> RResult<Value<'static>, PluginError> {
+        RResult::RErr(PluginError::new(format!(
+            "this host does not support the operation `{operation}`"
+        )))
+    }
+}

@@ -1,0 +1,382 @@
+//! The manifest, `events.toml`: plain serde types, parsed strictly, then validated.
+//!
+//! Parsing ([`Manifest::parse`]) rejects unknown keys and wrong types; validation
+//! ([`Manifest::validate`]) then checks what serde cannot (names, argument types,
+//! duplicate plugins, paths) and reports every problem it finds, each with its line.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{ManifestError, Problem};
+use crate::schema::ArgType;
+
+/// A parsed `events.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Host-wide settings.
+    #[serde(default)]
+    pub host: HostSettings,
+    /// The events plugins may register for and callers may emit, by name.
+    #[serde(default)]
+    pub events: IndexMap<Spanned<String>, EventDecl>,
+    /// The plugins to load, in this order; dispatch ties follow this order too.
+    #[serde(default)]
+    pub plugins: Vec<PluginEntry>,
+    /// The manifest's own path (not a TOML key).
+    #[serde(skip)]
+    pub path: PathBuf,
+    /// The manifest's text, for pointing at lines in errors (not a TOML key).
+    #[serde(skip)]
+    pub source: String,
+}
+
+/// The `[host]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSettings {
+    /// Where plugin libraries are found, relative to the manifest's folder.
+    #[serde(default = "default_plugin_dir")]
+    pub plugin_dir: PathBuf,
+    /// How deep callbacks may nest `emit` calls before the innermost emit fails.
+    #[serde(default = "default_max_depth")]
+    pub max_depth: u32,
+}
+
+impl Default for HostSettings {
+    fn default() -> Self {
+        HostSettings {
+            plugin_dir: default_plugin_dir(),
+            max_depth: default_max_depth(),
+        }
+    }
+}
+
+fn default_plugin_dir() -> PathBuf {
+    PathBuf::from(".")
+}
+
+/// The default nesting limit for `emit` inside callbacks.
+pub const DEFAULT_MAX_DEPTH: u32 = 8;
+
+fn default_max_depth() -> u32 {
+    DEFAULT_MAX_DEPTH
+}
+
+/// One `[events.NAME]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventDecl {
+    /// What the event means, shown by `switchboard list`.
+    #[serde(default)]
+    pub doc: String,
+    /// The payload schema: argument name to type (`string`, `int`, `float`, `bool`,
+    /// `bytes`, `list`, `map`, `any`; a trailing `?` makes it optional). Order matters:
+    /// callbacks see arguments in this order.
+    #[serde(default)]
+    pub args: IndexMap<String, Spanned<String>>,
+    /// How results are collected.
+    #[serde(default)]
+    pub result: ResultPolicy,
+    /// What a failing callback does to the rest of the dispatch.
+    #[serde(default)]
+    pub on_error: ErrorPolicy,
+}
+
+/// How an event's results are collected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultPolicy {
+    /// Run every callback and collect every result.
+    #[default]
+    All,
+    /// Stop at the first callback that returns a non-null value.
+    First,
+}
+
+/// What happens after a callback fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorPolicy {
+    /// Record the failure and run the remaining callbacks.
+    #[default]
+    Continue,
+    /// Record the failure and skip the remaining callbacks.
+    Stop,
+}
+
+/// One `[[plugins]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginEntry {
+    /// The plugin's name in this manifest, unique. Also the library's name unless
+    /// `library` or `path` says otherwise.
+    pub name: Spanned<String>,
+    /// The library's short name when it differs from `name`, for example to load one
+    /// library twice with two configs. Resolves to `libLIBRARY.so`, `LIBRARY.dll` or
+    /// `libLIBRARY.dylib` in `plugin_dir`.
+    #[serde(default)]
+    pub library: Option<Spanned<String>>,
+    /// An explicit path to the library file, relative to the manifest's folder.
+    #[serde(default)]
+    pub path: Option<Spanned<PathBuf>>,
+    /// The table handed to the plugin's `init`, deserialized into its config type.
+    #[serde(default)]
+    pub config: Option<toml::Table>,
+}
+
+impl PluginEntry {
+    /// The library's short name: `library`, or else `name`.
+    pub fn library_name(&self) -> &str {
+        self.library.as_ref().unwrap_or(&self.name).get_ref()
+    }
+}
+
+/// The platform's file name for a library called `name`.
+pub fn library_file_name(name: &str) -> String {
+    format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+impl Manifest {
+    /// Reads and parses the manifest at `path` (not yet validated).
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let source = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Manifest::parse(&source, path)
+    }
+
+    /// Parses manifest text; `path` is used for messages and to resolve relative paths.
+    pub fn parse(source: &str, path: &Path) -> Result<Manifest, ManifestError> {
+        let mut manifest: Manifest =
+            toml::from_str(source).map_err(|err| ManifestError::Syntax {
+                path: path.to_owned(),
+                line: err.span().map(|s| line_of(source, s.start)),
+                message: err.message().to_owned(),
+            })?;
+        manifest.path = path.to_owned();
+        manifest.source = source.to_owned();
+        Ok(manifest)
+    }
+
+    /// Loads and validates in one step.
+    pub fn load_valid(path: &Path) -> Result<Manifest, ManifestError> {
+        let manifest = Manifest::load(path)?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Checks everything serde cannot, reporting every problem at once.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        let mut problems = Vec::new();
+        let mut problem = |span: std::ops::Range<usize>, message: String| {
+            problems.push(Problem {
+                line: line_of(&self.source, span.start),
+                message,
+            })
+        };
+
+        for (name, event) in &self.events {
+            if let Err(why) = check_event_name(name.get_ref()) {
+                problem(name.span(), format!("invalid event name `{}`: {why}", name.get_ref()));
+            }
+            for (arg, ty) in &event.args {
+                if let Err(why) = ArgType::parse(ty.get_ref()) {
+                    problem(
+                        ty.span(),
+                        format!("argument `{arg}` of event `{}`: {why}", name.get_ref()),
+                    );
+                }
+            }
+        }
+
+        if self.host.max_depth == 0 {
+            problem(0..0, "`host.max_depth` must be at least 1".to_owned());
+        }
+
+        let mut seen = HashSet::new();
+        for entry in &self.plugins {
+            let name = entry.name.get_ref();
+            if !seen.insert(name.as_str()) {
+                problem(
+                    entry.name.span(),
+                    format!("plugin `{name}` is listed twice; give the second entry another `name` (and `library = \"{}\"` to load the same file)", entry.library_name()),
+                );
+            }
+            if name.is_empty() || name.contains(['/', '\\']) {
+                problem(
+                    entry.name.span(),
+                    format!("invalid plugin name `{name}`: use letters, digits, `_` and `-`"),
+                );
+            }
+            if entry.library.is_some() && entry.path.is_some() {
+                problem(
+                    entry.name.span(),
+                    format!("plugin `{name}` sets both `library` and `path`; keep one"),
+                );
+            }
+        }
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ManifestError::Invalid {
+                path: self.path.clone(),
+                problems,
+            })
+        }
+    }
+
+    /// The folder relative paths in the manifest are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
+    }
+
+    /// The plugin folder, resolved against the manifest's folder.
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.base_dir().join(&self.host.plugin_dir)
+    }
+
+    /// Where the library of `entry` is expected.
+    pub fn library_path(&self, entry: &PluginEntry) -> PathBuf {
+        match &entry.path {
+            Some(path) => self.base_dir().join(path.get_ref()),
+            None => self
+                .plugin_dir()
+                .join(library_file_name(entry.library_name())),
+        }
+    }
+
+    /// The line (1-based) of a byte offset in the manifest.
+    pub fn line_of(&self, offset: usize) -> usize {
+        line_of(&self.source, offset)
+    }
+}
+
+/// The 1-based line of byte `offset` in `source`.
+pub(crate) fn line_of(source: &str, offset: usize) -> usize {
+    source[..offset.min(source.len())].matches('\n').count() + 1
+}
+
+/// Event names: lowercase ASCII letters, digits, `_`, and `.` between words
+/// (`user_joined`, `plugin.failed`).
+fn check_event_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
+    {
+        return Err("use lowercase letters, digits, `_` and `.`");
+    }
+    if name.starts_with('.') || name.ends_with('.') || name.contains("..") {
+        return Err("`.` only goes between words");
+    }
+    Ok(())
+}
+
+impl fmt::Display for ResultPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ResultPolicy::All => "all",
+            ResultPolicy::First => "first",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        let manifest = Manifest::parse(text, Path::new("dir/events.toml"))?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    #[test]
+    fn parses_the_documented_shape() {
+        let m = parse(
+            r#"
+            [host]
+            plugin_dir = "plugins"
+
+            [events.user_joined]
+            doc = "A user signed up"
+            args = { name = "string", email = "string" }
+
+            [events.user_lookup]
+            args = { email = "string" }
+            result = "first"
+
+            [[plugins]]
+            name = "database"
+            config = { path = "users.db" }
+            "#,
+        )
+        .unwrap();
+        let names: Vec<_> = m.events.keys().map(|k| k.get_ref().as_str()).collect();
+        assert_eq!(names, ["user_joined", "user_lookup"]);
+        let args: Vec<_> = m.events[0].args.keys().collect();
+        assert_eq!(args, ["name", "email"]);
+        assert_eq!(m.events[1].result, ResultPolicy::First);
+        assert_eq!(m.plugin_dir(), Path::new("dir/plugins"));
+        assert_eq!(
+            m.library_path(&m.plugins[0]),
+            Path::new("dir/plugins").join(library_file_name("database"))
+        );
+        assert_eq!(m.host.max_depth, DEFAULT_MAX_DEPTH);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_line() {
+        let err = parse("[host]\nplugin_dri = \"x\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("dir/events.toml:2"), "{text}");
+        assert!(text.contains("unknown field `plugin_dri`"), "{text}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = parse(
+            r#"
+            [events.UserJoined]
+            args = { name = "strng" }
+            [[plugins]]
+            name = "a"
+            [[plugins]]
+            name = "a"
+            "#,
+        )
+        .unwrap_err();
+        let ManifestError::Invalid { problems, .. } = &err else {
+            panic!("expected Invalid, got {err:?}");
+        };
+        assert_eq!(problems.len(), 3, "{err}");
+        assert!(problems[0].message.contains("invalid event name `UserJoined`"));
+        assert_eq!(problems[0].line, 2);
+        assert!(problems[1].message.contains("unknown type `strng`"));
+        assert!(problems[2].message.contains("listed twice"));
+        assert_eq!(problems[2].line, 7);
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let err = parse("[host]\nmax_depth = \"deep\"\n").unwrap_err();
+        assert!(err.to_string().contains("invalid type"), "{err}");
+    }
+}
