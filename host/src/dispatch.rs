@@ -94,7 +94,7 @@ impl Switchboard {
     ) -> Result<Outcomes, EmitError> {
         let id = self.event(event)?;
         let decl = self.registry.event(id);
-        let values = self.json_args(decl, args)?;
+        let values = decl.json_args(args)?;
         let mut outcomes = Outcomes::new();
         let frame = Frame {
             event: &decl.name,
@@ -103,24 +103,6 @@ impl Switchboard {
         };
         self.dispatch(decl, &values, &frame, &mut outcomes);
         Ok(outcomes)
-    }
-
-    /// Converts a JSON object into positional arguments for `event`.
-    pub fn json_args(
-        &self,
-        event: &Event,
-        args: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Vec<Value<'static>>, EmitError> {
-        arrange(
-            event,
-            args.iter().map(|(name, json)| {
-                let converted = match event.schema.position(name) {
-                    Some(i) => event.schema.types[i].from_json(json),
-                    None => Ok(Value::NULL),
-                };
-                (name.as_str(), converted)
-            }),
-        )
     }
 
     /// Runs a nested emit from inside a callback.
@@ -161,17 +143,15 @@ impl Switchboard {
         };
         for &id in &event.callbacks {
             let callback = self.registry.callback(id);
-            let plugin = &self.registry.plugins[callback.plugin];
-            let ctx = CallCtx::for_callback(self, &plugin.name, frame);
-            let result = plugin
-                .instance
+            let ctx = CallCtx::for_callback(self, &callback.plugin_name, frame);
+            let result = self.instances[callback.plugin]
                 .call(callback.id, raw, ctx.handle())
                 .into_result();
             let failed = result.is_err();
             let answered = matches!(&result, Ok(v) if !v.is_null());
             if let Err(error) = &result {
                 tracing::warn!(
-                    plugin = %plugin.name,
+                    plugin = %callback.plugin_name,
                     callback = %callback.name,
                     event = %event.name,
                     "callback failed: {error}"
@@ -188,6 +168,44 @@ impl Switchboard {
             }
         }
     }
+}
+
+impl Event {
+    /// Converts a JSON object into positional arguments for this event.
+    pub fn json_args(
+        &self,
+        args: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Vec<Value<'static>>, EmitError> {
+        arrange(
+            self,
+            args.iter().map(|(name, json)| {
+                let converted = match self.schema.position(name) {
+                    Some(i) => self.schema.types[i].from_json(json),
+                    None => Ok(Value::NULL),
+                };
+                (name.as_str(), converted)
+            }),
+        )
+    }
+
+    /// Converts `name=value` text pairs (as `switchboard emit` takes them) into positional
+    /// arguments for this event, reading each value as its declared type.
+    pub fn text_args<'t>(
+        &self,
+        args: impl IntoIterator<Item = (&'t str, &'t str)>,
+    ) -> Result<Vec<Value<'static>>, EmitError> {
+        arrange(
+            self,
+            args.into_iter().map(|(name, text)| {
+                let converted = match self.schema.position(name) {
+                    Some(i) => self.schema.types[i].from_text(text),
+                    None => Ok(Value::NULL),
+                };
+                (name, converted)
+            }),
+        )
+    }
+
 }
 
 fn check_positional(event: &Event, args: &[Value<'_>]) -> Result<(), EmitError> {

@@ -3,11 +3,13 @@
 
 use std::collections::HashMap;
 
-use switchboard_plugin_api::abi::PluginBox;
-
-use crate::loader::LibraryInfo;
+use crate::error::{EmitError, LoadError};
+use crate::loader::{Library, LibraryInfo, Loader};
+use crate::manifest::Manifest;
+use crate::schema::{ArgType, Kind, Schema};
+use crate::suggest::did_you_mean;
 use crate::manifest::{ErrorPolicy, ResultPolicy};
-use crate::schema::Schema;
+
 
 /// A pre-resolved event: emitting through it skips the name lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,15 +54,15 @@ pub struct Callback {
     pub(crate) id: u32,
 }
 
-/// A live plugin.
-pub struct LivePlugin {
+/// A plugin as the manifest and its library describe it.
+#[derive(Debug, Clone)]
+pub struct PluginMeta {
     /// The manifest name.
     pub name: String,
     /// The library file.
     pub path: std::path::PathBuf,
     /// What the plugin says about itself.
     pub info: LibraryInfo,
-    pub(crate) instance: PluginBox,
 }
 
 /// All events, callbacks and plugins.
@@ -69,19 +71,81 @@ pub struct Registry {
     pub(crate) events: Vec<Event>,
     pub(crate) by_name: HashMap<String, EventId>,
     pub(crate) callbacks: Vec<Callback>,
-    pub(crate) plugins: Vec<LivePlugin>,
+    pub(crate) plugins: Vec<PluginMeta>,
 }
 
 impl Registry {
-    pub(crate) fn add_event(&mut self, event: Event) -> EventId {
+    /// Opens every library of a validated manifest and resolves the dispatch order,
+    /// without running any plugin code but the plugins' static registration. A callback
+    /// for an undeclared event is refused here.
+    pub fn build(manifest: &Manifest) -> Result<(Registry, Vec<Library>), LoadError> {
+        let mut registry = Registry::default();
+        for (name, decl) in &manifest.events {
+            let mut schema = Schema::default();
+            for (arg, ty) in &decl.args {
+                schema.names.push(arg.as_str().into());
+                // validate() has checked every type; an invalid one cannot reach here.
+                schema.types.push(ArgType::parse(ty.get_ref()).unwrap_or(ArgType {
+                    kind: Kind::Any,
+                    optional: true,
+                }));
+            }
+            registry.add_event(Event {
+                name: name.get_ref().clone(),
+                doc: decl.doc.clone(),
+                schema,
+                result: decl.result,
+                on_error: decl.on_error,
+                callbacks: Vec::new(),
+            });
+        }
+
+        let mut loader = Loader::new();
+        let mut libraries = Vec::with_capacity(manifest.plugins.len());
+        for (plugin, entry) in manifest.plugins.iter().enumerate() {
+            let name = entry.name.get_ref();
+            let library = loader.open(name, &manifest.library_path(entry))?;
+            for registration in &library.registrations {
+                let Some(event) = registry.event_id(&registration.event) else {
+                    return Err(LoadError::UndeclaredEvent {
+                        plugin: name.clone(),
+                        callback: registration.callback.to_string(),
+                        event: registration.event.to_string(),
+                        suggestion: did_you_mean(
+                            &registration.event,
+                            registry.by_name.keys().map(String::as_str),
+                        ),
+                        manifest: manifest.path.clone(),
+                    });
+                };
+                registry.add_callback(Callback {
+                    plugin,
+                    plugin_name: name.clone(),
+                    name: registration.callback.to_string(),
+                    event,
+                    priority: registration.priority,
+                    id: registration.id,
+                });
+            }
+            registry.plugins.push(PluginMeta {
+                name: name.clone(),
+                path: library.path.clone(),
+                info: library.info.clone(),
+            });
+            libraries.push(library);
+        }
+        registry.sort();
+        Ok((registry, libraries))
+    }
+
+    fn add_event(&mut self, event: Event) -> EventId {
         let id = EventId(self.events.len() as u32);
         self.by_name.insert(event.name.clone(), id);
         self.events.push(event);
         id
     }
 
-    /// Adds a callback; call [`Registry::sort`] once all are in.
-    pub(crate) fn add_callback(&mut self, callback: Callback) {
+    fn add_callback(&mut self, callback: Callback) {
         let id = CallbackId(self.callbacks.len() as u32);
         self.events[callback.event.0 as usize].callbacks.push(id);
         self.callbacks.push(callback);
@@ -90,13 +154,27 @@ impl Registry {
     /// Puts every event's callbacks in dispatch order. Callbacks were added in manifest
     /// order of plugins, then registration order, and the sort is stable, so sorting by
     /// priority alone gives the documented order.
-    pub(crate) fn sort(&mut self) {
+    fn sort(&mut self) {
         let callbacks = &self.callbacks;
         for event in &mut self.events {
             event
                 .callbacks
                 .sort_by_key(|id| std::cmp::Reverse(callbacks[id.0 as usize].priority));
         }
+    }
+
+    /// The event called `name`, or an error that suggests the nearest declared name.
+    pub fn resolve(&self, name: &str) -> Result<EventId, EmitError> {
+        self.event_id(name).ok_or_else(|| EmitError::UnknownEvent {
+            event: name.to_owned(),
+            suggestion: did_you_mean(name, self.by_name.keys().map(String::as_str)),
+            declared: self
+                .events
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
     }
 
     /// The event called `name`.
@@ -119,8 +197,8 @@ impl Registry {
         &self.callbacks[id.0 as usize]
     }
 
-    /// Every live plugin, in manifest order.
-    pub fn plugins(&self) -> &[LivePlugin] {
+    /// Every plugin, in manifest order.
+    pub fn plugins(&self) -> &[PluginMeta] {
         &self.plugins
     }
 }

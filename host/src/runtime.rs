@@ -6,11 +6,10 @@ use switchboard_plugin_api::{Error as PluginError, Value};
 
 use crate::error::{HostError, LoadError};
 use crate::host_api::CallCtx;
-use crate::loader::{Library, Loader};
+use crate::loader::Library;
 use crate::manifest::Manifest;
-use crate::registry::{Callback, CallbackId, Event, EventId, LivePlugin, Registry};
-use crate::schema::{ArgType, Schema};
-use crate::suggest::did_you_mean;
+use crate::registry::{Callback, CallbackId, EventId, Registry};
+use switchboard_plugin_api::abi::PluginBox;
 
 /// A running host: the manifest's plugins loaded and initialized, events ready to emit.
 ///
@@ -19,6 +18,8 @@ use crate::suggest::did_you_mean;
 pub struct Switchboard {
     pub(crate) manifest: Manifest,
     pub(crate) registry: Registry,
+    /// Live plugins, indexed like `registry.plugins()`.
+    pub(crate) instances: Vec<PluginBox>,
     shut_down: bool,
 }
 
@@ -44,75 +45,41 @@ impl Switchboard {
     /// runs, so a manifest error never leaves half-initialized plugins behind. If an
     /// `init` fails, the plugins initialized before it are shut down again.
     pub fn start(manifest: Manifest) -> Result<Switchboard, LoadError> {
-        let mut registry = Registry::default();
-        for (name, decl) in &manifest.events {
-            let mut schema = Schema::default();
-            for (arg, ty) in &decl.args {
-                schema.names.push(arg.as_str().into());
-                // validate() has checked every type; an invalid one cannot reach here.
-                schema
-                    .types
-                    .push(ArgType::parse(ty.get_ref()).unwrap_or(ArgType {
-                        kind: crate::schema::Kind::Any,
-                        optional: true,
-                    }));
-            }
-            registry.add_event(Event {
-                name: name.get_ref().clone(),
-                doc: decl.doc.clone(),
-                schema,
-                result: decl.result,
-                on_error: decl.on_error,
-                callbacks: Vec::new(),
-            });
-        }
+        let (registry, libraries) = Registry::build(&manifest)?;
+        Switchboard::start_built(manifest, registry, &libraries)
+    }
 
-        let libraries = open_all(&manifest, &registry)?;
-
+    /// Initializes the plugins of a registry built with [`Registry::build`], for callers
+    /// that inspect the registry (to check arguments, say) before any plugin runs.
+    pub fn start_built(
+        manifest: Manifest,
+        registry: Registry,
+        libraries: &[Library],
+    ) -> Result<Switchboard, LoadError> {
         let mut board = Switchboard {
             manifest,
             registry,
+            instances: Vec::with_capacity(libraries.len()),
             shut_down: false,
         };
-        for (index, library) in libraries.into_iter().enumerate() {
-            let entry = &board.manifest.plugins[index];
-            let name = entry.name.get_ref().clone();
+        for (plugin, library) in board.registry.plugins.iter().zip(libraries) {
+            let entry = board
+                .manifest
+                .plugins
+                .iter()
+                .find(|e| *e.name.get_ref() == plugin.name)
+                .expect("registry plugins come from the manifest");
             let config = config_value(entry.config.as_ref());
-            let ctx = CallCtx::for_init(&board, &name);
-            let instance = (library.module.init())(&config, ctx.handle()).into_result();
-            let instance = match instance {
-                Ok(instance) => instance,
+            let ctx = CallCtx::for_init(&board, &plugin.name);
+            match (library.module.init())(&config, ctx.handle()).into_result() {
+                Ok(instance) => board.instances.push(instance),
                 Err(error) => {
+                    let plugin = plugin.name.clone();
                     board.shutdown();
-                    return Err(LoadError::Init {
-                        plugin: name,
-                        error,
-                    });
+                    return Err(LoadError::Init { plugin, error });
                 }
-            };
-            let plugin = board.registry.plugins.len();
-            for registration in &library.registrations {
-                let event = board
-                    .registry
-                    .event_id(&registration.event)
-                    .expect("checked by open_all");
-                board.registry.add_callback(Callback {
-                    plugin,
-                    plugin_name: name.clone(),
-                    name: registration.callback.to_string(),
-                    event,
-                    priority: registration.priority,
-                    id: registration.id,
-                });
             }
-            board.registry.plugins.push(LivePlugin {
-                name,
-                path: library.path,
-                info: library.info,
-                instance,
-            });
         }
-        board.registry.sort();
         Ok(board)
     }
 
@@ -122,9 +89,10 @@ impl Switchboard {
             return Vec::new();
         }
         let mut failures = Vec::new();
-        for plugin in self.registry.plugins.iter().rev() {
+        let live = self.registry.plugins.iter().zip(&self.instances);
+        for (plugin, instance) in live.rev() {
             let ctx = CallCtx::for_shutdown(self, &plugin.name);
-            if let Err(error) = plugin.instance.shutdown(ctx.handle()).into_result() {
+            if let Err(error) = instance.shutdown(ctx.handle()).into_result() {
                 tracing::error!(plugin = %plugin.name, "shutdown failed: {error}");
                 failures.push(ShutdownFailure {
                     plugin: plugin.name.clone(),
@@ -147,19 +115,7 @@ impl Switchboard {
 
     /// The event called `name`, resolved once so that emits skip the lookup.
     pub fn event(&self, name: &str) -> Result<EventId, crate::EmitError> {
-        self.registry
-            .event_id(name)
-            .ok_or_else(|| crate::EmitError::UnknownEvent {
-                event: name.to_owned(),
-                suggestion: did_you_mean(name, self.registry.by_name.keys().map(String::as_str)),
-                declared: self
-                    .registry
-                    .events
-                    .iter()
-                    .map(|e| e.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+        self.registry.resolve(name)
     }
 
     /// The callback behind an outcome.
@@ -172,32 +128,6 @@ impl Drop for Switchboard {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-/// Opens every library and checks its registrations against the declared events.
-fn open_all(manifest: &Manifest, registry: &Registry) -> Result<Vec<Library>, LoadError> {
-    let mut loader = Loader::new();
-    let mut libraries = Vec::with_capacity(manifest.plugins.len());
-    for entry in &manifest.plugins {
-        let name = entry.name.get_ref();
-        let library = loader.open(name, &manifest.library_path(entry))?;
-        for registration in &library.registrations {
-            if registry.event_id(&registration.event).is_none() {
-                return Err(LoadError::UndeclaredEvent {
-                    plugin: name.clone(),
-                    callback: registration.callback.to_string(),
-                    event: registration.event.to_string(),
-                    suggestion: did_you_mean(
-                        &registration.event,
-                        registry.by_name.keys().map(String::as_str),
-                    ),
-                    manifest: manifest.path.clone(),
-                });
-            }
-        }
-        libraries.push(library);
-    }
-    Ok(libraries)
 }
 
 /// A plugin's config as a payload map (empty when the manifest gives none).

@@ -1,0 +1,78 @@
+//! `switchboard emit EVENT key=value ...`: dispatch one event and print the results.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use serde_json::json;
+use switchboard::registry::Registry;
+use switchboard::{Manifest, Switchboard};
+use switchboard_plugin_api::Value;
+
+use super::output::{outcomes_json, outcomes_text};
+use super::{Cli, Format, exit};
+
+#[derive(Debug, clap::Args)]
+pub struct EmitArgs {
+    /// The event to emit, as declared in the manifest.
+    pub event: String,
+
+    /// Arguments as `name=value`; values are read as the declared type (JSON for
+    /// lists and maps).
+    #[arg(value_name = "NAME=VALUE", conflicts_with = "json")]
+    pub args: Vec<String>,
+
+    /// All arguments as one JSON object instead, e.g. '{"name": "Ann"}'.
+    #[arg(long, value_name = "OBJECT")]
+    pub json: Option<String>,
+}
+
+pub fn run(cli: &Cli, args: &EmitArgs) -> anyhow::Result<ExitCode> {
+    // Arguments are checked before any plugin runs: bad input has no side effects.
+    let manifest = Manifest::load_valid(&cli.manifest)?;
+    let (registry, libraries) = Registry::build(&manifest)?;
+    let event = registry.resolve(&args.event)?;
+    let decl = registry.event(event);
+    let values: Vec<Value<'static>> = match &args.json {
+        Some(text) => {
+            let json: serde_json::Value = serde_json::from_str(text)
+                .with_context(|| format!("--json is not valid JSON: {text}"))?;
+            let Some(object) = json.as_object() else {
+                bail!("--json must be a JSON object of arguments, like '{{\"name\": \"Ann\"}}'");
+            };
+            decl.json_args(object)?
+        }
+        None => {
+            let mut pairs = Vec::with_capacity(args.args.len());
+            for pair in &args.args {
+                let Some(split) = pair.split_once('=') else {
+                    bail!("argument `{pair}` is not NAME=VALUE");
+                };
+                pairs.push(split);
+            }
+            decl.text_args(pairs)?
+        }
+    };
+    let mut board = Switchboard::start_built(manifest, registry, &libraries)?;
+    let outcomes = board.emit(event, &values)?;
+    let failed = outcomes.has_failures();
+    match cli.format {
+        Format::Json => println!(
+            "{}",
+            json!({
+                "event": args.event,
+                "ok": !failed,
+                "results": outcomes_json(&board, &outcomes),
+            })
+        ),
+        Format::Text => print!("{}", outcomes_text(&board, &args.event, &outcomes)),
+    }
+    drop(outcomes);
+    for f in board.shutdown() {
+        eprintln!("plugin `{}` failed to shut down: {}", f.plugin, f.error);
+    }
+    Ok(if failed {
+        exit::callback_failed()
+    } else {
+        exit::ok()
+    })
+}

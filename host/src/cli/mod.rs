@@ -1,0 +1,124 @@
+//! Command-line parsing and the subcommands, one file each.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use switchboard::{HostError, LoadError};
+
+mod check;
+mod emit;
+mod inspect;
+mod list;
+mod output;
+mod run;
+
+/// Exit codes: 0 success, 1 a callback failed, 2 bad input (manifest, arguments, library).
+pub mod exit {
+    use std::process::ExitCode;
+
+    /// Everything succeeded.
+    pub fn ok() -> ExitCode {
+        ExitCode::SUCCESS
+    }
+
+    /// A callback failed.
+    pub fn callback_failed() -> ExitCode {
+        ExitCode::from(1)
+    }
+
+    /// Bad input: manifest, arguments or library.
+    pub fn bad_input() -> ExitCode {
+        ExitCode::from(2)
+    }
+}
+
+/// switchboard: load native plugins listed in a manifest and dispatch events to them.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about, long_about = None)]
+pub struct Cli {
+    /// The manifest to use.
+    #[arg(long, short = 'm', global = true, default_value = "events.toml")]
+    pub manifest: PathBuf,
+
+    /// Output for people (`text`) or for scripts (`json`).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// More detail: debug logs, and full reports for refused libraries.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+
+    /// Only warnings and errors on stderr.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned text for people.
+    Text,
+    /// JSON for scripts.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the manifest, then load and initialize every plugin (and shut them down).
+    Check,
+    /// Show plugins, events and callbacks in dispatch order, without running plugin code.
+    List,
+    /// Dispatch one event and print every callback's result.
+    Emit(emit::EmitArgs),
+    /// Read JSON-lines events on stdin, write one result line per event on stdout.
+    Run(run::RunArgs),
+    /// Show what a plugin library exports, without a manifest.
+    Inspect(inspect::InspectArgs),
+}
+
+/// Runs the chosen subcommand.
+pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Check => check::run(cli),
+        Command::List => list::run(cli),
+        Command::Emit(args) => emit::run(cli, args),
+        Command::Run(args) => run::run(cli, args),
+        Command::Inspect(args) => inspect::run(cli, args),
+    }
+}
+
+/// Logs go to stderr. `SWITCHBOARD_LOG` (tracing's filter syntax) overrides the level.
+pub fn init_logging(cli: &Cli) {
+    let default = if cli.verbose {
+        "debug"
+    } else if cli.quiet {
+        "warn"
+    } else {
+        "info"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+/// The long report behind an error, for `--verbose`.
+pub fn error_details(err: &anyhow::Error) -> Option<&str> {
+    let load = err.downcast_ref::<LoadError>().or_else(|| {
+        err.downcast_ref::<HostError>().and_then(|e| match e {
+            HostError::Load(load) => Some(load),
+            _ => None,
+        })
+    })?;
+    load.details().filter(|d| !d.is_empty())
+}
