@@ -126,10 +126,7 @@ impl Switchboard {
                 max_depth,
             });
         }
-        let values = arrange(
-            decl,
-            args.iter().map(|e| (e.key(), Ok(e.value().clone()))),
-        )?;
+        let values = arrange(decl, args.iter().map(|e| (e.key(), Ok(e.value().clone()))))?;
         let mut outcomes = Outcomes::new();
         self.dispatch(decl, &values, &frame, &mut outcomes);
         Ok(outcomes)
@@ -205,7 +202,6 @@ impl Event {
             }),
         )
     }
-
 }
 
 fn check_positional(event: &Event, args: &[Value<'_>]) -> Result<(), EmitError> {

@@ -32,7 +32,11 @@ impl<'b> CallCtx<'b> {
         }
     }
 
-    pub(crate) fn for_callback(board: &'b Switchboard, plugin: &'b str, frame: &'b Frame<'b>) -> Self {
+    pub(crate) fn for_callback(
+        board: &'b Switchboard,
+        plugin: &'b str,
+        frame: &'b Frame<'b>,
+    ) -> Self {
         CallCtx {
             board,
             plugin,
@@ -69,14 +73,22 @@ impl HostApi for CallCtx<'_> {
         }
     }
 
-    fn emit(&self, event: RStr<'_>, args: RSlice<'_, Entry<'_>>) -> RResult<RVec<Outcome>, PluginError> {
+    fn emit(
+        &self,
+        event: RStr<'_>,
+        args: RSlice<'_, Entry<'_>>,
+    ) -> RResult<RVec<Outcome>, PluginError> {
         let Phase::Callback(frame) = self.phase else {
             return RResult::RErr(
-                PluginError::new(format!("cannot emit `{event}` outside a callback"))
-                    .with_help("emit from a callback; init and shutdown run before and after dispatch"),
+                PluginError::new(format!("cannot emit `{event}` outside a callback")).with_help(
+                    "emit from a callback; init and shutdown run before and after dispatch",
+                ),
             );
         };
-        match self.board.emit_nested(event.as_str(), args.as_slice(), frame) {
+        match self
+            .board
+            .emit_nested(event.as_str(), args.as_slice(), frame)
+        {
             Ok(outcomes) => RResult::ROk(
                 outcomes
                     .iter()
@@ -90,7 +102,11 @@ impl HostApi for CallCtx<'_> {
         }
     }
 
-    fn call(&self, operation: RStr<'_>, _argument: &Value<'_>) -> RResult<Value<'static>, PluginError> {
+    fn call(
+        &self,
+        operation: RStr<'_>,
+        _argument: &Value<'_>,
+    ) -> RResult<Value<'static>, PluginError> {
         RResult::RErr(PluginError::new(format!(
             "this host does not support the operation `{operation}`"
         )))

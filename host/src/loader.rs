@@ -133,9 +133,7 @@ fn library_error(
             actual_version,
             ..
         } => incompatible(
-            format!(
-                "it uses plugin-api {actual_version}, this host uses {expected_version}"
-            ),
+            format!("it uses plugin-api {actual_version}, this host uses {expected_version}"),
             String::new(),
         ),
         LibraryError::AbiInstability(report) => {
@@ -178,9 +176,13 @@ pub fn summarize_layout_report(report: &str) -> String {
                 error = lines.peek().map(|l| l.to_string());
             }
         } else if expected.is_none() && line.starts_with("Expected:") {
-            expected = value(line, "Expected:").filter(|v| !v.is_empty()).or_else(|| lines.peek().map(|l| l.to_string()));
+            expected = value(line, "Expected:")
+                .filter(|v| !v.is_empty())
+                .or_else(|| lines.peek().map(|l| l.to_string()));
         } else if found.is_none() && line.starts_with("Found:") {
-            found = value(line, "Found:").filter(|v| !v.is_empty()).or_else(|| lines.peek().map(|l| l.to_string()));
+            found = value(line, "Found:")
+                .filter(|v| !v.is_empty())
+                .or_else(|| lines.peek().map(|l| l.to_string()));
         }
         if field.is_none() {
             field = value(line, "field_name:");

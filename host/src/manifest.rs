@@ -188,7 +188,10 @@ impl Manifest {
 
         for (name, event) in &self.events {
             if let Err(why) = check_event_name(name.get_ref()) {
-                problem(name.span(), format!("invalid event name `{}`: {why}", name.get_ref()));
+                problem(
+                    name.span(),
+                    format!("invalid event name `{}`: {why}", name.get_ref()),
+                );
             }
             for (arg, ty) in &event.args {
                 if let Err(why) = ArgType::parse(ty.get_ref()) {
@@ -367,7 +370,9 @@ mod tests {
             panic!("expected Invalid, got {err:?}");
         };
         assert_eq!(problems.len(), 3, "{err}");
-        assert!(problems[0].message.contains("invalid event name `UserJoined`"));
+        assert!(problems[0]
+            .message
+            .contains("invalid event name `UserJoined`"));
         assert_eq!(problems[0].line, 2);
         assert!(problems[1].message.contains("unknown type `strng`"));
         assert!(problems[2].message.contains("listed twice"));

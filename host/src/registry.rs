@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use crate::error::{EmitError, LoadError};
 use crate::loader::{Library, LibraryInfo, Loader};
 use crate::manifest::Manifest;
+use crate::manifest::{ErrorPolicy, ResultPolicy};
 use crate::schema::{ArgType, Kind, Schema};
 use crate::suggest::did_you_mean;
-use crate::manifest::{ErrorPolicy, ResultPolicy};
-
 
 /// A pre-resolved event: emitting through it skips the name lookup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,10 +84,12 @@ impl Registry {
             for (arg, ty) in &decl.args {
                 schema.names.push(arg.as_str().into());
                 // validate() has checked every type; an invalid one cannot reach here.
-                schema.types.push(ArgType::parse(ty.get_ref()).unwrap_or(ArgType {
-                    kind: Kind::Any,
-                    optional: true,
-                }));
+                schema
+                    .types
+                    .push(ArgType::parse(ty.get_ref()).unwrap_or(ArgType {
+                        kind: Kind::Any,
+                        optional: true,
+                    }));
             }
             registry.add_event(Event {
                 name: name.get_ref().clone(),

@@ -8,7 +8,9 @@ use switchboard_plugin_api::{Value, ValueView};
 use crate::suggest::did_you_mean;
 
 /// The kinds an argument can be declared with.
-pub const KINDS: &[&str] = &["string", "int", "float", "bool", "bytes", "list", "map", "any"];
+pub const KINDS: &[&str] = &[
+    "string", "int", "float", "bool", "bytes", "list", "map", "any",
+];
 
 /// One declared argument type, such as `string` or `int?`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,7 +223,10 @@ mod tests {
             .is_ok());
         let bytes = ArgType::parse("bytes").unwrap();
         assert_eq!(
-            bytes.from_json(&serde_json::json!([1, 2])).unwrap().as_bytes(),
+            bytes
+                .from_json(&serde_json::json!([1, 2]))
+                .unwrap()
+                .as_bytes(),
             Some(&[1u8, 2][..])
         );
         assert!(bytes.from_json(&serde_json::json!([300])).is_err());

@@ -24,7 +24,10 @@ mod tests {
 
     #[test]
     fn suggests_only_near_names() {
-        assert_eq!(nearest("user_joind", ["user_joined", "user_lookup"]), Some("user_joined"));
+        assert_eq!(
+            nearest("user_joind", ["user_joined", "user_lookup"]),
+            Some("user_joined")
+        );
         assert_eq!(nearest("zzz", ["user_joined"]), None);
         assert_eq!(did_you_mean("zzz", ["user_joined"]), "");
     }

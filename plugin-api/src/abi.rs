@@ -140,12 +140,8 @@ impl Outcome {
 #[sabi_trait]
 pub trait PluginObject: Send + Sync {
     /// Runs callback `id` with these arguments.
-    fn call(
-        &self,
-        id: u32,
-        args: ArgsRaw<'_>,
-        host: HostRef<'_>,
-    ) -> RResult<Value<'static>, Error>;
+    fn call(&self, id: u32, args: ArgsRaw<'_>, host: HostRef<'_>)
+        -> RResult<Value<'static>, Error>;
 
     /// Runs the plugin's shutdown; called once, after its last callback.
     fn shutdown(&self, host: HostRef<'_>) -> RResult<(), Error>;
@@ -186,8 +182,11 @@ pub trait HostApi {
     fn log(&self, level: u8, message: RStr<'_>);
 
     /// Dispatches another event from inside a callback and returns its outcomes.
-    fn emit(&self, event: RStr<'_>, args: RSlice<'_, crate::value::Entry<'_>>)
-        -> RResult<RVec<Outcome>, Error>;
+    fn emit(
+        &self,
+        event: RStr<'_>,
+        args: RSlice<'_, crate::value::Entry<'_>>,
+    ) -> RResult<RVec<Outcome>, Error>;
 
     /// Extension point for services added after 1.0, keyed by name; unknown names return an
     /// error.

@@ -72,39 +72,45 @@ impl<'a> Args<'a> {
     /// The argument called `name`; an error when the event has no such argument.
     pub fn value(&self, name: &str) -> Result<&'a Value<'a>> {
         self.get(name).ok_or_else(|| {
-            Error::new(format!(
-                "event `{}` has no argument `{name}`",
-                self.event()
-            ))
-            .with_help(format!(
-                "declare it under [events.{}] args in the manifest",
-                self.event()
-            ))
+            Error::new(format!("event `{}` has no argument `{name}`", self.event())).with_help(
+                format!(
+                    "declare it under [events.{}] args in the manifest",
+                    self.event()
+                ),
+            )
         })
     }
 
     /// The string argument called `name`.
     pub fn str(&self, name: &str) -> Result<&'a str> {
         let value = self.value(name)?;
-        value.as_str().ok_or_else(|| self.wrong_kind(name, value, "string"))
+        value
+            .as_str()
+            .ok_or_else(|| self.wrong_kind(name, value, "string"))
     }
 
     /// The integer argument called `name`.
     pub fn i64(&self, name: &str) -> Result<i64> {
         let value = self.value(name)?;
-        value.as_i64().ok_or_else(|| self.wrong_kind(name, value, "int"))
+        value
+            .as_i64()
+            .ok_or_else(|| self.wrong_kind(name, value, "int"))
     }
 
     /// The number argument called `name` (a float, or an int widened to a float).
     pub fn f64(&self, name: &str) -> Result<f64> {
         let value = self.value(name)?;
-        value.as_f64().ok_or_else(|| self.wrong_kind(name, value, "float"))
+        value
+            .as_f64()
+            .ok_or_else(|| self.wrong_kind(name, value, "float"))
     }
 
     /// The boolean argument called `name`.
     pub fn bool(&self, name: &str) -> Result<bool> {
         let value = self.value(name)?;
-        value.as_bool().ok_or_else(|| self.wrong_kind(name, value, "bool"))
+        value
+            .as_bool()
+            .ok_or_else(|| self.wrong_kind(name, value, "bool"))
     }
 
     /// All arguments as `(name, value)` pairs, in declared order.

@@ -85,11 +85,18 @@ struct Live<P: Plugin> {
 }
 
 impl<P: Plugin> PluginObject for Live<P> {
-    fn call(&self, id: u32, args: ArgsRaw<'_>, host: HostRef<'_>) -> RResult<Value<'static>, Error> {
+    fn call(
+        &self,
+        id: u32,
+        args: ArgsRaw<'_>,
+        host: HostRef<'_>,
+    ) -> RResult<Value<'static>, Error> {
         guard(|| {
-            let callback = self.callbacks.entries.get(id as usize).ok_or_else(|| {
-                Error::new(format!("plugin has no callback number {id}"))
-            })?;
+            let callback = self
+                .callbacks
+                .entries
+                .get(id as usize)
+                .ok_or_else(|| Error::new(format!("plugin has no callback number {id}")))?;
             (callback.func)(&self.plugin, &Args::from_raw(args), &Host::from_raw(host))
         })
     }

@@ -113,9 +113,7 @@ pub use abi::Outcome;
 
 /// Everything a plugin needs: `use switchboard_plugin_api::prelude::*;`.
 pub mod prelude {
-    pub use crate::{
-        export_plugin, Args, Callbacks, Error, Host, NoConfig, Plugin, Result, Value,
-    };
+    pub use crate::{export_plugin, Args, Callbacks, Error, Host, NoConfig, Plugin, Result, Value};
     pub use serde::Deserialize;
 }
 

@@ -1,1 +1,8 @@
+//! Integration tests: the real plugin libraries, loaded by the real loader and the real
+//! `switchboard` binary. One test binary, so the plugins are built once.
+
+mod abi;
+mod cli;
+mod dispatch;
+mod loading;
 mod util;

@@ -1,0 +1,238 @@
+//! Test support: build the real plugin libraries once, give each test its own folder and
+//! manifest, and run the real `switchboard` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// `target/<profile>`, found from this test binary's own path (`target/<profile>/deps/..`)
+/// so that tests use the libraries of the profile they were built with.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_owned()
+}
+
+fn profile_name() -> String {
+    match profile_dir().file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+        None => "release".to_owned(),
+    }
+}
+
+/// A `cargo` command with the variables of the cargo running this test removed, so that
+/// the nested build sees the same environment as a build from the shell.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME")
+            || key == "OUT_DIR"
+            || key.starts_with("DEP_")
+            || key == "RUSTC_WRAPPER"
+        {
+            cmd.env_remove(&*key);
+        }
+    }
+    cmd.current_dir(workspace());
+    cmd
+}
+
+/// Builds the binary and every plugin of the workspace once per test run.
+pub fn build() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let target = profile_dir().parent().unwrap().to_owned();
+        let status = cargo()
+            .args([
+                "build",
+                "--workspace",
+                "--profile",
+                &profile_name(),
+                "--target-dir",
+            ])
+            .arg(&target)
+            .status()
+            .expect("cannot run cargo");
+        assert!(
+            status.success(),
+            "building the workspace for the tests failed"
+        );
+    });
+}
+
+/// The path of a built plugin library.
+pub fn library(name: &str) -> PathBuf {
+    build();
+    profile_dir().join(format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ))
+}
+
+/// The `[events]` the `probe` fixture registers for, as TOML.
+pub const PROBE_EVENTS: &str = r#"
+[events.ping]
+[events.ask]
+result = "first"
+[events.fail]
+[events.boom]
+[events.echo]
+args = { name = "string", age = "int?" }
+[events.nest]
+[events.cycle]
+args = { n = "int" }
+[events.config]
+"#;
+
+/// A temporary folder with a manifest, for one test.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// A sandbox whose `events.toml` has `[host] plugin_dir` set to the built plugins and
+    /// then `body`.
+    pub fn new(body: &str) -> Sandbox {
+        build();
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox { dir };
+        sandbox.write(
+            "events.toml",
+            &format!(
+                "[host]\nplugin_dir = {:?}\n{body}",
+                profile_dir().to_str().unwrap()
+            ),
+        );
+        sandbox
+    }
+
+    /// A sandbox whose manifest has the probe's events, then `body` (usually plugins).
+    pub fn with_probe(body: &str) -> Sandbox {
+        Sandbox::new(&format!("{PROBE_EVENTS}\n{body}"))
+    }
+
+    /// Writes a file in the sandbox.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The sandbox's path for `name`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The manifest's path.
+    pub fn manifest(&self) -> PathBuf {
+        self.path("events.toml")
+    }
+
+    /// Runs `switchboard --manifest <sandbox manifest> ARGS` in the sandbox.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, "")
+    }
+
+    /// Runs the binary with `stdin` as its standard input.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        use std::io::Write;
+        let mut child = Command::new(binary())
+            .arg("--manifest")
+            .arg(self.manifest())
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("SWITCHBOARD_LOG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("cannot start switchboard");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        Run(child.wait_with_output().unwrap())
+    }
+}
+
+/// The built `switchboard` binary.
+pub fn binary() -> PathBuf {
+    build();
+    profile_dir().join(format!("switchboard{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// A finished run of the binary.
+pub struct Run(pub Output);
+
+impl Run {
+    /// The exit code.
+    pub fn code(&self) -> i32 {
+        self.0
+            .status
+            .code()
+            .expect("switchboard was killed by a signal")
+    }
+
+    /// Standard output as text.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    /// Standard error as text.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    /// Standard output parsed as one JSON document.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.0.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout(),
+                self.stderr()
+            )
+        })
+    }
+
+    /// Asserts the exit code, showing both streams when it differs.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// `plugin.callback` names of outcomes in run order, and their JSON values or errors.
+pub fn summarize(
+    board: &switchboard::Switchboard,
+    outcomes: &switchboard::Outcomes,
+) -> Vec<String> {
+    outcomes
+        .iter()
+        .map(|o| {
+            let c = board.callback(o.callback);
+            match &o.result {
+                Ok(v) => format!("{}.{} = {v}", c.plugin_name, c.name),
+                Err(e) => format!("{}.{} ! {e}", c.plugin_name, c.name),
+            }
+        })
+        .collect()
+}

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use serde_json::json;
 use switchboard::Switchboard;
 
-use super::{Cli, Format, exit};
+use super::{exit, Cli, Format};
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let mut board = Switchboard::open(&cli.manifest)?;
@@ -35,7 +35,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             println!(
                 "{}: {}: {events} events, {plugins} plugins, {callbacks} callbacks",
                 cli.manifest.display(),
-                if ok { "ok" } else { "loaded, but shutdown failed" },
+                if ok {
+                    "ok"
+                } else {
+                    "loaded, but shutdown failed"
+                },
             );
         }
     }

@@ -9,7 +9,7 @@ use switchboard::{Manifest, Switchboard};
 use switchboard_plugin_api::Value;
 
 use super::output::{outcomes_json, outcomes_text};
-use super::{Cli, Format, exit};
+use super::{exit, Cli, Format};
 
 #[derive(Debug, clap::Args)]
 pub struct EmitArgs {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use serde_json::json;
 use switchboard::loader::{Loader, HOST_API_VERSION};
 
-use super::{Cli, Format, exit};
+use super::{exit, Cli, Format};
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {

@@ -7,7 +7,7 @@ use serde_json::json;
 use switchboard::registry::Registry;
 use switchboard::Manifest;
 
-use super::{Cli, Format, exit};
+use super::{exit, Cli, Format};
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::load_valid(&cli.manifest)?;
@@ -45,7 +45,12 @@ fn as_json(registry: &Registry) -> serde_json::Value {
 
 fn as_text(registry: &Registry) -> String {
     let mut text = String::from("plugins, in load order:\n");
-    let width = registry.plugins().iter().map(|p| p.name.len()).max().unwrap_or(0);
+    let width = registry
+        .plugins()
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(0);
     for p in registry.plugins() {
         text.push_str(&format!(
             "  {:width$}  {} {} (plugin-api {})  {}\n",

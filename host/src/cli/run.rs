@@ -12,7 +12,7 @@ use serde_json::json;
 use switchboard::Switchboard;
 
 use super::output::outcomes_json;
-use super::{Cli, exit};
+use super::{exit, Cli};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {}

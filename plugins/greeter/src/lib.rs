@@ -42,7 +42,10 @@ impl Plugin for Greeter {
     }
 
     fn shutdown(&self, host: &Host) -> Result<()> {
-        host.info(format!("sent {} greetings", self.sent.load(Ordering::Relaxed)));
+        host.info(format!(
+            "sent {} greetings",
+            self.sent.load(Ordering::Relaxed)
+        ));
         Ok(())
     }
 }
@@ -61,7 +64,11 @@ impl Greeter {
         host.info(format!("greeting {name} <{}>", args.str("email")?));
         for outcome in host.emit("greeting_sent", [("name", Value::borrowed(name))])? {
             if let Err(error) = outcome.result() {
-                host.warn(format!("{}.{} failed: {error}", outcome.plugin(), outcome.callback()));
+                host.warn(format!(
+                    "{}.{} failed: {error}",
+                    outcome.plugin(),
+                    outcome.callback()
+                ));
             }
         }
         Ok(greeting)

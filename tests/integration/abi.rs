@@ -1,0 +1,4 @@
+//! The binary interface across plugin-api versions.
+
+#[test]
+fn placeholder() {}
