@@ -1,0 +1,173 @@
+//! The glue [`export_plugin!`](crate::export_plugin) expands to: the root module, the
+//! `PluginObject` implementation, and the panic guard around every call into plugin code.
+
+use std::cell::{Cell, RefCell};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+
+use abi_stable::prefix_type::PrefixTypeTrait;
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
+
+use crate::abi::{
+    ArgsRaw, HostRef, PluginBox, PluginInfo, PluginModule, PluginModuleRef, PluginObject,
+    PluginObject_TO, Registration,
+};
+use crate::args::Args;
+use crate::error::{Error, Result};
+use crate::host::Host;
+use crate::plugin::{Callbacks, Plugin};
+use crate::value::Value;
+
+/// The plugin-api version a plugin is built against, recorded in its [`PluginInfo`].
+pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The plugin's static description.
+pub fn info(name: &'static str, version: &'static str) -> PluginInfo {
+    PluginInfo {
+        name: RStr::from_str(name),
+        version: RStr::from_str(version),
+        api_version: RStr::from_str(API_VERSION),
+        features: RSlice::from_slice(&[]),
+    }
+}
+
+/// The root module of a plugin library.
+pub fn module<P: Plugin>(info: extern "C" fn() -> PluginInfo) -> PluginModuleRef {
+    PluginModule {
+        info,
+        registrations: registrations::<P>,
+        init: init::<P>,
+    }
+    .leak_into_prefix()
+}
+
+extern "C" fn registrations<P: Plugin>() -> RResult<RVec<Registration>, Error> {
+    install_panic_hook();
+    guard(|| {
+        let mut callbacks = Callbacks::<P>::new();
+        P::register(&mut callbacks);
+        Ok(callbacks
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(id, c)| Registration {
+                event: c.event.as_str().into(),
+                callback: c.name.as_str().into(),
+                priority: c.priority,
+                id: id as u32,
+            })
+            .collect())
+    })
+}
+
+extern "C" fn init<P: Plugin>(config: &Value<'_>, host: HostRef<'_>) -> RResult<PluginBox, Error> {
+    install_panic_hook();
+    guard(|| {
+        let host = Host::from_raw(host);
+        let config: P::Config = config.deserialize().map_err(|e| {
+            Error::new(format!("invalid config: {}", e.message()))
+                .with_help("fix the `config` table of this plugin in the manifest")
+        })?;
+        let plugin = P::init(config, &host)?;
+        let mut callbacks = Callbacks::new();
+        P::register(&mut callbacks);
+        Ok(PluginObject_TO::from_value(
+            Live { plugin, callbacks },
+            TD_Opaque,
+        ))
+    })
+}
+
+struct Live<P: Plugin> {
+    plugin: P,
+    callbacks: Callbacks<P>,
+}
+
+impl<P: Plugin> PluginObject for Live<P> {
+    fn call(
+        &self,
+        id: u32,
+        args: ArgsRaw<'_>,
+        host: HostRef<'_>,
+    ) -> RResult<Value<'static>, Error> {
+        guard(|| {
+            let callback = self
+                .callbacks
+                .entries
+                .get(id as usize)
+                .ok_or_else(|| Error::new(format!("plugin has no callback number {id}")))?;
+            (callback.func)(&self.plugin, &Args::from_raw(args), &Host::from_raw(host))
+        })
+    }
+
+    fn shutdown(&self, host: HostRef<'_>) -> RResult<(), Error> {
+        guard(|| self.plugin.shutdown(&Host::from_raw(host)))
+    }
+
+    fn control(
+        &self,
+        operation: RStr<'_>,
+        _argument: &Value<'_>,
+        _host: HostRef<'_>,
+    ) -> RResult<Value<'static>, Error> {
+        RResult::RErr(Error::new(format!(
+            "this plugin does not support the operation `{operation}`"
+        )))
+    }
+}
+
+thread_local! {
+    static GUARD_DEPTH: Cell<u32> = const { Cell::new(0) };
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs plugin code, turning a panic into an [`Error`] so that it never unwinds into the
+/// host (a panic crossing `extern "C"` aborts the whole process).
+pub fn guard<T>(body: impl FnOnce() -> Result<T>) -> RResult<T, Error> {
+    GUARD_DEPTH.with(|d| d.set(d.get() + 1));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(body));
+    GUARD_DEPTH.with(|d| d.set(d.get() - 1));
+    match outcome {
+        Ok(result) => result.into(),
+        Err(payload) => {
+            let message = LAST_PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| payload_message(payload.as_ref()));
+            RResult::RErr(Error::panicked(message))
+        }
+    }
+}
+
+fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".to_owned()
+    }
+}
+
+/// Records the message and location of a panic inside guarded plugin code instead of
+/// printing it, so the host reports it once, through its own logger. Panics elsewhere
+/// (a plugin's own threads, or a test binary the plugin is linked into) keep the previous
+/// hook.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if GUARD_DEPTH.with(Cell::get) > 0 {
+                let message = payload_message(info.payload());
+                let message = match info.location() {
+                    Some(at) => format!("{message} (at {}:{})", at.file(), at.line()),
+                    None => message,
+                };
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some(message));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}

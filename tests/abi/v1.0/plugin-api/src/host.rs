@@ -1,0 +1,73 @@
+//! The host handle a plugin receives in `init`, in callbacks and in `shutdown`.
+
+use abi_stable::std_types::{RSlice, RStr};
+
+use crate::abi::{level, HostRef, Outcome};
+use crate::error::Result;
+use crate::value::{Entry, Value};
+
+/// The host, as seen from inside one call into the plugin: log through the host's logger
+/// under the plugin's name, emit further events, read the plugin's manifest name.
+///
+/// A `Host` is only valid for the call it was passed to; it cannot be stored.
+#[repr(transparent)]
+pub struct Host<'a> {
+    raw: HostRef<'a>,
+}
+
+impl<'a> Host<'a> {
+    #[doc(hidden)]
+    pub fn from_raw(raw: HostRef<'a>) -> Self {
+        Host { raw }
+    }
+
+    /// The plugin's name as the manifest gives it (one library may be loaded twice under
+    /// two names).
+    pub fn plugin_name(&self) -> &str {
+        self.raw.plugin_name().as_str()
+    }
+
+    /// Logs at error level.
+    pub fn error(&self, message: impl AsRef<str>) {
+        self.log(level::ERROR, message.as_ref());
+    }
+
+    /// Logs at warning level.
+    pub fn warn(&self, message: impl AsRef<str>) {
+        self.log(level::WARN, message.as_ref());
+    }
+
+    /// Logs at info level.
+    pub fn info(&self, message: impl AsRef<str>) {
+        self.log(level::INFO, message.as_ref());
+    }
+
+    /// Logs at debug level.
+    pub fn debug(&self, message: impl AsRef<str>) {
+        self.log(level::DEBUG, message.as_ref());
+    }
+
+    fn log(&self, level: u8, message: &str) {
+        self.raw.log(level, RStr::from(message));
+    }
+
+    /// Emits `event` with named arguments from inside a callback and waits for its
+    /// callbacks. Nesting is limited by the host (`max_depth`); going deeper is an error.
+    ///
+    /// The result lists every callback's outcome; a failing callback is an `Err` inside
+    /// the list, not an error of `emit` itself.
+    pub fn emit<'v>(
+        &self,
+        event: &str,
+        args: impl IntoIterator<Item = (&'v str, Value<'v>)>,
+    ) -> Result<Vec<Outcome>> {
+        let entries: Vec<Entry<'v>> = args
+            .into_iter()
+            .map(|(name, value)| Entry::borrowed(name, value))
+            .collect();
+        self.raw
+            .emit(RStr::from(event), RSlice::from_slice(&entries))
+            .into_result()
+            .map(|outcomes| outcomes.into_vec())
+    }
+}
