@@ -15,13 +15,28 @@ fn build_legacy() {
         crate::util::build();
         let profile = profile_dir();
         let status = cargo()
-            .args(["build", "--manifest-path", "tests/abi/v1.0/Cargo.toml", "--locked"])
-            .args(["--profile", if profile.ends_with("debug") { "dev" } else { "release" }])
+            .args([
+                "build",
+                "--manifest-path",
+                "tests/abi/v1.0/Cargo.toml",
+                "--locked",
+            ])
+            .args([
+                "--profile",
+                if profile.ends_with("debug") {
+                    "dev"
+                } else {
+                    "release"
+                },
+            ])
             .arg("--target-dir")
             .arg(profile.parent().unwrap())
             .status()
             .expect("cannot run cargo");
-        assert!(status.success(), "building the plugin-api 1.0 fixture failed");
+        assert!(
+            status.success(),
+            "building the plugin-api 1.0 fixture failed"
+        );
     });
 }
 
@@ -49,7 +64,10 @@ fn a_plugin_built_against_plugin_api_1_0_loads_and_runs_in_this_host() {
         .unwrap();
     assert_eq!(
         summarize(&board, &echo),
-        [r#"old.echo = "old saw Ann""#, r#"new.echo = {"name":"Ann","age":null}"#]
+        [
+            r#"old.echo = "old saw Ann""#,
+            r#"new.echo = {"name":"Ann","age":null}"#
+        ]
     );
     let nest = board.emit(board.event("nest").unwrap(), &[]).unwrap();
     assert_eq!(summarize(&board, &nest)[0], "old.nest = 3");
@@ -60,5 +78,8 @@ fn a_plugin_built_against_plugin_api_1_0_loads_and_runs_in_this_host() {
     );
     let boom = board.emit(board.event("boom").unwrap(), &[]).unwrap();
     let error = boom.iter().next().unwrap().result.as_ref().unwrap_err();
-    assert!(error.is_panic() && error.message().contains("legacy exploded"), "{error}");
+    assert!(
+        error.is_panic() && error.message().contains("legacy exploded"),
+        "{error}"
+    );
 }
