@@ -200,3 +200,41 @@ fn a_bad_manifest_exits_2_with_file_and_line() {
     );
     assert!(!run.stderr().contains("panicked"));
 }
+
+#[test]
+fn emit_asks_for_missing_arguments_like_the_original_input_prompts() {
+    let sandbox = Sandbox::new(GREETER);
+    let run = sandbox.run_with_stdin(&["emit", "user_joined", "-i"], "Ann\n\nann@example.com\n");
+    run.assert_code(0);
+    assert!(
+        run.stdout()
+            .contains(r#"greeter.welcome  ok     "Hello, Ann!""#),
+        "{}",
+        run.stdout()
+    );
+    let prompts = run.stderr();
+    assert!(
+        prompts.contains("name (string): email (string):   `email` is required"),
+        "{prompts}"
+    );
+    assert!(
+        prompts.contains("greeting Ann <ann@example.com>"),
+        "{prompts}"
+    );
+
+    // Arguments given on the command line are not asked for.
+    let run = sandbox.run_with_stdin(
+        &["emit", "user_joined", "-i", "name=Bo"],
+        "bo@example.com\n",
+    );
+    run.assert_code(0);
+    assert!(!run.stderr().contains("name (string)"), "{}", run.stderr());
+
+    // Input that ends early is bad input, and no plugin ran.
+    let run = sandbox.run_with_stdin(&["emit", "user_joined", "-i"], "Ann\n");
+    run.assert_code(2);
+    assert!(run
+        .stderr()
+        .contains("input ended before argument `email` of event `user_joined` was given"));
+    assert!(!run.stderr().contains("greetings"), "{}", run.stderr());
+}

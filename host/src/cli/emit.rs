@@ -1,5 +1,6 @@
 //! `switchboard emit EVENT key=value ...`: dispatch one event and print the results.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -9,6 +10,7 @@ use switchboard::{Manifest, Switchboard};
 use switchboard_plugin_api::Value;
 
 use super::output::{outcomes_json, outcomes_text};
+use super::prompt;
 use super::{exit, Cli, Format};
 
 #[derive(Debug, clap::Args)]
@@ -24,6 +26,11 @@ pub struct EmitArgs {
     /// All arguments as one JSON object instead, e.g. '{"name": "Ann"}'.
     #[arg(long, value_name = "OBJECT")]
     pub json: Option<String>,
+
+    /// Ask for every declared argument not given, one per line on stdin (prompts go to
+    /// stderr). This is the default when stdin is a terminal.
+    #[arg(long, short = 'i', conflicts_with = "json")]
+    pub interactive: bool,
 }
 
 pub fn run(cli: &Cli, args: &EmitArgs) -> anyhow::Result<ExitCode> {
@@ -44,12 +51,16 @@ pub fn run(cli: &Cli, args: &EmitArgs) -> anyhow::Result<ExitCode> {
         None => {
             let mut pairs = Vec::with_capacity(args.args.len());
             for pair in &args.args {
-                let Some(split) = pair.split_once('=') else {
+                let Some((name, text)) = pair.split_once('=') else {
                     bail!("argument `{pair}` is not NAME=VALUE");
                 };
-                pairs.push(split);
+                pairs.push((name.to_owned(), text.to_owned()));
             }
-            decl.text_args(pairs)?
+            if args.interactive || std::io::stdin().is_terminal() {
+                let stdin = std::io::stdin();
+                prompt::ask_missing(decl, &mut pairs, &mut stdin.lock(), &mut std::io::stderr())?;
+            }
+            decl.text_args(pairs.iter().map(|(n, t)| (n.as_str(), t.as_str())))?
         }
     };
     let mut board = Switchboard::start_built(manifest, registry, &libraries)?;

@@ -12,6 +12,7 @@ mod emit;
 mod inspect;
 mod list;
 mod output;
+mod prompt;
 mod run;
 
 /// Exit codes: 0 success, 1 a callback failed, 2 bad input (manifest, arguments, library).
