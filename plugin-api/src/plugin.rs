@@ -12,7 +12,24 @@ use crate::value::Value;
 ///
 /// The state is shared by every worker thread of the host, so it must be `Send + Sync`;
 /// use atomics or a `Mutex` for anything a callback changes. See the crate docs for a
-/// complete plugin.
+/// complete plugin. State that is not thread-safe does not compile:
+///
+/// ```compile_fail
+/// use std::cell::Cell;
+/// use switchboard_plugin_api::prelude::*;
+///
+/// struct Counter {
+///     count: Cell<u64>, // not Sync: two worker threads could race on it
+/// }
+///
+/// impl Plugin for Counter {
+///     type Config = NoConfig;
+///     fn init(_: NoConfig, _: &Host) -> Result<Self> {
+///         Ok(Counter { count: Cell::new(0) })
+///     }
+///     fn register(_: &mut Callbacks<Self>) {}
+/// }
+/// ```
 pub trait Plugin: Sized + Send + Sync + 'static {
     /// The plugin's config, deserialized from the `config` table of its manifest entry.
     /// Use [`NoConfig`] when there is none.
