@@ -148,10 +148,10 @@ impl Switchboard {
             let answered = matches!(&result, Ok(v) if !v.is_null());
             if let Err(error) = &result {
                 tracing::warn!(
-                    plugin = %callback.plugin_name,
-                    callback = %callback.name,
-                    event = %event.name,
-                    "callback failed: {error}"
+                    "callback {}.{} failed on `{}`: {error}",
+                    callback.plugin_name,
+                    callback.name,
+                    event.name
                 );
             }
             out.items.push(CallOutcome {

@@ -23,7 +23,7 @@ pub enum HostError {
 #[non_exhaustive]
 pub enum ManifestError {
     /// The file could not be read.
-    #[error("cannot read manifest {}: {source}", path.display())]
+    #[error("cannot read manifest {}", path.display())]
     Read {
         /// The manifest's path.
         path: PathBuf,

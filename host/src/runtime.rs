@@ -93,7 +93,7 @@ impl Switchboard {
         for (plugin, instance) in live.rev() {
             let ctx = CallCtx::for_shutdown(self, &plugin.name);
             if let Err(error) = instance.shutdown(ctx.handle()).into_result() {
-                tracing::error!(plugin = %plugin.name, "shutdown failed: {error}");
+                tracing::error!("plugin `{}` failed to shut down: {error}", plugin.name);
                 failures.push(ShutdownFailure {
                     plugin: plugin.name.clone(),
                     error,

@@ -29,9 +29,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             })
         ),
         Format::Text => {
-            for f in &failures {
-                eprintln!("plugin `{}` failed to shut down: {}", f.plugin, f.error);
-            }
             println!(
                 "{}: {}: {events} events, {plugins} plugins, {callbacks} callbacks",
                 cli.manifest.display(),

@@ -1,6 +1,5 @@
 //! Command-line parsing and the subcommands, one file each.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,6 +10,7 @@ mod check;
 mod emit;
 mod inspect;
 mod list;
+mod logging;
 mod output;
 mod prompt;
 mod run;
@@ -93,24 +93,15 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Logs go to stderr. `SWITCHBOARD_LOG` (tracing's filter syntax) overrides the level.
+/// Logs go to stderr: info by default, debug with `--verbose`, warnings with `--quiet`.
 pub fn init_logging(cli: &Cli) {
-    let default = if cli.verbose {
+    logging::init(if cli.verbose {
         "debug"
     } else if cli.quiet {
         "warn"
     } else {
         "info"
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .without_time()
-        .init();
+    });
 }
 
 /// The long report behind an error, for `--verbose`.
