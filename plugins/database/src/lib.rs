@@ -1,0 +1,86 @@
+//! `database`: stores users who sign up (`user_joined`) in SQLite and answers
+//! `user_lookup` with the stored record.
+//!
+//! Config: `path`, the database file (default `users.db`), relative to the host's working
+//! directory. The schema is created on first use.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use switchboard_plugin_api::prelude::*;
+
+pub mod store;
+
+use store::{Store, StoreError};
+
+/// The `config` table of a `database` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The SQLite file.
+    #[serde(default = "default_path")]
+    pub path: PathBuf,
+}
+
+fn default_path() -> PathBuf {
+    PathBuf::from("users.db")
+}
+
+/// The plugin: one connection, shared by the host's worker threads through a mutex.
+pub struct Database {
+    store: Mutex<Store>,
+}
+
+impl Plugin for Database {
+    type Config = Config;
+
+    fn init(config: Config, host: &Host) -> Result<Self> {
+        let store = Store::open(&config.path).map_err(|e| {
+            Error::new(format!("cannot open {}: {e}", config.path.display()))
+                .with_help("check that the folder exists and is writable, or set `path`")
+        })?;
+        host.debug(format!("users database at {}", config.path.display()));
+        Ok(Database {
+            store: Mutex::new(store),
+        })
+    }
+
+    fn register(callbacks: &mut Callbacks<Self>) {
+        // First, so that with `on_error = "stop"` nobody announces a user who was not stored.
+        callbacks.on("user_joined", Self::add_user).priority(100);
+        callbacks.on("user_lookup", Self::find_user);
+    }
+}
+
+impl Database {
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        // A panic while holding the lock leaves no half-written row (SQLite is
+        // transactional), so a poisoned lock is still safe to use.
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// On `user_joined`: inserts the user and returns the stored row.
+    fn add_user(&self, args: &Args, host: &Host) -> Result<Value<'static>> {
+        let (name, email) = (args.str("name")?, args.str("email")?);
+        let user = self.store().add(name, email).map_err(|e| match e {
+            StoreError::Duplicate(_) => Error::new(e.to_string()).with_help(
+                "sign up with another email address, or look the user up with `user_lookup`",
+            ),
+            StoreError::Sqlite(_) => Error::new(e.to_string()),
+        })?;
+        host.info(format!("stored user #{} {name} <{email}>", user.id));
+        Value::from_serialize(&user)
+    }
+
+    /// On `user_lookup`: the stored user, or null so another plugin may answer.
+    fn find_user(&self, args: &Args, _host: &Host) -> Result<Value<'static>> {
+        match self.store().find(args.str("email")?)? {
+            Some(user) => Value::from_serialize(&user),
+            None => Ok(Value::NULL),
+        }
+    }
+}
+
+export_plugin!(Database);
