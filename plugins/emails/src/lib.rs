@@ -1,0 +1,120 @@
+//! `emails`: sends every new user (`user_joined`) a welcome email.
+//!
+//! Config:
+//! - `from`: the sender (default `switchboard <noreply@example.com>`);
+//! - `transport`: `"file"` (default) writes `.eml` files into `outbox` (default `outbox`,
+//!   relative to the host's working directory, created if missing); `"smtp"` sends through
+//!   `smtp_host` (default `127.0.0.1`) and `smtp_port` (default 25), without TLS, giving up
+//!   after `timeout_ms` (default 5000).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use switchboard_plugin_api::prelude::*;
+
+pub mod message;
+pub mod transport;
+
+use transport::Outbox;
+
+/// How messages are delivered.
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// `.eml` files in the outbox folder.
+    #[default]
+    File,
+    /// An SMTP relay.
+    Smtp,
+}
+
+/// The `config` table of an `emails` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The sender.
+    #[serde(default = "default_from")]
+    pub from: String,
+    /// How messages are delivered.
+    #[serde(default)]
+    pub transport: TransportKind,
+    /// The outbox folder, for `transport = "file"`.
+    #[serde(default = "default_outbox")]
+    pub outbox: PathBuf,
+    /// The SMTP host, for `transport = "smtp"`.
+    #[serde(default = "default_smtp_host")]
+    pub smtp_host: String,
+    /// The SMTP port.
+    #[serde(default = "default_smtp_port")]
+    pub smtp_port: u16,
+    /// How long to wait for the SMTP server.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_from() -> String {
+    "switchboard <noreply@example.com>".to_owned()
+}
+fn default_outbox() -> PathBuf {
+    PathBuf::from("outbox")
+}
+fn default_smtp_host() -> String {
+    "127.0.0.1".to_owned()
+}
+fn default_smtp_port() -> u16 {
+    25
+}
+fn default_timeout_ms() -> u64 {
+    5000
+}
+
+/// The plugin.
+pub struct Emails {
+    from: String,
+    outbox: Outbox,
+}
+
+impl Plugin for Emails {
+    type Config = Config;
+
+    fn init(config: Config, _host: &Host) -> Result<Self> {
+        let outbox = match config.transport {
+            TransportKind::File => Outbox::folder(config.outbox.clone()).map_err(|e| {
+                Error::new(format!(
+                    "cannot create outbox {}: {e}",
+                    config.outbox.display()
+                ))
+                .with_help("set `outbox` to a writable folder")
+            })?,
+            TransportKind::Smtp => Outbox::smtp(
+                &config.smtp_host,
+                config.smtp_port,
+                Duration::from_millis(config.timeout_ms),
+            ),
+        };
+        // Fail at load, not at the first sign-up, when the sender is malformed.
+        message::welcome(&config.from, "check", "check@example.com")
+            .map_err(|e| Error::new(e.to_string()).with_help("fix `from` in the config"))?;
+        Ok(Emails {
+            from: config.from,
+            outbox,
+        })
+    }
+
+    fn register(callbacks: &mut Callbacks<Self>) {
+        callbacks.on("user_joined", Self::greet_new_user);
+    }
+}
+
+impl Emails {
+    /// On `user_joined`: sends the welcome message; returns where it went.
+    fn greet_new_user(&self, args: &Args, host: &Host) -> Result<String> {
+        let (name, email) = (args.str("name")?, args.str("email")?);
+        let message = message::welcome(&self.from, name, email)?;
+        let sent_to = self.outbox.send(&message).map_err(Error::new)?;
+        host.info(format!("welcome email for {email} -> {sent_to}"));
+        Ok(sent_to)
+    }
+}
+
+export_plugin!(Emails);
