@@ -5,4 +5,5 @@ mod abi;
 mod cli;
 mod dispatch;
 mod loading;
+mod signup;
 mod util;
