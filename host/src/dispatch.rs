@@ -1,7 +1,9 @@
 //! Emitting events: argument checks, then every callback in dispatch order.
 
 use switchboard_plugin_api::abi::ArgsRaw;
-use switchboard_plugin_api::Value;
+use switchboard_plugin_api::{Error as PluginError, Value};
+
+use crate::breaker::{Admission, Breaker};
 
 use crate::error::EmitError;
 use crate::host_api::CallCtx;
@@ -138,33 +140,92 @@ impl Switchboard {
             names: event.schema.names.as_slice().into(),
             values: args.into(),
         };
+        let first = out.items.len();
+        let mut any_failed = false;
         for &id in &event.callbacks {
             let callback = self.registry.callback(id);
-            let ctx = CallCtx::for_callback(self, &callback.plugin_name, frame);
-            let result = self.instances[callback.plugin]
-                .call(callback.id, raw, ctx.handle())
-                .into_result();
-            let failed = result.is_err();
-            let answered = matches!(&result, Ok(v) if !v.is_null());
-            if let Err(error) = &result {
-                tracing::warn!(
-                    "callback {}.{} failed on `{}`: {error}",
-                    callback.plugin_name,
-                    callback.name,
-                    event.name
-                );
-            }
+            let breaker = &self.breakers[callback.plugin];
+            let result = match breaker.admit(&callback.plugin_name) {
+                Admission::Allowed => {
+                    let ctx = CallCtx::for_callback(self, &callback.plugin_name, frame);
+                    let result = self.instances[callback.plugin]
+                        .call(callback.id, raw, ctx.handle())
+                        .into_result();
+                    match &result {
+                        Ok(_) => breaker.succeeded(&callback.plugin_name),
+                        Err(error) => {
+                            any_failed = true;
+                            breaker.failed(&callback.plugin_name);
+                            tracing::warn!(
+                                "callback {}.{} failed on `{}`: {error}",
+                                callback.plugin_name,
+                                callback.name,
+                                event.name
+                            );
+                        }
+                    }
+                    result
+                }
+                Admission::Skipped { retry_in_ms } => Err(skipped(breaker, callback, retry_in_ms)),
+            };
+            let stop = match &result {
+                Ok(value) => event.result == ResultPolicy::First && !value.is_null(),
+                Err(_) => event.on_error == ErrorPolicy::Stop,
+            };
             out.items.push(CallOutcome {
                 callback: id,
                 result,
             });
-            if (failed && event.on_error == ErrorPolicy::Stop)
-                || (answered && event.result == ResultPolicy::First)
-            {
+            if stop {
                 break;
             }
         }
+        if any_failed {
+            self.report_failures(event, &out.items[first..], frame);
+        }
     }
+
+    /// Dispatches `plugin.failed` once per failed (not skipped) callback. Failures of
+    /// `plugin.failed` callbacks themselves are only logged, so a failing reporter cannot
+    /// loop.
+    fn report_failures(&self, event: &Event, outcomes: &[CallOutcome], frame: &Frame<'_>) {
+        let reporter = self.registry.event(self.plugin_failed);
+        if event.name == reporter.name || reporter.callbacks.is_empty() {
+            return;
+        }
+        for outcome in outcomes {
+            let Err(error) = &outcome.result else {
+                continue;
+            };
+            if error.is_skipped() {
+                continue;
+            }
+            let callback = self.registry.callback(outcome.callback);
+            let args = [
+                Value::borrowed(&callback.plugin_name),
+                Value::borrowed(&callback.name),
+                Value::borrowed(&event.name),
+                Value::borrowed(error.message()),
+                Value::from(error.is_panic()),
+            ];
+            let mut reports = Outcomes::new();
+            self.dispatch(reporter, &args, frame, &mut reports);
+        }
+    }
+}
+
+/// The outcome of a callback skipped because its plugin is switched off.
+fn skipped(
+    breaker: &Breaker,
+    callback: &crate::registry::Callback,
+    retry_in_ms: u64,
+) -> PluginError {
+    let settings = breaker.settings();
+    PluginError::skipped(format!(
+        "plugin `{}` is switched off after {} failures in {} ms; retrying in {retry_in_ms} ms",
+        callback.plugin_name, settings.failures, settings.window_ms
+    ))
+    .with_help("see the plugin's earlier errors; the breaker is set by `breaker` in the manifest")
 }
 
 impl Event {

@@ -24,6 +24,8 @@
 // their size is worth the plain, matchable variants.
 #![allow(clippy::result_large_err)]
 
+pub mod breaker;
+pub mod builtin;
 mod dispatch;
 pub mod error;
 mod host_api;
@@ -35,6 +37,7 @@ mod runtime;
 pub mod schema;
 mod suggest;
 
+pub use breaker::BreakerState;
 pub use error::{EmitError, HostError, LoadError, ManifestError};
 pub use manifest::Manifest;
 pub use outcome::{CallOutcome, Outcomes};

@@ -46,6 +46,9 @@ pub struct HostSettings {
     /// How deep callbacks may nest `emit` calls before the innermost emit fails.
     #[serde(default = "default_max_depth")]
     pub max_depth: u32,
+    /// The circuit breaker every plugin gets unless its entry sets its own.
+    #[serde(default)]
+    pub breaker: BreakerSettings,
 }
 
 impl Default for HostSettings {
@@ -53,8 +56,48 @@ impl Default for HostSettings {
         HostSettings {
             plugin_dir: default_plugin_dir(),
             max_depth: default_max_depth(),
+            breaker: BreakerSettings::default(),
         }
     }
+}
+
+/// When a failing plugin is switched off, and for how long.
+///
+/// After `failures` failed calls within `window_ms`, the plugin's callbacks are skipped for
+/// `cooldown_ms`; then one call is let through: a success switches the plugin back on, a
+/// failure off again for another cool-down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSettings {
+    /// Failures within the window that switch the plugin off; 0 never does.
+    #[serde(default = "default_breaker_failures")]
+    pub failures: u32,
+    /// The window failures are counted in, in milliseconds.
+    #[serde(default = "default_breaker_window_ms")]
+    pub window_ms: u64,
+    /// How long a switched-off plugin is skipped, in milliseconds.
+    #[serde(default = "default_breaker_cooldown_ms")]
+    pub cooldown_ms: u64,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        BreakerSettings {
+            failures: default_breaker_failures(),
+            window_ms: default_breaker_window_ms(),
+            cooldown_ms: default_breaker_cooldown_ms(),
+        }
+    }
+}
+
+fn default_breaker_failures() -> u32 {
+    20
+}
+fn default_breaker_window_ms() -> u64 {
+    10_000
+}
+fn default_breaker_cooldown_ms() -> u64 {
+    30_000
 }
 
 fn default_plugin_dir() -> PathBuf {
@@ -128,6 +171,9 @@ pub struct PluginEntry {
     /// The table handed to the plugin's `init`, deserialized into its config type.
     #[serde(default)]
     pub config: Option<toml::Table>,
+    /// This plugin's circuit breaker, instead of `[host] breaker`.
+    #[serde(default)]
+    pub breaker: Option<BreakerSettings>,
 }
 
 impl PluginEntry {
@@ -187,6 +233,16 @@ impl Manifest {
         };
 
         for (name, event) in &self.events {
+            if crate::builtin::is_builtin(name.get_ref()) {
+                problem(
+                    name.span(),
+                    format!(
+                        "`{}` is a built-in event and cannot be declared; remove this table (plugins may register for it as it is)",
+                        name.get_ref()
+                    ),
+                );
+                continue;
+            }
             if let Err(why) = check_event_name(name.get_ref()) {
                 problem(
                     name.span(),

@@ -101,6 +101,18 @@ impl Registry {
             });
         }
 
+        for (name, doc, schema) in crate::builtin::declarations() {
+            let (result, on_error) = crate::builtin::POLICIES;
+            registry.add_event(Event {
+                name: name.to_owned(),
+                doc: doc.to_owned(),
+                schema,
+                result,
+                on_error,
+                callbacks: Vec::new(),
+            });
+        }
+
         let mut loader = Loader::new();
         let mut libraries = Vec::with_capacity(manifest.plugins.len());
         for (plugin, entry) in manifest.plugins.iter().enumerate() {
@@ -188,7 +200,7 @@ impl Registry {
         &self.events[id.0 as usize]
     }
 
-    /// Every event, in manifest order.
+    /// Every event: the manifest's in order, then the built-in ones.
     pub fn events(&self) -> &[Event] {
         &self.events
     }

@@ -4,6 +4,10 @@ use std::path::Path;
 
 use switchboard_plugin_api::{Error as PluginError, Value};
 
+use std::time::Instant;
+
+use crate::breaker::{Breaker, BreakerState};
+use crate::builtin;
 use crate::error::{HostError, LoadError};
 use crate::host_api::CallCtx;
 use crate::loader::Library;
@@ -20,6 +24,10 @@ pub struct Switchboard {
     pub(crate) registry: Registry,
     /// Live plugins, indexed like `registry.plugins()`.
     pub(crate) instances: Vec<PluginBox>,
+    /// Their circuit breakers, indexed the same way.
+    pub(crate) breakers: Vec<Breaker>,
+    /// `plugin.failed`, resolved once.
+    pub(crate) plugin_failed: EventId,
     shut_down: bool,
 }
 
@@ -56,10 +64,30 @@ impl Switchboard {
         registry: Registry,
         libraries: &[Library],
     ) -> Result<Switchboard, LoadError> {
+        let epoch = Instant::now();
+        let breakers = registry
+            .plugins
+            .iter()
+            .map(|plugin| {
+                let entry = manifest
+                    .plugins
+                    .iter()
+                    .find(|e| *e.name.get_ref() == plugin.name);
+                let settings = entry
+                    .and_then(|e| e.breaker)
+                    .unwrap_or(manifest.host.breaker);
+                Breaker::new(settings, epoch)
+            })
+            .collect();
+        let plugin_failed = registry
+            .event_id(builtin::PLUGIN_FAILED)
+            .expect("built-in events are always registered");
         let mut board = Switchboard {
             manifest,
             registry,
             instances: Vec::with_capacity(libraries.len()),
+            breakers,
+            plugin_failed,
             shut_down: false,
         };
         for (plugin, library) in board.registry.plugins.iter().zip(libraries) {
@@ -80,13 +108,40 @@ impl Switchboard {
                 }
             }
         }
+        board.emit_builtin(builtin::HOST_STARTED);
         Ok(board)
+    }
+
+    /// Emits a built-in event without arguments, if anything listens.
+    fn emit_builtin(&self, name: &str) {
+        let id = self
+            .registry
+            .event_id(name)
+            .expect("built-in events are always registered");
+        if !self.registry.event(id).callbacks.is_empty() {
+            // No arguments to check; failures are logged and reported via plugin.failed.
+            let _ = self.emit(id, &[]);
+        }
+    }
+
+    /// Whether each plugin is switched on, by manifest name, with how often its breaker
+    /// tripped.
+    pub fn breaker_states(&self) -> Vec<(&str, BreakerState, u64)> {
+        self.registry
+            .plugins
+            .iter()
+            .zip(&self.breakers)
+            .map(|(p, b)| (p.name.as_str(), b.state(), b.trips()))
+            .collect()
     }
 
     /// Runs every plugin's shutdown once, in reverse load order, and returns the failures.
     pub fn shutdown(&mut self) -> Vec<ShutdownFailure> {
         if std::mem::replace(&mut self.shut_down, true) {
             return Vec::new();
+        }
+        if self.instances.len() == self.registry.plugins.len() {
+            self.emit_builtin(builtin::HOST_STOPPING);
         }
         let mut failures = Vec::new();
         let live = self.registry.plugins.iter().zip(&self.instances);

@@ -10,7 +10,12 @@ use super::{exit, Cli, Format};
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let mut board = Switchboard::open(&cli.manifest)?;
     let registry = board.registry();
-    let (events, plugins) = (registry.events().len(), registry.plugins().len());
+    let events = registry
+        .events()
+        .iter()
+        .filter(|e| !switchboard::builtin::is_builtin(&e.name))
+        .count();
+    let plugins = registry.plugins().len();
     let callbacks: usize = registry.events().iter().map(|e| e.callbacks.len()).sum();
     let failures = board.shutdown();
     let ok = failures.is_empty();

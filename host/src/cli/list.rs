@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use serde_json::json;
+use switchboard::builtin::is_builtin;
 use switchboard::registry::Registry;
 use switchboard::Manifest;
 
@@ -62,7 +63,12 @@ fn as_text(registry: &Registry) -> String {
         ));
     }
     text.push_str("\nevents, callbacks in dispatch order:\n");
+    let mut unheard = Vec::new();
     for e in registry.events() {
+        if is_builtin(&e.name) && e.callbacks.is_empty() {
+            unheard.push(e.name.as_str());
+            continue;
+        }
         let args: Vec<String> = e
             .schema
             .names()
@@ -88,6 +94,12 @@ fn as_text(registry: &Registry) -> String {
             }
             text.push('\n');
         }
+    }
+    if !unheard.is_empty() {
+        text.push_str(&format!(
+            "built-in events without callbacks: {}\n",
+            unheard.join(", ")
+        ));
     }
     text
 }
