@@ -128,7 +128,7 @@ fn run_answers_each_json_line_with_its_id() {
         r#"{"event": "greetings_count"}"#,
         "\n",
     );
-    let run = sandbox.run_with_stdin(&["run"], input);
+    let run = sandbox.run_with_stdin(&["run", "--workers", "1"], input);
     run.assert_code(2);
     let lines: Vec<serde_json::Value> = run
         .stdout()

@@ -220,7 +220,7 @@ fn user_lookup_returns_the_stored_user_to_the_caller() {
         r#"{"event": "user_lookup", "args": {"email": "nobody@example.com"}, "id": "q2"}"#,
         "\n",
     );
-    let run = sandbox.run_with_stdin(&["run"], input);
+    let run = sandbox.run_with_stdin(&["run", "--workers", "1"], input);
     run.assert_code(0);
     let lines: Vec<serde_json::Value> = run
         .stdout()

@@ -1,21 +1,45 @@
-//! `switchboard run`: JSON-lines events on stdin, one result line per event on stdout.
+//! `switchboard run`: JSON-lines events on stdin, one result line per event on stdout,
+//! dispatched by a pool of worker threads.
 //!
 //! Input line: `{"event": "user_joined", "args": {...}, "id": "optional"}`.
 //! Output line: `{"seq": N, "id": ..., "event": ..., "ok": bool, "results": [...]}`, or
-//! `{"seq": N, "id": ..., "error": "..."}` for a line that could not be dispatched.
+//! `{"seq": N, "id": ..., "error": "..."}` for a line that could not be dispatched. `seq`
+//! numbers the non-empty input lines from 1.
+//!
+//! Threads: a reader turns stdin into lines; the main thread accepts them into a bounded
+//! queue (when it is full, reading waits); workers dispatch; a writer prints. On end of
+//! input or SIGINT/SIGTERM, the main thread stops accepting, the workers finish every
+//! accepted event, and the plugins shut down. A second SIGINT exits at once.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use serde::Deserialize;
 use serde_json::json;
 use switchboard::Switchboard;
 
 use super::output::outcomes_json;
-use super::{exit, Cli};
+use super::{exit, Cli, Format};
 
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// Worker threads dispatching events [default: the number of cores].
+    #[arg(long, short = 'w', value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
+
+    /// Events accepted ahead of the workers; when the queue is full, reading waits.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue: u32,
+
+    /// Print result lines in input order, even with several workers.
+    #[arg(long)]
+    pub ordered: bool,
+}
 
 /// One input line.
 #[derive(Debug, Deserialize)]
@@ -28,46 +52,161 @@ struct Input {
     id: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Default)]
+/// Counts kept by each worker and added up at the end.
+#[derive(Debug, Default, Clone)]
 struct Totals {
     events: u64,
-    callbacks: u64,
-    failed_callbacks: u64,
     bad_lines: u64,
+    plugins: Vec<PluginTotals>,
 }
 
-pub fn run(cli: &Cli, _args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let mut board = Switchboard::open(&cli.manifest)?;
-    let stdin = std::io::stdin().lock();
-    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut totals = Totals::default();
-    for (index, line) in stdin.lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
+#[derive(Debug, Default, Clone, Copy)]
+struct PluginTotals {
+    calls: u64,
+    failed: u64,
+    panicked: u64,
+    skipped: u64,
+}
+
+impl Totals {
+    fn new(plugins: usize) -> Self {
+        Totals {
+            plugins: vec![PluginTotals::default(); plugins],
+            ..Totals::default()
         }
-        let seq = index as u64 + 1;
-        let reply = handle(&board, seq, &line, &mut totals);
-        serde_json::to_writer(&mut stdout, &reply)?;
-        stdout.write_all(b"\n")?;
-        stdout.flush()?;
     }
-    // Shutdown failures are logged by the runtime; they do not change the exit code.
-    board.shutdown();
-    tracing::info!(
-        "run finished: {} events, {} callbacks, {} failed callbacks, {} bad lines",
-        totals.events,
-        totals.callbacks,
-        totals.failed_callbacks,
-        totals.bad_lines
+
+    fn add(&mut self, other: &Totals) {
+        self.events += other.events;
+        self.bad_lines += other.bad_lines;
+        for (mine, theirs) in self.plugins.iter_mut().zip(&other.plugins) {
+            mine.calls += theirs.calls;
+            mine.failed += theirs.failed;
+            mine.panicked += theirs.panicked;
+            mine.skipped += theirs.skipped;
+        }
+    }
+
+    fn failed_callbacks(&self) -> u64 {
+        self.plugins.iter().map(|p| p.failed + p.skipped).sum()
+    }
+}
+
+pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let mut board = Switchboard::open(&cli.manifest)?;
+    let workers = args.workers.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
     );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while draining exits at once, with the conventional code.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+
+    let lines = read_lines_in_background();
+    let (work_tx, work_rx) = bounded::<(u64, String)>(args.queue as usize);
+    let (out_tx, out_rx) = bounded::<(u64, String)>(args.queue as usize);
+    let plugins = board.registry().plugins().len();
+
+    let mut totals = Totals::new(plugins);
+    let mut accepted = 0;
+    let mut stopped_by_signal = false;
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let writer = scope.spawn(move || write_results(out_rx, args.ordered));
+        let board = &board;
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (work_rx, out_tx) = (work_rx.clone(), out_tx.clone());
+                scope.spawn(move || work(board, work_rx, out_tx, plugins))
+            })
+            .collect();
+        drop((work_rx, out_tx));
+
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                stopped_by_signal = true;
+                break;
+            }
+            match lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => {
+                    accepted += 1;
+                    // Blocks while the queue is full: back-pressure on the reader.
+                    if work_tx.send((accepted, line)).is_err() {
+                        break;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if stopped_by_signal {
+            tracing::info!("stopping on signal: finishing the {accepted} accepted events");
+        }
+        drop(work_tx);
+        for handle in handles {
+            totals.add(&handle.join().expect("a worker thread panicked"));
+        }
+        writer.join().expect("the writer thread panicked")?;
+        Ok(())
+    })?;
+
+    board.shutdown();
+    print_summary(cli, &board, accepted, &totals, stopped_by_signal);
     Ok(if totals.bad_lines > 0 {
         exit::bad_input()
-    } else if totals.failed_callbacks > 0 {
+    } else if totals.failed_callbacks() > 0 {
         exit::callback_failed()
     } else {
         exit::ok()
     })
+}
+
+/// Reads stdin on a thread of its own, so that a signal can stop the run while a read
+/// blocks; the thread is left behind when the run ends.
+fn read_lines_in_background() -> Receiver<String> {
+    let (tx, rx) = bounded::<String>(64);
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut stdin = stdin.lock();
+        loop {
+            let mut line = String::new();
+            match stdin.read_line(&mut line) {
+                Ok(0) => return,
+                Ok(_) => {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("cannot read stdin: {e}");
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+fn work(
+    board: &Switchboard,
+    jobs: Receiver<(u64, String)>,
+    results: Sender<(u64, String)>,
+    plugins: usize,
+) -> Totals {
+    let mut totals = Totals::new(plugins);
+    for (seq, line) in jobs {
+        let reply = handle(board, seq, &line, &mut totals);
+        if results.send((seq, reply.to_string())).is_err() {
+            break;
+        }
+    }
+    totals
 }
 
 fn handle(board: &Switchboard, seq: u64, line: &str, totals: &mut Totals) -> serde_json::Value {
@@ -81,14 +220,23 @@ fn handle(board: &Switchboard, seq: u64, line: &str, totals: &mut Totals) -> ser
     match board.emit_json(&input.event, &input.args) {
         Ok(outcomes) => {
             totals.events += 1;
-            totals.callbacks += outcomes.len() as u64;
-            let failed = outcomes.failures().count() as u64;
-            totals.failed_callbacks += failed;
+            for outcome in &outcomes {
+                let plugin = &mut totals.plugins[board.callback(outcome.callback).plugin];
+                match &outcome.result {
+                    Ok(_) => plugin.calls += 1,
+                    Err(e) if e.is_skipped() => plugin.skipped += 1,
+                    Err(e) => {
+                        plugin.calls += 1;
+                        plugin.failed += 1;
+                        plugin.panicked += u64::from(e.is_panic());
+                    }
+                }
+            }
             json!({
                 "seq": seq,
                 "id": input.id,
                 "event": input.event,
-                "ok": failed == 0,
+                "ok": !outcomes.has_failures(),
                 "results": outcomes_json(board, &outcomes),
             })
         }
@@ -96,5 +244,91 @@ fn handle(board: &Switchboard, seq: u64, line: &str, totals: &mut Totals) -> ser
             totals.bad_lines += 1;
             json!({"seq": seq, "id": input.id, "event": input.event, "error": e.to_string()})
         }
+    }
+}
+
+/// Prints result lines as they come (or in `seq` order), flushing whenever no result is
+/// waiting so that a slow producer still sees prompt output.
+fn write_results(results: Receiver<(u64, String)>, ordered: bool) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut pending = BTreeMap::new();
+    let mut next = 1;
+    loop {
+        let (seq, line) = match results.try_recv() {
+            Ok(item) => item,
+            Err(_) => {
+                out.flush()?;
+                match results.recv() {
+                    Ok(item) => item,
+                    Err(_) => break,
+                }
+            }
+        };
+        if !ordered {
+            writeln!(out, "{line}")?;
+            continue;
+        }
+        pending.insert(seq, line);
+        while let Some(line) = pending.remove(&next) {
+            writeln!(out, "{line}")?;
+            next += 1;
+        }
+    }
+    for line in pending.values() {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
+}
+
+fn print_summary(cli: &Cli, board: &Switchboard, accepted: u64, totals: &Totals, signal: bool) {
+    let breakers = board.breaker_states();
+    let names = board.registry().plugins().iter().map(|p| p.name.as_str());
+    match cli.format {
+        Format::Json => {
+            let plugins: Vec<_> = names
+                .zip(&totals.plugins)
+                .zip(&breakers)
+                .map(|((name, t), (_, state, trips))| {
+                    json!({
+                        "plugin": name, "calls": t.calls, "failed": t.failed,
+                        "panicked": t.panicked, "skipped": t.skipped,
+                        "breaker": state.to_string(), "breaker_trips": trips,
+                    })
+                })
+                .collect();
+            eprintln!(
+                "{}",
+                json!({
+                    "summary": {
+                        "accepted": accepted, "events": totals.events,
+                        "bad_lines": totals.bad_lines, "stopped_by_signal": signal,
+                        "plugins": plugins,
+                    }
+                })
+            );
+        }
+        Format::Text if !cli.quiet => {
+            eprintln!(
+                "run: {accepted} events accepted{}, {} dispatched, {} bad lines",
+                if signal { " (stopped by signal)" } else { "" },
+                totals.events,
+                totals.bad_lines
+            );
+            for ((name, t), (_, state, trips)) in names.zip(&totals.plugins).zip(&breakers) {
+                eprintln!(
+                    "  {name}: {} calls, {} failed ({} panics), {} skipped; {state}{}",
+                    t.calls,
+                    t.failed,
+                    t.panicked,
+                    t.skipped,
+                    if *trips > 0 {
+                        format!(", switched off {trips} times")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
+        Format::Text => {}
     }
 }
