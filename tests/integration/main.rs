@@ -4,6 +4,7 @@
 mod abi;
 mod cli;
 mod dispatch;
+mod faults;
 mod loading;
 mod signup;
 mod util;
