@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use serde_json::json;
 use switchboard::builtin::is_builtin;
+use switchboard::manifest::BreakerSettings;
 use switchboard::registry::Registry;
 use switchboard::Manifest;
 
@@ -14,16 +15,45 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::load_valid(&cli.manifest)?;
     let (registry, _libraries) = Registry::build(&manifest)?;
     match cli.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&as_json(&registry))?),
-        Format::Text => print!("{}", as_text(&registry)),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&as_json(&manifest, &registry))?
+        ),
+        Format::Text => print!("{}", as_text(&manifest, &registry)),
     }
     Ok(exit::ok())
 }
 
-fn as_json(registry: &Registry) -> serde_json::Value {
+/// The breaker a plugin gets: its own, or the host's.
+fn breaker(manifest: &Manifest, plugin: &str) -> BreakerSettings {
+    manifest
+        .plugins
+        .iter()
+        .find(|e| e.name.get_ref() == plugin)
+        .and_then(|e| e.breaker)
+        .unwrap_or(manifest.host.breaker)
+}
+
+fn describe_breaker(b: BreakerSettings) -> String {
+    if b.failures == 0 {
+        "breaker off".to_owned()
+    } else {
+        format!(
+            "switched off for {} ms after {} failures in {} ms",
+            b.cooldown_ms, b.failures, b.window_ms
+        )
+    }
+}
+
+fn as_json(manifest: &Manifest, registry: &Registry) -> serde_json::Value {
     json!({
         "plugins": registry.plugins().iter().map(|p| json!({
             "name": p.name,
+            "breaker": {
+                "failures": breaker(manifest, &p.name).failures,
+                "window_ms": breaker(manifest, &p.name).window_ms,
+                "cooldown_ms": breaker(manifest, &p.name).cooldown_ms,
+            },
             "library": p.path,
             "crate": p.info.name,
             "version": p.info.version,
@@ -44,7 +74,7 @@ fn as_json(registry: &Registry) -> serde_json::Value {
     })
 }
 
-fn as_text(registry: &Registry) -> String {
+fn as_text(manifest: &Manifest, registry: &Registry) -> String {
     let mut text = String::from("plugins, in load order:\n");
     let width = registry
         .plugins()
@@ -54,12 +84,14 @@ fn as_text(registry: &Registry) -> String {
         .unwrap_or(0);
     for p in registry.plugins() {
         text.push_str(&format!(
-            "  {:width$}  {} {} (plugin-api {})  {}\n",
+            "  {:width$}  {} {} (plugin-api {})  {}\n  {:width$}  {}\n",
             p.name,
             p.info.name,
             p.info.version,
             p.info.api_version,
-            p.path.display()
+            p.path.display(),
+            "",
+            describe_breaker(breaker(manifest, &p.name)),
         ));
     }
     text.push_str("\nevents, callbacks in dispatch order:\n");
