@@ -404,3 +404,26 @@ fn sigterm_mid_stream_finishes_every_accepted_event() {
         assert_eq!(r["stopping"], true);
     }
 }
+
+#[test]
+fn one_worker_or_ordered_output_keeps_arrival_order() {
+    for args in [
+        &["--workers", "1"][..],
+        &["--workers", "2", "--ordered"][..],
+    ] {
+        let s = load_sandbox(20_000);
+        let mut child = start_run(&s, args, 20_000, true);
+        let stderr = drain_stderr(&mut child);
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let seqs: Vec<u64> = stdout
+            .lines()
+            .map(|l| {
+                let l = l.unwrap();
+                l[7..l.find(',').unwrap()].parse().unwrap()
+            })
+            .collect();
+        child.wait().unwrap();
+        stderr.join().unwrap();
+        assert_eq!(seqs, (1..=20_000).collect::<Vec<_>>(), "{args:?}");
+    }
+}
