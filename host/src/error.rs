@@ -1,7 +1,6 @@
 //! Typed errors of the host library. Each names the file, plugin, event or callback
 //! involved and says what to do.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use switchboard_plugin_api::Error as PluginError;
@@ -32,55 +31,116 @@ pub enum ManifestError {
         source: std::io::Error,
     },
     /// The file is not valid TOML or does not fit the manifest's shape.
-    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    #[error("{}", render(path, text, std::slice::from_ref(problem)))]
     Syntax {
         /// The manifest's path.
         path: PathBuf,
-        /// Where, when known.
-        line: Option<usize>,
-        /// What is wrong, from the TOML parser.
-        message: String,
+        /// The manifest's text, to show the offending line.
+        text: String,
+        /// What is wrong, and where.
+        problem: Problem,
     },
     /// The file parsed, but some entries are invalid; every one is listed.
-    #[error("{}", ProblemList { path, problems })]
+    #[error("{}", render(path, text, problems))]
     Invalid {
         /// The manifest's path.
         path: PathBuf,
+        /// The manifest's text, to show the offending lines.
+        text: String,
         /// Every problem found.
         problems: Vec<Problem>,
     },
 }
 
-/// One problem found while validating a manifest.
+impl ManifestError {
+    /// A stable name for the kind of error, for scripts (`--format json`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ManifestError::Read { .. } => "manifest.read",
+            ManifestError::Syntax { .. } => "manifest.syntax",
+            ManifestError::Invalid { .. } => "manifest.invalid",
+        }
+    }
+
+    /// Every problem, for callers that show them their own way.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ManifestError::Read { .. } => &[],
+            ManifestError::Syntax { problem, .. } => std::slice::from_ref(problem),
+            ManifestError::Invalid { problems, .. } => problems,
+        }
+    }
+}
+
+/// One problem found in a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// The 1-based line in the manifest.
+    /// The 1-based line, or 0 when the problem is not tied to a place in the file.
     pub line: usize,
+    /// The 1-based column (in characters).
+    pub column: usize,
+    /// The bytes of the manifest the problem points at.
+    pub span: Option<std::ops::Range<usize>>,
     /// What is wrong and what to do.
     pub message: String,
 }
 
-struct ProblemList<'a> {
-    path: &'a PathBuf,
-    problems: &'a [Problem],
+impl Problem {
+    /// A problem at `span` of `text`.
+    pub fn at(text: &str, span: std::ops::Range<usize>, message: String) -> Problem {
+        let start = span.start.min(text.len());
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        Problem {
+            line: text[..start].matches('\n').count() + 1,
+            column: text[line_start..start].chars().count() + 1,
+            span: Some(start..span.end.clamp(start, text.len())),
+            message,
+        }
+    }
+
+    /// A problem with the manifest as a whole.
+    pub fn general(message: String) -> Problem {
+        Problem {
+            line: 0,
+            column: 0,
+            span: None,
+            message,
+        }
+    }
 }
 
-impl fmt::Display for ProblemList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, problem) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
+/// Compiler-style diagnostics: each problem with its file, line, column and the offending
+/// line underlined.
+fn render(path: &std::path::Path, text: &str, problems: &[Problem]) -> String {
+    use annotate_snippets::{Level, Renderer, Snippet};
+    let origin = path.display().to_string();
+    let renderer = Renderer::plain();
+    let mut out = Vec::new();
+    for problem in problems {
+        let message = Level::Error.title(&problem.message);
+        let message = match &problem.span {
+            // An empty span (the end of the file, say) still gets a caret.
+            Some(span) => {
+                let span = if span.is_empty() && span.start < text.len() {
+                    span.start..span.start + 1
+                } else {
+                    span.clone()
+                };
+                message.snippet(
+                    Snippet::source(text)
+                        .origin(&origin)
+                        .fold(true)
+                        .annotation(Level::Error.span(span)),
+                )
             }
-            write!(
-                f,
-                "{}:{}: {}",
-                self.path.display(),
-                problem.line,
-                problem.message
-            )?;
-        }
-        Ok(())
+            None => message.snippet(Snippet::source("").origin(&origin)),
+        };
+        out.push(renderer.render(message).to_string());
     }
+    if problems.len() > 1 {
+        out.push(format!("{} problems in {origin}", problems.len()));
+    }
+    out.join("\n\n")
 }
 
 /// A plugin library that could not be loaded or initialized.
@@ -153,11 +213,47 @@ pub enum LoadError {
 }
 
 impl LoadError {
+    /// A stable name for the kind of error, for scripts (`--format json`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LoadError::Missing { .. } => "load.missing",
+            LoadError::NotALibrary { .. } => "load.not_a_library",
+            LoadError::NotAPlugin { .. } => "load.not_a_plugin",
+            LoadError::Incompatible { .. } => "load.incompatible",
+            LoadError::UndeclaredEvent { .. } => "load.undeclared_event",
+            LoadError::Init { .. } => "load.init",
+        }
+    }
+
     /// The long form for `--verbose`: abi_stable's full layout report when there is one.
     pub fn details(&self) -> Option<&str> {
         match self {
             LoadError::Incompatible { report, .. } => Some(report),
             _ => None,
+        }
+    }
+}
+
+impl HostError {
+    /// A stable name for the kind of error, for scripts (`--format json`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HostError::Manifest(e) => e.kind(),
+            HostError::Load(e) => e.kind(),
+        }
+    }
+}
+
+impl EmitError {
+    /// A stable name for the kind of error, for scripts (`--format json`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EmitError::UnknownEvent { .. } => "emit.unknown_event",
+            EmitError::MissingArg { .. } => "emit.missing_argument",
+            EmitError::UnknownArg { .. } => "emit.unknown_argument",
+            EmitError::WrongType { .. } => "emit.wrong_type",
+            EmitError::WrongArity { .. } => "emit.wrong_arity",
+            EmitError::TooDeep { .. } => "emit.too_deep",
         }
     }
 }

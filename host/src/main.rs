@@ -1,5 +1,6 @@
-//! The `switchboard` command. Library errors become one `error:` line and exit code 2;
-//! a failing callback is reported and sets exit code 1.
+//! The `switchboard` command. Library errors become one `error:` report (a compiler-style
+//! diagnostic for manifest errors, JSON with `--format json`) and exit code 2; a failing
+//! callback is reported and sets exit code 1.
 
 use std::process::ExitCode;
 
@@ -13,14 +14,7 @@ fn main() -> ExitCode {
     match cli::run(&args) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            if args.verbose {
-                if let Some(details) = cli::error_details(&err) {
-                    eprintln!("\ndetails:\n{details}");
-                }
-            } else if cli::error_details(&err).is_some() {
-                eprintln!("(run with --verbose for the full report)");
-            }
+            cli::report_error(&args, &err);
             cli::exit::bad_input()
         }
     }

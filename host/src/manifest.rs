@@ -204,12 +204,17 @@ impl Manifest {
 
     /// Parses manifest text; `path` is used for messages and to resolve relative paths.
     pub fn parse(source: &str, path: &Path) -> Result<Manifest, ManifestError> {
-        let mut manifest: Manifest =
-            toml::from_str(source).map_err(|err| ManifestError::Syntax {
+        let mut manifest: Manifest = toml::from_str(source).map_err(|err| {
+            let message = with_suggestion(err.message());
+            ManifestError::Syntax {
                 path: path.to_owned(),
-                line: err.span().map(|s| line_of(source, s.start)),
-                message: err.message().to_owned(),
-            })?;
+                text: source.to_owned(),
+                problem: match err.span() {
+                    Some(span) => Problem::at(source, span, message),
+                    None => Problem::general(message),
+                },
+            }
+        })?;
         manifest.path = path.to_owned();
         manifest.source = source.to_owned();
         Ok(manifest)
@@ -226,10 +231,7 @@ impl Manifest {
     pub fn validate(&self) -> Result<(), ManifestError> {
         let mut problems = Vec::new();
         let mut problem = |span: std::ops::Range<usize>, message: String| {
-            problems.push(Problem {
-                line: line_of(&self.source, span.start),
-                message,
-            })
+            problems.push(Problem::at(&self.source, span, message))
         };
 
         for (name, event) in &self.events {
@@ -260,7 +262,11 @@ impl Manifest {
         }
 
         if self.host.max_depth == 0 {
-            problem(0..0, "`host.max_depth` must be at least 1".to_owned());
+            let at = self.source.find("max_depth").unwrap_or(0);
+            problem(
+                at..at + "max_depth".len(),
+                "`host.max_depth` must be at least 1".to_owned(),
+            );
         }
 
         let mut seen = HashSet::new();
@@ -291,6 +297,7 @@ impl Manifest {
         } else {
             Err(ManifestError::Invalid {
                 path: self.path.clone(),
+                text: self.source.clone(),
                 problems,
             })
         }
@@ -328,6 +335,20 @@ impl Manifest {
 /// The 1-based line of byte `offset` in `source`.
 pub(crate) fn line_of(source: &str, offset: usize) -> usize {
     source[..offset.min(source.len())].matches('\n').count() + 1
+}
+
+/// Adds "did you mean" to serde's "unknown field `x`, expected one of `a`, `b`" and
+/// "unknown variant" messages.
+fn with_suggestion(message: &str) -> String {
+    if !(message.starts_with("unknown field `") || message.starts_with("unknown variant `")) {
+        return message.to_owned();
+    }
+    let parts: Vec<&str> = message.split('`').collect();
+    let candidates = parts.iter().skip(3).step_by(2).copied();
+    match crate::suggest::nearest(parts[1], candidates) {
+        Some(near) => format!("{message} (did you mean `{near}`?)"),
+        None => message.to_owned(),
+    }
 }
 
 /// Event names: lowercase ASCII letters, digits, `_`, and `.` between words
@@ -405,8 +426,12 @@ mod tests {
     fn unknown_keys_are_refused_with_their_line() {
         let err = parse("[host]\nplugin_dri = \"x\"\n").unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("dir/events.toml:2"), "{text}");
-        assert!(text.contains("unknown field `plugin_dri`"), "{text}");
+        assert!(text.contains("--> dir/events.toml:2:1"), "{text}");
+        assert!(text.contains("2 | plugin_dri = \"x\""), "{text}");
+        assert!(
+            text.contains("unknown field `plugin_dri`, expected one of `plugin_dir`, `max_depth`, `breaker` (did you mean `plugin_dir`?)"),
+            "{text}"
+        );
     }
 
     #[test]

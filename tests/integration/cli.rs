@@ -195,7 +195,7 @@ fn a_bad_manifest_exits_2_with_file_and_line() {
     run.assert_code(2);
     let manifest = sandbox.manifest();
     assert!(
-        run.stderr().contains(&format!("{}:4: argument `name` of event `user_joined`: unknown type `strng` (did you mean `string`?)", manifest.display())),
+        run.stderr().contains(&format!("error: argument `name` of event `user_joined`: unknown type `strng` (did you mean `string`?); the types are string, int, float, bool, bytes, list, map, any, with `?` for optional\n --> {}:4:17\n  |\n4 | args = {{ name = \"strng\" }}\n  |                 ^^^^^^^", manifest.display())),
         "{}",
         run.stderr()
     );

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use switchboard::{HostError, LoadError};
+use switchboard::{EmitError, HostError, LoadError, ManifestError};
 
 mod check;
 mod emit;
@@ -104,13 +104,57 @@ pub fn init_logging(cli: &Cli) {
     });
 }
 
-/// The long report behind an error, for `--verbose`.
-pub fn error_details(err: &anyhow::Error) -> Option<&str> {
-    let load = err.downcast_ref::<LoadError>().or_else(|| {
-        err.downcast_ref::<HostError>().and_then(|e| match e {
-            HostError::Load(load) => Some(load),
+/// Prints an error that stops the command: for people, one `error:` report (manifest
+/// errors are already rendered as diagnostics) and, with `--verbose`, the full details;
+/// for scripts, `{"error": {"kind", "message", "details"}}` on stderr.
+pub fn report_error(cli: &Cli, err: &anyhow::Error) {
+    let manifest = err
+        .downcast_ref::<ManifestError>()
+        .or_else(|| match err.downcast_ref() {
+            Some(HostError::Manifest(e)) => Some(e),
             _ => None,
-        })
-    })?;
-    load.details().filter(|d| !d.is_empty())
+        });
+    let load = err
+        .downcast_ref::<LoadError>()
+        .or_else(|| match err.downcast_ref() {
+            Some(HostError::Load(e)) => Some(e),
+            _ => None,
+        });
+    let details = load.and_then(LoadError::details).filter(|d| !d.is_empty());
+    let kind = manifest
+        .map(ManifestError::kind)
+        .or(load.map(LoadError::kind))
+        .or(err.downcast_ref::<EmitError>().map(EmitError::kind))
+        .unwrap_or("usage");
+    match cli.format {
+        Format::Json => {
+            let problems: Vec<_> = manifest
+                .map(ManifestError::problems)
+                .unwrap_or_default()
+                .iter()
+                .map(|p| serde_json::json!({"line": p.line, "column": p.column, "message": p.message}))
+                .collect();
+            eprintln!(
+                "{}",
+                serde_json::json!({"error": {
+                    "kind": kind,
+                    "message": format!("{err:#}"),
+                    "problems": problems,
+                    "details": details,
+                }})
+            )
+        }
+        Format::Text => {
+            match manifest {
+                // Already "error: ..." with the file, line and the offending line shown.
+                Some(e) if !matches!(e, ManifestError::Read { .. }) => eprintln!("{e}"),
+                _ => eprintln!("error: {err:#}"),
+            }
+            match details {
+                Some(details) if cli.verbose => eprintln!("\ndetails:\n{details}"),
+                Some(_) => eprintln!("(run with --verbose for the full report)"),
+                None => {}
+            }
+        }
+    }
 }
