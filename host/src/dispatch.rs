@@ -148,9 +148,11 @@ impl Switchboard {
             let result = match breaker.admit(&callback.plugin_name) {
                 Admission::Allowed => {
                     let ctx = CallCtx::for_callback(self, &callback.plugin_name, frame);
-                    let result = self.instances[callback.plugin]
-                        .call(callback.id, raw, ctx.handle())
-                        .into_result();
+                    // Callbacks of a skipped plugin were taken out of every event.
+                    let Some(instance) = &self.instances[callback.plugin] else {
+                        continue;
+                    };
+                    let result = instance.call(callback.id, raw, ctx.handle()).into_result();
                     match &result {
                         Ok(_) => breaker.succeeded(&callback.plugin_name),
                         Err(error) => {

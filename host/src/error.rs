@@ -155,6 +155,40 @@ pub enum LoadError {
         /// Where the library was expected.
         path: PathBuf,
     },
+    /// The file's SHA-256 differs from the manifest's pin.
+    #[error("plugin `{plugin}`: {} has sha256 {actual}, but the manifest pins {expected}; it was not loaded. If you replaced the library on purpose, update `sha256` (`switchboard check --pin` prints the current values)", path.display())]
+    HashMismatch {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// The pinned hash.
+        expected: String,
+        /// The file's hash.
+        actual: String,
+    },
+    /// The file or its folder may be written by other users.
+    #[error("plugin `{plugin}`: {} is writable by other users (mode {mode:04o}), so anyone could change the code the host runs; it was not loaded. Run `chmod go-w {}`, or set `allow_writable = true` if that is intended", path.display(), path.display())]
+    Writable {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The file or folder with the loose mode.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The library resolves (through `..` or a symbolic link) outside its folder.
+    #[error("plugin `{plugin}`: {} resolves to {}, outside {}; it was not loaded. Move the library into the folder, or give its absolute `path` to load it from elsewhere", path.display(), resolved.display(), folder.display())]
+    Escapes {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The path as resolved from the manifest.
+        path: PathBuf,
+        /// Where it really points.
+        resolved: PathBuf,
+        /// The folder it had to stay in.
+        folder: PathBuf,
+    },
     /// The file exists but the system loader refused it (not a shared library, or one for
     /// another architecture).
     #[error("plugin `{plugin}`: {} is not a loadable shared library ({reason}); rebuild the plugin for this platform", path.display())]
@@ -217,11 +251,29 @@ impl LoadError {
     pub fn kind(&self) -> &'static str {
         match self {
             LoadError::Missing { .. } => "load.missing",
+            LoadError::HashMismatch { .. } => "load.hash_mismatch",
+            LoadError::Writable { .. } => "load.writable",
+            LoadError::Escapes { .. } => "load.escapes",
             LoadError::NotALibrary { .. } => "load.not_a_library",
             LoadError::NotAPlugin { .. } => "load.not_a_plugin",
             LoadError::Incompatible { .. } => "load.incompatible",
             LoadError::UndeclaredEvent { .. } => "load.undeclared_event",
             LoadError::Init { .. } => "load.init",
+        }
+    }
+
+    /// The plugin's manifest name.
+    pub fn plugin(&self) -> &str {
+        match self {
+            LoadError::Missing { plugin, .. }
+            | LoadError::HashMismatch { plugin, .. }
+            | LoadError::Writable { plugin, .. }
+            | LoadError::Escapes { plugin, .. }
+            | LoadError::NotALibrary { plugin, .. }
+            | LoadError::NotAPlugin { plugin, .. }
+            | LoadError::Incompatible { plugin, .. }
+            | LoadError::UndeclaredEvent { plugin, .. }
+            | LoadError::Init { plugin, .. } => plugin,
         }
     }
 

@@ -32,6 +32,7 @@ mod host_api;
 pub mod loader;
 pub mod manifest;
 mod outcome;
+pub mod preflight;
 pub mod registry;
 mod runtime;
 pub mod schema;

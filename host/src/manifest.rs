@@ -49,6 +49,25 @@ pub struct HostSettings {
     /// The circuit breaker every plugin gets unless its entry sets its own.
     #[serde(default)]
     pub breaker: BreakerSettings,
+    /// What a plugin that cannot be loaded or initialized does to the host, unless its
+    /// entry says otherwise.
+    #[serde(default)]
+    pub on_load_error: LoadErrorPolicy,
+    /// Load plugin files (and folders) that other users may write to. Off by default:
+    /// anyone who can write the file can run code in the host.
+    #[serde(default)]
+    pub allow_writable: bool,
+}
+
+/// What a plugin that fails to load does to the host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadErrorPolicy {
+    /// Stop the host with the error.
+    #[default]
+    Fail,
+    /// Say so on stderr and run without the plugin.
+    Skip,
 }
 
 impl Default for HostSettings {
@@ -57,6 +76,8 @@ impl Default for HostSettings {
             plugin_dir: default_plugin_dir(),
             max_depth: default_max_depth(),
             breaker: BreakerSettings::default(),
+            on_load_error: LoadErrorPolicy::default(),
+            allow_writable: false,
         }
     }
 }
@@ -174,9 +195,29 @@ pub struct PluginEntry {
     /// This plugin's circuit breaker, instead of `[host] breaker`.
     #[serde(default)]
     pub breaker: Option<BreakerSettings>,
+    /// The library's expected SHA-256 (64 hex digits); a file that differs is refused
+    /// before it is loaded. `switchboard check --pin` prints the current values.
+    #[serde(default)]
+    pub sha256: Option<Spanned<String>>,
+    /// Overrides `[host] on_load_error` for this plugin.
+    #[serde(default)]
+    pub on_load_error: Option<LoadErrorPolicy>,
+    /// Overrides `[host] allow_writable` for this plugin.
+    #[serde(default)]
+    pub allow_writable: Option<bool>,
 }
 
 impl PluginEntry {
+    /// What a load failure of this plugin does: its own policy, or the host's.
+    pub fn load_error_policy(&self, host: &HostSettings) -> LoadErrorPolicy {
+        self.on_load_error.unwrap_or(host.on_load_error)
+    }
+
+    /// Whether this plugin's file may be writable by others.
+    pub fn writable_allowed(&self, host: &HostSettings) -> bool {
+        self.allow_writable.unwrap_or(host.allow_writable)
+    }
+
     /// The library's short name: `library`, or else `name`.
     pub fn library_name(&self) -> &str {
         self.library.as_ref().unwrap_or(&self.name).get_ref()
@@ -283,6 +324,23 @@ impl Manifest {
                     entry.name.span(),
                     format!("invalid plugin name `{name}`: use letters, digits, `_` and `-`"),
                 );
+            }
+            if let Some(library) = &entry.library {
+                if library.get_ref().contains(['/', '\\']) || library.get_ref().is_empty() {
+                    problem(
+                        library.span(),
+                        format!("`library` of plugin `{name}` must be a library name like `greeter`, not a path; use `path` for a file elsewhere"),
+                    );
+                }
+            }
+            if let Some(sha) = &entry.sha256 {
+                let hex = sha.get_ref();
+                if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                    problem(
+                        sha.span(),
+                        format!("`sha256` of plugin `{name}` must be 64 hex digits; `switchboard check --pin` prints the current value"),
+                    );
+                }
             }
             if entry.library.is_some() && entry.path.is_some() {
                 problem(

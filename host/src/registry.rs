@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use crate::error::{EmitError, LoadError};
 use crate::loader::{Library, LibraryInfo, Loader};
-use crate::manifest::Manifest;
 use crate::manifest::{ErrorPolicy, ResultPolicy};
+use crate::manifest::{LoadErrorPolicy, Manifest};
 use crate::schema::{ArgType, Kind, Schema};
 use crate::suggest::did_you_mean;
 
@@ -71,6 +71,43 @@ pub struct Registry {
     pub(crate) by_name: HashMap<String, EventId>,
     pub(crate) callbacks: Vec<Callback>,
     pub(crate) plugins: Vec<PluginMeta>,
+    pub(crate) skipped: Vec<SkippedPlugin>,
+}
+
+/// A plugin left out under `on_load_error = "skip"`.
+#[derive(Debug, Clone)]
+pub struct SkippedPlugin {
+    /// The manifest name.
+    pub name: String,
+    /// Why it was left out.
+    pub error: String,
+}
+
+/// Checks, opens and checks the registrations of one plugin's library.
+fn open_checked(
+    manifest: &Manifest,
+    registry: &Registry,
+    loader: &mut Loader,
+    entry: &crate::manifest::PluginEntry,
+) -> Result<Library, LoadError> {
+    let name = entry.name.get_ref();
+    let path = crate::preflight::library_file(manifest, entry)?;
+    let library = loader.open(name, &path)?;
+    for registration in &library.registrations {
+        if registry.event_id(&registration.event).is_none() {
+            return Err(LoadError::UndeclaredEvent {
+                plugin: name.clone(),
+                callback: registration.callback.to_string(),
+                event: registration.event.to_string(),
+                suggestion: did_you_mean(
+                    &registration.event,
+                    registry.by_name.keys().map(String::as_str),
+                ),
+                manifest: manifest.path.clone(),
+            });
+        }
+    }
+    Ok(library)
 }
 
 impl Registry {
@@ -115,22 +152,25 @@ impl Registry {
 
         let mut loader = Loader::new();
         let mut libraries = Vec::with_capacity(manifest.plugins.len());
-        for (plugin, entry) in manifest.plugins.iter().enumerate() {
+        for entry in &manifest.plugins {
             let name = entry.name.get_ref();
-            let library = loader.open(name, &manifest.library_path(entry))?;
-            for registration in &library.registrations {
-                let Some(event) = registry.event_id(&registration.event) else {
-                    return Err(LoadError::UndeclaredEvent {
-                        plugin: name.clone(),
-                        callback: registration.callback.to_string(),
-                        event: registration.event.to_string(),
-                        suggestion: did_you_mean(
-                            &registration.event,
-                            registry.by_name.keys().map(String::as_str),
-                        ),
-                        manifest: manifest.path.clone(),
+            let library = match open_checked(manifest, &registry, &mut loader, entry) {
+                Ok(library) => library,
+                Err(error) if entry.load_error_policy(&manifest.host) == LoadErrorPolicy::Skip => {
+                    tracing::warn!("skipping plugin `{name}` (on_load_error = \"skip\"): {error}");
+                    registry.skipped.push(SkippedPlugin {
+                        name: name.clone(),
+                        error: error.to_string(),
                     });
-                };
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let plugin = registry.plugins.len();
+            for registration in &library.registrations {
+                let event = registry
+                    .event_id(&registration.event)
+                    .expect("open_checked refuses undeclared events");
                 registry.add_callback(Callback {
                     plugin,
                     plugin_name: name.clone(),
@@ -174,6 +214,25 @@ impl Registry {
                 .callbacks
                 .sort_by_key(|id| std::cmp::Reverse(callbacks[id.0 as usize].priority));
         }
+    }
+
+    /// Takes a plugin that failed to initialize (and may be skipped) out of dispatch.
+    pub(crate) fn skip_plugin(&mut self, plugin: usize, error: String) {
+        let callbacks = &self.callbacks;
+        for event in &mut self.events {
+            event
+                .callbacks
+                .retain(|id| callbacks[id.0 as usize].plugin != plugin);
+        }
+        self.skipped.push(SkippedPlugin {
+            name: self.plugins[plugin].name.clone(),
+            error,
+        });
+    }
+
+    /// Plugins left out because they failed to load and their policy is `skip`.
+    pub fn skipped(&self) -> &[SkippedPlugin] {
+        &self.skipped
     }
 
     /// The event called `name`, or an error that suggests the nearest declared name.

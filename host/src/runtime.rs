@@ -11,7 +11,7 @@ use crate::builtin;
 use crate::error::{HostError, LoadError};
 use crate::host_api::CallCtx;
 use crate::loader::Library;
-use crate::manifest::Manifest;
+use crate::manifest::{LoadErrorPolicy, Manifest};
 use crate::registry::{Callback, CallbackId, EventId, Registry};
 use switchboard_plugin_api::abi::PluginBox;
 
@@ -22,8 +22,9 @@ use switchboard_plugin_api::abi::PluginBox;
 pub struct Switchboard {
     pub(crate) manifest: Manifest,
     pub(crate) registry: Registry,
-    /// Live plugins, indexed like `registry.plugins()`.
-    pub(crate) instances: Vec<PluginBox>,
+    /// Live plugins, indexed like `registry.plugins()`; `None` for one skipped after a
+    /// failed `init`.
+    pub(crate) instances: Vec<Option<PluginBox>>,
     /// Their circuit breakers, indexed the same way.
     pub(crate) breakers: Vec<Breaker>,
     /// `plugin.failed`, resolved once.
@@ -90,6 +91,7 @@ impl Switchboard {
             plugin_failed,
             shut_down: false,
         };
+        let mut skipped = Vec::new();
         for (plugin, library) in board.registry.plugins.iter().zip(libraries) {
             let entry = board
                 .manifest
@@ -100,13 +102,24 @@ impl Switchboard {
             let config = config_value(entry.config.as_ref());
             let ctx = CallCtx::for_init(&board, &plugin.name);
             match (library.module.init())(&config, ctx.handle()).into_result() {
-                Ok(instance) => board.instances.push(instance),
+                Ok(instance) => board.instances.push(Some(instance)),
                 Err(error) => {
-                    let plugin = plugin.name.clone();
-                    board.shutdown();
-                    return Err(LoadError::Init { plugin, error });
+                    let error = LoadError::Init {
+                        plugin: plugin.name.clone(),
+                        error,
+                    };
+                    if entry.load_error_policy(&board.manifest.host) == LoadErrorPolicy::Fail {
+                        board.shutdown();
+                        return Err(error);
+                    }
+                    tracing::warn!("skipping plugin (on_load_error = \"skip\"): {error}");
+                    board.instances.push(None);
+                    skipped.push((board.instances.len() - 1, error.to_string()));
                 }
             }
+        }
+        for (plugin, error) in skipped {
+            board.registry.skip_plugin(plugin, error);
         }
         board.emit_builtin(builtin::HOST_STARTED);
         Ok(board)
@@ -146,6 +159,7 @@ impl Switchboard {
         let mut failures = Vec::new();
         let live = self.registry.plugins.iter().zip(&self.instances);
         for (plugin, instance) in live.rev() {
+            let Some(instance) = instance else { continue };
             let ctx = CallCtx::for_shutdown(self, &plugin.name);
             if let Err(error) = instance.shutdown(ctx.handle()).into_result() {
                 tracing::error!("plugin `{}` failed to shut down: {error}", plugin.name);

@@ -1,14 +1,63 @@
-//! `switchboard check`: validate the manifest and load every plugin.
+//! `switchboard check`: validate the manifest, check every plugin file, then load and
+//! initialize every plugin. `--pin` prints (or writes) each library's SHA-256 instead.
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use serde_json::json;
-use switchboard::Switchboard;
+use switchboard::manifest::LoadErrorPolicy;
+use switchboard::preflight::{library_file, sha256_of};
+use switchboard::{Manifest, Switchboard};
 
 use super::{exit, Cli, Format};
 
-pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let mut board = Switchboard::open(&cli.manifest)?;
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Print each plugin's `sha256` pin for the library files as they are now.
+    #[arg(long)]
+    pub pin: bool,
+
+    /// With --pin: write the pins into the manifest (comments and layout are kept).
+    #[arg(long, requires = "pin")]
+    pub write: bool,
+}
+
+pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let manifest = Manifest::load_valid(&cli.manifest)?;
+    if args.pin {
+        return pin(cli, &manifest, args.write);
+    }
+
+    // Every file problem at once, before any library is loaded.
+    let refused: Vec<_> = manifest
+        .plugins
+        .iter()
+        .filter(|e| e.load_error_policy(&manifest.host) == LoadErrorPolicy::Fail)
+        .filter_map(|e| library_file(&manifest, e).err())
+        .collect();
+    if !refused.is_empty() {
+        match cli.format {
+            Format::Json => eprintln!(
+                "{}",
+                json!({"error": {
+                    "kind": "check",
+                    "message": format!("{} plugins cannot be loaded", refused.len()),
+                    "plugins": refused.iter().map(|e| json!({
+                        "plugin": e.plugin(), "kind": e.kind(), "message": e.to_string()
+                    })).collect::<Vec<_>>(),
+                }})
+            ),
+            Format::Text => {
+                for error in &refused {
+                    eprintln!("error: {error}");
+                }
+                eprintln!("{} plugins cannot be loaded", refused.len());
+            }
+        }
+        return Ok(exit::bad_input());
+    }
+
+    let mut board = Switchboard::start(manifest)?;
     let registry = board.registry();
     let events = registry
         .events()
@@ -16,6 +65,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         .filter(|e| !switchboard::builtin::is_builtin(&e.name))
         .count();
     let plugins = registry.plugins().len();
+    let skipped: Vec<_> = registry.skipped().to_vec();
     let callbacks: usize = registry.events().iter().map(|e| e.callbacks.len()).sum();
     let failures = board.shutdown();
     let ok = failures.is_empty();
@@ -26,7 +76,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 "ok": ok,
                 "manifest": cli.manifest,
                 "events": events,
-                "plugins": plugins,
+                "plugins": plugins - skipped.len(),
+                "skipped": skipped.iter().map(|s| json!({"plugin": s.name, "error": s.error})).collect::<Vec<_>>(),
                 "callbacks": callbacks,
                 "shutdown_failures": failures.iter().map(|f| json!({
                     "plugin": f.plugin, "message": f.error.message()
@@ -35,14 +86,23 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         ),
         Format::Text => {
             println!(
-                "{}: {}: {events} events, {plugins} plugins, {callbacks} callbacks",
+                "{}: {}: {events} events, {} plugins, {callbacks} callbacks{}",
                 cli.manifest.display(),
                 if ok {
                     "ok"
                 } else {
                     "loaded, but shutdown failed"
                 },
+                plugins - skipped.len(),
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} skipped", skipped.len())
+                }
             );
+            for s in &skipped {
+                println!("  skipped {}: {}", s.name, s.error);
+            }
         }
     }
     Ok(if ok {
@@ -50,4 +110,60 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     } else {
         exit::callback_failed()
     })
+}
+
+/// Prints `name sha256 path` per plugin, or writes the pins into the manifest.
+fn pin(cli: &Cli, manifest: &Manifest, write: bool) -> anyhow::Result<ExitCode> {
+    let mut pins = Vec::new();
+    for entry in &manifest.plugins {
+        let path = manifest.library_path(entry);
+        let hash = sha256_of(&path).with_context(|| {
+            format!(
+                "plugin `{}`: cannot read {} to pin it",
+                entry.name.get_ref(),
+                path.display()
+            )
+        })?;
+        pins.push((entry.name.get_ref().clone(), hash, path));
+    }
+    if write {
+        let mut doc: toml_edit::DocumentMut = manifest.source.parse()?;
+        if let Some(tables) = doc
+            .get_mut("plugins")
+            .and_then(toml_edit::Item::as_array_of_tables_mut)
+        {
+            for table in tables.iter_mut() {
+                let name = table
+                    .get("name")
+                    .and_then(|n| n.as_str())
+                    .map(str::to_owned);
+                if let Some((_, hash, _)) = pins.iter().find(|(n, _, _)| Some(n) == name.as_ref()) {
+                    table["sha256"] = toml_edit::value(hash.as_str());
+                }
+            }
+        }
+        std::fs::write(&manifest.path, doc.to_string())
+            .with_context(|| format!("cannot write {}", manifest.path.display()))?;
+    }
+    match cli.format {
+        Format::Json => println!(
+            "{}",
+            json!({"written": write, "pins": pins.iter().map(|(n, h, p)| json!({
+                "plugin": n, "sha256": h, "library": p
+            })).collect::<Vec<_>>()})
+        ),
+        Format::Text => {
+            for (name, hash, path) in &pins {
+                println!("{name}: sha256 = \"{hash}\"  # {}", path.display());
+            }
+            if write {
+                println!(
+                    "pinned {} plugins in {}",
+                    pins.len(),
+                    manifest.path.display()
+                );
+            }
+        }
+    }
+    Ok(exit::ok())
 }

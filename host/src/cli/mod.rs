@@ -71,7 +71,7 @@ pub enum Format {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the manifest, then load and initialize every plugin (and shut them down).
-    Check,
+    Check(check::CheckArgs),
     /// Show plugins, events and callbacks in dispatch order, without running plugin code.
     List,
     /// Dispatch one event and print every callback's result.
@@ -85,7 +85,7 @@ pub enum Command {
 /// Runs the chosen subcommand.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Check => check::run(cli),
+        Command::Check(args) => check::run(cli, args),
         Command::List => list::run(cli),
         Command::Emit(args) => emit::run(cli, args),
         Command::Run(args) => run::run(cli, args),

@@ -1,0 +1,116 @@
+//! Checks on a plugin's file before it is loaded: where it resolves to, who may write it,
+//! and whether it is the file the manifest pins. Loading a library runs its code, so
+//! these happen first.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::LoadError;
+use crate::manifest::{Manifest, PluginEntry};
+
+/// The checked path of `entry`'s library, or why it must not be loaded.
+pub fn library_file(manifest: &Manifest, entry: &PluginEntry) -> Result<PathBuf, LoadError> {
+    let plugin = entry.name.get_ref();
+    let path = manifest.library_path(entry);
+    if !path.is_file() {
+        return Err(LoadError::Missing {
+            plugin: plugin.clone(),
+            path,
+        });
+    }
+    check_containment(manifest, entry, &path)?;
+    if !entry.writable_allowed(&manifest.host) {
+        check_not_writable(plugin, &path)?;
+    }
+    if let Some(expected) = &entry.sha256 {
+        let actual = sha256_of(&path).map_err(|e| LoadError::NotALibrary {
+            plugin: plugin.clone(),
+            path: path.clone(),
+            reason: format!("cannot read it: {e}"),
+        })?;
+        if !actual.eq_ignore_ascii_case(expected.get_ref()) {
+            return Err(LoadError::HashMismatch {
+                plugin: plugin.clone(),
+                path,
+                expected: expected.get_ref().to_ascii_lowercase(),
+                actual,
+            });
+        }
+    }
+    Ok(path)
+}
+
+/// A library found by name must stay in the plugin folder, and a relative `path` in the
+/// manifest's folder, after following symbolic links; an absolute `path` is trusted as
+/// written.
+fn check_containment(
+    manifest: &Manifest,
+    entry: &PluginEntry,
+    path: &Path,
+) -> Result<(), LoadError> {
+    let folder = match &entry.path {
+        Some(explicit) if explicit.get_ref().is_absolute() => return Ok(()),
+        Some(_) => manifest.base_dir().to_owned(),
+        None => manifest.plugin_dir(),
+    };
+    let (Ok(real_folder), Ok(real_path)) = (folder.canonicalize(), path.canonicalize()) else {
+        return Ok(()); // is_file() passed; a race here fails at open with its own error
+    };
+    if real_path.starts_with(&real_folder) {
+        Ok(())
+    } else {
+        Err(LoadError::Escapes {
+            plugin: entry.name.get_ref().clone(),
+            path: path.to_owned(),
+            resolved: real_path,
+            folder,
+        })
+    }
+}
+
+#[cfg(unix)]
+fn check_not_writable(plugin: &str, path: &Path) -> Result<(), LoadError> {
+    use std::os::unix::fs::PermissionsExt;
+    let real = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    let folder = real.parent().map(Path::to_owned);
+    for candidate in std::iter::once(real).chain(folder) {
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(LoadError::Writable {
+                plugin: plugin.to_owned(),
+                path: candidate,
+                mode,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_not_writable(_plugin: &str, _path: &Path) -> Result<(), LoadError> {
+    Ok(())
+}
+
+/// The lowercase hex SHA-256 of a file.
+pub fn sha256_of(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
