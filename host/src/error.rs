@@ -155,6 +155,14 @@ pub enum LoadError {
         /// Where the library was expected.
         path: PathBuf,
     },
+    /// The plugin folder does not exist.
+    #[error("plugin `{plugin}`: the plugin folder {} does not exist; build the plugins (`cargo build --release`) or fix `plugin_dir` (relative to the manifest's folder)", folder.display())]
+    MissingFolder {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The folder.
+        folder: PathBuf,
+    },
     /// The file's SHA-256 differs from the manifest's pin.
     #[error("plugin `{plugin}`: {} has sha256 {actual}, but the manifest pins {expected}; it was not loaded. If you replaced the library on purpose, update `sha256` (`switchboard check --pin` prints the current values)", path.display())]
     HashMismatch {
@@ -251,6 +259,7 @@ impl LoadError {
     pub fn kind(&self) -> &'static str {
         match self {
             LoadError::Missing { .. } => "load.missing",
+            LoadError::MissingFolder { .. } => "load.missing_folder",
             LoadError::HashMismatch { .. } => "load.hash_mismatch",
             LoadError::Writable { .. } => "load.writable",
             LoadError::Escapes { .. } => "load.escapes",
@@ -266,6 +275,7 @@ impl LoadError {
     pub fn plugin(&self) -> &str {
         match self {
             LoadError::Missing { plugin, .. }
+            | LoadError::MissingFolder { plugin, .. }
             | LoadError::HashMismatch { plugin, .. }
             | LoadError::Writable { plugin, .. }
             | LoadError::Escapes { plugin, .. }

@@ -123,9 +123,9 @@ fn library_error(
     };
     match error {
         LibraryError::OpenError { err, .. } => LoadError::NotALibrary {
+            reason: explain_not_loadable(&path).unwrap_or_else(|| err.to_string()),
             plugin,
             path,
-            reason: err.to_string(),
         },
         LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin { plugin, path },
         LibraryError::IncompatibleVersionNumber {
@@ -158,42 +158,118 @@ fn library_error(
     }
 }
 
-/// The first difference in abi_stable's layout report, on one line: which type and field,
-/// what the host expected and what the plugin has.
+/// The first difference in abi_stable's layout report, on one line: the path through the
+/// types to it, and what the host expected against what the plugin has. For example
+/// "PluginModule > info > returns PluginInfo: incompatible type size: expected 64, found 72".
 pub fn summarize_layout_report(report: &str) -> String {
-    let mut error = None;
-    let mut expected = None;
-    let mut found = None;
-    let mut field = None;
-    let mut lines = report.lines().map(str::trim).peekable();
-    while let Some(line) = lines.next() {
-        let value = |line: &str, key: &str| -> Option<String> {
-            line.strip_prefix(key).map(|rest| rest.trim().to_owned())
-        };
-        if error.is_none() {
-            error = value(line, "Error:");
-            if error.as_deref() == Some("") {
-                error = lines.peek().map(|l| l.to_string());
-            }
-        } else if expected.is_none() && line.starts_with("Expected:") {
-            expected = value(line, "Expected:")
-                .filter(|v| !v.is_empty())
-                .or_else(|| lines.peek().map(|l| l.to_string()));
-        } else if found.is_none() && line.starts_with("Found:") {
-            found = value(line, "Found:")
-                .filter(|v| !v.is_empty())
-                .or_else(|| lines.peek().map(|l| l.to_string()));
-        }
-        if field.is_none() {
-            field = value(line, "field_name:");
+    let lines: Vec<&str> = report.lines().map(str::trim).collect();
+    let Some(first_error) = lines.iter().position(|l| l.starts_with("Error:")) else {
+        return "the type layouts differ".to_owned();
+    };
+    let error = lines[first_error].trim_start_matches("Error:").trim();
+    let value_after = |key: &str| {
+        lines[first_error..]
+            .iter()
+            .position(|l| l.starts_with(key))
+            .and_then(|i| {
+                let at = first_error + i;
+                let inline = lines[at].trim_start_matches(key).trim();
+                if inline.is_empty() {
+                    lines.get(at + 1).map(|l| l.to_string())
+                } else {
+                    Some(inline.to_owned())
+                }
+            })
+    };
+
+    // The block that locates the error: from the last "error(s)inside:" before it to the
+    // first "Layout of expected type:" after that.
+    let block_start = lines[..first_error]
+        .iter()
+        .rposition(|l| l.ends_with("error(s)inside:"))
+        .unwrap_or(0);
+    let block_end = lines[block_start..first_error]
+        .iter()
+        .position(|l| l.starts_with("Layout of expected type"))
+        .map_or(first_error, |i| block_start + i);
+    let mut path: Vec<String> = Vec::new();
+    let mut field: Option<&str> = None;
+    for line in &lines[block_start..block_end] {
+        if let Some(name) = line.strip_prefix("field_name:") {
+            field = Some(name);
+        } else if let (Some(name), Some(ty)) = (field.take(), line.strip_prefix("type:")) {
+            path.push(match name {
+                // Transparent wrappers (PrefixRef, the module itself) are named by type.
+                "0" => ty.to_owned(),
+                "__returns" => format!("returns {ty}"),
+                _ => name.to_owned(),
+            });
         }
     }
-    let mut summary = error.unwrap_or_else(|| "the type layouts differ".to_owned());
-    if let Some(field) = field {
-        summary.push_str(&format!(" at field `{field}`"));
+    path.dedup();
+
+    let mut summary = String::new();
+    if !path.is_empty() {
+        summary.push_str(&path.join(" > "));
+        summary.push_str(": ");
     }
-    if let (Some(expected), Some(found)) = (expected, found) {
+    summary.push_str(error);
+    if let (Some(expected), Some(found)) = (value_after("Expected:"), value_after("Found:")) {
         summary.push_str(&format!(": expected {expected}, found {found}"));
     }
     summary
+}
+
+/// Why the system loader refused a file, in words: not ELF at all, or ELF for another
+/// machine. `None` where the header says nothing more than the loader did.
+fn explain_not_loadable(path: &Path) -> Option<String> {
+    let mut header = [0u8; 20];
+    let mut file = std::fs::File::open(path).ok()?;
+    std::io::Read::read_exact(&mut file, &mut header).ok()?;
+    if &header[..4] != b"\x7fELF" {
+        return if cfg!(target_os = "linux") {
+            Some("it has no ELF header, so it is not a shared library".to_owned())
+        } else {
+            None
+        };
+    }
+    let machine = match header[5] {
+        1 => u16::from_le_bytes([header[18], header[19]]),
+        _ => u16::from_be_bytes([header[18], header[19]]),
+    };
+    let name = match machine {
+        3 => "x86",
+        40 => "arm",
+        62 => "x86_64",
+        183 => "aarch64",
+        243 => "riscv",
+        _ => "another machine",
+    };
+    let bits = if header[4] == 2 { 64 } else { 32 };
+    let host = std::env::consts::ARCH;
+    (name != host || bits != usize::BITS).then(|| {
+        format!(
+            "it was built for {name} ({bits}-bit, ELF machine {machine}), but this host is {host}"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The end of a real report: PluginInfo gained a field in the plugin's plugin-api.
+    const REPORT: &str = "Compared <this>:\n    --- Type Layout ---\n    type:PrefixRef<'a, PluginModule>\n\n2 error(s)inside:\n    <other>\n\n    field_name:0\n    type:PluginModule\n    size:24 align:8\n\n    field_name:info\n    type:AFunctionPointer\n    size:8 align:8\n    fn pointer(s):\n        fn()->PluginInfo\n\n    fn()->PluginInfo\n\n    field_name:__returns\n    type:PluginInfo\n    size:64 align:8\n\nLayout of expected type:\n    --- Type Layout ---\n    type:PluginInfo\n    field_name:name\n    type:RStr<'a>\n\nError:incompatible type size\nExpected:\n    64\nFound:\n    72\n\nError:too many fields\nExpected:\n    4\nFound:\n    5\n";
+
+    #[test]
+    fn summarizes_the_path_and_the_first_difference() {
+        assert_eq!(
+            summarize_layout_report(REPORT),
+            "PluginModule > info > returns PluginInfo: incompatible type size: expected 64, found 72"
+        );
+        assert_eq!(
+            summarize_layout_report("nothing useful"),
+            "the type layouts differ"
+        );
+    }
 }

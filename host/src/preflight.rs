@@ -14,6 +14,12 @@ use crate::manifest::{Manifest, PluginEntry};
 pub fn library_file(manifest: &Manifest, entry: &PluginEntry) -> Result<PathBuf, LoadError> {
     let plugin = entry.name.get_ref();
     let path = manifest.library_path(entry);
+    if entry.path.is_none() && !manifest.plugin_dir().is_dir() {
+        return Err(LoadError::MissingFolder {
+            plugin: plugin.clone(),
+            folder: manifest.plugin_dir(),
+        });
+    }
     if !path.is_file() {
         return Err(LoadError::Missing {
             plugin: plugin.clone(),

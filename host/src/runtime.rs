@@ -172,6 +172,11 @@ impl Switchboard {
         failures
     }
 
+    /// How many plugins are live (loaded, initialized and not skipped).
+    pub fn live_plugins(&self) -> usize {
+        self.instances.iter().filter(|i| i.is_some()).count()
+    }
+
     /// The manifest this host was started from.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest

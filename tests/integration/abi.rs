@@ -6,7 +6,17 @@ use std::sync::OnceLock;
 use switchboard::Switchboard;
 use switchboard_plugin_api::Value;
 
+use std::path::Path;
+
 use crate::util::{cargo, profile_dir, summarize, Sandbox, PROBE_EVENTS};
+
+fn profile_flag() -> &'static str {
+    if profile_dir().ends_with("debug") {
+        "dev"
+    } else {
+        "release"
+    }
+}
 
 /// Builds `tests/abi/v1.0` (its own workspace) into the shared target folder, once.
 fn build_legacy() {
@@ -82,4 +92,111 @@ fn a_plugin_built_against_plugin_api_1_0_loads_and_runs_in_this_host() {
         error.is_panic() && error.message().contains("legacy exploded"),
         "{error}"
     );
+}
+
+/// Builds, once per name, the 1.0 `legacy` plugin as library `name` against a copy of
+/// the frozen plugin-api changed by `edit` (given the copy's folder): a plugin built
+/// against an incompatible plugin-api, for real. The copy lives under `target/`, so no
+/// second copy of the source is committed.
+pub fn build_variant(name: &str, edit: fn(&Path)) -> std::path::PathBuf {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static BUILT: Mutex<Option<HashMap<String, std::path::PathBuf>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(path) = built.get_or_insert_with(HashMap::new).get(name) {
+        return path.clone();
+    }
+    crate::util::build();
+    let frozen = crate::util::workspace().join("tests/abi/v1.0");
+    let root = profile_dir()
+        .parent()
+        .unwrap()
+        .join("abi-variants")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&root);
+    // Cargo hashes a path package by its path relative to its workspace, so a copy in a
+    // folder called `plugin-api` would share (and overwrite) the frozen copy's artifacts
+    // in the common target folder.
+    let api = format!("api-{name}");
+    copy_dir(&frozen.join("plugin-api"), &root.join(&api));
+    copy_dir(&frozen.join("legacy"), &root.join("plugin"));
+    std::fs::copy(frozen.join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        format!("[workspace]\nresolver = \"2\"\nmembers = [\"{api}\", \"plugin\"]\n"),
+    )
+    .unwrap();
+    let manifest = root.join("plugin/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text
+        .replace("name = \"legacy\"", &format!("name = \"{name}\""))
+        .replace("path = \"../plugin-api\"", &format!("path = \"../{api}\""));
+    std::fs::write(&manifest, text).unwrap();
+    edit(&root.join(&api));
+    let status = cargo()
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .args(["--profile", profile_flag()])
+        .arg("--target-dir")
+        .arg(profile_dir().parent().unwrap())
+        .status()
+        .expect("cannot run cargo");
+    assert!(status.success(), "building the `{name}` fixture failed");
+    let library = crate::util::library(name);
+    built
+        .get_or_insert_with(HashMap::new)
+        .insert(name.to_owned(), library.clone());
+    library
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Replaces `from` with `to` in `file`, failing loudly if the frozen source moved on.
+pub fn patch(file: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(
+        text.contains(from),
+        "{} no longer contains {from:?}",
+        file.display()
+    );
+    std::fs::write(file, text.replacen(from, to, 1)).unwrap();
+}
+
+/// PluginInfo gains a field: the layout every host checks changes.
+pub fn layout_changed() -> std::path::PathBuf {
+    build_variant("layout_changed", |api| {
+        patch(
+            &api.join("src/abi.rs"),
+            "pub features: RSlice<'static, RStr<'static>>,\n}",
+            "pub features: RSlice<'static, RStr<'static>>,\n    /// Added.\n    pub extra: u32,\n}",
+        );
+        patch(
+            &api.join("src/export.rs"),
+            "features: RSlice::from_slice(&[]),",
+            "features: RSlice::from_slice(&[]),\n        extra: 0,",
+        );
+    })
+}
+
+/// The same interface, released as plugin-api 2.0.0.
+pub fn api_v2() -> std::path::PathBuf {
+    build_variant("api_v2", |api| {
+        patch(
+            &api.join("Cargo.toml"),
+            "version = \"1.0.0\"",
+            "version = \"2.0.0\"",
+        );
+    })
 }

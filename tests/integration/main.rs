@@ -6,5 +6,6 @@ mod cli;
 mod dispatch;
 mod faults;
 mod loading;
+mod refusals;
 mod signup;
 mod util;

@@ -64,7 +64,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|e| !switchboard::builtin::is_builtin(&e.name))
         .count();
-    let plugins = registry.plugins().len();
+    let plugins = board.live_plugins();
     let skipped: Vec<_> = registry.skipped().to_vec();
     let callbacks: usize = registry.events().iter().map(|e| e.callbacks.len()).sum();
     let failures = board.shutdown();
@@ -76,7 +76,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
                 "ok": ok,
                 "manifest": cli.manifest,
                 "events": events,
-                "plugins": plugins - skipped.len(),
+                "plugins": plugins,
                 "skipped": skipped.iter().map(|s| json!({"plugin": s.name, "error": s.error})).collect::<Vec<_>>(),
                 "callbacks": callbacks,
                 "shutdown_failures": failures.iter().map(|f| json!({
@@ -93,7 +93,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     "loaded, but shutdown failed"
                 },
-                plugins - skipped.len(),
+                plugins,
                 if skipped.is_empty() {
                     String::new()
                 } else {
