@@ -3,6 +3,7 @@
 
 mod abi;
 mod cli;
+mod corpus;
 mod dispatch;
 mod faults;
 mod loading;
