@@ -487,7 +487,7 @@ mod tests {
         assert!(text.contains("--> dir/events.toml:2:1"), "{text}");
         assert!(text.contains("2 | plugin_dri = \"x\""), "{text}");
         assert!(
-            text.contains("unknown field `plugin_dri`, expected one of `plugin_dir`, `max_depth`, `breaker` (did you mean `plugin_dir`?)"),
+            text.contains("unknown field `plugin_dri`, expected one of `plugin_dir`, `max_depth`, `breaker`, `on_load_error`, `allow_writable` (did you mean `plugin_dir`?)"),
             "{text}"
         );
     }
