@@ -114,7 +114,22 @@ impl Problem {
 fn render(path: &std::path::Path, text: &str, problems: &[Problem]) -> String {
     use annotate_snippets::{Level, Renderer, Snippet};
     let origin = path.display().to_string();
-    let renderer = Renderer::plain();
+    // Found by fuzzing: the renderer's column arithmetic overflows when it trims long
+    // leading whitespace to fit a terminal width, and miscounts tabs and other control
+    // characters. A width no line reaches turns trimming off; one-byte spaces for control
+    // characters keep every byte offset valid.
+    let text: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_control() && c != '\n' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let text = text.as_str();
+    let renderer = Renderer::plain().term_width(1 << 20);
     let mut out = Vec::new();
     for problem in problems {
         let message = Level::Error.title(&problem.message);
@@ -122,7 +137,8 @@ fn render(path: &std::path::Path, text: &str, problems: &[Problem]) -> String {
             // An empty span (the end of the file, say) still gets a caret.
             Some(span) => {
                 let span = if span.is_empty() && span.start < text.len() {
-                    span.start..span.start + 1
+                    let width = text[span.start..].chars().next().map_or(1, char::len_utf8);
+                    span.start..span.start + width
                 } else {
                     span.clone()
                 };

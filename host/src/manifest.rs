@@ -224,6 +224,11 @@ impl PluginEntry {
     }
 }
 
+/// Drops the `.` components that joining onto `.` leaves (`././libx.so` reads as `./libx.so`).
+fn tidy(path: PathBuf) -> PathBuf {
+    path.components().collect()
+}
+
 /// The platform's file name for a library called `name`.
 pub fn library_file_name(name: &str) -> String {
     format!(
@@ -371,13 +376,13 @@ impl Manifest {
 
     /// The plugin folder, resolved against the manifest's folder.
     pub fn plugin_dir(&self) -> PathBuf {
-        self.base_dir().join(&self.host.plugin_dir)
+        tidy(self.base_dir().join(&self.host.plugin_dir))
     }
 
     /// Where the library of `entry` is expected.
     pub fn library_path(&self, entry: &PluginEntry) -> PathBuf {
         match &entry.path {
-            Some(path) => self.base_dir().join(path.get_ref()),
+            Some(path) => tidy(self.base_dir().join(path.get_ref())),
             None => self
                 .plugin_dir()
                 .join(library_file_name(entry.library_name())),
@@ -516,6 +521,14 @@ mod tests {
         assert!(problems[1].message.contains("unknown type `strng`"));
         assert!(problems[2].message.contains("listed twice"));
         assert_eq!(problems[2].line, 7);
+    }
+
+    #[test]
+    fn lines_of_tabs_render_without_overflow() {
+        // Found by cargo-fuzz: annotate-snippets overflowed on long runs of tabs.
+        let text = format!("[events.a]\nmax = -2\n{}%\t\0\0\0", "\t".repeat(70));
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("--> dir/events.toml:3:71"), "{err}");
     }
 
     #[test]

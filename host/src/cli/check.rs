@@ -41,7 +41,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
                 "{}",
                 json!({"error": {
                     "kind": "check",
-                    "message": format!("{} plugins cannot be loaded", refused.len()),
+                    "message": cannot_load(refused.len()),
                     "plugins": refused.iter().map(|e| json!({
                         "plugin": e.plugin(), "kind": e.kind(), "message": e.to_string()
                     })).collect::<Vec<_>>(),
@@ -51,7 +51,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
                 for error in &refused {
                     eprintln!("error: {error}");
                 }
-                eprintln!("{} plugins cannot be loaded", refused.len());
+                eprintln!("{}", cannot_load(refused.len()));
             }
         }
         return Ok(exit::bad_input());
@@ -166,4 +166,12 @@ fn pin(cli: &Cli, manifest: &Manifest, write: bool) -> anyhow::Result<ExitCode> 
         }
     }
     Ok(exit::ok())
+}
+
+/// The closing line of a check that refused plugins.
+fn cannot_load(count: usize) -> String {
+    match count {
+        1 => "1 plugin cannot be loaded".to_owned(),
+        n => format!("{n} plugins cannot be loaded"),
+    }
 }
