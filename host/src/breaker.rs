@@ -62,10 +62,16 @@ impl Breaker {
 
     /// Decides whether the next call may go ahead; past the cool-down, lets exactly one
     /// trial call through.
+    #[inline]
     pub(crate) fn admit(&self, plugin: &str) -> Admission {
         if self.state.load(Ordering::Relaxed) == CLOSED {
             return Admission::Allowed;
         }
+        self.admit_when_open(plugin)
+    }
+
+    #[cold]
+    fn admit_when_open(&self, plugin: &str) -> Admission {
         let now = self.now_ms();
         let reopen_at = self.opened_at_ms.load(Ordering::Acquire) + self.settings.cooldown_ms;
         if now >= reopen_at
@@ -83,12 +89,20 @@ impl Breaker {
     }
 
     /// Records a successful call.
+    #[inline]
     pub(crate) fn succeeded(&self, plugin: &str) {
-        if self.state.load(Ordering::Relaxed) == HALF_OPEN
-            && self
-                .state
-                .compare_exchange(HALF_OPEN, CLOSED, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
+        if self.state.load(Ordering::Relaxed) == HALF_OPEN {
+            self.close(plugin);
+        }
+    }
+
+    /// Closes a half-open breaker after its trial call succeeded.
+    #[cold]
+    fn close(&self, plugin: &str) {
+        if self
+            .state
+            .compare_exchange(HALF_OPEN, CLOSED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
         {
             self.lock_failures().clear();
             tracing::info!("plugin `{plugin}` switched back on: its trial call succeeded");

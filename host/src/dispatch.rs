@@ -1,6 +1,7 @@
 //! Emitting events: argument checks, then every callback in dispatch order.
 
-use switchboard_plugin_api::abi::ArgsRaw;
+use abi_stable::std_types::RResult;
+use switchboard_plugin_api::abi::{status, ArgsRaw};
 use switchboard_plugin_api::{Error as PluginError, Value};
 
 use crate::breaker::{Admission, Breaker};
@@ -9,10 +10,13 @@ use crate::error::EmitError;
 use crate::host_api::CallCtx;
 use crate::manifest::{ErrorPolicy, ResultPolicy};
 use crate::outcome::{CallOutcome, Outcomes};
-use crate::registry::{Event, EventId};
+use crate::registry::{CallbackId, Event, EventId};
 use crate::runtime::Switchboard;
 use crate::schema::describe;
 use crate::suggest::did_you_mean;
+
+/// A status of the host's own: the plugin is switched off and was not called.
+const SKIPPED: u8 = u8::MAX;
 
 /// The chain of emits that led to the current one, for the depth limit and its message.
 pub(crate) struct Frame<'p> {
@@ -140,63 +144,96 @@ impl Switchboard {
             names: event.schema.names.as_slice().into(),
             values: args.into(),
         };
-        let first = out.items.len();
+        let first = out.len();
         let mut any_failed = false;
+        let mut slot = RResult::ROk(Value::NULL);
         for &id in &event.callbacks {
             let callback = self.registry.callback(id);
             let breaker = &self.breakers[callback.plugin];
-            let result = match breaker.admit(&callback.plugin_name) {
+            let code = match breaker.admit(&callback.plugin_name) {
                 Admission::Allowed => {
-                    let ctx = CallCtx::for_callback(self, &callback.plugin_name, frame);
                     // Callbacks of a skipped plugin were taken out of every event.
                     let Some(instance) = &self.instances[callback.plugin] else {
                         continue;
                     };
-                    let result = instance.call(callback.id, raw, ctx.handle()).into_result();
-                    match &result {
-                        Ok(_) => breaker.succeeded(&callback.plugin_name),
-                        Err(error) => {
-                            any_failed = true;
-                            breaker.failed(&callback.plugin_name);
-                            tracing::warn!(
-                                "callback {}.{} failed on `{}`: {error}",
-                                callback.plugin_name,
-                                callback.name,
-                                event.name
-                            );
-                        }
-                    }
-                    result
+                    let ctx = CallCtx::for_callback(self, &callback.plugin_name, frame);
+                    instance.call(callback.id, &raw, ctx.handle(), &mut slot)
                 }
-                Admission::Skipped { retry_in_ms } => Err(skipped(breaker, callback, retry_in_ms)),
+                Admission::Skipped { retry_in_ms } => {
+                    let error = skipped(breaker, callback, retry_in_ms);
+                    slot = RResult::RErr(error);
+                    SKIPPED
+                }
             };
-            let stop = match &result {
-                Ok(value) => event.result == ResultPolicy::First && !value.is_null(),
-                Err(_) => event.on_error == ErrorPolicy::Stop,
-            };
-            out.items.push(CallOutcome {
-                callback: id,
-                result,
-            });
+            if code == status::NULL {
+                // The hot path: nothing to move, nothing to decide.
+                breaker.succeeded(&callback.plugin_name);
+                out.push_null(id);
+                continue;
+            }
+            let stop = self.record(event, id, code, &mut slot, &mut any_failed, out);
             if stop {
                 break;
             }
         }
         if any_failed {
-            self.report_failures(event, &out.items[first..], frame);
+            self.report_failures(event, out.since(first), frame);
         }
+    }
+
+    /// Records a result that is not null (a value, a failure or a skipped call), and says
+    /// whether the event stops here. Kept out of line so the loop's null path stays small.
+    #[cold]
+    #[inline(never)]
+    fn record(
+        &self,
+        event: &Event,
+        id: CallbackId,
+        code: u8,
+        slot: &mut RResult<Value<'static>, PluginError>,
+        any_failed: &mut bool,
+        out: &mut Outcomes,
+    ) -> bool {
+        let callback = self.registry.callback(id);
+        let breaker = &self.breakers[callback.plugin];
+        let result = std::mem::replace(slot, RResult::ROk(Value::NULL)).into_result();
+        match &result {
+            Ok(_) => breaker.succeeded(&callback.plugin_name),
+            Err(_) if code == SKIPPED => {}
+            Err(error) => {
+                *any_failed = true;
+                breaker.failed(&callback.plugin_name);
+                tracing::warn!(
+                    "callback {}.{} failed on `{}`: {error}",
+                    callback.plugin_name,
+                    callback.name,
+                    event.name
+                );
+            }
+        }
+        let stop = match &result {
+            Ok(value) => event.result == ResultPolicy::First && !value.is_null(),
+            Err(_) => event.on_error == ErrorPolicy::Stop,
+        };
+        out.push(id, result);
+        stop
     }
 
     /// Dispatches `plugin.failed` once per failed (not skipped) callback. Failures of
     /// `plugin.failed` callbacks themselves are only logged, so a failing reporter cannot
     /// loop.
-    fn report_failures(&self, event: &Event, outcomes: &[CallOutcome], frame: &Frame<'_>) {
+    fn report_failures<'o>(
+        &self,
+        event: &Event,
+        outcomes: impl Iterator<Item = CallOutcome<'o>>,
+        frame: &Frame<'_>,
+    ) {
         let reporter = self.registry.event(self.plugin_failed);
         if event.name == reporter.name || reporter.callbacks.is_empty() {
             return;
         }
         for outcome in outcomes {
-            let Err(error) = &outcome.result else {
+            let Err(error) = outcome.result else {
                 continue;
             };
             if error.is_skipped() {

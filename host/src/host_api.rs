@@ -94,7 +94,7 @@ impl HostApi for CallCtx<'_> {
                     .iter()
                     .map(|o| {
                         let callback = self.board.callback(o.callback);
-                        Outcome::new(&callback.plugin_name, &callback.name, o.result.clone())
+                        Outcome::new(&callback.plugin_name, &callback.name, o.to_result())
                     })
                     .collect(),
             ),

@@ -41,7 +41,7 @@ mod suggest;
 pub use breaker::BreakerState;
 pub use error::{EmitError, HostError, LoadError, ManifestError};
 pub use manifest::Manifest;
-pub use outcome::{CallOutcome, Outcomes};
+pub use outcome::{CallOutcome, Iter as OutcomeIter, Outcomes};
 pub use registry::{CallbackId, EventId};
 pub use runtime::{ShutdownFailure, Switchboard};
 pub use suggest::did_you_mean;

@@ -1,16 +1,41 @@
 //! What an emit returns: one outcome per callback that ran.
+//!
+//! Most callbacks return nothing, so an outcome is stored as 8 bytes (the callback and
+//! where its result is); only values and errors are stored in full. That keeps the
+//! dispatch loop from copying a whole result per callback.
 
 use switchboard_plugin_api::{Error as PluginError, Value};
 
 use crate::registry::CallbackId;
 
+/// The null every callback that returned nothing shares.
+const NULL: &Value<'static> = &Value::NULL;
+
 /// The result of one callback.
-#[derive(Debug, Clone)]
-pub struct CallOutcome {
+#[derive(Debug, Clone, Copy)]
+pub struct CallOutcome<'o> {
     /// Which callback ran; [`Switchboard::callback`](crate::Switchboard::callback) names it.
     pub callback: CallbackId,
     /// What it returned, or its error (a caught panic is an error with `is_panic()`).
-    pub result: Result<Value<'static>, PluginError>,
+    pub result: Result<&'o Value<'static>, &'o PluginError>,
+}
+
+impl CallOutcome<'_> {
+    /// The result, owned.
+    pub fn to_result(&self) -> Result<Value<'static>, PluginError> {
+        match self.result {
+            Ok(value) => Ok(value.clone()),
+            Err(error) => Err(error.clone()),
+        }
+    }
+}
+
+/// One callback that ran, and where its result is.
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    callback: CallbackId,
+    /// 0 for null; otherwise the position in `Outcomes::results`, plus one.
+    result: u32,
 }
 
 /// The outcomes of one emit, in the order the callbacks ran.
@@ -19,7 +44,8 @@ pub struct CallOutcome {
 /// dispatch without allocating.
 #[derive(Debug, Clone, Default)]
 pub struct Outcomes {
-    pub(crate) items: Vec<CallOutcome>,
+    calls: Vec<Call>,
+    results: Vec<Result<Value<'static>, PluginError>>,
 }
 
 impl Outcomes {
@@ -29,49 +55,127 @@ impl Outcomes {
     }
 
     /// Every outcome, in run order.
-    pub fn iter(&self) -> std::slice::Iter<'_, CallOutcome> {
-        self.items.iter()
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            outcomes: self,
+            calls: self.calls.iter(),
+        }
+    }
+
+    /// The outcome of the `index`th callback that ran.
+    pub fn get(&self, index: usize) -> Option<CallOutcome<'_>> {
+        self.calls.get(index).map(|call| self.outcome(call))
+    }
+
+    fn outcome<'o>(&'o self, call: &Call) -> CallOutcome<'o> {
+        let result = match call.result {
+            0 => Ok(NULL),
+            n => self.results[n as usize - 1].as_ref(),
+        };
+        CallOutcome {
+            callback: call.callback,
+            result,
+        }
     }
 
     /// How many callbacks ran.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.calls.len()
     }
 
     /// Whether no callback ran.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.calls.is_empty()
     }
 
     /// The failed callbacks.
-    pub fn failures(&self) -> impl Iterator<Item = (&CallOutcome, &PluginError)> {
-        self.items
-            .iter()
-            .filter_map(|o| o.result.as_ref().err().map(|e| (o, e)))
+    pub fn failures(&self) -> impl Iterator<Item = (CallOutcome<'_>, &PluginError)> + '_ {
+        self.iter().filter_map(|o| o.result.err().map(|e| (o, e)))
     }
 
     /// Whether any callback failed.
     pub fn has_failures(&self) -> bool {
-        self.items.iter().any(|o| o.result.is_err())
+        self.results.iter().any(Result::is_err)
     }
 
     /// The first non-null value returned (the answer of a `result = "first"` event).
     pub fn first_value(&self) -> Option<&Value<'static>> {
-        self.items
+        self.results
             .iter()
-            .filter_map(|o| o.result.as_ref().ok())
+            .filter_map(|r| r.as_ref().ok())
             .find(|v| !v.is_null())
     }
 
+    /// Records a callback that returned nothing: the hot path.
+    #[inline]
+    pub(crate) fn push_null(&mut self, callback: CallbackId) {
+        self.calls.push(Call {
+            callback,
+            result: 0,
+        });
+    }
+
+    /// Records a callback's value or error.
+    pub(crate) fn push(
+        &mut self,
+        callback: CallbackId,
+        result: Result<Value<'static>, PluginError>,
+    ) {
+        self.results.push(result);
+        self.calls.push(Call {
+            callback,
+            result: self.results.len() as u32,
+        });
+    }
+
+    /// The outcomes from position `from` on.
+    pub(crate) fn since(&self, from: usize) -> Iter<'_> {
+        Iter {
+            outcomes: self,
+            calls: self.calls[from..].iter(),
+        }
+    }
+
     pub(crate) fn clear(&mut self) {
-        self.items.clear();
+        self.calls.clear();
+        self.results.clear();
     }
 }
 
-impl<'a> IntoIterator for &'a Outcomes {
-    type Item = &'a CallOutcome;
-    type IntoIter = std::slice::Iter<'a, CallOutcome>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.items.iter()
+/// The outcomes of an emit, in run order; see [`Outcomes::iter`].
+#[derive(Debug, Clone)]
+pub struct Iter<'o> {
+    outcomes: &'o Outcomes,
+    calls: std::slice::Iter<'o, Call>,
+}
+
+impl<'o> Iterator for Iter<'o> {
+    type Item = CallOutcome<'o>;
+
+    fn next(&mut self) -> Option<CallOutcome<'o>> {
+        self.calls.next().map(|call| self.outcomes.outcome(call))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.calls.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl<'o> DoubleEndedIterator for Iter<'o> {
+    fn next_back(&mut self) -> Option<CallOutcome<'o>> {
+        self.calls
+            .next_back()
+            .map(|call| self.outcomes.outcome(call))
+    }
+}
+
+impl<'o> IntoIterator for &'o Outcomes {
+    type Item = CallOutcome<'o>;
+    type IntoIter = Iter<'o>;
+
+    fn into_iter(self) -> Iter<'o> {
+        self.iter()
     }
 }

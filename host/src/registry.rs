@@ -1,7 +1,7 @@
 //! The dispatch tables: every event with its callbacks in dispatch order, and the live
 //! plugins they belong to. Built once at start-up; read without locks by every emit.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::error::{EmitError, LoadError};
 use crate::loader::{Library, LibraryInfo, Loader};
@@ -68,7 +68,9 @@ pub struct PluginMeta {
 #[derive(Default)]
 pub struct Registry {
     pub(crate) events: Vec<Event>,
-    pub(crate) by_name: HashMap<String, EventId>,
+    /// Fx hashing: names are few and fixed at load, and lookups never insert, so SipHash's
+    /// flooding defence buys nothing on the by-name emit path while costing most of it.
+    pub(crate) by_name: FxHashMap<String, EventId>,
     pub(crate) callbacks: Vec<Callback>,
     pub(crate) plugins: Vec<PluginMeta>,
     pub(crate) skipped: Vec<SkippedPlugin>,

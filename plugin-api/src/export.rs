@@ -10,7 +10,7 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
 
 use crate::abi::{
-    ArgsRaw, HostRef, PluginBox, PluginInfo, PluginModule, PluginModuleRef, PluginObject,
+    status, ArgsRaw, HostRef, PluginBox, PluginInfo, PluginModule, PluginModuleRef, PluginObject,
     PluginObject_TO, Registration,
 };
 use crate::args::Args;
@@ -88,17 +88,24 @@ impl<P: Plugin> PluginObject for Live<P> {
     fn call(
         &self,
         id: u32,
-        args: ArgsRaw<'_>,
+        args: &ArgsRaw<'_>,
         host: HostRef<'_>,
-    ) -> RResult<Value<'static>, Error> {
-        guard(|| {
-            let callback = self
-                .callbacks
-                .entries
-                .get(id as usize)
-                .ok_or_else(|| Error::new(format!("plugin has no callback number {id}")))?;
-            (callback.func)(&self.plugin, &Args::from_raw(args), &Host::from_raw(host))
-        })
+        result: &mut RResult<Value<'static>, Error>,
+    ) -> u8 {
+        let Some(callback) = self.callbacks.entries.get(id as usize) else {
+            *result = RResult::RErr(Error::new(format!("plugin has no callback number {id}")));
+            return status::ERROR;
+        };
+        let args = Args::from_raw(*args);
+        let host = Host::from_raw(host);
+        let slot = &mut *result;
+        match catch_panic(|| (callback.func)(&self.plugin, &args, &host, slot)) {
+            Ok(code) => code,
+            Err(error) => {
+                *result = RResult::RErr(error);
+                status::ERROR
+            }
+        }
     }
 
     fn shutdown(&self, host: HostRef<'_>) -> RResult<(), Error> {
@@ -125,18 +132,24 @@ thread_local! {
 /// Runs plugin code, turning a panic into an [`Error`] so that it never unwinds into the
 /// host (a panic crossing `extern "C"` aborts the whole process).
 pub fn guard<T>(body: impl FnOnce() -> Result<T>) -> RResult<T, Error> {
+    match catch_panic(body) {
+        Ok(result) => result.into(),
+        Err(panicked) => RResult::RErr(panicked),
+    }
+}
+
+/// Runs `body`, turning a panic into an error that carries its message and location.
+#[inline]
+fn catch_panic<T>(body: impl FnOnce() -> T) -> std::result::Result<T, Error> {
     GUARD_DEPTH.with(|d| d.set(d.get() + 1));
     let outcome = panic::catch_unwind(AssertUnwindSafe(body));
     GUARD_DEPTH.with(|d| d.set(d.get() - 1));
-    match outcome {
-        Ok(result) => result.into(),
-        Err(payload) => {
-            let message = LAST_PANIC
-                .with(|p| p.borrow_mut().take())
-                .unwrap_or_else(|| payload_message(payload.as_ref()));
-            RResult::RErr(Error::panicked(message))
-        }
-    }
+    outcome.map_err(|payload| {
+        let message = LAST_PANIC
+            .with(|p| p.borrow_mut().take())
+            .unwrap_or_else(|| payload_message(payload.as_ref()));
+        Error::panicked(message)
+    })
 }
 
 fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -1,10 +1,12 @@
 //! The trait a plugin implements and the registrar its callbacks go into.
 
+use abi_stable::std_types::RResult;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use crate::abi::status;
 use crate::args::Args;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::value::Value;
 
@@ -56,8 +58,10 @@ pub trait Plugin: Sized + Send + Sync + 'static {
 #[serde(deny_unknown_fields)]
 pub struct NoConfig {}
 
+/// A registered callback in the ABI's shape: it returns a [`status`] and writes anything
+/// but a null result to the slot, so that the common case moves no result at all.
 pub(crate) type CallbackFn<P> =
-    Box<dyn Fn(&P, &Args<'_>, &Host<'_>) -> Result<Value<'static>> + Send + Sync>;
+    Box<dyn Fn(&P, &Args<'_>, &Host<'_>, &mut RResult<Value<'static>, Error>) -> u8 + Send + Sync>;
 
 pub(crate) struct Callback<P> {
     pub(crate) event: String,
@@ -94,7 +98,23 @@ impl<P: Plugin> Callbacks<P> {
             event: event.to_owned(),
             name,
             priority: 0,
-            func: Box::new(move |plugin, args, host| callback(plugin, args, host).map(Into::into)),
+            func: Box::new(
+                move |plugin, args, host, slot| match callback(plugin, args, host) {
+                    Ok(value) => {
+                        let value: Value<'static> = value.into();
+                        if value.is_null() {
+                            status::NULL
+                        } else {
+                            *slot = RResult::ROk(value);
+                            status::VALUE
+                        }
+                    }
+                    Err(error) => {
+                        *slot = RResult::RErr(error);
+                        status::ERROR
+                    }
+                },
+            ),
         });
         let last = self.entries.len() - 1;
         CallbackOptions {

@@ -261,11 +261,13 @@ impl<'a> Value<'a> {
     }
 
     /// Whether this is null.
+    #[inline]
     pub fn is_null(&self) -> bool {
         matches!(self.repr, Repr::Null)
     }
 
     /// The text, if this is a string.
+    #[inline]
     pub fn as_str(&self) -> Option<&str> {
         match &self.repr {
             Repr::Str(s) => Some(s.as_str()),
@@ -274,6 +276,7 @@ impl<'a> Value<'a> {
     }
 
     /// The integer, if this is an int.
+    #[inline]
     pub fn as_i64(&self) -> Option<i64> {
         match self.repr {
             Repr::Int(i) => Some(i),
@@ -282,6 +285,7 @@ impl<'a> Value<'a> {
     }
 
     /// The number as a float, if this is a float or an int.
+    #[inline]
     pub fn as_f64(&self) -> Option<f64> {
         match self.repr {
             Repr::Float(f) => Some(f),
@@ -291,6 +295,7 @@ impl<'a> Value<'a> {
     }
 
     /// The boolean, if this is a bool.
+    #[inline]
     pub fn as_bool(&self) -> Option<bool> {
         match self.repr {
             Repr::Bool(b) => Some(b),

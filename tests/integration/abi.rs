@@ -87,7 +87,7 @@ fn a_plugin_built_against_plugin_api_1_0_loads_and_runs_in_this_host() {
         "old.fail#2 ! legacy refuses (help: it always does)"
     );
     let boom = board.emit(board.event("boom").unwrap(), &[]).unwrap();
-    let error = boom.iter().next().unwrap().result.as_ref().unwrap_err();
+    let error = boom.iter().next().unwrap().result.unwrap_err();
     assert!(
         error.is_panic() && error.message().contains("legacy exploded"),
         "{error}"

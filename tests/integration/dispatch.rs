@@ -92,7 +92,7 @@ fn one_library_under_two_names_gets_two_configs() {
 fn nested_emit_returns_the_inner_results() {
     let (_sandbox, board) = two_probes("");
     let outcomes = board.emit(board.event("nest").unwrap(), &[]).unwrap();
-    let first = outcomes.iter().next().unwrap().result.as_ref().unwrap();
+    let first = outcomes.iter().next().unwrap().result.unwrap();
     let inner: Vec<_> = first
         .as_list()
         .unwrap()

@@ -119,23 +119,11 @@ fn the_circuit_breaker_switches_a_failing_plugin_off_and_on_again() {
     let state = || board.breaker_states()[0].1;
 
     for _ in 0..3 {
-        let error = emit(true)
-            .iter()
-            .next()
-            .unwrap()
-            .result
-            .clone()
-            .unwrap_err();
+        let error = emit(true).iter().next().unwrap().to_result().unwrap_err();
         assert!(!error.is_skipped(), "{error}");
     }
     assert_eq!(state(), BreakerState::Open);
-    let skipped = emit(false)
-        .iter()
-        .next()
-        .unwrap()
-        .result
-        .clone()
-        .unwrap_err();
+    let skipped = emit(false).iter().next().unwrap().to_result().unwrap_err();
     assert!(skipped.is_skipped(), "{skipped}");
     assert!(
         skipped
@@ -186,7 +174,7 @@ fn a_cycle_between_two_events_ends_at_the_depth_limit_with_the_chain() {
     );
     let board = Switchboard::open(&s.manifest()).unwrap();
     let outcomes = board.emit(board.event("ping_a").unwrap(), &[]).unwrap();
-    let error = outcomes.iter().next().unwrap().result.clone().unwrap_err();
+    let error = outcomes.iter().next().unwrap().result.unwrap_err();
     assert!(
         error
             .message()

@@ -139,9 +139,16 @@ impl Outcome {
 /// A live plugin, as the host sees it. Implemented by the SDK for every [`Plugin`](crate::Plugin).
 #[sabi_trait]
 pub trait PluginObject: Send + Sync {
-    /// Runs callback `id` with these arguments.
-    fn call(&self, id: u32, args: ArgsRaw<'_>, host: HostRef<'_>)
-        -> RResult<Value<'static>, Error>;
+    /// Runs callback `id` with these arguments and returns a [`status`]. A null result
+    /// is only reported (the common case costs no copy); a value or an error is written
+    /// to `result`, which the host provides holding `Ok(null)`.
+    fn call(
+        &self,
+        id: u32,
+        args: &ArgsRaw<'_>,
+        host: HostRef<'_>,
+        result: &mut RResult<Value<'static>, Error>,
+    ) -> u8;
 
     /// Runs the plugin's shutdown; called once, after its last callback.
     fn shutdown(&self, host: HostRef<'_>) -> RResult<(), Error>;
@@ -155,6 +162,16 @@ pub trait PluginObject: Send + Sync {
         argument: &Value<'_>,
         host: HostRef<'_>,
     ) -> RResult<Value<'static>, Error>;
+}
+
+/// What [`PluginObject::call`] returns.
+pub mod status {
+    /// The callback returned null; `result` was not touched.
+    pub const NULL: u8 = 0;
+    /// The callback returned a value, written to `result`.
+    pub const VALUE: u8 = 1;
+    /// The callback failed or panicked; the error is in `result`.
+    pub const ERROR: u8 = 2;
 }
 
 /// A boxed live plugin.

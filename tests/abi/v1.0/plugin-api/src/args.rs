@@ -64,29 +64,44 @@ impl<'a> Args<'a> {
 
     /// The argument called `name`, or `None` when the event declares no such argument.
     /// A declared optional argument that the caller left out is `Some(null)`.
+    #[inline]
     pub fn get(&self, name: &str) -> Option<&'a Value<'a>> {
-        let index = self.raw.names.iter().position(|n| n.as_str() == name)?;
+        let index = self
+            .raw
+            .names
+            .iter()
+            .position(|n| same_name(n.as_bytes(), name.as_bytes()))?;
         self.raw.values.as_slice().get(index)
     }
 
     /// The argument called `name`; an error when the event has no such argument.
+    #[inline]
     pub fn value(&self, name: &str) -> Result<&'a Value<'a>> {
-        self.get(name).ok_or_else(|| {
-            Error::new(format!("event `{}` has no argument `{name}`", self.event())).with_help(
-                format!(
-                    "declare it under [events.{}] args in the manifest",
-                    self.event()
-                ),
-            )
-        })
+        match self.get(name) {
+            Some(value) => Ok(value),
+            None => Err(self.missing(name)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn missing(&self, name: &str) -> Error {
+        Error::new(format!("event `{}` has no argument `{name}`", self.event())).with_help(
+            format!(
+                "declare it under [events.{}] args in the manifest",
+                self.event()
+            ),
+        )
     }
 
     /// The string argument called `name`.
+    #[inline]
     pub fn str(&self, name: &str) -> Result<&'a str> {
         let value = self.value(name)?;
-        value
-            .as_str()
-            .ok_or_else(|| self.wrong_kind(name, value, "string"))
+        match value.as_str() {
+            Some(text) => Ok(text),
+            None => Err(self.wrong_kind(name, value, "string")),
+        }
     }
 
     /// The integer argument called `name`.
@@ -136,6 +151,8 @@ impl<'a> Args<'a> {
         })
     }
 
+    #[cold]
+    #[inline(never)]
     fn wrong_kind(&self, name: &str, value: &Value<'_>, expected: &str) -> Error {
         Error::new(format!(
             "argument `{name}` of event `{}` is {} {}, expected {expected}",
@@ -144,6 +161,13 @@ impl<'a> Args<'a> {
             value.kind_name()
         ))
     }
+}
+
+/// Compares argument names byte by byte: they are short, and an inlined loop beats a call
+/// to the C library's `memcmp` on the hot path of every callback.
+#[inline]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 fn article(kind: &str) -> &'static str {

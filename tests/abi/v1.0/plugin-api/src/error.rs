@@ -34,6 +34,7 @@ pub struct Error {
 // `kind` is a plain integer, not an enum, so new kinds never change the layout.
 const KIND_FAILED: u32 = 0;
 const KIND_PANICKED: u32 = 1;
+const KIND_SKIPPED: u32 = 2;
 
 impl Error {
     /// An error with this message.
@@ -66,6 +67,27 @@ impl Error {
         }
     }
 
+    /// The error for a callback the host did not call because its plugin is switched off
+    /// (the host makes these).
+    #[doc(hidden)]
+    pub fn skipped(message: impl Into<String>) -> Self {
+        Error {
+            kind: KIND_SKIPPED,
+            ..Error::new(message)
+        }
+    }
+
+    /// Whether the host skipped the callback instead of calling it (its plugin was
+    /// switched off by the circuit breaker).
+    ///
+    /// ```
+    /// # use switchboard_plugin_api::Error;
+    /// assert!(!Error::new("failed").is_skipped());
+    /// ```
+    pub fn is_skipped(&self) -> bool {
+        self.kind == KIND_SKIPPED
+    }
+
     /// What went wrong.
     pub fn message(&self) -> &str {
         self.message.as_str()
@@ -91,6 +113,8 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_panic() {
             write!(f, "panicked: ")?;
+        } else if self.is_skipped() {
+            write!(f, "skipped: ")?;
         }
         write!(f, "{}", self.message)?;
         if let Some(help) = self.help() {

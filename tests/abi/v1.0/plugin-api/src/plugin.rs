@@ -1,10 +1,12 @@
 //! The trait a plugin implements and the registrar its callbacks go into.
 
+use abi_stable::std_types::RResult;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use crate::abi::status;
 use crate::args::Args;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::value::Value;
 
@@ -12,7 +14,24 @@ use crate::value::Value;
 ///
 /// The state is shared by every worker thread of the host, so it must be `Send + Sync`;
 /// use atomics or a `Mutex` for anything a callback changes. See the crate docs for a
-/// complete plugin.
+/// complete plugin. State that is not thread-safe does not compile:
+///
+/// ```compile_fail
+/// use std::cell::Cell;
+/// use switchboard_plugin_api::prelude::*;
+///
+/// struct Counter {
+///     count: Cell<u64>, // not Sync: two worker threads could race on it
+/// }
+///
+/// impl Plugin for Counter {
+///     type Config = NoConfig;
+///     fn init(_: NoConfig, _: &Host) -> Result<Self> {
+///         Ok(Counter { count: Cell::new(0) })
+///     }
+///     fn register(_: &mut Callbacks<Self>) {}
+/// }
+/// ```
 pub trait Plugin: Sized + Send + Sync + 'static {
     /// The plugin's config, deserialized from the `config` table of its manifest entry.
     /// Use [`NoConfig`] when there is none.
@@ -39,8 +58,11 @@ pub trait Plugin: Sized + Send + Sync + 'static {
 #[serde(deny_unknown_fields)]
 pub struct NoConfig {}
 
-pub(crate) type CallbackFn<P> =
-    Box<dyn Fn(&P, &Args<'_>, &Host<'_>) -> Result<Value<'static>> + Send + Sync>;
+/// A registered callback in the ABI's shape: it returns a [`status`] and writes anything
+/// but a null result to the slot, so that the common case moves no result at all.
+pub(crate) type CallbackFn<P> = Box<
+    dyn Fn(&P, &Args<'_>, &Host<'_>, &mut RResult<Value<'static>, Error>) -> u8 + Send + Sync,
+>;
 
 pub(crate) struct Callback<P> {
     pub(crate) event: String,
@@ -77,7 +99,23 @@ impl<P: Plugin> Callbacks<P> {
             event: event.to_owned(),
             name,
             priority: 0,
-            func: Box::new(move |plugin, args, host| callback(plugin, args, host).map(Into::into)),
+            func: Box::new(move |plugin, args, host, slot| {
+                match callback(plugin, args, host) {
+                    Ok(value) => {
+                        let value: Value<'static> = value.into();
+                        if value.is_null() {
+                            status::NULL
+                        } else {
+                            *slot = RResult::ROk(value);
+                            status::VALUE
+                        }
+                    }
+                    Err(error) => {
+                        *slot = RResult::RErr(error);
+                        status::ERROR
+                    }
+                }
+            }),
         });
         let last = self.entries.len() - 1;
         CallbackOptions {

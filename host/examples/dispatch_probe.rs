@@ -1,0 +1,112 @@
+//! Times the reference workload outside criterion, in the format `bench/compare.sh` reads
+//! from every peer: one line per path and callback count,
+//!
+//! ```text
+//! peer=switchboard callbacks=3 ns_per_emit=41.20
+//! ```
+//!
+//! Each figure is the median of `samples` timed batches of `emits` emits.
+//!
+//! `cargo run --release -p switchboard --example dispatch_probe -- [emits] [samples]`
+
+#[path = "../benches/support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use switchboard::Outcomes;
+use switchboard_plugin_api::Value;
+
+use support::{RawPlugins, EMAIL, NAME};
+
+/// The median over `samples` batches of nanoseconds per call of `emit`.
+fn time(emits: u32, samples: usize, mut emit: impl FnMut()) -> f64 {
+    for _ in 0..emits {
+        emit(); // warm up
+    }
+    let mut times: Vec<f64> = (0..samples)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..emits {
+                emit();
+            }
+            start.elapsed().as_nanos() as f64 / f64::from(emits)
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn main() {
+    let mut arguments = std::env::args().skip(1);
+    let emits: u32 = arguments
+        .next()
+        .map_or(1_000_000, |a| a.parse().expect("emits: a number"));
+    let samples: usize = arguments
+        .next()
+        .map_or(15, |a| a.parse().expect("samples: a number"));
+    let only = std::env::var("PROBE_ONLY").ok();
+    let wanted = |peer: &str| only.as_deref().is_none_or(|o| o == peer);
+    let report = |peer: &str, n: usize, ns: f64| {
+        println!("peer={peer} callbacks={n} ns_per_emit={ns:.2}");
+    };
+
+    for n in [1, 3, 10] {
+        if wanted("rust-fn-pointer") {
+            let callbacks = support::direct_callbacks(n);
+            report(
+                "rust-fn-pointer",
+                n,
+                time(emits, samples, || {
+                    support::call_direct(&callbacks, black_box(NAME), black_box(EMAIL))
+                }),
+            );
+        }
+        if wanted("raw-abi") {
+            let raw = RawPlugins::new(n);
+            report(
+                "raw-abi",
+                n,
+                time(emits, samples, || {
+                    raw.call_all(black_box(NAME), black_box(EMAIL))
+                }),
+            );
+        }
+
+        let (_folder, board) = support::board(n);
+        let args = [Value::borrowed(NAME), Value::borrowed(EMAIL)];
+        let mut outcomes = Outcomes::new();
+        let before = support::total_work(&board);
+        if wanted("switchboard") {
+            let joined = board.event("user_joined").unwrap();
+            report(
+                "switchboard",
+                n,
+                time(emits, samples, || {
+                    board
+                        .emit_into(joined, black_box(&args), &mut outcomes)
+                        .unwrap()
+                }),
+            );
+        }
+        if wanted("switchboard-by-name") {
+            report(
+                "switchboard-by-name",
+                n,
+                time(emits, samples, || {
+                    let event = board.event(black_box("user_joined")).unwrap();
+                    board
+                        .emit_into(event, black_box(&args), &mut outcomes)
+                        .unwrap()
+                }),
+            );
+        }
+        let work = support::total_work(&board) - before;
+        let ran = wanted("switchboard") || wanted("switchboard-by-name");
+        assert!(
+            !ran || work > 0 && work % (n * (NAME.len() + EMAIL.len())) as i64 == 0,
+            "the callbacks did their work"
+        );
+    }
+}
