@@ -64,7 +64,7 @@ impl<'a> Args<'a> {
 
     /// The argument called `name`, or `None` when the event declares no such argument.
     /// A declared optional argument that the caller left out is `Some(null)`.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, name: &str) -> Option<&'a Value<'a>> {
         let index = self
             .raw
@@ -75,7 +75,7 @@ impl<'a> Args<'a> {
     }
 
     /// The argument called `name`; an error when the event has no such argument.
-    #[inline]
+    #[inline(always)]
     pub fn value(&self, name: &str) -> Result<&'a Value<'a>> {
         match self.get(name) {
             Some(value) => Ok(value),
@@ -86,16 +86,14 @@ impl<'a> Args<'a> {
     #[cold]
     #[inline(never)]
     fn missing(&self, name: &str) -> Error {
-        Error::new(format!("event `{}` has no argument `{name}`", self.event())).with_help(
-            format!(
-                "declare it under [events.{}] args in the manifest",
-                self.event()
-            ),
-        )
+        Error::new(format!("event `{}` has no argument `{name}`", self.event())).with_help(format!(
+            "declare it under [events.{}] args in the manifest",
+            self.event()
+        ))
     }
 
     /// The string argument called `name`.
-    #[inline]
+    #[inline(always)]
     pub fn str(&self, name: &str) -> Result<&'a str> {
         let value = self.value(name)?;
         match value.as_str() {

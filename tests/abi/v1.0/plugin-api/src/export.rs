@@ -141,9 +141,14 @@ pub fn guard<T>(body: impl FnOnce() -> Result<T>) -> RResult<T, Error> {
 /// Runs `body`, turning a panic into an error that carries its message and location.
 #[inline]
 fn catch_panic<T>(body: impl FnOnce() -> T) -> std::result::Result<T, Error> {
-    GUARD_DEPTH.with(|d| d.set(d.get() + 1));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(body));
-    GUARD_DEPTH.with(|d| d.set(d.get() - 1));
+    // One thread-local lookup per call: in a shared library each costs a call into the
+    // dynamic linker.
+    let outcome = GUARD_DEPTH.with(|depth| {
+        depth.set(depth.get() + 1);
+        let outcome = panic::catch_unwind(AssertUnwindSafe(body));
+        depth.set(depth.get() - 1);
+        outcome
+    });
     outcome.map_err(|payload| {
         let message = LAST_PANIC
             .with(|p| p.borrow_mut().take())

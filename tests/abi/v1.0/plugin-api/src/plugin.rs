@@ -60,9 +60,8 @@ pub struct NoConfig {}
 
 /// A registered callback in the ABI's shape: it returns a [`status`] and writes anything
 /// but a null result to the slot, so that the common case moves no result at all.
-pub(crate) type CallbackFn<P> = Box<
-    dyn Fn(&P, &Args<'_>, &Host<'_>, &mut RResult<Value<'static>, Error>) -> u8 + Send + Sync,
->;
+pub(crate) type CallbackFn<P> =
+    Box<dyn Fn(&P, &Args<'_>, &Host<'_>, &mut RResult<Value<'static>, Error>) -> u8 + Send + Sync>;
 
 pub(crate) struct Callback<P> {
     pub(crate) event: String,
@@ -99,8 +98,8 @@ impl<P: Plugin> Callbacks<P> {
             event: event.to_owned(),
             name,
             priority: 0,
-            func: Box::new(move |plugin, args, host, slot| {
-                match callback(plugin, args, host) {
+            func: Box::new(
+                move |plugin, args, host, slot| match callback(plugin, args, host) {
                     Ok(value) => {
                         let value: Value<'static> = value.into();
                         if value.is_null() {
@@ -114,8 +113,8 @@ impl<P: Plugin> Callbacks<P> {
                         *slot = RResult::RErr(error);
                         status::ERROR
                     }
-                }
-            }),
+                },
+            ),
         });
         let last = self.entries.len() - 1;
         CallbackOptions {
