@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard::Switchboard;
 
-use super::output::outcomes_json;
+use super::output::OutcomesJson;
 use super::{exit, Cli, Format};
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +50,16 @@ struct Input {
     args: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     id: Option<serde_json::Value>,
+}
+
+/// One result line of `run`.
+#[derive(Serialize)]
+struct Reply<'a> {
+    seq: u64,
+    id: &'a Option<serde_json::Value>,
+    event: &'a str,
+    ok: bool,
+    results: OutcomesJson<'a>,
 }
 
 /// Counts kept by each worker and added up at the end.
@@ -202,19 +212,21 @@ fn work(
     let mut totals = Totals::new(plugins);
     for (seq, line) in jobs {
         let reply = handle(board, seq, &line, &mut totals);
-        if results.send((seq, reply.to_string())).is_err() {
+        if results.send((seq, reply)).is_err() {
             break;
         }
     }
     totals
 }
 
-fn handle(board: &Switchboard, seq: u64, line: &str, totals: &mut Totals) -> serde_json::Value {
+/// Dispatches one input line and returns its result line.
+fn handle(board: &Switchboard, seq: u64, line: &str, totals: &mut Totals) -> String {
     let input: Input = match serde_json::from_str(line) {
         Ok(input) => input,
         Err(e) => {
             totals.bad_lines += 1;
-            return json!({"seq": seq, "error": format!("line {seq} is not a valid event: {e}")});
+            return json!({"seq": seq, "error": format!("line {seq} is not a valid event: {e}")})
+                .to_string();
         }
     };
     match board.emit_json(&input.event, &input.args) {
@@ -232,17 +244,25 @@ fn handle(board: &Switchboard, seq: u64, line: &str, totals: &mut Totals) -> ser
                     }
                 }
             }
-            json!({
-                "seq": seq,
-                "id": input.id,
-                "event": input.event,
-                "ok": !outcomes.has_failures(),
-                "results": outcomes_json(board, &outcomes),
+            let reply = Reply {
+                seq,
+                id: &input.id,
+                event: &input.event,
+                ok: !outcomes.has_failures(),
+                results: OutcomesJson {
+                    board,
+                    outcomes: &outcomes,
+                },
+            };
+            serde_json::to_string(&reply).unwrap_or_else(|e| {
+                json!({"seq": seq, "id": input.id, "error": format!("cannot write the result: {e}")})
+                    .to_string()
             })
         }
         Err(e) => {
             totals.bad_lines += 1;
             json!({"seq": seq, "id": input.id, "event": input.event, "error": e.to_string()})
+                .to_string()
         }
     }
 }
