@@ -6,7 +6,10 @@
 //! - `raw_abi`: the loaded library's own `extern "C"` entry points, called without the host
 //!   (what the stable ABI costs by itself);
 //!
-//! and the host's paths: a pre-resolved event handle with borrowed arguments
+//! Each of the three runs twice: counting with a relaxed load and store (the plain add the
+//! peers do) and, suffixed `-rmw`, with `fetch_add`.
+//!
+//! Then the host's other paths: a pre-resolved event handle with borrowed arguments
 //! (`emit_handle`), the name resolved on every emit (`emit_by_name`), and named arguments
 //! (`emit_named`, the convenient API). `user_lookup_first` is a `result = "first"` event
 //! whose third callback answers.
@@ -21,24 +24,42 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use switchboard::Outcomes;
 use switchboard_plugin_api::Value;
 
-use support::{RawPlugins, EMAIL, NAME};
+use support::{Counting, RawPlugins, EMAIL, NAME};
 
 const CALLBACKS: [usize; 3] = [1, 3, 10];
 
 fn user_joined(c: &mut Criterion) {
     let mut group = c.benchmark_group("user_joined");
     for n in CALLBACKS {
-        let callbacks = support::direct_callbacks(n);
-        group.bench_with_input(BenchmarkId::new("direct_fn_pointer", n), &n, |b, _| {
-            b.iter(|| support::call_direct(&callbacks, black_box(NAME), black_box(EMAIL)))
-        });
+        for counting in [Counting::Add, Counting::FetchAdd] {
+            let suffix = counting.suffix();
+            let callbacks = support::direct_callbacks(n, counting);
+            let id = BenchmarkId::new(format!("direct_fn_pointer{suffix}"), n);
+            group.bench_with_input(id, &n, |b, _| {
+                b.iter(|| support::call_direct(&callbacks, black_box(NAME), black_box(EMAIL)))
+            });
 
-        let raw = RawPlugins::new(n);
-        group.bench_with_input(BenchmarkId::new("raw_abi", n), &n, |b, _| {
-            b.iter(|| raw.call_all(black_box(NAME), black_box(EMAIL)))
-        });
+            let raw = RawPlugins::new(n, counting);
+            let id = BenchmarkId::new(format!("raw_abi{suffix}"), n);
+            group.bench_with_input(id, &n, |b, _| {
+                b.iter(|| raw.call_all(black_box(NAME), black_box(EMAIL)))
+            });
 
-        let (_folder, board) = support::board(n);
+            let (_folder, board) = support::board(n, counting);
+            let joined = board.event("user_joined").unwrap();
+            let args = [Value::borrowed(NAME), Value::borrowed(EMAIL)];
+            let mut outcomes = Outcomes::new();
+            let id = BenchmarkId::new(format!("emit_handle{suffix}"), n);
+            group.bench_with_input(id, &n, |b, _| {
+                b.iter(|| {
+                    board
+                        .emit_into(joined, black_box(&args), &mut outcomes)
+                        .unwrap()
+                })
+            });
+        }
+
+        let (_folder, board) = support::board(n, Counting::Add);
         let joined = board.event("user_joined").unwrap();
         let args = [Value::borrowed(NAME), Value::borrowed(EMAIL)];
         let mut outcomes = Outcomes::new();
@@ -49,13 +70,6 @@ fn user_joined(c: &mut Criterion) {
             (n * (NAME.len() + EMAIL.len())) as i64,
             "every callback does the work"
         );
-        group.bench_with_input(BenchmarkId::new("emit_handle", n), &n, |b, _| {
-            b.iter(|| {
-                board
-                    .emit_into(joined, black_box(&args), &mut outcomes)
-                    .unwrap()
-            })
-        });
         group.bench_with_input(BenchmarkId::new("emit_by_name", n), &n, |b, _| {
             b.iter(|| {
                 let event = board.event(black_box("user_joined")).unwrap();
@@ -82,7 +96,7 @@ fn user_joined(c: &mut Criterion) {
 }
 
 fn user_lookup_first(c: &mut Criterion) {
-    let (_folder, board) = support::board(3);
+    let (_folder, board) = support::board(3, Counting::Add);
     let lookup = board.event("user_lookup").unwrap();
     let args = [Value::borrowed(EMAIL)];
     let mut outcomes = Outcomes::new();

@@ -52,7 +52,7 @@ fn load(c: &mut Criterion) {
     let mut group = c.benchmark_group("load");
     group.sample_size(20);
 
-    let folder = support::manifest_dir(100);
+    let folder = support::manifest_dir(100, support::Counting::Add);
     let manifest = folder.path().join("events.toml");
     group.bench_function("open_100_entries", |b| {
         b.iter(|| {

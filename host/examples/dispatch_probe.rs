@@ -5,7 +5,9 @@
 //! peer=switchboard callbacks=3 ns_per_emit=41.20
 //! ```
 //!
-//! Each figure is the median of `samples` timed batches of `emits` emits.
+//! Each figure is the median of `samples` timed batches of `emits` emits. `PROBE_ONLY=peer`
+//! times one path; `PROBE_RMW=1` makes every callback count with `fetch_add` (peers are
+//! then named `switchboard-rmw`...).
 //!
 //! `cargo run --release -p switchboard --example dispatch_probe -- [emits] [samples]`
 
@@ -18,7 +20,7 @@ use std::time::Instant;
 use switchboard::Outcomes;
 use switchboard_plugin_api::Value;
 
-use support::{RawPlugins, EMAIL, NAME};
+use support::{Counting, RawPlugins, EMAIL, NAME};
 
 /// The median over `samples` batches of nanoseconds per call of `emit`.
 fn time(emits: u32, samples: usize, mut emit: impl FnMut()) -> f64 {
@@ -48,13 +50,18 @@ fn main() {
         .map_or(15, |a| a.parse().expect("samples: a number"));
     let only = std::env::var("PROBE_ONLY").ok();
     let wanted = |peer: &str| only.as_deref().is_none_or(|o| o == peer);
+    let counting = match std::env::var("PROBE_RMW").as_deref() {
+        Ok("1") => Counting::FetchAdd,
+        _ => Counting::Add,
+    };
     let report = |peer: &str, n: usize, ns: f64| {
-        println!("peer={peer} callbacks={n} ns_per_emit={ns:.2}");
+        let suffix = counting.suffix();
+        println!("peer={peer}{suffix} callbacks={n} ns_per_emit={ns:.2}");
     };
 
     for n in [1, 3, 10] {
         if wanted("rust-fn-pointer") {
-            let callbacks = support::direct_callbacks(n);
+            let callbacks = support::direct_callbacks(n, counting);
             report(
                 "rust-fn-pointer",
                 n,
@@ -64,7 +71,7 @@ fn main() {
             );
         }
         if wanted("raw-abi") {
-            let raw = RawPlugins::new(n);
+            let raw = RawPlugins::new(n, counting);
             report(
                 "raw-abi",
                 n,
@@ -74,7 +81,7 @@ fn main() {
             );
         }
 
-        let (_folder, board) = support::board(n);
+        let (_folder, board) = support::board(n, counting);
         let args = [Value::borrowed(NAME), Value::borrowed(EMAIL)];
         let mut outcomes = Outcomes::new();
         let before = support::total_work(&board);

@@ -46,34 +46,54 @@ pub fn binary() -> PathBuf {
     switchboard_tests::binary()
 }
 
+/// How the reference callback counts its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// A relaxed load and store: the plain add the single-threaded peers do.
+    Add,
+    /// `fetch_add`: a locked read-modify-write, exact under concurrent calls.
+    FetchAdd,
+}
+
+impl Counting {
+    /// The suffix that tells the two apart in benchmark names.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Counting::Add => "",
+            Counting::FetchAdd => "-rmw",
+        }
+    }
+}
+
 /// A manifest with `plugins` instances of the `bench` library, from `dir`; the last one
 /// answers `user_lookup`.
-pub fn manifest(dir: &Path, plugins: usize) -> String {
+pub fn manifest(dir: &Path, plugins: usize, counting: Counting) -> String {
+    let rmw = counting == Counting::FetchAdd;
     let mut text = format!("[host]\nplugin_dir = {dir:?}\n{EVENTS}\n");
     for i in 1..=plugins {
         let answers = i == plugins;
         text.push_str(&format!(
-            "[[plugins]]\nname = \"bench{i}\"\nlibrary = \"bench\"\nconfig = {{ answers = {answers} }}\n\n"
+            "[[plugins]]\nname = \"bench{i}\"\nlibrary = \"bench\"\nconfig = {{ answers = {answers}, rmw = {rmw} }}\n\n"
         ));
     }
     text
 }
 
 /// A folder holding an `events.toml` for `plugins` bench plugins.
-pub fn manifest_dir(plugins: usize) -> tempfile::TempDir {
+pub fn manifest_dir(plugins: usize, counting: Counting) -> tempfile::TempDir {
     let folder = tempfile::tempdir().expect("cannot create a temporary folder");
     let libraries = bench_library().parent().unwrap().to_owned();
     std::fs::write(
         folder.path().join("events.toml"),
-        manifest(&libraries, plugins),
+        manifest(&libraries, plugins, counting),
     )
     .unwrap();
     folder
 }
 
 /// A running host with `plugins` bench plugins, each with one `user_joined` callback.
-pub fn board(plugins: usize) -> (tempfile::TempDir, Switchboard) {
-    let folder = manifest_dir(plugins);
+pub fn board(plugins: usize, counting: Counting) -> (tempfile::TempDir, Switchboard) {
+    let folder = manifest_dir(plugins, counting);
     let board = Switchboard::open(&folder.path().join("events.toml"))
         .unwrap_or_else(|e| panic!("cannot start the bench host: {e}"));
     (folder, board)
@@ -94,12 +114,21 @@ static DIRECT_TOTAL: AtomicU64 = AtomicU64::new(0);
 
 /// The reference callback as a plain Rust function: the floor.
 fn direct(name: &str, email: &str) {
+    let total = DIRECT_TOTAL.load(Ordering::Relaxed);
+    DIRECT_TOTAL.store(total + (name.len() + email.len()) as u64, Ordering::Relaxed);
+}
+
+/// The same with `fetch_add`.
+fn direct_rmw(name: &str, email: &str) {
     DIRECT_TOTAL.fetch_add((name.len() + email.len()) as u64, Ordering::Relaxed);
 }
 
 /// `n` function pointers to the reference callback.
-pub fn direct_callbacks(n: usize) -> Vec<fn(&str, &str)> {
-    vec![direct; n]
+pub fn direct_callbacks(n: usize, counting: Counting) -> Vec<fn(&str, &str)> {
+    match counting {
+        Counting::Add => vec![direct; n],
+        Counting::FetchAdd => vec![direct_rmw; n],
+    }
 }
 
 /// Calls every function pointer, as an emit would.
@@ -139,7 +168,7 @@ pub struct RawPlugins {
 
 impl RawPlugins {
     /// `n` instances of the bench library.
-    pub fn new(n: usize) -> RawPlugins {
+    pub fn new(n: usize, counting: Counting) -> RawPlugins {
         let header = lib_header_from_path(&bench_library()).expect("cannot open the bench library");
         let module = header
             .init_root_module::<PluginModuleRef>()
@@ -151,7 +180,10 @@ impl RawPlugins {
             .find(|r| r.event.as_str() == "user_joined")
             .expect("no user_joined callback")
             .id;
-        let config = Value::map([("answers", Value::from(false))]);
+        let config = Value::map([
+            ("answers", Value::from(false)),
+            ("rmw", Value::from(counting == Counting::FetchAdd)),
+        ]);
         let instances = (0..n)
             .map(|_| {
                 let host = HostApi_TO::from_ptr(RRef::new(&NoHost), TD_Opaque);
