@@ -6,10 +6,16 @@
 //! `{"seq": N, "id": ..., "error": "..."}` for a line that could not be dispatched. `seq`
 //! numbers the non-empty input lines from 1.
 //!
-//! Threads: a reader turns stdin into lines; the main thread accepts them into a bounded
-//! queue (when it is full, reading waits); workers dispatch; a writer prints. On end of
-//! input or SIGINT/SIGTERM, the main thread stops accepting, the workers finish every
-//! accepted event, and the plugins shut down. A second SIGINT exits at once.
+//! Threads: a reader turns stdin into batches of lines; the main thread numbers them and
+//! accepts them into a bounded queue (when it is full, reading waits); workers dispatch; a
+//! writer prints. On end of input or SIGINT/SIGTERM, the main thread stops accepting, the
+//! workers finish every accepted event, and the plugins shut down. A second SIGINT exits at
+//! once.
+//!
+//! Lines travel in batches: every line already read when the reader would otherwise wait
+//! for more, up to [`BATCH`]. A file or a fast producer fills batches, so the threads hand
+//! over work (and wake each other) once per batch instead of once per line; a slow
+//! producer's line travels alone, at once.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -39,6 +45,15 @@ pub struct RunArgs {
     /// Print result lines in input order, even with several workers.
     #[arg(long)]
     pub ordered: bool,
+}
+
+/// The most lines that travel together between the threads.
+const BATCH: usize = 256;
+
+/// Lines numbered from `first`, in input order.
+struct Batch<T> {
+    first: u64,
+    lines: Vec<T>,
 }
 
 /// One input line.
@@ -117,8 +132,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     let lines = read_lines_in_background();
-    let (work_tx, work_rx) = bounded::<(u64, String)>(args.queue as usize);
-    let (out_tx, out_rx) = bounded::<(u64, String)>(args.queue as usize);
+    // The queue bound is in events; a batch holds up to BATCH of them.
+    let capacity = (args.queue as usize).div_ceil(BATCH);
+    let (work_tx, work_rx) = bounded::<Batch<String>>(capacity);
+    let (out_tx, out_rx) = bounded::<Batch<String>>(capacity);
     let plugins = board.registry().plugins().len();
 
     let mut totals = Totals::new(plugins);
@@ -141,12 +158,17 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
                 break;
             }
             match lines.recv_timeout(Duration::from_millis(50)) {
-                Ok(line) => {
-                    accepted += 1;
+                Ok(lines) => {
+                    let batch = Batch {
+                        first: accepted + 1,
+                        lines,
+                    };
+                    let count = batch.lines.len() as u64;
                     // Blocks while the queue is full: back-pressure on the reader.
-                    if work_tx.send((accepted, line)).is_err() {
+                    if work_tx.send(batch).is_err() {
                         break;
                     }
+                    accepted += count;
                 }
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -176,27 +198,32 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Reads stdin on a thread of its own, so that a signal can stop the run while a read
 /// blocks; the thread is left behind when the run ends.
-fn read_lines_in_background() -> Receiver<String> {
-    let (tx, rx) = bounded::<String>(64);
+fn read_lines_in_background() -> Receiver<Vec<String>> {
+    let (tx, rx) = bounded::<Vec<String>>(4);
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
-        let mut stdin = stdin.lock();
+        let mut stdin = std::io::BufReader::with_capacity(64 * 1024, stdin.lock());
+        let mut batch = Vec::with_capacity(BATCH);
         loop {
             let mut line = String::new();
-            match stdin.read_line(&mut line) {
-                Ok(0) => return,
-                Ok(_) => {
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    if tx.send(line).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!("cannot read stdin: {e}");
+            let read = stdin.read_line(&mut line);
+            if matches!(read, Ok(n) if n > 0) && !line.trim().is_empty() {
+                batch.push(line);
+            }
+            let done = !matches!(read, Ok(n) if n > 0);
+            if let Err(e) = &read {
+                tracing::error!("cannot read stdin: {e}");
+            }
+            // Send what we have before a read that could wait, or when the batch is full.
+            let would_wait = stdin.buffer().is_empty();
+            if !batch.is_empty() && (done || would_wait || batch.len() == BATCH) {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if tx.send(full).is_err() {
                     return;
                 }
+            }
+            if done {
+                return;
             }
         }
     });
@@ -205,14 +232,21 @@ fn read_lines_in_background() -> Receiver<String> {
 
 fn work(
     board: &Switchboard,
-    jobs: Receiver<(u64, String)>,
-    results: Sender<(u64, String)>,
+    jobs: Receiver<Batch<String>>,
+    results: Sender<Batch<String>>,
     plugins: usize,
 ) -> Totals {
     let mut totals = Totals::new(plugins);
-    for (seq, line) in jobs {
-        let reply = handle(board, seq, &line, &mut totals);
-        if results.send((seq, reply)).is_err() {
+    for batch in jobs {
+        let replies = (batch.first..)
+            .zip(&batch.lines)
+            .map(|(seq, line)| handle(board, seq, line, &mut totals))
+            .collect();
+        let replies = Batch {
+            first: batch.first,
+            lines: replies,
+        };
+        if results.send(replies).is_err() {
             break;
         }
     }
@@ -269,35 +303,42 @@ fn handle(board: &Switchboard, seq: u64, line: &str, totals: &mut Totals) -> Str
 
 /// Prints result lines as they come (or in `seq` order), flushing whenever no result is
 /// waiting so that a slow producer still sees prompt output.
-fn write_results(results: Receiver<(u64, String)>, ordered: bool) -> std::io::Result<()> {
+fn write_results(results: Receiver<Batch<String>>, ordered: bool) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let mut pending = BTreeMap::new();
     let mut next = 1;
     loop {
-        let (seq, line) = match results.try_recv() {
-            Ok(item) => item,
+        let batch = match results.try_recv() {
+            Ok(batch) => batch,
             Err(_) => {
                 out.flush()?;
                 match results.recv() {
-                    Ok(item) => item,
+                    Ok(batch) => batch,
                     Err(_) => break,
                 }
             }
         };
         if !ordered {
-            writeln!(out, "{line}")?;
+            write_lines(&mut out, &batch.lines)?;
             continue;
         }
-        pending.insert(seq, line);
-        while let Some(line) = pending.remove(&next) {
-            writeln!(out, "{line}")?;
-            next += 1;
+        pending.insert(batch.first, batch.lines);
+        while let Some(lines) = pending.remove(&next) {
+            write_lines(&mut out, &lines)?;
+            next += lines.len() as u64;
         }
     }
-    for line in pending.values() {
-        writeln!(out, "{line}")?;
+    for lines in pending.values() {
+        write_lines(&mut out, lines)?;
     }
     out.flush()
+}
+
+fn write_lines(out: &mut impl Write, lines: &[String]) -> std::io::Result<()> {
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 fn print_summary(cli: &Cli, board: &Switchboard, accepted: u64, totals: &Totals, signal: bool) {
