@@ -151,13 +151,42 @@ fn run_answers_each_json_line_with_its_id() {
 }
 
 #[test]
+fn run_reports_a_line_that_is_not_utf8_and_goes_on() {
+    let sandbox = Sandbox::new(GREETER);
+    let mut input =
+        br#"{"event": "user_joined", "args": {"name": "Ann", "email": "a@x"}}"#.to_vec();
+    input.extend_from_slice(b"\n{\"event\": \"user_joined\", \"args\": {\"name\": \"\xff\"}}\n");
+    input.extend_from_slice(br#"{"event": "greetings_count"}"#);
+    input.push(b'\n');
+    let run = sandbox.run_with_stdin(&["run", "--workers", "1"], input);
+    run.assert_code(2);
+    let lines: Vec<serde_json::Value> = run
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{}", run.stdout());
+    assert_eq!(lines[0]["ok"], true);
+    let error = lines[1]["error"].as_str().unwrap();
+    assert!(error.contains("line 2 is not valid UTF-8"), "{error}");
+    assert_eq!(
+        lines[2]["results"][0]["value"], 1,
+        "the line after it still ran"
+    );
+    assert!(
+        run.stderr().contains("2 dispatched, 1 bad line"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
 fn check_list_and_inspect() {
     let sandbox = Sandbox::new(GREETER);
     let run = sandbox.run(&["check"]);
     run.assert_code(0);
     assert!(
-        run.stdout()
-            .contains("ok: 3 events, 1 plugins, 3 callbacks"),
+        run.stdout().contains("ok: 3 events, 1 plugin, 3 callbacks"),
         "{}",
         run.stdout()
     );

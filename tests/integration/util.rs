@@ -71,7 +71,7 @@ impl Sandbox {
     }
 
     /// Runs the binary with `stdin` as its standard input.
-    pub fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+    pub fn run_with_stdin(&self, args: &[&str], stdin: impl AsRef<[u8]>) -> Run {
         use std::io::Write;
         let mut child = Command::new(binary())
             .arg("--manifest")
@@ -88,7 +88,7 @@ impl Sandbox {
             .stdin
             .take()
             .unwrap()
-            .write_all(stdin.as_bytes())
+            .write_all(stdin.as_ref())
             .unwrap();
         Run(child.wait_with_output().unwrap())
     }

@@ -9,6 +9,7 @@ use switchboard::manifest::LoadErrorPolicy;
 use switchboard::preflight::{library_file, sha256_of};
 use switchboard::{Manifest, Switchboard};
 
+use super::output::count;
 use super::{exit, Cli, Format};
 
 #[derive(Debug, clap::Args)]
@@ -41,7 +42,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
                 "{}",
                 json!({"error": {
                     "kind": "check",
-                    "message": cannot_load(refused.len()),
+                    "message": format!("{} cannot be loaded", count(refused.len() as u64, "plugin")),
                     "plugins": refused.iter().map(|e| json!({
                         "plugin": e.plugin(), "kind": e.kind(), "message": e.to_string()
                     })).collect::<Vec<_>>(),
@@ -51,7 +52,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
                 for error in &refused {
                     eprintln!("error: {error}");
                 }
-                eprintln!("{}", cannot_load(refused.len()));
+                eprintln!("{} cannot be loaded", count(refused.len() as u64, "plugin"));
             }
         }
         return Ok(exit::bad_input());
@@ -86,14 +87,16 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
         ),
         Format::Text => {
             println!(
-                "{}: {}: {events} events, {} plugins, {callbacks} callbacks{}",
+                "{}: {}: {}, {}, {}{}",
                 cli.manifest.display(),
                 if ok {
                     "ok"
                 } else {
                     "loaded, but shutdown failed"
                 },
-                plugins,
+                count(events as u64, "event"),
+                count(plugins as u64, "plugin"),
+                count(callbacks as u64, "callback"),
                 if skipped.is_empty() {
                     String::new()
                 } else {
@@ -166,12 +169,4 @@ fn pin(cli: &Cli, manifest: &Manifest, write: bool) -> anyhow::Result<ExitCode> 
         }
     }
     Ok(exit::ok())
-}
-
-/// The closing line of a check that refused plugins.
-fn cannot_load(count: usize) -> String {
-    match count {
-        1 => "1 plugin cannot be loaded".to_owned(),
-        n => format!("{n} plugins cannot be loaded"),
-    }
 }

@@ -57,13 +57,17 @@ impl Serialize for ErrorJson<'_> {
     }
 }
 
+/// `1 plugin`, `3 plugins`: a count with its noun, for messages people read.
+pub fn count(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// Aligned lines: `  plugin.callback  ok     value` / `  plugin.callback  error  message`.
 pub fn outcomes_text(board: &Switchboard, event: &str, outcomes: &Outcomes) -> String {
-    let mut text = format!(
-        "{event}: {} callback{} ran",
-        outcomes.len(),
-        if outcomes.len() == 1 { "" } else { "s" }
-    );
+    let mut text = format!("{event}: {} ran", count(outcomes.len() as u64, "callback"));
     let failed = outcomes.failures().count();
     if failed > 0 {
         text.push_str(&format!(", {failed} failed"));

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard::Switchboard;
 
-use super::output::OutcomesJson;
+use super::output::{count, OutcomesJson};
 use super::{exit, Cli, Format};
 
 #[derive(Debug, clap::Args)]
@@ -134,7 +134,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let lines = read_lines_in_background();
     // The queue bound is in events; a batch holds up to BATCH of them.
     let capacity = (args.queue as usize).div_ceil(BATCH);
-    let (work_tx, work_rx) = bounded::<Batch<String>>(capacity);
+    let (work_tx, work_rx) = bounded::<Batch<Line>>(capacity);
     let (out_tx, out_rx) = bounded::<Batch<String>>(capacity);
     let plugins = board.registry().plugins().len();
 
@@ -198,22 +198,20 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Reads stdin on a thread of its own, so that a signal can stop the run while a read
 /// blocks; the thread is left behind when the run ends.
-fn read_lines_in_background() -> Receiver<Vec<String>> {
-    let (tx, rx) = bounded::<Vec<String>>(4);
+fn read_lines_in_background() -> Receiver<Vec<Line>> {
+    let (tx, rx) = bounded::<Vec<Line>>(4);
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
         let mut stdin = std::io::BufReader::with_capacity(64 * 1024, stdin.lock());
         let mut batch = Vec::with_capacity(BATCH);
         loop {
-            let mut line = String::new();
-            let read = stdin.read_line(&mut line);
-            if matches!(read, Ok(n) if n > 0) && !line.trim().is_empty() {
-                batch.push(line);
-            }
-            let done = !matches!(read, Ok(n) if n > 0);
-            if let Err(e) = &read {
-                tracing::error!("cannot read stdin: {e}");
-            }
+            let mut bytes = Vec::new();
+            let (line, done) = match stdin.read_until(b'\n', &mut bytes) {
+                Ok(0) => (None, true),
+                Ok(_) => (Line::from_bytes(bytes), false),
+                Err(e) => (Some(Line::Unreadable(e.to_string())), true),
+            };
+            batch.extend(line);
             // Send what we have before a read that could wait, or when the batch is full.
             let would_wait = stdin.buffer().is_empty();
             if !batch.is_empty() && (done || would_wait || batch.len() == BATCH) {
@@ -230,9 +228,30 @@ fn read_lines_in_background() -> Receiver<Vec<String>> {
     rx
 }
 
+/// One line of standard input, as read.
+enum Line {
+    /// A line of text (an event, or not).
+    Text(String),
+    /// A line that is not UTF-8: reported as a bad line, and the run goes on.
+    NotUtf8(std::str::Utf8Error),
+    /// Standard input failed; the last line of the run.
+    Unreadable(String),
+}
+
+impl Line {
+    /// The line, or `None` for a blank one.
+    fn from_bytes(bytes: Vec<u8>) -> Option<Line> {
+        match String::from_utf8(bytes) {
+            Ok(text) if text.trim().is_empty() => None,
+            Ok(text) => Some(Line::Text(text)),
+            Err(e) => Some(Line::NotUtf8(e.utf8_error())),
+        }
+    }
+}
+
 fn work(
     board: &Switchboard,
-    jobs: Receiver<Batch<String>>,
+    jobs: Receiver<Batch<Line>>,
     results: Sender<Batch<String>>,
     plugins: usize,
 ) -> Totals {
@@ -254,7 +273,20 @@ fn work(
 }
 
 /// Dispatches one input line and returns its result line.
-fn handle(board: &Switchboard, seq: u64, line: &str, totals: &mut Totals) -> String {
+fn handle(board: &Switchboard, seq: u64, line: &Line, totals: &mut Totals) -> String {
+    let line = match line {
+        Line::Text(text) => text,
+        Line::NotUtf8(e) => {
+            totals.bad_lines += 1;
+            return json!({"seq": seq, "error": format!("line {seq} is not valid UTF-8 ({e}); send events as UTF-8 JSON")})
+                .to_string();
+        }
+        Line::Unreadable(e) => {
+            totals.bad_lines += 1;
+            return json!({"seq": seq, "error": format!("cannot read standard input after line {}: {e}; the events before it were dispatched", seq - 1)})
+                .to_string();
+        }
+    };
     let input: Input = match serde_json::from_str(line) {
         Ok(input) => input,
         Err(e) => {
@@ -370,20 +402,21 @@ fn print_summary(cli: &Cli, board: &Switchboard, accepted: u64, totals: &Totals,
         }
         Format::Text if !cli.quiet => {
             eprintln!(
-                "run: {accepted} events accepted{}, {} dispatched, {} bad lines",
+                "run: {} accepted{}, {} dispatched, {}",
+                count(accepted, "event"),
                 if signal { " (stopped by signal)" } else { "" },
                 totals.events,
-                totals.bad_lines
+                count(totals.bad_lines, "bad line")
             );
             for ((name, t), (_, state, trips)) in names.zip(&totals.plugins).zip(&breakers) {
                 eprintln!(
-                    "  {name}: {} calls, {} failed ({} panics), {} skipped; {state}{}",
-                    t.calls,
+                    "  {name}: {}, {} failed ({}), {} skipped; {state}{}",
+                    count(t.calls, "call"),
                     t.failed,
-                    t.panicked,
+                    count(t.panicked, "panic"),
                     t.skipped,
                     if *trips > 0 {
-                        format!(", switched off {trips} times")
+                        format!(", switched off {}", count(*trips, "time"))
                     } else {
                         String::new()
                     }
