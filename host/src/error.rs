@@ -171,6 +171,14 @@ pub enum LoadError {
         /// Where the library was expected.
         path: PathBuf,
     },
+    /// The path names a folder, not a library file.
+    #[error("plugin `{plugin}`: {} is a folder, not a library file; give the library file itself in `path`, or name the folder in `plugin_dir`", path.display())]
+    NotAFile {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The folder.
+        path: PathBuf,
+    },
     /// The plugin folder does not exist.
     #[error("plugin `{plugin}`: the plugin folder {} does not exist; build the plugins (`cargo build --release`) or fix `plugin_dir` (relative to the manifest's folder)", folder.display())]
     MissingFolder {
@@ -276,6 +284,7 @@ impl LoadError {
         match self {
             LoadError::Missing { .. } => "load.missing",
             LoadError::MissingFolder { .. } => "load.missing_folder",
+            LoadError::NotAFile { .. } => "load.not_a_file",
             LoadError::HashMismatch { .. } => "load.hash_mismatch",
             LoadError::Writable { .. } => "load.writable",
             LoadError::Escapes { .. } => "load.escapes",
@@ -292,6 +301,7 @@ impl LoadError {
         match self {
             LoadError::Missing { plugin, .. }
             | LoadError::MissingFolder { plugin, .. }
+            | LoadError::NotAFile { plugin, .. }
             | LoadError::HashMismatch { plugin, .. }
             | LoadError::Writable { plugin, .. }
             | LoadError::Escapes { plugin, .. }

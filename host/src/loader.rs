@@ -68,12 +68,7 @@ impl Loader {
 
     /// Opens the library at `path` for the manifest entry `plugin`.
     pub fn open(&mut self, plugin: &str, path: &Path) -> Result<Library, LoadError> {
-        if !path.is_file() {
-            return Err(LoadError::Missing {
-                plugin: plugin.to_owned(),
-                path: path.to_owned(),
-            });
-        }
+        crate::preflight::require_file(plugin, path)?;
         let key = path.canonicalize().unwrap_or_else(|_| path.to_owned());
         if let Some(library) = self.opened.get(&key) {
             return Ok(library.clone());

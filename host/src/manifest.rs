@@ -224,6 +224,24 @@ impl PluginEntry {
     }
 }
 
+/// A manifest that is not UTF-8, shown at its first bad byte like any syntax error.
+fn not_utf8(path: &Path, error: std::string::FromUtf8Error) -> ManifestError {
+    let at = error.utf8_error().valid_up_to();
+    let byte = error.as_bytes()[at];
+    let text = String::from_utf8_lossy(error.as_bytes()).into_owned();
+    let message = format!(
+        "the manifest is not valid UTF-8 (byte 0x{byte:02x}); save it as UTF-8 (TOML files must be)"
+    );
+    // Everything before `at` is valid, so the lossy text has the same offsets up to there,
+    // and one replacement character (3 bytes) at `at`.
+    let problem = Problem::at(&text, at..at + '\u{FFFD}'.len_utf8(), message);
+    ManifestError::Syntax {
+        path: path.to_owned(),
+        text,
+        problem,
+    }
+}
+
 /// Drops the `.` components that joining onto `.` leaves (`././libx.so` reads as `./libx.so`).
 fn tidy(path: PathBuf) -> PathBuf {
     path.components().collect()
@@ -241,10 +259,11 @@ pub fn library_file_name(name: &str) -> String {
 impl Manifest {
     /// Reads and parses the manifest at `path` (not yet validated).
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let source = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        let bytes = std::fs::read(path).map_err(|source| ManifestError::Read {
             path: path.to_owned(),
             source,
         })?;
+        let source = String::from_utf8(bytes).map_err(|e| not_utf8(path, e))?;
         Manifest::parse(&source, path)
     }
 

@@ -10,6 +10,23 @@ use sha2::{Digest, Sha256};
 use crate::error::LoadError;
 use crate::manifest::{Manifest, PluginEntry};
 
+/// A library path must name a file: not nothing, not a folder.
+pub fn require_file(plugin: &str, path: &Path) -> Result<(), LoadError> {
+    if path.is_dir() {
+        return Err(LoadError::NotAFile {
+            plugin: plugin.to_owned(),
+            path: path.to_owned(),
+        });
+    }
+    if !path.is_file() {
+        return Err(LoadError::Missing {
+            plugin: plugin.to_owned(),
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// The checked path of `entry`'s library, or why it must not be loaded.
 pub fn library_file(manifest: &Manifest, entry: &PluginEntry) -> Result<PathBuf, LoadError> {
     let plugin = entry.name.get_ref();
@@ -20,12 +37,7 @@ pub fn library_file(manifest: &Manifest, entry: &PluginEntry) -> Result<PathBuf,
             folder: manifest.plugin_dir(),
         });
     }
-    if !path.is_file() {
-        return Err(LoadError::Missing {
-            plugin: plugin.clone(),
-            path,
-        });
-    }
+    require_file(plugin, &path)?;
     check_containment(manifest, entry, &path)?;
     if !entry.writable_allowed(&manifest.host) {
         check_not_writable(plugin, &path)?;

@@ -113,7 +113,9 @@ fn seeds() -> Vec<String> {
         .to_owned();
     let mut seeds = vec![std::fs::read_to_string(root.join("events.toml")).unwrap()];
     for entry in std::fs::read_dir(root.join("tests/bad-inputs/manifests")).unwrap() {
-        seeds.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
+        // Lossy: the corpus holds a manifest that is not UTF-8 on purpose.
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        seeds.push(String::from_utf8_lossy(&bytes).into_owned());
     }
     seeds
 }
