@@ -15,9 +15,6 @@ use crate::runtime::Switchboard;
 use crate::schema::describe;
 use crate::suggest::did_you_mean;
 
-/// A status of the host's own: the plugin is switched off and was not called.
-const SKIPPED: u8 = u8::MAX;
-
 /// The chain of emits that led to the current one, for the depth limit and its message.
 pub(crate) struct Frame<'p> {
     pub(crate) event: &'p str,
@@ -160,9 +157,11 @@ impl Switchboard {
                     instance.call(callback.id, &raw, ctx.handle(), &mut slot)
                 }
                 Admission::Skipped { retry_in_ms } => {
-                    let error = skipped(breaker, callback, retry_in_ms);
-                    slot = RResult::RErr(error);
-                    SKIPPED
+                    slot = RResult::RErr(skipped(breaker, callback, retry_in_ms));
+                    if self.record(event, id, false, &mut slot, &mut any_failed, out) {
+                        break;
+                    }
+                    continue;
                 }
             };
             if code == status::NULL {
@@ -171,8 +170,7 @@ impl Switchboard {
                 out.push_null(id);
                 continue;
             }
-            let stop = self.record(event, id, code, &mut slot, &mut any_failed, out);
-            if stop {
+            if self.record(event, id, true, &mut slot, &mut any_failed, out) {
                 break;
             }
         }
@@ -181,15 +179,16 @@ impl Switchboard {
         }
     }
 
-    /// Records a result that is not null (a value, a failure or a skipped call), and says
-    /// whether the event stops here. Kept out of line so the loop's null path stays small.
+    /// Records a result that is not null (a value, a failure, or an error for a call the
+    /// breaker skipped: `called` is false), and says whether the event stops here. Kept out
+    /// of line so the loop's null path stays small.
     #[cold]
     #[inline(never)]
     fn record(
         &self,
         event: &Event,
         id: CallbackId,
-        code: u8,
+        called: bool,
         slot: &mut RResult<Value<'static>, PluginError>,
         any_failed: &mut bool,
         out: &mut Outcomes,
@@ -199,7 +198,7 @@ impl Switchboard {
         let result = std::mem::replace(slot, RResult::ROk(Value::NULL)).into_result();
         match &result {
             Ok(_) => breaker.succeeded(&callback.plugin_name),
-            Err(_) if code == SKIPPED => {}
+            Err(_) if !called => {}
             Err(error) => {
                 *any_failed = true;
                 breaker.failed(&callback.plugin_name);
