@@ -272,27 +272,32 @@ fn work(
     totals
 }
 
+/// Counts a line that could not be dispatched and returns its result line.
+fn bad_line(seq: u64, error: String, totals: &mut Totals) -> String {
+    totals.bad_lines += 1;
+    json!({"seq": seq, "error": error}).to_string()
+}
+
 /// Dispatches one input line and returns its result line.
 fn handle(board: &Switchboard, seq: u64, line: &Line, totals: &mut Totals) -> String {
     let line = match line {
         Line::Text(text) => text,
         Line::NotUtf8(e) => {
-            totals.bad_lines += 1;
-            return json!({"seq": seq, "error": format!("line {seq} is not valid UTF-8 ({e}); send events as UTF-8 JSON")})
-                .to_string();
+            let error = format!("line {seq} is not valid UTF-8 ({e}); send events as UTF-8 JSON");
+            return bad_line(seq, error, totals);
         }
         Line::Unreadable(e) => {
-            totals.bad_lines += 1;
-            return json!({"seq": seq, "error": format!("cannot read standard input after line {}: {e}; the events before it were dispatched", seq - 1)})
-                .to_string();
+            let error = format!(
+                "cannot read standard input after line {}: {e}; the events before it were dispatched",
+                seq - 1
+            );
+            return bad_line(seq, error, totals);
         }
     };
     let input: Input = match serde_json::from_str(line) {
         Ok(input) => input,
         Err(e) => {
-            totals.bad_lines += 1;
-            return json!({"seq": seq, "error": format!("line {seq} is not a valid event: {e}")})
-                .to_string();
+            return bad_line(seq, format!("line {seq} is not a valid event: {e}"), totals);
         }
     };
     match board.emit_json(&input.event, &input.args) {
