@@ -130,11 +130,7 @@ fn run_answers_each_json_line_with_its_id() {
     );
     let run = sandbox.run_with_stdin(&["run", "--workers", "1"], input);
     run.assert_code(2);
-    let lines: Vec<serde_json::Value> = run
-        .stdout()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = run.json_lines();
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["id"], "r1");
     assert_eq!(lines[0]["results"][0]["value"], "Hello, Ann!");
@@ -160,11 +156,7 @@ fn run_reports_a_line_that_is_not_utf8_and_goes_on() {
     input.push(b'\n');
     let run = sandbox.run_with_stdin(&["run", "--workers", "1"], input);
     run.assert_code(2);
-    let lines: Vec<serde_json::Value> = run
-        .stdout()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = run.json_lines();
     assert_eq!(lines.len(), 3, "{}", run.stdout());
     assert_eq!(lines[0]["ok"], true);
     let error = lines[1]["error"].as_str().unwrap();

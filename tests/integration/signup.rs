@@ -222,11 +222,7 @@ fn user_lookup_returns_the_stored_user_to_the_caller() {
     );
     let run = sandbox.run_with_stdin(&["run", "--workers", "1"], input);
     run.assert_code(0);
-    let lines: Vec<serde_json::Value> = run
-        .stdout()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = run.json_lines();
     let found = &lines[1]["results"][0];
     assert_eq!(lines[1]["id"], "q1");
     assert_eq!(found["plugin"], "database");

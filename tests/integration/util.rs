@@ -127,6 +127,14 @@ impl Run {
         })
     }
 
+    /// Standard output parsed as JSON lines, one document per line.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+
     /// Asserts the exit code, showing both streams when it differs.
     #[track_caller]
     pub fn assert_code(&self, code: i32) -> &Self {
