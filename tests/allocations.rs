@@ -7,7 +7,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use switchboard::{Outcomes, Switchboard};
+use std::sync::Arc;
+
+use switchboard::{Generation, Outcomes, Switchboard};
 use switchboard_plugin_api::Value;
 
 thread_local! {
@@ -47,7 +49,7 @@ fn host_allocations() -> u64 {
 }
 
 /// Three `bench` plugins on `user_joined`, as in the benchmarks.
-fn board() -> (tempfile::TempDir, Switchboard) {
+fn board() -> (tempfile::TempDir, Switchboard, Arc<Generation>) {
     let dir = tempfile::tempdir().unwrap();
     let plugins: String = (1..=3)
         .map(|i| format!("[[plugins]]\nname = \"bench{i}\"\nlibrary = \"bench\"\n"))
@@ -58,12 +60,13 @@ fn board() -> (tempfile::TempDir, Switchboard) {
     );
     std::fs::write(dir.path().join("events.toml"), manifest).unwrap();
     switchboard_tests::library("bench");
-    let board = Switchboard::open(&dir.path().join("events.toml")).unwrap();
-    (dir, board)
+    let host = Switchboard::open(&dir.path().join("events.toml")).unwrap();
+    let board = host.current();
+    (dir, host, board)
 }
 
 /// The sum of every callback's integer result for a no-argument event.
-fn sum_of(board: &Switchboard, event: &str) -> i64 {
+fn sum_of(board: &Generation, event: &str) -> i64 {
     let id = board.event(event).unwrap();
     board
         .emit(id, &[])
@@ -75,7 +78,7 @@ fn sum_of(board: &Switchboard, event: &str) -> i64 {
 
 #[test]
 fn emits_with_borrowed_arguments_allocate_nothing() {
-    let (_dir, board) = board();
+    let (_dir, _host, board) = board();
     let joined = board.event("user_joined").unwrap();
     let name = String::from("Ann");
     let email = String::from("ann@example.com");

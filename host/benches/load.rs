@@ -56,9 +56,9 @@ fn load(c: &mut Criterion) {
     let manifest = folder.path().join("events.toml");
     group.bench_function("open_100_entries", |b| {
         b.iter(|| {
-            let board = Switchboard::open(&manifest).unwrap();
-            assert_eq!(board.live_plugins(), 100);
-            board
+            let host = Switchboard::open(&manifest).unwrap();
+            assert_eq!(host.current().live_plugins(), 100);
+            host
         })
     });
 

@@ -342,6 +342,8 @@ impl EmitError {
             EmitError::WrongType { .. } => "emit.wrong_type",
             EmitError::WrongArity { .. } => "emit.wrong_arity",
             EmitError::TooDeep { .. } => "emit.too_deep",
+            EmitError::Stale { .. } => "emit.stale_handle",
+            EmitError::ShutDown => "emit.shut_down",
         }
     }
 }
@@ -410,4 +412,16 @@ pub enum EmitError {
         /// The limit.
         max_depth: u32,
     },
+    /// An event handle resolved on another generation (before a reload, or on another
+    /// host): it could name another event now.
+    #[error("this event handle was resolved on generation {resolved_on}, but the host runs generation {current}; resolve the event again by name")]
+    Stale {
+        /// The generation the handle came from.
+        resolved_on: u64,
+        /// The generation it was used on.
+        current: u64,
+    },
+    /// The generation was shut down; its plugins take no more calls.
+    #[error("the host is shut down; its plugins take no more events")]
+    ShutDown,
 }

@@ -1,47 +1,57 @@
-//! `switchboard`: the plugin host, for **applications** that embed it and for the
-//! `switchboard` command. Plugin authors depend on `switchboard-plugin-api` instead.
+//! `switchboard`: the plugin host, for **applications** that embed it. The `switchboard`
+//! command is built on it (package `switchboard-cli`); plugin authors depend on
+//! `switchboard-plugin-api` instead.
 //!
-//! - [`manifest`]: `events.toml`, parsed strictly and validated.
-//! - [`loader`]: opening plugin libraries and checking their ABI.
-//! - [`registry`]: events and their callbacks in dispatch order.
-//! - [`Switchboard`] (in `runtime` and `dispatch`): a started host that emits events.
+//! # Brief overview
+//!
+//! - A [`ValidManifest`] is `events.toml` parsed and validated ([`Manifest::load_valid`]).
+//! - [`Prepared`] opens its plugin libraries and checks every registration, running no
+//!   plugin code; [`Prepared::start`] runs the plugins' `init` and gives a [`Generation`]:
+//!   everything an emit reads.
+//! - A [`Switchboard`] is the running host: it holds the current generation behind an
+//!   atomic swap, so that plugins can be replaced while events flow.
+//! - [`Generation::emit`] dispatches an event to every callback in order and returns their
+//!   [`Outcomes`]; [`Generation::emit_into`] does it without allocating.
+//! - [`service`] runs a stream of events through a bounded queue and a pool of workers,
+//!   as `switchboard run` does.
 //!
 //! ```no_run
 //! use switchboard::Switchboard;
 //! use switchboard_plugin_api::Value;
 //!
-//! let board = Switchboard::open("events.toml".as_ref())?;
+//! let host = Switchboard::open("events.toml".as_ref())?;
+//! let board = host.current();
 //! let joined = board.event("user_joined")?;
 //! let outcomes = board.emit(joined, &[Value::borrowed("Ann"), Value::borrowed("ann@example.com")])?;
 //! for outcome in &outcomes {
 //!     let callback = board.callback(outcome.callback);
 //!     println!("{}.{}: {:?}", callback.plugin_name, callback.name, outcome.result);
 //! }
+//! host.shutdown();
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The layers, top-down (no module imports one above it): [`service`] → `runtime`
+//! ([`Switchboard`]) → [`dispatch`] → [`load`] → [`manifest`], with [`error`] beneath all.
 #![deny(missing_docs)]
 // Errors carry the names and paths a user needs; they are built only on the cold path, so
 // their size is worth the plain, matchable variants.
 #![allow(clippy::result_large_err)]
 
-pub mod breaker;
-pub mod builtin;
-mod dispatch;
+pub mod dispatch;
 pub mod error;
-mod host_api;
-pub mod loader;
+pub mod load;
 pub mod manifest;
-mod outcome;
-pub mod preflight;
-pub mod registry;
 mod runtime;
-pub mod schema;
+pub mod service;
 mod suggest;
 
-pub use breaker::BreakerState;
+// Re-exports: consider semver.
+pub use dispatch::{
+    BreakerState, CallOutcome, CallbackId, Counts, EventId, Generation, Outcomes, Prepared,
+    ShutdownFailure,
+};
 pub use error::{EmitError, HostError, LoadError, ManifestError};
-pub use manifest::Manifest;
-pub use outcome::{CallOutcome, Iter as OutcomeIter, Outcomes};
-pub use registry::{CallbackId, EventId};
-pub use runtime::{ShutdownFailure, Switchboard};
+pub use manifest::{Manifest, ValidManifest};
+pub use runtime::Switchboard;
 pub use suggest::did_you_mean;

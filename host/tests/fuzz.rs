@@ -7,10 +7,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use switchboard::manifest::{ErrorPolicy, ResultPolicy};
-use switchboard::registry::Event;
-use switchboard::schema::{ArgType, Schema};
-use switchboard::Manifest;
+use switchboard::manifest::schema::ArgType;
+use switchboard::{Manifest, Prepared, ValidManifest};
 
 /// xorshift64*: small, seeded, reproducible.
 struct Rng(u64);
@@ -132,7 +130,7 @@ fn parse_and_render(input: &str) {
     let path = PathBuf::from("fuzz/events.toml");
     must_not_panic("manifest parsing", input, || {
         let result = Manifest::parse(input, &path).and_then(|m| {
-            m.validate()?;
+            let m = m.validate()?;
             let _ = m.plugin_dir();
             for plugin in &m.plugins {
                 let _ = m.library_path(plugin);
@@ -203,20 +201,15 @@ fn argument_parsing_never_panics() {
             ]
         })
         .collect();
-    let event = Event {
-        name: "fuzzed".into(),
-        doc: String::new(),
-        schema: Schema {
-            names: kinds
-                .iter()
-                .map(|k| format!("a_{k}").as_str().into())
-                .collect(),
-            types: types.iter().step_by(2).copied().collect(),
-        },
-        result: ResultPolicy::All,
-        on_error: ErrorPolicy::Continue,
-        callbacks: Vec::new(),
-    };
+    let declared: Vec<String> = kinds.iter().map(|k| format!("a_{k} = \"{k}\"")).collect();
+    let manifest = ValidManifest::parse(
+        &format!("[events.fuzzed]\nargs = {{ {} }}\n", declared.join(", ")),
+        Path::new("fuzz/events.toml"),
+    )
+    .unwrap();
+    let prepared = Prepared::new(manifest).unwrap();
+    let registry = prepared.registry();
+    let event = registry.event(registry.resolve("fuzzed").unwrap()).unwrap();
     let mut rng = Rng(0x5EED_0002);
     for _ in 0..iterations() {
         let text = random_text(&mut rng);

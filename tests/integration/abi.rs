@@ -66,8 +66,9 @@ fn a_plugin_built_against_plugin_api_1_0_loads_and_runs_in_this_host() {
         config = {{ label = "new" }}
         "#
     ));
-    let board = Switchboard::open(&sandbox.manifest()).unwrap();
-    assert_eq!(board.registry().plugins()[0].info.api_version, "1.0.0");
+    let host = Switchboard::open(&sandbox.manifest()).unwrap();
+    let board = host.current();
+    assert_eq!(board.plugins()[0].meta.info.api_version, "1.0.0");
 
     let echo = board
         .emit_named("echo", [("name", Value::borrowed("Ann"))])

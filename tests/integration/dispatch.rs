@@ -3,10 +3,10 @@
 use switchboard::{EmitError, Switchboard};
 use switchboard_plugin_api::Value;
 
-use crate::util::{summarize, Sandbox, PROBE_EVENTS};
+use crate::util::{summarize, Running, Sandbox, PROBE_EVENTS};
 
 /// Two instances of the probe library, `a` and `b`; `host` goes into `[host]`.
-fn two_probes(host: &str) -> (Sandbox, Switchboard) {
+fn two_probes(host: &str) -> (Sandbox, Running) {
     let sandbox = Sandbox::new(&format!(
         r#"
         {host}
@@ -22,7 +22,7 @@ fn two_probes(host: &str) -> (Sandbox, Switchboard) {
         config = {{ label = "b", answer = "42" }}
         "#
     ));
-    let board = Switchboard::open(&sandbox.manifest()).unwrap();
+    let board = Running::open(&sandbox.manifest());
     (sandbox, board)
 }
 
@@ -62,7 +62,8 @@ fn result_first_stops_at_the_first_non_null_value() {
         config = { label = "never_asked", answer = "7" }
         "#,
     );
-    let board = Switchboard::open(&sandbox.manifest()).unwrap();
+    let host = Switchboard::open(&sandbox.manifest()).unwrap();
+    let board = host.current();
     let outcomes = board.emit(board.event("ask").unwrap(), &[]).unwrap();
     assert_eq!(
         summarize(&board, &outcomes),
@@ -82,10 +83,7 @@ fn one_library_under_two_names_gets_two_configs() {
             r#"b.config = {"answer":"42","label":"b"}"#
         ]
     );
-    assert_eq!(
-        board.registry().plugins()[0].path,
-        board.registry().plugins()[1].path
-    );
+    assert_eq!(board.plugins()[0].meta.path, board.plugins()[1].meta.path);
 }
 
 #[test]
@@ -184,7 +182,8 @@ fn on_error_stop_skips_the_remaining_callbacks() {
         config = { label = "b" }
         "#,
     );
-    let board = Switchboard::open(&sandbox.manifest()).unwrap();
+    let host = Switchboard::open(&sandbox.manifest()).unwrap();
+    let board = host.current();
     let outcomes = board.emit(board.event("fail").unwrap(), &[]).unwrap();
     assert_eq!(
         summarize(&board, &outcomes),

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use switchboard::{BreakerState, Switchboard};
+use switchboard::{BreakerState, Generation, Switchboard};
 use switchboard_plugin_api::Value;
 
 use crate::util::{binary, summarize, Sandbox};
@@ -21,11 +21,18 @@ args = { fail = "bool" }
 result = "first"
 "#;
 
+/// A plugin's name, breaker state and how often the breaker tripped.
+fn breaker_state(board: &Generation, plugin: usize) -> (String, BreakerState, u64) {
+    let status = &board.plugins()[plugin];
+    let state = status.breaker.expect("the plugin is running");
+    (status.meta.name.clone(), state, status.trips)
+}
+
 fn sandbox(host: &str, plugins: &str) -> Sandbox {
     Sandbox::new(&format!("{host}\n{EVENTS}\n{plugins}"))
 }
 
-fn stats(board: &Switchboard) -> serde_json::Value {
+fn stats(board: &Generation) -> serde_json::Value {
     let outcomes = board.emit(board.event("stats").unwrap(), &[]).unwrap();
     outcomes.first_value().unwrap().to_json()
 }
@@ -47,7 +54,8 @@ fn a_panicking_callback_among_healthy_ones_is_recorded_and_reported() {
         library = "counter"
         "#,
     );
-    let board = Switchboard::open(&s.manifest()).unwrap();
+    let host = Switchboard::open(&s.manifest()).unwrap();
+    let board = host.current();
     let outcomes = board
         .emit(board.event("job").unwrap(), &[Value::from(7)])
         .unwrap();
@@ -90,7 +98,8 @@ fn a_failing_failure_reporter_does_not_recurse() {
         library = "counter"
         "#,
     );
-    let board = Switchboard::open(&s.manifest()).unwrap();
+    let host = Switchboard::open(&s.manifest()).unwrap();
+    let board = host.current();
     let outcomes = board
         .emit(board.event("job").unwrap(), &[Value::from(1)])
         .unwrap();
@@ -113,10 +122,11 @@ fn the_circuit_breaker_switches_a_failing_plugin_off_and_on_again() {
         breaker = { failures = 0 }
         "#,
     );
-    let board = Switchboard::open(&s.manifest()).unwrap();
+    let host = Switchboard::open(&s.manifest()).unwrap();
+    let board = host.current();
     let flaky = board.event("flaky").unwrap();
     let emit = |fail: bool| board.emit(flaky, &[Value::from(fail)]).unwrap();
-    let state = || board.breaker_states()[0].1;
+    let state = || board.plugins()[0].breaker.unwrap();
 
     for _ in 0..3 {
         let error = emit(true).iter().next().unwrap().to_result().unwrap_err();
@@ -157,12 +167,12 @@ fn the_circuit_breaker_switches_a_failing_plugin_off_and_on_again() {
         Some("flaky worked")
     );
     assert_eq!(
-        board.breaker_states()[0],
-        ("flaky", BreakerState::Closed, 2)
+        breaker_state(&board, 0),
+        ("flaky".to_owned(), BreakerState::Closed, 2)
     );
     assert_eq!(
-        board.breaker_states()[1],
-        ("healthy", BreakerState::Closed, 0)
+        breaker_state(&board, 1),
+        ("healthy".to_owned(), BreakerState::Closed, 0)
     );
 }
 
@@ -172,7 +182,8 @@ fn a_cycle_between_two_events_ends_at_the_depth_limit_with_the_chain() {
         "max_depth = 5",
         "[[plugins]]\nname = \"cyclic\"\nlibrary = \"faulty\"\nbreaker = { failures = 0 }\n",
     );
-    let board = Switchboard::open(&s.manifest()).unwrap();
+    let host = Switchboard::open(&s.manifest()).unwrap();
+    let board = host.current();
     let outcomes = board.emit(board.event("ping_a").unwrap(), &[]).unwrap();
     let error = outcomes.iter().next().unwrap().result.unwrap_err();
     assert!(
@@ -201,8 +212,8 @@ fn a_panicking_shutdown_is_reported_and_the_others_still_shut_down() {
             report = report.to_str().unwrap()
         ),
     );
-    let mut board = Switchboard::open(&s.manifest()).unwrap();
-    let failures = board.shutdown();
+    let host = Switchboard::open(&s.manifest()).unwrap();
+    let failures = host.shutdown();
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].plugin, "faulty");
     assert!(

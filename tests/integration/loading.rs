@@ -16,15 +16,16 @@ fn shutdown_runs_in_reverse_load_order() {
         ));
     }
     let sandbox = Sandbox::with_probe(&body);
-    let mut board = Switchboard::open(&sandbox.manifest()).unwrap();
-    assert!(board.shutdown().is_empty());
+    let host = Switchboard::open(&sandbox.manifest()).unwrap();
+    let board = host.current();
+    assert!(host.shutdown().is_empty());
     assert_eq!(
         std::fs::read_to_string(&log).unwrap(),
         "third\nsecond\nfirst\n"
     );
     // Idempotent, and dropping does not run it again.
-    assert!(board.shutdown().is_empty());
-    drop(board);
+    assert!(host.shutdown().is_empty());
+    drop((board, host));
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 3);
 }
 

@@ -233,7 +233,7 @@ fn init_failures_stop_the_host_or_skip_the_plugin() {
 fn a_library_whose_hash_differs_from_its_pin_is_not_loaded() {
     let pin = "0".repeat(64);
     let (s, run) = check(&format!("[[plugins]]\nname = \"p\"\nlibrary = \"probe\"\nsha256 = \"{pin}\"\nconfig = {{ label = \"p\" }}\n"));
-    let actual = switchboard::preflight::sha256_of(&library("probe")).unwrap();
+    let actual = switchboard::load::sha256_of(&library("probe")).unwrap();
     assert_refused(
         &run,
         "load.hash_mismatch",

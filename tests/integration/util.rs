@@ -149,11 +149,33 @@ impl Run {
     }
 }
 
+/// A running host and its current generation, which a test emits on; the host shuts its
+/// plugins down when this is dropped.
+pub struct Running {
+    _host: switchboard::Switchboard,
+    board: std::sync::Arc<switchboard::Generation>,
+}
+
+impl Running {
+    /// Starts the host of a manifest.
+    pub fn open(manifest: &std::path::Path) -> Running {
+        let host = switchboard::Switchboard::open(manifest)
+            .unwrap_or_else(|e| panic!("cannot start the host: {e}"));
+        let board = host.current();
+        Running { _host: host, board }
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = switchboard::Generation;
+
+    fn deref(&self) -> &switchboard::Generation {
+        &self.board
+    }
+}
+
 /// `plugin.callback` names of outcomes in run order, and their JSON values or errors.
-pub fn summarize(
-    board: &switchboard::Switchboard,
-    outcomes: &switchboard::Outcomes,
-) -> Vec<String> {
+pub fn summarize(board: &switchboard::Generation, outcomes: &switchboard::Outcomes) -> Vec<String> {
     outcomes
         .iter()
         .map(|o| {

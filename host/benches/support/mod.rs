@@ -11,7 +11,9 @@ use abi_stable::library::lib_header_from_path;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
 use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
-use switchboard::Switchboard;
+use std::sync::Arc;
+
+use switchboard::{Generation, Switchboard};
 use switchboard_plugin_api::abi::{
     ArgsRaw, HostApi, HostApi_TO, Outcome, PluginBox, PluginModuleRef,
 };
@@ -91,16 +93,37 @@ pub fn manifest_dir(plugins: usize, counting: Counting) -> tempfile::TempDir {
     folder
 }
 
+/// A running host and its current generation, which emits go to.
+pub struct Board {
+    _host: Switchboard,
+    generation: Arc<Generation>,
+}
+
+impl std::ops::Deref for Board {
+    type Target = Generation;
+
+    fn deref(&self) -> &Generation {
+        &self.generation
+    }
+}
+
 /// A running host with `plugins` bench plugins, each with one `user_joined` callback.
-pub fn board(plugins: usize, counting: Counting) -> (tempfile::TempDir, Switchboard) {
+pub fn board(plugins: usize, counting: Counting) -> (tempfile::TempDir, Board) {
     let folder = manifest_dir(plugins, counting);
-    let board = Switchboard::open(&folder.path().join("events.toml"))
+    let host = Switchboard::open(&folder.path().join("events.toml"))
         .unwrap_or_else(|e| panic!("cannot start the bench host: {e}"));
-    (folder, board)
+    let generation = host.current();
+    (
+        folder,
+        Board {
+            _host: host,
+            generation,
+        },
+    )
 }
 
 /// The total work the plugins did (the sum of their counters).
-pub fn total_work(board: &Switchboard) -> i64 {
+pub fn total_work(board: &Generation) -> i64 {
     let id = board.event("bench_total").unwrap();
     board
         .emit(id, &[])

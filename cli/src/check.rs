@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde_json::json;
+use switchboard::load::{library_file, sha256_of};
 use switchboard::manifest::LoadErrorPolicy;
-use switchboard::preflight::{library_file, sha256_of};
 use switchboard::{Manifest, Switchboard};
 
-use super::output::count;
-use super::{exit, Cli, Format};
+use crate::cli::{exit, Cli, Format};
+use crate::output::count;
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -58,17 +58,19 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
         return Ok(exit::bad_input());
     }
 
-    let mut board = Switchboard::start(manifest)?;
+    let host = Switchboard::start(manifest)?;
+    let board = host.current();
     let registry = board.registry();
     let events = registry
         .events()
         .iter()
-        .filter(|e| !switchboard::builtin::is_builtin(&e.name))
+        .filter(|e| !switchboard::manifest::builtin::is_builtin(&e.name))
         .count();
     let plugins = board.live_plugins();
-    let skipped: Vec<_> = registry.skipped().to_vec();
+    let skipped: Vec<_> = board.skipped().to_vec();
     let callbacks: usize = registry.events().iter().map(|e| e.callbacks.len()).sum();
-    let failures = board.shutdown();
+    drop(board);
+    let failures = host.shutdown();
     let ok = failures.is_empty();
     match cli.format {
         Format::Json => println!(

@@ -13,11 +13,16 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{ManifestError, Problem};
-use crate::schema::ArgType;
+use schema::ArgType;
 
-/// A parsed `events.toml`.
+pub mod builtin;
+pub mod schema;
+
+/// A parsed `events.toml`, not yet validated: [`Manifest::validate`] turns it into a
+/// [`ValidManifest`], the only kind a host starts from.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Manifest {
     /// Host-wide settings.
     #[serde(default)]
@@ -39,6 +44,7 @@ pub struct Manifest {
 /// The `[host]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HostSettings {
     /// Where plugin libraries are found, relative to the manifest's folder.
     #[serde(default = "default_plugin_dir")]
@@ -89,6 +95,7 @@ impl Default for HostSettings {
 /// failure off again for another cool-down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct BreakerSettings {
     /// Failures within the window that switch the plugin off; 0 never does.
     #[serde(default = "default_breaker_failures")]
@@ -135,6 +142,7 @@ fn default_max_depth() -> u32 {
 /// One `[events.NAME]` table.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct EventDecl {
     /// What the event means, shown by `switchboard list`.
     #[serde(default)]
@@ -177,6 +185,7 @@ pub enum ErrorPolicy {
 /// One `[[plugins]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct PluginEntry {
     /// The plugin's name in this manifest, unique. Also the library's name unless
     /// `library` or `path` says otherwise.
@@ -286,21 +295,24 @@ impl Manifest {
     }
 
     /// Loads and validates in one step.
-    pub fn load_valid(path: &Path) -> Result<Manifest, ManifestError> {
-        let manifest = Manifest::load(path)?;
-        manifest.validate()?;
-        Ok(manifest)
+    pub fn load_valid(path: &Path) -> Result<ValidManifest, ManifestError> {
+        Manifest::load(path)?.validate()
     }
 
     /// Checks everything serde cannot, reporting every problem at once.
-    pub fn validate(&self) -> Result<(), ManifestError> {
+    pub fn validate(self) -> Result<ValidManifest, ManifestError> {
+        self.problems()?;
+        Ok(ValidManifest(self))
+    }
+
+    fn problems(&self) -> Result<(), ManifestError> {
         let mut problems = Vec::new();
         let mut problem = |span: std::ops::Range<usize>, message: String| {
             problems.push(Problem::at(&self.source, span, message))
         };
 
         for (name, event) in &self.events {
-            if crate::builtin::is_builtin(name.get_ref()) {
+            if builtin::is_builtin(name.get_ref()) {
                 problem(
                     name.span(),
                     format!(
@@ -414,6 +426,32 @@ impl Manifest {
     }
 }
 
+/// A manifest that passed [`Manifest::validate`]: every name, argument type and plugin
+/// entry checked. Hosts start only from this type, so nothing downstream re-checks.
+#[derive(Debug, Clone)]
+pub struct ValidManifest(Manifest);
+
+impl ValidManifest {
+    /// Reads, parses and validates the manifest at `path`.
+    pub fn load(path: &Path) -> Result<ValidManifest, ManifestError> {
+        Manifest::load_valid(path)
+    }
+
+    /// Parses and validates manifest text; `path` is used for messages and to resolve
+    /// relative paths.
+    pub fn parse(source: &str, path: &Path) -> Result<ValidManifest, ManifestError> {
+        Manifest::parse(source, path)?.validate()
+    }
+}
+
+impl std::ops::Deref for ValidManifest {
+    type Target = Manifest;
+
+    fn deref(&self) -> &Manifest {
+        &self.0
+    }
+}
+
 /// The 1-based line of byte `offset` in `source`.
 pub(crate) fn line_of(source: &str, offset: usize) -> usize {
     source[..offset.min(source.len())].matches('\n').count() + 1
@@ -464,10 +502,8 @@ impl fmt::Display for ResultPolicy {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Manifest, ManifestError> {
-        let manifest = Manifest::parse(text, Path::new("dir/events.toml"))?;
-        manifest.validate()?;
-        Ok(manifest)
+    fn parse(text: &str) -> Result<ValidManifest, ManifestError> {
+        ValidManifest::parse(text, Path::new("dir/events.toml"))
     }
 
     #[test]

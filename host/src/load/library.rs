@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
-use switchboard_plugin_api::abi::{PluginInfo, PluginModuleRef, Registration};
+use switchboard_plugin_api::abi::{PluginInfo, PluginModuleRef};
 
+use super::preflight::require_file;
 use crate::error::LoadError;
 
 /// The plugin-api version this host was built against.
@@ -14,19 +15,67 @@ pub const HOST_API_VERSION: &str = switchboard_plugin_api::export::API_VERSION;
 
 /// An opened plugin library: its root module and what it declares about itself.
 #[derive(Clone)]
-pub struct Library {
+pub(crate) struct Library {
     /// The file it was loaded from.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The root module.
-    pub module: PluginModuleRef,
+    pub(crate) module: PluginModuleRef,
     /// Name, version and plugin-api version, as the plugin reports them.
-    pub info: LibraryInfo,
+    pub(crate) info: LibraryInfo,
     /// The callbacks the plugin registers.
-    pub registrations: Vec<Registration>,
+    pub(crate) registrations: Vec<Registered>,
 }
 
-/// Owned copy of a plugin's [`PluginInfo`].
+/// One callback a library registers, as the host reads it at load.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Registered {
+    /// The event name.
+    pub event: String,
+    /// The callback's name.
+    pub callback: String,
+    /// Higher runs earlier.
+    pub priority: i32,
+    /// The number the plugin knows the callback by.
+    pub(crate) id: u32,
+}
+
+/// What a library says about itself, read without a manifest: see [`inspect`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LibraryReport {
+    /// The file.
+    pub path: PathBuf,
+    /// Name, versions and features.
+    pub info: LibraryInfo,
+    /// The callbacks it registers, in registration order.
+    pub registrations: Vec<Registered>,
+}
+
+/// Opens the library at `path` and reports what it exports, without running any plugin
+/// code but its static registration. A bare file name is looked up in the current folder,
+/// not in the system's library path.
+pub fn inspect(path: &Path) -> Result<LibraryReport, LoadError> {
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = if path.components().count() == 1 {
+        Path::new(".").join(path)
+    } else {
+        path.to_owned()
+    };
+    let library = Loader::new().open(&name, &path)?;
+    Ok(LibraryReport {
+        path: library.path,
+        info: library.info,
+        registrations: library.registrations,
+    })
+}
+
+/// What a plugin library says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LibraryInfo {
     /// The plugin crate's name.
     pub name: String,
@@ -56,19 +105,19 @@ impl From<PluginInfo> for LibraryInfo {
 /// libraries that use thread-locals is unsound on several platforms, and a callback may
 /// still be running on another thread when the host winds down.
 #[derive(Default)]
-pub struct Loader {
+pub(crate) struct Loader {
     opened: HashMap<PathBuf, Library>,
 }
 
 impl Loader {
     /// A loader with nothing opened yet.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Loader::default()
     }
 
     /// Opens the library at `path` for the manifest entry `plugin`.
-    pub fn open(&mut self, plugin: &str, path: &Path) -> Result<Library, LoadError> {
-        crate::preflight::require_file(plugin, path)?;
+    pub(crate) fn open(&mut self, plugin: &str, path: &Path) -> Result<Library, LoadError> {
+        require_file(plugin, path)?;
         let key = path.canonicalize().unwrap_or_else(|_| path.to_owned());
         if let Some(library) = self.opened.get(&key) {
             return Ok(library.clone());
@@ -92,7 +141,14 @@ fn open_library(plugin: &str, path: &Path) -> Result<Library, LoadError> {
             plugin: plugin.to_owned(),
             error,
         })?
-        .into_vec();
+        .into_iter()
+        .map(|r| Registered {
+            event: r.event.into_string(),
+            callback: r.callback.into_string(),
+            priority: r.priority,
+            id: r.id,
+        })
+        .collect();
     Ok(Library {
         path: path.to_owned(),
         module,

@@ -4,34 +4,20 @@
 use std::process::ExitCode;
 
 use serde_json::json;
-use switchboard::builtin::is_builtin;
+use switchboard::manifest::builtin::is_builtin;
 use switchboard::manifest::BreakerSettings;
-use switchboard::registry::Registry;
-use switchboard::Manifest;
+use switchboard::{Manifest, Prepared};
 
-use super::{exit, Cli, Format};
+use crate::cli::{exit, Cli, Format};
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::load_valid(&cli.manifest)?;
-    let (registry, _libraries) = Registry::build(&manifest)?;
+    let prepared = Prepared::new(manifest)?;
     match cli.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&as_json(&manifest, &registry))?
-        ),
-        Format::Text => print!("{}", as_text(&manifest, &registry)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&as_json(&prepared))?),
+        Format::Text => print!("{}", as_text(&prepared)),
     }
     Ok(exit::ok())
-}
-
-/// The breaker a plugin gets: its own, or the host's.
-fn breaker(manifest: &Manifest, plugin: &str) -> BreakerSettings {
-    manifest
-        .plugins
-        .iter()
-        .find(|e| e.name.get_ref() == plugin)
-        .and_then(|e| e.breaker)
-        .unwrap_or(manifest.host.breaker)
 }
 
 fn describe_breaker(b: BreakerSettings) -> String {
@@ -45,14 +31,15 @@ fn describe_breaker(b: BreakerSettings) -> String {
     }
 }
 
-fn as_json(manifest: &Manifest, registry: &Registry) -> serde_json::Value {
+fn as_json(prepared: &Prepared) -> serde_json::Value {
+    let registry = prepared.registry();
     json!({
-        "plugins": registry.plugins().iter().map(|p| json!({
+        "plugins": prepared.plugins().map(|p| json!({
             "name": p.name,
             "breaker": {
-                "failures": breaker(manifest, &p.name).failures,
-                "window_ms": breaker(manifest, &p.name).window_ms,
-                "cooldown_ms": breaker(manifest, &p.name).cooldown_ms,
+                "failures": p.breaker.failures,
+                "window_ms": p.breaker.window_ms,
+                "cooldown_ms": p.breaker.cooldown_ms,
             },
             "library": p.path,
             "crate": p.info.name,
@@ -74,15 +61,11 @@ fn as_json(manifest: &Manifest, registry: &Registry) -> serde_json::Value {
     })
 }
 
-fn as_text(manifest: &Manifest, registry: &Registry) -> String {
+fn as_text(prepared: &Prepared) -> String {
+    let registry = prepared.registry();
     let mut text = String::from("plugins, in load order:\n");
-    let width = registry
-        .plugins()
-        .iter()
-        .map(|p| p.name.len())
-        .max()
-        .unwrap_or(0);
-    for p in registry.plugins() {
+    let width = prepared.plugins().map(|p| p.name.len()).max().unwrap_or(0);
+    for p in prepared.plugins() {
         text.push_str(&format!(
             "  {:width$}  {} {} (plugin-api {})  {}\n  {:width$}  {}\n",
             p.name,
@@ -91,7 +74,7 @@ fn as_text(manifest: &Manifest, registry: &Registry) -> String {
             p.info.api_version,
             p.path.display(),
             "",
-            describe_breaker(breaker(manifest, &p.name)),
+            describe_breaker(p.breaker),
         ));
     }
     text.push_str("\nevents, callbacks in dispatch order:\n");

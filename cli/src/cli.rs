@@ -6,14 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use switchboard::{EmitError, HostError, LoadError, ManifestError};
 
-mod check;
-mod emit;
-mod inspect;
-mod list;
-mod logging;
-mod output;
-mod prompt;
-mod run;
+use crate::{check, emit, inspect, list, logging, run};
 
 /// Exit codes: 0 success, 1 a callback failed, 2 bad input (manifest, arguments, library).
 pub mod exit {

@@ -7,8 +7,7 @@
 //!   after an event's dispatch, once for each callback that failed in it. A failure of a
 //!   `plugin.failed` callback is logged, never reported through `plugin.failed` again.
 
-use crate::manifest::{ErrorPolicy, ResultPolicy};
-use crate::schema::{ArgType, Kind, Schema};
+use super::schema::{ArgType, Kind, Schema};
 
 /// Emitted after every plugin's `init`.
 pub const HOST_STARTED: &str = "host.started";
@@ -53,6 +52,3 @@ pub(crate) fn declarations() -> Vec<(&'static str, &'static str, Schema)> {
         (PLUGIN_FAILED, "built in: a callback failed", failed),
     ]
 }
-
-/// The policies of built-in events: run every callback, never stop early.
-pub(crate) const POLICIES: (ResultPolicy, ErrorPolicy) = (ResultPolicy::All, ErrorPolicy::Continue);

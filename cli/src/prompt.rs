@@ -4,7 +4,7 @@
 use std::io::{BufRead, Write};
 
 use anyhow::bail;
-use switchboard::registry::Event;
+use switchboard::dispatch::Event;
 
 /// Appends a `(name, text)` pair to `given` for every declared argument it lacks, asking
 /// on `output` and reading answers from `input`. An empty answer leaves an optional

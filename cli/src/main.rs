@@ -6,7 +6,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod check;
 mod cli;
+mod emit;
+mod inspect;
+mod list;
+mod logging;
+mod output;
+mod prompt;
+mod run;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();

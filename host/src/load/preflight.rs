@@ -11,7 +11,7 @@ use crate::error::LoadError;
 use crate::manifest::{Manifest, PluginEntry};
 
 /// A library path must name a file: not nothing, not a folder.
-pub fn require_file(plugin: &str, path: &Path) -> Result<(), LoadError> {
+pub(crate) fn require_file(plugin: &str, path: &Path) -> Result<(), LoadError> {
     if path.is_dir() {
         return Err(LoadError::NotAFile {
             plugin: plugin.to_owned(),

@@ -1,4 +1,5 @@
-//! The host handle plugins receive: logging under the plugin's name and nested emits.
+//! The host handle plugins receive: logging under the plugin's name and nested emits, and
+//! the chain of emits that led to a call.
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
@@ -6,8 +7,37 @@ use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
 use switchboard_plugin_api::abi::{level, HostApi, HostApi_TO, HostRef, Outcome};
 use switchboard_plugin_api::{Entry, Error as PluginError, Value};
 
-use crate::dispatch::Frame;
-use crate::runtime::Switchboard;
+use super::generation::Generation;
+
+/// The chain of emits that led to the current one, for the depth limit and its message.
+pub(crate) struct Frame<'p> {
+    pub(crate) event: &'p str,
+    pub(crate) depth: u32,
+    pub(crate) parent: Option<&'p Frame<'p>>,
+}
+
+impl<'p> Frame<'p> {
+    /// The outermost emit.
+    pub(crate) fn root(event: &'p str) -> Frame<'p> {
+        Frame {
+            event,
+            depth: 1,
+            parent: None,
+        }
+    }
+
+    /// The events from the outermost emit to this one.
+    pub(crate) fn chain(&self) -> Vec<String> {
+        let mut chain = vec![self.event.to_owned()];
+        let mut frame = self.parent;
+        while let Some(f) = frame {
+            chain.push(f.event.to_owned());
+            frame = f.parent;
+        }
+        chain.reverse();
+        chain
+    }
+}
 
 /// What a plugin is doing when it calls back into the host.
 enum Phase<'p> {
@@ -18,13 +48,13 @@ enum Phase<'p> {
 
 /// The context of one call into a plugin; lives on the stack for that call.
 pub(crate) struct CallCtx<'b> {
-    board: &'b Switchboard,
+    board: &'b Generation,
     plugin: &'b str,
     phase: Phase<'b>,
 }
 
 impl<'b> CallCtx<'b> {
-    pub(crate) fn for_init(board: &'b Switchboard, plugin: &'b str) -> Self {
+    pub(crate) fn for_init(board: &'b Generation, plugin: &'b str) -> Self {
         CallCtx {
             board,
             plugin,
@@ -33,7 +63,7 @@ impl<'b> CallCtx<'b> {
     }
 
     pub(crate) fn for_callback(
-        board: &'b Switchboard,
+        board: &'b Generation,
         plugin: &'b str,
         frame: &'b Frame<'b>,
     ) -> Self {
@@ -44,7 +74,7 @@ impl<'b> CallCtx<'b> {
         }
     }
 
-    pub(crate) fn for_shutdown(board: &'b Switchboard, plugin: &'b str) -> Self {
+    pub(crate) fn for_shutdown(board: &'b Generation, plugin: &'b str) -> Self {
         CallCtx {
             board,
             plugin,
@@ -93,7 +123,7 @@ impl HostApi for CallCtx<'_> {
                 outcomes
                     .iter()
                     .map(|o| {
-                        let callback = self.board.callback(o.callback);
+                        let callback = self.board.registry().callback(o.callback);
                         Outcome::new(&callback.plugin_name, &callback.name, o.to_result())
                     })
                     .collect(),

@@ -5,13 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use serde_json::json;
-use switchboard::registry::Registry;
-use switchboard::{Manifest, Switchboard};
+use switchboard::{Manifest, Prepared, Switchboard};
 use switchboard_plugin_api::Value;
 
-use super::output::{outcomes_json, outcomes_text};
-use super::prompt;
-use super::{exit, Cli, Format};
+use crate::cli::{exit, Cli, Format};
+use crate::output::{outcomes_json, outcomes_text};
+use crate::prompt;
 
 #[derive(Debug, clap::Args)]
 pub struct EmitArgs {
@@ -36,9 +35,9 @@ pub struct EmitArgs {
 pub fn run(cli: &Cli, args: &EmitArgs) -> anyhow::Result<ExitCode> {
     // Arguments are checked before any plugin runs: bad input has no side effects.
     let manifest = Manifest::load_valid(&cli.manifest)?;
-    let (registry, libraries) = Registry::build(&manifest)?;
-    let event = registry.resolve(&args.event)?;
-    let decl = registry.event(event);
+    let prepared = Prepared::new(manifest)?;
+    let event = prepared.registry().resolve(&args.event)?;
+    let decl = prepared.registry().event(event)?;
     let values: Vec<Value<'static>> = match &args.json {
         Some(text) => {
             let json: serde_json::Value = serde_json::from_str(text)
@@ -63,7 +62,8 @@ pub fn run(cli: &Cli, args: &EmitArgs) -> anyhow::Result<ExitCode> {
             decl.text_args(pairs.iter().map(|(n, t)| (n.as_str(), t.as_str())))?
         }
     };
-    let mut board = Switchboard::start_built(manifest, registry, &libraries)?;
+    let host = Switchboard::with(prepared.start()?);
+    let board = host.current();
     let outcomes = board.emit(event, &values)?;
     let failed = outcomes.has_failures();
     match cli.format {
@@ -77,9 +77,9 @@ pub fn run(cli: &Cli, args: &EmitArgs) -> anyhow::Result<ExitCode> {
         ),
         Format::Text => print!("{}", outcomes_text(&board, &args.event, &outcomes)),
     }
-    drop(outcomes);
+    drop((outcomes, board));
     // Shutdown failures are logged by the runtime; they do not change the exit code.
-    board.shutdown();
+    host.shutdown();
     Ok(if failed {
         exit::callback_failed()
     } else {

@@ -1,41 +1,22 @@
-//! Emitting events: argument checks, then every callback in dispatch order.
+//! Emitting events on a generation: argument checks, then every callback in dispatch
+//! order, each behind its plugin's breaker.
+
+use std::time::Instant;
 
 use abi_stable::std_types::RResult;
 use switchboard_plugin_api::abi::{status, ArgsRaw};
 use switchboard_plugin_api::{Error as PluginError, Value};
 
-use crate::breaker::{Admission, Breaker};
-
+use super::args::{arrange, check_positional};
+use super::breaker::{Admission, Breaker};
+use super::context::{CallCtx, Frame};
+use super::generation::{Generation, Instance};
+use super::outcome::{CallOutcome, Outcomes};
+use super::registry::{Callback, CallbackId, Event, EventId};
 use crate::error::EmitError;
-use crate::host_api::CallCtx;
 use crate::manifest::{ErrorPolicy, ResultPolicy};
-use crate::outcome::{CallOutcome, Outcomes};
-use crate::registry::{CallbackId, Event, EventId};
-use crate::runtime::Switchboard;
-use crate::schema::describe;
-use crate::suggest::did_you_mean;
 
-/// The chain of emits that led to the current one, for the depth limit and its message.
-pub(crate) struct Frame<'p> {
-    pub(crate) event: &'p str,
-    pub(crate) depth: u32,
-    pub(crate) parent: Option<&'p Frame<'p>>,
-}
-
-impl Frame<'_> {
-    fn chain(&self) -> Vec<String> {
-        let mut chain = vec![self.event.to_owned()];
-        let mut frame = self.parent;
-        while let Some(f) = frame {
-            chain.push(f.event.to_owned());
-            frame = f.parent;
-        }
-        chain.reverse();
-        chain
-    }
-}
-
-impl Switchboard {
+impl Generation {
     /// Emits `event` with arguments in the order the manifest declares them, and returns
     /// every callback's outcome. Arguments are checked against the schema first; a
     /// mismatch runs no callback.
@@ -44,26 +25,25 @@ impl Switchboard {
     pub fn emit(&self, event: EventId, args: &[Value<'_>]) -> Result<Outcomes, EmitError> {
         let mut outcomes = Outcomes::new();
         self.emit_into(event, args, &mut outcomes)?;
+        self.counters.record(&outcomes);
         Ok(outcomes)
     }
 
-    /// Like [`Switchboard::emit`], but reuses `outcomes` (cleared first), so that a loop of
-    /// emits whose callbacks return nothing allocates nothing.
+    /// Like [`Generation::emit`], but reuses `outcomes` (cleared first), so that a loop of
+    /// emits whose callbacks return nothing allocates nothing. The hot path: it does not
+    /// count; hand the outcomes to [`Generation::record`] or a [`Tally`](crate::Tally)
+    /// for that.
     pub fn emit_into(
         &self,
         event: EventId,
         args: &[Value<'_>],
         outcomes: &mut Outcomes,
     ) -> Result<(), EmitError> {
-        outcomes.clear();
-        let decl = self.registry.event(event);
+        let decl = self.registry.event(event)?;
+        self.refuse_after_shutdown()?;
+        outcomes.reset(self.number());
         check_positional(decl, args)?;
-        let frame = Frame {
-            event: &decl.name,
-            depth: 1,
-            parent: None,
-        };
-        self.dispatch(decl, args, &frame, outcomes);
+        self.dispatch(decl, args, &Frame::root(&decl.name), outcomes);
         Ok(())
     }
 
@@ -74,17 +54,9 @@ impl Switchboard {
         event: &str,
         args: impl IntoIterator<Item = (&'v str, Value<'v>)>,
     ) -> Result<Outcomes, EmitError> {
-        let id = self.event(event)?;
-        let decl = self.registry.event(id);
+        let decl = self.registry.event(self.event(event)?)?;
         let values = arrange(decl, args.into_iter().map(|(k, v)| (k, Ok(v))))?;
-        let mut outcomes = Outcomes::new();
-        let frame = Frame {
-            event: &decl.name,
-            depth: 1,
-            parent: None,
-        };
-        self.dispatch(decl, &values, &frame, &mut outcomes);
-        Ok(outcomes)
+        self.emit_arranged(decl, &values)
     }
 
     /// Emits by event name with a JSON object of arguments (as `switchboard emit --json`
@@ -95,17 +67,43 @@ impl Switchboard {
         event: &str,
         args: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Outcomes, EmitError> {
-        let id = self.event(event)?;
-        let decl = self.registry.event(id);
-        let values = decl.json_args(args)?;
         let mut outcomes = Outcomes::new();
-        let frame = Frame {
-            event: &decl.name,
-            depth: 1,
-            parent: None,
-        };
-        self.dispatch(decl, &values, &frame, &mut outcomes);
+        self.emit_json_into(event, args, &mut outcomes)?;
+        self.counters.record(&outcomes);
         Ok(outcomes)
+    }
+
+    /// [`Generation::emit_json`] into a reused list, without counting (see
+    /// [`Generation::emit_into`]).
+    pub fn emit_json_into(
+        &self,
+        event: &str,
+        args: &serde_json::Map<String, serde_json::Value>,
+        outcomes: &mut Outcomes,
+    ) -> Result<(), EmitError> {
+        let decl = self.registry.event(self.event(event)?)?;
+        let values = decl.json_args(args)?;
+        self.refuse_after_shutdown()?;
+        outcomes.reset(self.number());
+        self.dispatch(decl, &values, &Frame::root(&decl.name), outcomes);
+        Ok(())
+    }
+
+    fn emit_arranged(&self, decl: &Event, values: &[Value<'_>]) -> Result<Outcomes, EmitError> {
+        self.refuse_after_shutdown()?;
+        let mut outcomes = Outcomes::new();
+        outcomes.reset(self.number());
+        self.dispatch(decl, values, &Frame::root(&decl.name), &mut outcomes);
+        self.counters.record(&outcomes);
+        Ok(outcomes)
+    }
+
+    #[inline]
+    fn refuse_after_shutdown(&self) -> Result<(), EmitError> {
+        if self.is_shut_down() {
+            return Err(EmitError::ShutDown);
+        }
+        Ok(())
     }
 
     /// Runs a nested emit from inside a callback.
@@ -115,8 +113,7 @@ impl Switchboard {
         args: &[switchboard_plugin_api::Entry<'_>],
         parent: &Frame<'_>,
     ) -> Result<Outcomes, EmitError> {
-        let id = self.event(event)?;
-        let decl = self.registry.event(id);
+        let decl = self.registry.event(self.event(event)?)?;
         let frame = Frame {
             event: &decl.name,
             depth: parent.depth + 1,
@@ -131,11 +128,29 @@ impl Switchboard {
         }
         let values = arrange(decl, args.iter().map(|e| (e.key(), Ok(e.value().clone()))))?;
         let mut outcomes = Outcomes::new();
+        outcomes.reset(self.number());
         self.dispatch(decl, &values, &frame, &mut outcomes);
+        self.counters.record(&outcomes);
         Ok(outcomes)
     }
 
     fn dispatch(&self, event: &Event, args: &[Value<'_>], frame: &Frame<'_>, out: &mut Outcomes) {
+        if out.timed {
+            self.dispatch_calls::<true>(event, args, frame, out);
+        } else {
+            self.dispatch_calls::<false>(event, args, frame, out);
+        }
+    }
+
+    /// The dispatch loop; `TIMED` (a sampled emit) also records each call's duration, and
+    /// costs the untimed loop nothing.
+    fn dispatch_calls<const TIMED: bool>(
+        &self,
+        event: &Event,
+        args: &[Value<'_>],
+        frame: &Frame<'_>,
+        out: &mut Outcomes,
+    ) {
         let raw = ArgsRaw {
             event: event.name.as_str().into(),
             names: event.schema.names.as_slice().into(),
@@ -146,19 +161,30 @@ impl Switchboard {
         let mut slot = RResult::ROk(Value::NULL);
         for &id in &event.callbacks {
             let callback = self.registry.callback(id);
-            let breaker = &self.breakers[callback.plugin];
+            let plugin = &self.slots[callback.plugin];
+            let breaker = &plugin.breaker;
             let code = match breaker.admit(&callback.plugin_name) {
                 Admission::Allowed => {
-                    // Callbacks of a skipped plugin were taken out of every event.
-                    let Some(instance) = &self.instances[callback.plugin] else {
+                    // Callbacks of a plugin that is off were taken out of every event.
+                    let Instance::InProcess(instance) = &plugin.instance else {
                         continue;
                     };
                     let ctx = CallCtx::for_callback(self, &callback.plugin_name, frame);
-                    instance.call(callback.id, &raw, ctx.handle(), &mut slot)
+                    if TIMED {
+                        let start = Instant::now();
+                        let code = instance.call(callback.id, &raw, ctx.handle(), &mut slot);
+                        out.nanos.push(start.elapsed().as_nanos() as u64);
+                        code
+                    } else {
+                        instance.call(callback.id, &raw, ctx.handle(), &mut slot)
+                    }
                 }
                 Admission::Skipped { retry_in_ms } => {
+                    if TIMED {
+                        out.nanos.push(0);
+                    }
                     slot = RResult::RErr(skipped(breaker, callback, retry_in_ms));
-                    if self.record(event, id, false, &mut slot, &mut any_failed, out) {
+                    if self.record_result(event, id, false, &mut slot, &mut any_failed, out) {
                         break;
                     }
                     continue;
@@ -170,7 +196,7 @@ impl Switchboard {
                 out.push_null(id);
                 continue;
             }
-            if self.record(event, id, true, &mut slot, &mut any_failed, out) {
+            if self.record_result(event, id, true, &mut slot, &mut any_failed, out) {
                 break;
             }
         }
@@ -184,7 +210,7 @@ impl Switchboard {
     /// of line so the loop's null path stays small.
     #[cold]
     #[inline(never)]
-    fn record(
+    fn record_result(
         &self,
         event: &Event,
         id: CallbackId,
@@ -194,7 +220,7 @@ impl Switchboard {
         out: &mut Outcomes,
     ) -> bool {
         let callback = self.registry.callback(id);
-        let breaker = &self.breakers[callback.plugin];
+        let breaker = &self.slots[callback.plugin].breaker;
         let result = std::mem::replace(slot, RResult::ROk(Value::NULL)).into_result();
         match &result {
             Ok(_) => breaker.succeeded(&callback.plugin_name),
@@ -227,7 +253,7 @@ impl Switchboard {
         outcomes: impl Iterator<Item = CallOutcome<'o>>,
         frame: &Frame<'_>,
     ) {
-        let reporter = self.registry.event(self.plugin_failed);
+        let reporter = self.registry.plugin_failed();
         if event.name == reporter.name || reporter.callbacks.is_empty() {
             return;
         }
@@ -247,138 +273,19 @@ impl Switchboard {
                 Value::from(error.is_panic()),
             ];
             let mut reports = Outcomes::new();
+            reports.reset(self.number());
             self.dispatch(reporter, &args, frame, &mut reports);
+            self.counters.record(&reports);
         }
     }
 }
 
 /// The outcome of a callback skipped because its plugin is switched off.
-fn skipped(
-    breaker: &Breaker,
-    callback: &crate::registry::Callback,
-    retry_in_ms: u64,
-) -> PluginError {
+fn skipped(breaker: &Breaker, callback: &Callback, retry_in_ms: u64) -> PluginError {
     let settings = breaker.settings();
     PluginError::skipped(format!(
         "plugin `{}` is switched off after {} failures in {} ms; retrying in {retry_in_ms} ms",
         callback.plugin_name, settings.failures, settings.window_ms
     ))
     .with_help("see the plugin's earlier errors; the breaker is set by `breaker` in the manifest")
-}
-
-impl Event {
-    /// Converts a JSON object into positional arguments for this event.
-    pub fn json_args(
-        &self,
-        args: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Vec<Value<'static>>, EmitError> {
-        arrange(
-            self,
-            args.iter().map(|(name, json)| {
-                let converted = match self.schema.position(name) {
-                    Some(i) => self.schema.types[i].from_json(json),
-                    None => Ok(Value::NULL),
-                };
-                (name.as_str(), converted)
-            }),
-        )
-    }
-
-    /// Converts `name=value` text pairs (as `switchboard emit` takes them) into positional
-    /// arguments for this event, reading each value as its declared type.
-    pub fn text_args<'t>(
-        &self,
-        args: impl IntoIterator<Item = (&'t str, &'t str)>,
-    ) -> Result<Vec<Value<'static>>, EmitError> {
-        arrange(
-            self,
-            args.into_iter().map(|(name, text)| {
-                let converted = match self.schema.position(name) {
-                    Some(i) => self.schema.types[i].from_text(text),
-                    None => Ok(Value::NULL),
-                };
-                (name, converted)
-            }),
-        )
-    }
-}
-
-fn check_positional(event: &Event, args: &[Value<'_>]) -> Result<(), EmitError> {
-    let schema = &event.schema;
-    if args.len() != schema.types.len() {
-        return Err(EmitError::WrongArity {
-            event: event.name.clone(),
-            expected: schema.types.len(),
-            got: args.len(),
-        });
-    }
-    for (i, (ty, value)) in schema.types.iter().zip(args).enumerate() {
-        if !ty.accepts(value) {
-            return Err(type_error(event, i, value));
-        }
-    }
-    Ok(())
-}
-
-fn type_error(event: &Event, index: usize, value: &Value<'_>) -> EmitError {
-    let ty = event.schema.types[index];
-    let arg = event.schema.names[index].to_string();
-    if value.is_null() {
-        EmitError::MissingArg {
-            event: event.name.clone(),
-            arg,
-            ty: ty.to_string(),
-        }
-    } else {
-        EmitError::WrongType {
-            event: event.name.clone(),
-            arg,
-            reason: format!("expected {ty}, got {}", describe(value)),
-        }
-    }
-}
-
-/// Puts named arguments in declared order, with null for the ones left out, and checks
-/// them.
-fn arrange<'v, 'n>(
-    event: &Event,
-    named: impl Iterator<Item = (&'n str, Result<Value<'v>, String>)>,
-) -> Result<Vec<Value<'v>>, EmitError> {
-    let schema = &event.schema;
-    let mut values = vec![Value::NULL; schema.types.len()];
-    for (name, value) in named {
-        let Some(index) = schema.position(name) else {
-            return Err(EmitError::UnknownArg {
-                event: event.name.clone(),
-                arg: name.to_owned(),
-                suggestion: did_you_mean(name, schema.names()),
-                declared: declared_args(event),
-            });
-        };
-        values[index] = value.map_err(|reason| EmitError::WrongType {
-            event: event.name.clone(),
-            arg: name.to_owned(),
-            reason,
-        })?;
-    }
-    for (i, (ty, value)) in schema.types.iter().zip(&values).enumerate() {
-        if !ty.accepts(value) {
-            return Err(type_error(event, i, value));
-        }
-    }
-    Ok(values)
-}
-
-/// `name (string), email (string)`, or `nothing`.
-pub(crate) fn declared_args(event: &Event) -> String {
-    if event.schema.names.is_empty() {
-        return "no arguments".to_owned();
-    }
-    event
-        .schema
-        .names()
-        .zip(&event.schema.types)
-        .map(|(n, t)| format!("{n} ({t})"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

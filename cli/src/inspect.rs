@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::json;
-use switchboard::loader::{Loader, HOST_API_VERSION};
+use switchboard::load::{inspect, HOST_API_VERSION};
 
-use super::{exit, Cli, Format};
+use crate::cli::{exit, Cli, Format};
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
@@ -15,12 +15,7 @@ pub struct InspectArgs {
 }
 
 pub fn run(cli: &Cli, args: &InspectArgs) -> anyhow::Result<ExitCode> {
-    let name = args
-        .library
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let library = Loader::new().open(&name, &args.library)?;
+    let library = inspect(&args.library)?;
     let info = &library.info;
     match cli.format {
         Format::Json => println!(
@@ -33,8 +28,8 @@ pub fn run(cli: &Cli, args: &InspectArgs) -> anyhow::Result<ExitCode> {
                 "host_plugin_api": HOST_API_VERSION,
                 "features": info.features,
                 "callbacks": library.registrations.iter().map(|r| json!({
-                    "event": r.event.as_str(),
-                    "callback": r.callback.as_str(),
+                    "event": r.event,
+                    "callback": r.callback,
                     "priority": r.priority,
                 })).collect::<Vec<_>>(),
             }))?

@@ -6,7 +6,7 @@
 
 use switchboard_plugin_api::{Error as PluginError, Value};
 
-use crate::registry::CallbackId;
+use super::registry::CallbackId;
 
 /// The null every callback that returned nothing shares.
 const NULL: &Value<'static> = &Value::NULL;
@@ -14,7 +14,7 @@ const NULL: &Value<'static> = &Value::NULL;
 /// The result of one callback.
 #[derive(Debug, Clone, Copy)]
 pub struct CallOutcome<'o> {
-    /// Which callback ran; [`Switchboard::callback`](crate::Switchboard::callback) names it.
+    /// Which callback ran; [`Generation::callback`](crate::Generation::callback) names it.
     pub callback: CallbackId,
     /// What it returned, or its error (a caught panic is an error with `is_panic()`).
     pub result: Result<&'o Value<'static>, &'o PluginError>,
@@ -32,20 +32,27 @@ impl CallOutcome<'_> {
 
 /// One callback that ran, and where its result is.
 #[derive(Debug, Clone, Copy)]
-struct Call {
-    callback: CallbackId,
+pub(crate) struct Call {
+    /// The callback's index in its generation.
+    pub(crate) callback: u32,
     /// 0 for null; otherwise the position in `Outcomes::results`, plus one.
     result: u32,
 }
 
 /// The outcomes of one emit, in the order the callbacks ran.
 ///
-/// Reuse one `Outcomes` with [`Switchboard::emit_into`](crate::Switchboard::emit_into) to
+/// Reuse one `Outcomes` with [`Generation::emit_into`](crate::Generation::emit_into) to
 /// dispatch without allocating.
 #[derive(Debug, Clone, Default)]
 pub struct Outcomes {
+    /// The generation whose callbacks these are.
+    generation: u64,
     calls: Vec<Call>,
     results: Vec<Result<Value<'static>, PluginError>>,
+    /// When set, the next emit times every call (see `nanos`).
+    pub(crate) timed: bool,
+    /// Per call, its duration in nanoseconds, for timed emits only.
+    pub(crate) nanos: Vec<u64>,
 }
 
 impl Outcomes {
@@ -73,7 +80,10 @@ impl Outcomes {
             n => self.results[n as usize - 1].as_ref(),
         };
         CallOutcome {
-            callback: call.callback,
+            callback: CallbackId {
+                generation: self.generation,
+                index: call.callback,
+            },
             result,
         }
     }
@@ -110,7 +120,7 @@ impl Outcomes {
     #[inline]
     pub(crate) fn push_null(&mut self, callback: CallbackId) {
         self.calls.push(Call {
-            callback,
+            callback: callback.index,
             result: 0,
         });
     }
@@ -123,7 +133,7 @@ impl Outcomes {
     ) {
         self.results.push(result);
         self.calls.push(Call {
-            callback,
+            callback: callback.index,
             result: self.results.len() as u32,
         });
     }
@@ -136,9 +146,28 @@ impl Outcomes {
         }
     }
 
-    pub(crate) fn clear(&mut self) {
+    /// Empties the list for an emit on `generation`.
+    pub(crate) fn reset(&mut self, generation: u64) {
+        self.generation = generation;
         self.calls.clear();
         self.results.clear();
+        self.nanos.clear();
+    }
+
+    /// The calls with their results, for counting: `(callback index, result)`.
+    pub(crate) fn calls(&self) -> impl Iterator<Item = (u32, Result<(), &PluginError>)> + '_ {
+        self.calls.iter().map(|call| {
+            let result = match call.result {
+                0 => Ok(()),
+                n => self.results[n as usize - 1].as_ref().map(|_| ()),
+            };
+            (call.callback, result)
+        })
+    }
+
+    /// The generation these outcomes belong to.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 }
 

@@ -1,0 +1,54 @@
+//! Rendering outcomes for people and for scripts.
+
+use serde_json::Value as Json;
+use switchboard::service::OutcomesJson;
+use switchboard::{Generation, Outcomes};
+
+/// One outcome per callback as JSON: `{"plugin", "callback", "value"}` or `{"plugin",
+/// "callback", "error": {"message", "help", "panic"}}`.
+pub fn outcomes_json(generation: &Generation, outcomes: &Outcomes) -> Json {
+    serde_json::to_value(OutcomesJson {
+        generation,
+        outcomes,
+    })
+    .unwrap_or(Json::Null)
+}
+
+/// `1 plugin`, `3 plugins`: a count with its noun, for messages people read.
+pub fn count(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
+/// Aligned lines: `  plugin.callback  ok     value` / `  plugin.callback  error  message`.
+pub fn outcomes_text(generation: &Generation, event: &str, outcomes: &Outcomes) -> String {
+    let mut text = format!("{event}: {} ran", count(outcomes.len() as u64, "callback"));
+    let failed = outcomes.failures().count();
+    if failed > 0 {
+        text.push_str(&format!(", {failed} failed"));
+    }
+    text.push('\n');
+    let names: Vec<String> = outcomes
+        .iter()
+        .map(|o| {
+            let c = generation.callback(o.callback);
+            format!("{}.{}", c.plugin_name, c.name)
+        })
+        .collect();
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    for (name, outcome) in names.iter().zip(outcomes) {
+        match &outcome.result {
+            Ok(value) => text.push_str(&format!("  {name:width$}  ok     {value}\n")),
+            Err(error) => {
+                let what = if error.is_panic() { "panic" } else { "error" };
+                text.push_str(&format!("  {name:width$}  {what:5}  {}\n", error.message()));
+                if let Some(help) = error.help() {
+                    text.push_str(&format!("  {:width$}         help: {help}\n", ""));
+                }
+            }
+        }
+    }
+    text
+}

@@ -1,0 +1,442 @@
+//! A [`Generation`]: everything an emit reads, owned by one value. A manifest's plugins
+//! are first [`Prepared`] (libraries opened and checked, no plugin code run), then
+//! started into a generation.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use switchboard_plugin_api::abi::PluginBox;
+use switchboard_plugin_api::{Error as PluginError, Value};
+
+use super::breaker::{Breaker, BreakerState};
+use super::context::CallCtx;
+use super::outcome::Outcomes;
+use super::registry::{Callback, CallbackId, EventId, Registry};
+use super::stats::{Counters, Counts, Tally};
+use crate::error::{EmitError, LoadError};
+use crate::load::{library_file, Library, LibraryInfo, Loader};
+use crate::manifest::{BreakerSettings, LoadErrorPolicy, PluginEntry, ValidManifest};
+
+/// A plugin as the manifest and its library describe it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PluginMeta {
+    /// The manifest name.
+    pub name: String,
+    /// The library file.
+    pub path: PathBuf,
+    /// What the plugin says about itself.
+    pub info: LibraryInfo,
+    /// Its circuit breaker's settings (its own, or the host's).
+    pub breaker: BreakerSettings,
+}
+
+/// A plugin left out under `on_load_error = "skip"`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SkippedPlugin {
+    /// The manifest name.
+    pub name: String,
+    /// Why it was left out.
+    pub error: String,
+}
+
+/// A manifest's plugins with their libraries opened and every registration checked
+/// against the manifest, before any plugin's `init` runs: what `switchboard list` shows,
+/// and where `emit` checks its arguments so that bad input has no side effects.
+pub struct Prepared {
+    manifest: ValidManifest,
+    registry: Registry,
+    plugins: Vec<(PluginMeta, Library)>,
+    skipped: Vec<SkippedPlugin>,
+}
+
+impl Prepared {
+    /// Opens every library of the manifest and resolves the dispatch order. A library
+    /// that cannot be loaded, or a callback for an undeclared event, is an error (or a
+    /// skipped plugin, under `on_load_error = "skip"`).
+    pub fn new(manifest: ValidManifest) -> Result<Prepared, LoadError> {
+        let mut registry = Registry::with_events(&manifest);
+        let mut loader = Loader::new();
+        let mut plugins = Vec::with_capacity(manifest.plugins.len());
+        let mut skipped = Vec::new();
+        for entry in &manifest.plugins {
+            let name = entry.name.get_ref();
+            match open_checked(&manifest, &registry, &mut loader, entry) {
+                Ok(library) => {
+                    registry.add_callbacks(plugins.len(), name, &library.registrations);
+                    let meta = PluginMeta {
+                        name: name.clone(),
+                        path: library.path.clone(),
+                        info: library.info.clone(),
+                        breaker: entry.breaker.unwrap_or(manifest.host.breaker),
+                    };
+                    plugins.push((meta, library));
+                }
+                Err(error) if entry.load_error_policy(&manifest.host) == LoadErrorPolicy::Skip => {
+                    tracing::warn!("skipping plugin `{name}` (on_load_error = \"skip\"): {error}");
+                    skipped.push(SkippedPlugin {
+                        name: name.clone(),
+                        error: error.to_string(),
+                    });
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        registry.sort();
+        Ok(Prepared {
+            manifest,
+            registry,
+            plugins,
+            skipped,
+        })
+    }
+
+    /// Events and callbacks. Handles resolved here stay valid on the generation this
+    /// starts.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The plugins that will be started, in manifest order.
+    pub fn plugins(&self) -> impl ExactSizeIterator<Item = &PluginMeta> {
+        self.plugins.iter().map(|(meta, _)| meta)
+    }
+
+    /// Plugins left out because they failed to load and their policy is `skip`.
+    pub fn skipped(&self) -> &[SkippedPlugin] {
+        &self.skipped
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &ValidManifest {
+        &self.manifest
+    }
+
+    /// Runs every plugin's `init`, in manifest order, and emits `host.started`.
+    ///
+    /// If an `init` fails (and the plugin's policy is not `skip`), the plugins initialized
+    /// before it are shut down again and the error is returned.
+    pub fn start(self) -> Result<Generation, LoadError> {
+        let Prepared {
+            manifest,
+            registry,
+            plugins,
+            skipped,
+        } = self;
+        let epoch = Instant::now();
+        let counters = Counters::new(registry.callbacks().len());
+        let mut generation = Generation {
+            slots: Vec::with_capacity(plugins.len()),
+            manifest,
+            registry,
+            skipped,
+            counters,
+            shut_down: AtomicBool::new(false),
+        };
+        let mut failed = Vec::new();
+        for (index, (meta, library)) in plugins.into_iter().enumerate() {
+            let entry = generation
+                .manifest
+                .plugins
+                .iter()
+                .find(|e| *e.name.get_ref() == meta.name);
+            let config = config_value(entry.and_then(|e| e.config.as_ref()));
+            let ctx = CallCtx::for_init(&generation, &meta.name);
+            let instance = match (library.module.init())(&config, ctx.handle()).into_result() {
+                Ok(instance) => Instance::InProcess(instance),
+                Err(error) => {
+                    let error = LoadError::Init {
+                        plugin: meta.name.clone(),
+                        error,
+                    };
+                    let policy = entry.map_or(LoadErrorPolicy::Fail, |e| {
+                        e.load_error_policy(&generation.manifest.host)
+                    });
+                    if policy == LoadErrorPolicy::Fail {
+                        generation.shutdown();
+                        return Err(error);
+                    }
+                    tracing::warn!("skipping plugin (on_load_error = \"skip\"): {error}");
+                    failed.push((index, error.to_string()));
+                    Instance::Off(error.to_string())
+                }
+            };
+            let breaker = Breaker::new(meta.breaker, epoch);
+            generation.slots.push(Slot {
+                meta,
+                instance,
+                breaker,
+            });
+        }
+        for (plugin, error) in failed {
+            generation.registry.remove_plugin(plugin);
+            generation.skipped.push(SkippedPlugin {
+                name: generation.slots[plugin].meta.name.clone(),
+                error,
+            });
+        }
+        generation.emit_builtin(crate::manifest::builtin::HOST_STARTED);
+        Ok(generation)
+    }
+}
+
+/// Checks, opens and checks the registrations of one plugin's library.
+fn open_checked(
+    manifest: &ValidManifest,
+    registry: &Registry,
+    loader: &mut Loader,
+    entry: &PluginEntry,
+) -> Result<Library, LoadError> {
+    let name = entry.name.get_ref();
+    let path = library_file(manifest, entry)?;
+    let library = loader.open(name, &path)?;
+    if let Some(registration) = registry.undeclared(&library.registrations) {
+        return Err(LoadError::UndeclaredEvent {
+            plugin: name.clone(),
+            callback: registration.callback.clone(),
+            event: registration.event.clone(),
+            suggestion: registry.suggest(&registration.event),
+            manifest: manifest.path.clone(),
+        });
+    }
+    Ok(library)
+}
+
+/// What stands behind a plugin's slot.
+pub(crate) enum Instance {
+    /// Code loaded into this process.
+    InProcess(PluginBox),
+    /// Not running, with the reason (its `init` failed and its policy is `skip`).
+    Off(String),
+}
+
+/// One plugin of a generation: what it is, what runs it, and its breaker.
+pub(crate) struct Slot {
+    pub(crate) meta: PluginMeta,
+    pub(crate) instance: Instance,
+    pub(crate) breaker: Breaker,
+}
+
+/// Everything an emit reads: the validated manifest, the dispatch table, and one slot per
+/// plugin (its metadata, instance and breaker), with the host's counters.
+///
+/// A running [`Switchboard`](crate::Switchboard) holds its current generation behind an
+/// atomic swap; an emit finishes on the generation it started on. Dropping the last
+/// reference to a generation runs its plugins' `shutdown`, once.
+pub struct Generation {
+    pub(crate) manifest: ValidManifest,
+    pub(crate) registry: Registry,
+    pub(crate) slots: Vec<Slot>,
+    skipped: Vec<SkippedPlugin>,
+    pub(crate) counters: Counters,
+    shut_down: AtomicBool,
+}
+
+/// A plugin's failure while shutting down.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ShutdownFailure {
+    /// The plugin's manifest name.
+    pub plugin: String,
+    /// Its error.
+    pub error: PluginError,
+}
+
+/// A plugin of a running generation, with its state and counts.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PluginStatus {
+    /// Name, library and settings.
+    pub meta: PluginMeta,
+    /// Whether it runs: `None` when it is off, with the reason in `off_reason`.
+    pub breaker: Option<BreakerState>,
+    /// How often its breaker switched it off.
+    pub trips: u64,
+    /// Why it is not running, if it is not.
+    pub off_reason: Option<String>,
+    /// Its callbacks' counts added up.
+    pub counts: Counts,
+}
+
+impl Generation {
+    /// Opens, checks and starts a manifest's plugins: [`Prepared::new`] then
+    /// [`Prepared::start`].
+    pub fn start(manifest: ValidManifest) -> Result<Generation, LoadError> {
+        Prepared::new(manifest)?.start()
+    }
+
+    /// This generation's number, unique in the process.
+    pub fn number(&self) -> u64 {
+        self.registry.generation()
+    }
+
+    /// The event called `name`, resolved once so that emits skip the lookup.
+    pub fn event(&self, name: &str) -> Result<EventId, EmitError> {
+        self.registry.resolve(name)
+    }
+
+    /// The callback behind an outcome of this generation.
+    ///
+    /// # Panics
+    ///
+    /// If the outcome came from another generation (see [`Registry::callback`]).
+    pub fn callback(&self, id: CallbackId) -> &Callback {
+        self.registry.callback(id)
+    }
+
+    /// Events and callbacks.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The manifest this generation was started from.
+    pub fn manifest(&self) -> &ValidManifest {
+        &self.manifest
+    }
+
+    /// Plugins left out because they failed to load or initialize under
+    /// `on_load_error = "skip"`.
+    pub fn skipped(&self) -> &[SkippedPlugin] {
+        &self.skipped
+    }
+
+    /// How many plugins are live (loaded, initialized and not skipped).
+    pub fn live_plugins(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s.instance, Instance::InProcess(_)))
+            .count()
+    }
+
+    /// Every plugin with its state and counts, in manifest order.
+    pub fn plugins(&self) -> Vec<PluginStatus> {
+        let mut counts = vec![Counts::default(); self.slots.len()];
+        for (index, callback) in self.registry.callbacks().iter().enumerate() {
+            counts[callback.plugin].add(&self.counters.get(index));
+        }
+        self.slots
+            .iter()
+            .zip(counts)
+            .map(|(slot, counts)| PluginStatus {
+                meta: slot.meta.clone(),
+                breaker: match slot.instance {
+                    Instance::InProcess(_) => Some(slot.breaker.state()),
+                    Instance::Off(_) => None,
+                },
+                trips: slot.breaker.trips(),
+                off_reason: match &slot.instance {
+                    Instance::Off(reason) => Some(reason.clone()),
+                    Instance::InProcess(_) => None,
+                },
+                counts,
+            })
+            .collect()
+    }
+
+    /// The counts of one callback.
+    ///
+    /// # Panics
+    ///
+    /// If `id` comes from another generation (see [`Registry::callback`]).
+    pub fn callback_counts(&self, id: CallbackId) -> Counts {
+        self.registry.callback(id);
+        self.counters.get(id.index as usize)
+    }
+
+    /// Adds the outcomes of an emit made with [`Generation::emit_into`] to this
+    /// generation's counters (the other `emit` methods count by themselves).
+    pub fn record(&self, outcomes: &Outcomes) {
+        if outcomes.generation() == self.number() {
+            self.counters.record(outcomes);
+        }
+    }
+
+    /// Hands a thread's [`Tally`] over to this generation's counters and prepares it for
+    /// this generation; a tally kept for another generation must be handed to that one
+    /// first.
+    pub fn absorb(&self, tally: &mut Tally) {
+        if tally.generation() == self.number() {
+            self.counters.absorb(tally);
+        }
+        tally.retarget(self.number(), self.registry.callbacks().len());
+    }
+
+    /// Emits a built-in event without arguments, if anything listens.
+    pub(crate) fn emit_builtin(&self, name: &str) {
+        let Some(id) = self.registry.event_id(name) else {
+            return;
+        };
+        if self
+            .registry
+            .event(id)
+            .is_ok_and(|e| !e.callbacks.is_empty())
+        {
+            // No arguments to check; failures are logged and reported via plugin.failed.
+            let _ = self.emit(id, &[]);
+        }
+    }
+
+    /// Whether [`Generation::shutdown`] ran.
+    #[inline]
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Relaxed)
+    }
+
+    /// Runs every live plugin's `shutdown` once, in reverse load order, and returns the
+    /// failures. Later emits are refused. Runs by itself when the last reference to the
+    /// generation is dropped.
+    pub fn shutdown(&self) -> Vec<ShutdownFailure> {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        let mut failures = Vec::new();
+        for slot in self.slots.iter().rev() {
+            let Instance::InProcess(instance) = &slot.instance else {
+                continue;
+            };
+            let ctx = CallCtx::for_shutdown(self, &slot.meta.name);
+            if let Err(error) = instance.shutdown(ctx.handle()).into_result() {
+                tracing::error!("plugin `{}` failed to shut down: {error}", slot.meta.name);
+                failures.push(ShutdownFailure {
+                    plugin: slot.meta.name.clone(),
+                    error,
+                });
+            }
+        }
+        failures
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A plugin's config as a payload map (empty when the manifest gives none).
+fn config_value(config: Option<&toml::Table>) -> Value<'static> {
+    match config {
+        Some(table) => Value::from_json(&toml_to_json(&toml::Value::Table(table.clone()))),
+        None => Value::map(std::iter::empty::<(String, Value)>()),
+    }
+}
+
+fn toml_to_json(value: &toml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        toml::Value::String(s) => J::String(s.clone()),
+        toml::Value::Integer(i) => J::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        toml::Value::Boolean(b) => J::Bool(*b),
+        toml::Value::Datetime(d) => J::String(d.to_string()),
+        toml::Value::Array(items) => J::Array(items.iter().map(toml_to_json).collect()),
+        toml::Value::Table(table) => J::Object(
+            table
+                .iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
+    }
+}

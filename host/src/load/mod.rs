@@ -1,0 +1,12 @@
+//! Opening plugin libraries: the checks on a file before it is loaded ([`preflight`]),
+//! then the system loader and abi_stable's layout checks, with their long reports turned
+//! into one readable line.
+//!
+//! Libraries are never unloaded: see [`HOST_API_VERSION`] and the crate docs.
+
+mod library;
+mod preflight;
+
+pub use library::{inspect, LibraryInfo, LibraryReport, Registered, HOST_API_VERSION};
+pub(crate) use library::{Library, Loader};
+pub use preflight::{library_file, sha256_of};
