@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use switchboard::schema::ArgType;
+use switchboard::manifest::schema::ArgType;
 
 const TYPES: &[&str] = &[
     "string", "int", "float", "bool", "bytes", "list", "map", "any", "string?", "int?",

@@ -15,6 +15,8 @@
 //! whose third callback answers.
 //!
 //! `cargo bench -p switchboard --bench dispatch`
+// A benchmark whose set-up fails should stop loudly rather than measure nothing.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 

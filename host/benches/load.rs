@@ -8,6 +8,8 @@
 //!   loading).
 //!
 //! `cargo bench -p switchboard --bench load`
+// A benchmark whose set-up fails should stop loudly rather than measure nothing.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 

@@ -2,6 +2,8 @@
 //! three bench plugins, one result line each written out, with 1 and 2 workers.
 //!
 //! `cargo bench -p switchboard --bench run`
+// A benchmark whose set-up fails should stop loudly rather than measure nothing.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 

@@ -10,6 +10,8 @@
 //! then named `switchboard-rmw`...).
 //!
 //! `cargo run --release -p switchboard --example dispatch_probe -- [emits] [samples]`
+// A benchmark whose set-up fails should stop loudly rather than measure nothing.
+#![allow(clippy::unwrap_used)]
 
 #[path = "../benches/support/mod.rs"]
 mod support;

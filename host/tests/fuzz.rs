@@ -3,6 +3,8 @@
 //! through the argument parsers. Nothing may panic. `SWITCHBOARD_FUZZ_ITERATIONS` sets the
 //! number of inputs per target (default 20,000); the coverage-guided targets in `fuzz/`
 //! go further with cargo-fuzz.
+// Test set-up that fails should stop the test loudly.
+#![allow(clippy::unwrap_used)]
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};

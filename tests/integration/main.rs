@@ -6,6 +6,7 @@ mod cli;
 mod corpus;
 mod dispatch;
 mod faults;
+mod generations;
 mod loading;
 mod refusals;
 mod signup;

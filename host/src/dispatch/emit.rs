@@ -31,7 +31,7 @@ impl Generation {
 
     /// Like [`Generation::emit`], but reuses `outcomes` (cleared first), so that a loop of
     /// emits whose callbacks return nothing allocates nothing. The hot path: it does not
-    /// count; hand the outcomes to [`Generation::record`] or a [`Tally`](crate::Tally)
+    /// count; hand the outcomes to [`Generation::record`] or a [`Tally`](crate::dispatch::Tally)
     /// for that.
     pub fn emit_into(
         &self,

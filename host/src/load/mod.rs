@@ -1,4 +1,4 @@
-//! Opening plugin libraries: the checks on a file before it is loaded ([`preflight`]),
+//! Opening plugin libraries: the checks on a file before it is loaded ([`library_file`]),
 //! then the system loader and abi_stable's layout checks, with their long reports turned
 //! into one readable line.
 //!
