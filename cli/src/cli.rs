@@ -1,12 +1,12 @@
-//! Command-line parsing and the subcommands, one file each.
+//! What every subcommand shares: the global flags, the output format, exit codes, logging
+//! and error reports. The subcommands (one file each) are chosen in `main.rs`.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::ValueEnum;
 use switchboard::{EmitError, HostError, LoadError, ManifestError};
 
-use crate::{check, emit, inspect, list, logging, run};
+use crate::logging;
 
 /// Exit codes: 0 success, 1 a callback failed, 2 bad input (manifest, arguments, library).
 pub mod exit {
@@ -28,9 +28,8 @@ pub mod exit {
     }
 }
 
-/// switchboard: load native plugins listed in a manifest and dispatch events to them.
-#[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about, long_about = None)]
+/// The flags every subcommand takes.
+#[derive(Debug, clap::Args)]
 pub struct Cli {
     /// The manifest to use.
     #[arg(long, short = 'm', global = true, default_value = "events.toml")]
@@ -47,9 +46,6 @@ pub struct Cli {
     /// Only warnings and errors on stderr.
     #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 /// Output format.
@@ -59,31 +55,6 @@ pub enum Format {
     Text,
     /// JSON for scripts.
     Json,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Validate the manifest, then load and initialize every plugin (and shut them down).
-    Check(check::CheckArgs),
-    /// Show plugins, events and callbacks in dispatch order, without running plugin code.
-    List,
-    /// Dispatch one event and print every callback's result.
-    Emit(emit::EmitArgs),
-    /// Read JSON-lines events on stdin, write one result line per event on stdout.
-    Run(run::RunArgs),
-    /// Show what a plugin library exports, without a manifest.
-    Inspect(inspect::InspectArgs),
-}
-
-/// Runs the chosen subcommand.
-pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    match &cli.command {
-        Command::Check(args) => check::run(cli, args),
-        Command::List => list::run(cli),
-        Command::Emit(args) => emit::run(cli, args),
-        Command::Run(args) => run::run(cli, args),
-        Command::Inspect(args) => inspect::run(cli, args),
-    }
 }
 
 /// Logs go to stderr: info by default, debug with `--verbose`, warnings with `--quiet`.

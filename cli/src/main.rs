@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 mod check;
 mod cli;
@@ -16,13 +16,50 @@ mod output;
 mod prompt;
 mod run;
 
+/// switchboard: load native plugins listed in a manifest and dispatch events to them.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, long_about = None)]
+struct Args {
+    #[command(flatten)]
+    global: cli::Cli,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the manifest, then load and initialize every plugin (and shut them down).
+    Check(check::CheckArgs),
+    /// Show plugins, events and callbacks in dispatch order, without running plugin code.
+    List,
+    /// Dispatch one event and print every callback's result.
+    Emit(emit::EmitArgs),
+    /// Read JSON-lines events on stdin, write one result line per event on stdout.
+    Run(run::RunArgs),
+    /// Show what a plugin library exports, without a manifest.
+    Inspect(inspect::InspectArgs),
+}
+
+/// Runs the chosen subcommand.
+fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let cli = &args.global;
+    match &args.command {
+        Command::Check(args) => check::run(cli, args),
+        Command::List => list::run(cli),
+        Command::Emit(args) => emit::run(cli, args),
+        Command::Run(args) => run::run(cli, args),
+        Command::Inspect(args) => inspect::run(cli, args),
+    }
+}
+
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
-    cli::init_logging(&args);
-    match cli::run(&args) {
+    let args = Args::parse();
+    cli::init_logging(&args.global);
+    match run(&args) {
         Ok(code) => code,
         Err(err) => {
-            cli::report_error(&args, &err);
+            cli::report_error(&args.global, &err);
             cli::exit::bad_input()
         }
     }

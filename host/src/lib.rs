@@ -54,4 +54,3 @@ pub use dispatch::{
 pub use error::{EmitError, HostError, LoadError, ManifestError};
 pub use manifest::{Manifest, ValidManifest};
 pub use runtime::Switchboard;
-pub use suggest::did_you_mean;

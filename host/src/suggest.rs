@@ -2,14 +2,20 @@
 
 /// ` (did you mean `x`?)` for the candidate nearest to `input`, or an empty string when
 /// none is close enough to be a likely typo.
-pub fn did_you_mean<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn did_you_mean<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
     nearest(input, candidates)
         .map(|name| format!(" (did you mean `{name}`?)"))
         .unwrap_or_default()
 }
 
 /// The candidate nearest to `input`, if it is close enough to be a likely typo.
-pub fn nearest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn nearest<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(input, c), c))

@@ -4,13 +4,11 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use switchboard_plugin_api::abi::PluginBox;
-use switchboard_plugin_api::{Error as PluginError, Value};
+use switchboard_plugin_api::Error as PluginError;
 
 use super::breaker::{Breaker, BreakerState};
-use super::context::CallCtx;
 use super::outcome::Outcomes;
 use super::registry::{Callback, CallbackId, EventId, Registry};
 use super::stats::{Counters, Counts, Tally};
@@ -46,10 +44,10 @@ pub struct SkippedPlugin {
 /// against the manifest, before any plugin's `init` runs: what `switchboard list` shows,
 /// and where `emit` checks its arguments so that bad input has no side effects.
 pub struct Prepared {
-    manifest: ValidManifest,
-    registry: Registry,
-    plugins: Vec<(PluginMeta, Library)>,
-    skipped: Vec<SkippedPlugin>,
+    pub(crate) manifest: ValidManifest,
+    pub(crate) registry: Registry,
+    pub(crate) plugins: Vec<(PluginMeta, Library)>,
+    pub(crate) skipped: Vec<SkippedPlugin>,
 }
 
 impl Prepared {
@@ -113,73 +111,6 @@ impl Prepared {
     pub fn manifest(&self) -> &ValidManifest {
         &self.manifest
     }
-
-    /// Runs every plugin's `init`, in manifest order, and emits `host.started`.
-    ///
-    /// If an `init` fails (and the plugin's policy is not `skip`), the plugins initialized
-    /// before it are shut down again and the error is returned.
-    pub fn start(self) -> Result<Generation, LoadError> {
-        let Prepared {
-            manifest,
-            registry,
-            plugins,
-            skipped,
-        } = self;
-        let epoch = Instant::now();
-        let counters = Counters::new(registry.callbacks().len());
-        let mut generation = Generation {
-            slots: Vec::with_capacity(plugins.len()),
-            manifest,
-            registry,
-            skipped,
-            counters,
-            shut_down: AtomicBool::new(false),
-        };
-        let mut failed = Vec::new();
-        for (index, (meta, library)) in plugins.into_iter().enumerate() {
-            let entry = generation
-                .manifest
-                .plugins
-                .iter()
-                .find(|e| *e.name.get_ref() == meta.name);
-            let config = config_value(entry.and_then(|e| e.config.as_ref()));
-            let ctx = CallCtx::for_init(&generation, &meta.name);
-            let instance = match (library.module.init())(&config, ctx.handle()).into_result() {
-                Ok(instance) => Instance::InProcess(instance),
-                Err(error) => {
-                    let error = LoadError::Init {
-                        plugin: meta.name.clone(),
-                        error,
-                    };
-                    let policy = entry.map_or(LoadErrorPolicy::Fail, |e| {
-                        e.load_error_policy(&generation.manifest.host)
-                    });
-                    if policy == LoadErrorPolicy::Fail {
-                        generation.shutdown();
-                        return Err(error);
-                    }
-                    tracing::warn!("skipping plugin (on_load_error = \"skip\"): {error}");
-                    failed.push((index, error.to_string()));
-                    Instance::Off(error.to_string())
-                }
-            };
-            let breaker = Breaker::new(meta.breaker, epoch);
-            generation.slots.push(Slot {
-                meta,
-                instance,
-                breaker,
-            });
-        }
-        for (plugin, error) in failed {
-            generation.registry.remove_plugin(plugin);
-            generation.skipped.push(SkippedPlugin {
-                name: generation.slots[plugin].meta.name.clone(),
-                error,
-            });
-        }
-        generation.emit_builtin(crate::manifest::builtin::HOST_STARTED);
-        Ok(generation)
-    }
 }
 
 /// Checks, opens and checks the registrations of one plugin's library.
@@ -229,9 +160,9 @@ pub struct Generation {
     pub(crate) manifest: ValidManifest,
     pub(crate) registry: Registry,
     pub(crate) slots: Vec<Slot>,
-    skipped: Vec<SkippedPlugin>,
+    pub(crate) skipped: Vec<SkippedPlugin>,
     pub(crate) counters: Counters,
-    shut_down: AtomicBool,
+    pub(crate) shut_down: AtomicBool,
 }
 
 /// A plugin's failure while shutting down.
@@ -382,61 +313,5 @@ impl Generation {
     #[inline]
     pub(crate) fn is_shut_down(&self) -> bool {
         self.shut_down.load(Ordering::Relaxed)
-    }
-
-    /// Runs every live plugin's `shutdown` once, in reverse load order, and returns the
-    /// failures. Later emits are refused. Runs by itself when the last reference to the
-    /// generation is dropped.
-    pub fn shutdown(&self) -> Vec<ShutdownFailure> {
-        if self.shut_down.swap(true, Ordering::AcqRel) {
-            return Vec::new();
-        }
-        let mut failures = Vec::new();
-        for slot in self.slots.iter().rev() {
-            let Instance::InProcess(instance) = &slot.instance else {
-                continue;
-            };
-            let ctx = CallCtx::for_shutdown(self, &slot.meta.name);
-            if let Err(error) = instance.shutdown(ctx.handle()).into_result() {
-                tracing::error!("plugin `{}` failed to shut down: {error}", slot.meta.name);
-                failures.push(ShutdownFailure {
-                    plugin: slot.meta.name.clone(),
-                    error,
-                });
-            }
-        }
-        failures
-    }
-}
-
-impl Drop for Generation {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-/// A plugin's config as a payload map (empty when the manifest gives none).
-fn config_value(config: Option<&toml::Table>) -> Value<'static> {
-    match config {
-        Some(table) => Value::from_json(&toml_to_json(&toml::Value::Table(table.clone()))),
-        None => Value::map(std::iter::empty::<(String, Value)>()),
-    }
-}
-
-fn toml_to_json(value: &toml::Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match value {
-        toml::Value::String(s) => J::String(s.clone()),
-        toml::Value::Integer(i) => J::from(*i),
-        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
-        toml::Value::Boolean(b) => J::Bool(*b),
-        toml::Value::Datetime(d) => J::String(d.to_string()),
-        toml::Value::Array(items) => J::Array(items.iter().map(toml_to_json).collect()),
-        toml::Value::Table(table) => J::Object(
-            table
-                .iter()
-                .map(|(k, v)| (k.clone(), toml_to_json(v)))
-                .collect(),
-        ),
     }
 }

@@ -2,14 +2,17 @@
 //! [`Registry`] of events and callbacks, and one slot per plugin with its instance,
 //! breaker and counters); emitting runs every callback of an event in dispatch order.
 //!
-//! Inside the layer, `emit` runs the loop, `context` is the host handle a callback
-//! receives (and calls back into `emit` for nested events), `generation` owns the slots.
+//! Inside the layer, from the top: `emit` runs the loop and `lifecycle` starts and stops
+//! plugins, both handing plugins the host handle of `context`, which reaches the
+//! `generation` that owns the slots (a nested emit calls back into `emit` by method, not by
+//! import).
 
 mod args;
 mod breaker;
 mod context;
 mod emit;
 mod generation;
+mod lifecycle;
 mod outcome;
 mod registry;
 mod stats;

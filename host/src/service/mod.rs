@@ -10,7 +10,7 @@
 //! every accepted event, and [`run_json_lines`] returns its [`Report`].
 //!
 //! Lines travel in batches: every line already read when the reader would otherwise wait
-//! for more, up to [`BATCH`]. A file or a fast producer fills batches, so the threads hand
+//! for more, up to 256. A file or a fast producer fills batches, so the threads hand
 //! over work (and wake each other) once per batch instead of once per line; a slow
 //! producer's line travels alone, at once.
 
@@ -30,7 +30,7 @@ use crate::dispatch::{Outcomes, Tally};
 use crate::runtime::Switchboard;
 
 /// The most lines that travel together between the threads.
-pub const BATCH: usize = 256;
+const BATCH: usize = 256;
 
 /// One emit in this many is timed per worker, for the counters' time spent; timing every
 /// call would cost the dispatch loop two clock reads per callback.
