@@ -13,6 +13,7 @@ mod inspect;
 mod list;
 mod logging;
 mod output;
+mod process;
 mod prompt;
 mod run;
 

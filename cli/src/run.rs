@@ -1,15 +1,20 @@
 //! `switchboard run`: JSON-lines events on stdin, one result line per event on stdout,
 //! through the library's event service ([`switchboard::service`]); a summary on stderr.
 //!
-//! SIGINT or SIGTERM stops accepting input; every accepted event is finished and the
-//! plugins shut down. A second signal exits at once.
+//! SIGINT or SIGTERM stops accepting input; the accepted events are finished within
+//! `--drain-timeout`, then the plugins shut down. A second signal stops waiting at once.
+//! Either way every accepted line gets its result line, and a run stopped before the end
+//! of its input exits with 128 + the signal's number.
+//!
+//! Result lines own standard output: whatever plugins print there goes to standard error.
 
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
-use switchboard::service::{self, Report, ServiceConfig};
+use switchboard::service::{self, Report, ServiceConfig, Stop, MAX_QUEUE, MAX_WORKERS};
 use switchboard::{Generation, Switchboard};
 
 use crate::cli::{exit, Cli, Format};
@@ -17,40 +22,83 @@ use crate::output::count;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Worker threads dispatching events [default: the number of cores].
-    #[arg(long, short = 'w', value_parser = clap::value_parser!(u16).range(1..))]
+    /// Worker threads dispatching events, 1 to 512 [default: the number of cores].
+    #[arg(long, short = 'w', value_parser = clap::value_parser!(u16).range(1..=MAX_WORKERS as i64))]
     pub workers: Option<u16>,
 
-    /// Events accepted ahead of the workers; when the queue is full, reading waits.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Events accepted but not yet written out, 1 to 1000000; when that many are in the
+    /// host, reading waits (memory stays bounded, even with --ordered).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=MAX_QUEUE as i64))]
     pub queue: u32,
 
     /// Print result lines in input order, even with several workers.
     #[arg(long)]
     pub ordered: bool,
+
+    /// The longest input line in bytes; a longer one gets an error result and is skipped.
+    #[arg(long, default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..=1 << 32))]
+    pub max_line_bytes: u64,
+
+    /// Seconds a stop (SIGINT, SIGTERM) waits for accepted events before answering the
+    /// rest with an error.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
+    pub drain_timeout: f64,
+}
+
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.0..=86_400.0).contains(&s) => Ok(s),
+        _ => Err(format!(
+            "`{text}` is not a number of seconds from 0 to 86400"
+        )),
+    }
 }
 
 pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    // Signals first: one that arrives while plugins start still stops the run cleanly.
+    let stop = Arc::new(Stop::new());
+    let signal = Arc::new(AtomicI32::new(0));
+    crate::process::on_stop({
+        let (stop, signal) = (Arc::clone(&stop), Arc::clone(&signal));
+        move |number, count| {
+            if count == 1 {
+                signal.store(number, Ordering::Relaxed);
+                stop.drain();
+            } else {
+                stop.abandon();
+            }
+        }
+    })?;
+    let results = crate::process::claim_stdout()?;
     let host = Switchboard::open(&cli.manifest)?;
     let mut config = ServiceConfig::default()
         .with_queue(args.queue as usize)
-        .with_ordered(args.ordered);
+        .with_ordered(args.ordered)
+        .with_max_line_bytes(usize::try_from(args.max_line_bytes).unwrap_or(usize::MAX))
+        .with_drain_timeout(Duration::from_secs_f64(args.drain_timeout));
     if let Some(workers) = args.workers {
         config = config.with_workers(usize::from(workers));
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while draining exits at once, with the conventional code.
-        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))?;
-        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    let report = service::run_json_lines(&host, std::io::stdin(), results, &config, &stop)?;
+    if report.still_running.is_empty() {
+        host.shutdown();
+    } else {
+        // A plugin still inside a callback must not be shut down under it.
+        tracing::warn!(
+            "plugins not shut down: event(s) {:?} are still inside a callback",
+            report.still_running
+        );
     }
-
-    let report =
-        service::run_json_lines(&host, std::io::stdin(), std::io::stdout(), &config, &stop)?;
-    host.shutdown();
     print_summary(cli, &host.current(), &report);
-    Ok(if report.bad_lines > 0 {
+    if !report.still_running.is_empty() {
+        // Dropping the host would shut the plugins down; the process exits instead.
+        std::mem::forget(host);
+    }
+    let signal = signal.load(Ordering::Relaxed);
+    Ok(if report.input_remained || report.abandoned > 0 {
+        ExitCode::from((128 + signal.clamp(1, 127)) as u8)
+    } else if report.bad_lines > 0 {
         exit::bad_input()
     } else if report.failed_events > 0 {
         exit::callback_failed()
@@ -81,6 +129,8 @@ fn print_summary(cli: &Cli, generation: &Generation, report: &Report) {
                     "summary": {
                         "accepted": report.accepted, "events": report.dispatched,
                         "bad_lines": report.bad_lines, "stopped_by_signal": report.stopped,
+                        "input_remained": report.input_remained, "abandoned": report.abandoned,
+                        "still_running": report.still_running,
                         "generation": generation.number(),
                         "plugins": plugins,
                     }
@@ -99,6 +149,23 @@ fn print_summary(cli: &Cli, generation: &Generation, report: &Report) {
                 report.dispatched,
                 count(report.bad_lines, "bad line")
             );
+            if report.input_remained {
+                eprintln!("  input was left unread: the run was stopped before its end");
+            }
+            if report.abandoned > 0 {
+                eprintln!(
+                    "  {} answered with an error when the drain gave up{}",
+                    count(report.abandoned, "event"),
+                    if report.still_running.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " ({:?} still inside a callback: isolate that plugin)",
+                            report.still_running
+                        )
+                    }
+                );
+            }
             for p in &plugins {
                 let state = p
                     .breaker

@@ -1,9 +1,8 @@
 //! Embedding the host: the example in the README's "Embedding the host" section, kept
 //! compiling by the test suite (and checked to match the README word for word).
 use std::error::Error;
-use std::sync::atomic::AtomicBool;
 
-use switchboard::service::{self, ServiceConfig};
+use switchboard::service::{self, ServiceConfig, Stop};
 use switchboard::{Generation, Manifest, Outcomes, Prepared, Switchboard};
 use switchboard_plugin_api::Value;
 
@@ -53,7 +52,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     // Or a stream of JSON lines through the event service, as `switchboard run` does.
     let input =
         std::io::Cursor::new(r#"{"event": "user_lookup", "args": {"email": "ann@example.com"}}"#);
-    let stop = AtomicBool::new(false);
+    let stop = Stop::new(); // stop.drain() from another thread ends the run early
     let report = service::run_json_lines(
         &host,
         input,

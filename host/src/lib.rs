@@ -53,4 +53,4 @@ pub use dispatch::{
 };
 pub use error::{EmitError, HostError, LoadError, ManifestError};
 pub use manifest::{Manifest, ValidManifest};
-pub use runtime::Switchboard;
+pub use runtime::{CurrentGeneration, Switchboard};

@@ -18,8 +18,21 @@ use crate::manifest::{builtin, Manifest, ValidManifest};
 /// Dropping it runs `host.stopping` and every plugin's shutdown; call
 /// [`Switchboard::shutdown`] to see their errors.
 pub struct Switchboard {
-    current: ArcSwap<Generation>,
+    current: Arc<ArcSwap<Generation>>,
     stopped: AtomicBool,
+}
+
+/// A cheap, clonable view of a running host's current generation, for threads that must
+/// own what they use (the event service's workers). It does not keep plugins up: the
+/// [`Switchboard`] decides when they shut down.
+#[derive(Clone)]
+pub struct CurrentGeneration(Arc<ArcSwap<Generation>>);
+
+impl CurrentGeneration {
+    /// The current generation; see [`Switchboard::current`].
+    pub fn get(&self) -> Arc<Generation> {
+        self.0.load_full()
+    }
 }
 
 impl Switchboard {
@@ -38,7 +51,7 @@ impl Switchboard {
     /// [`Prepared`](crate::Prepared) manifest).
     pub fn with(generation: Generation) -> Switchboard {
         Switchboard {
-            current: ArcSwap::from_pointee(generation),
+            current: Arc::new(ArcSwap::from_pointee(generation)),
             stopped: AtomicBool::new(false),
         }
     }
@@ -49,6 +62,11 @@ impl Switchboard {
     /// [`swap`]: Switchboard::swap
     pub fn current(&self) -> Arc<Generation> {
         self.current.load_full()
+    }
+
+    /// A view of the current generation that threads can own.
+    pub fn watch(&self) -> CurrentGeneration {
+        CurrentGeneration(Arc::clone(&self.current))
     }
 
     /// Makes `next` the current generation and returns the previous one. Emits already

@@ -14,6 +14,13 @@ pub(super) enum Line {
     Text(String),
     /// A line that is not UTF-8: reported as a bad line, and the run goes on.
     NotUtf8(std::str::Utf8Error),
+    /// A line longer than the service's bound: not kept, reported as a bad line.
+    TooLong {
+        /// Its length in bytes.
+        length: usize,
+        /// The bound.
+        max: usize,
+    },
     /// The input failed; the last line of the run.
     Unreadable(String),
 }
@@ -25,6 +32,18 @@ impl Line {
             Ok(text) if text.trim().is_empty() => None,
             Ok(text) => Some(Line::Text(text)),
             Err(e) => Some(Line::NotUtf8(e.utf8_error())),
+        }
+    }
+
+    /// The caller's `id`, if the line is an event that has one.
+    pub(super) fn id(&self) -> Option<serde_json::Value> {
+        #[derive(Deserialize)]
+        struct IdOnly {
+            id: Option<serde_json::Value>,
+        }
+        match self {
+            Line::Text(text) => serde_json::from_str::<IdOnly>(text).ok()?.id,
+            _ => None,
         }
     }
 }
@@ -70,6 +89,12 @@ pub(super) fn handle(
         Line::Text(text) => text,
         Line::NotUtf8(e) => {
             let error = format!("line {seq} is not valid UTF-8 ({e}); send events as UTF-8 JSON");
+            return bad_line(seq, error, report);
+        }
+        Line::TooLong { length, max } => {
+            let error = format!(
+                "line {seq} is {length} bytes long, over the limit of {max} bytes; it was not read (raise --max-line-bytes, or send smaller events)"
+            );
             return bad_line(seq, error, report);
         }
         Line::Unreadable(e) => {

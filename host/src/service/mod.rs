@@ -3,50 +3,72 @@
 //! `switchboard run` command is this service fed from standard input; other sources (HTTP,
 //! NATS) feed the same queue.
 //!
-//! Threads: a reader turns the input into batches of lines; the calling thread numbers
-//! them and accepts them into the bounded queue (when it is full, reading waits); workers
-//! dispatch, each on the generation that is current when it takes a batch; a writer prints.
-//! On end of input or when `stop` is set, the caller stops accepting, the workers finish
-//! every accepted event, and [`run_json_lines`] returns its [`Report`].
+//! Threads: a reader turns the input into batches of lines; the calling thread accepts them
+//! while there is room (events accepted but not yet written stay under the queue bound, so
+//! memory is bounded even behind a stuck event); workers claim events one at a time, each
+//! on the generation that is current when it takes up a batch; a writer prints.
 //!
-//! Lines travel in batches: every line already read when the reader would otherwise wait
-//! for more, up to 256. A file or a fast producer fills batches, so the threads hand
-//! over work (and wake each other) once per batch instead of once per line; a slow
-//! producer's line travels alone, at once.
+//! Stopping: at the end of the input every accepted event is finished. On a stop request
+//! ([`Stop::drain`], as `run` does on SIGINT or SIGTERM) no more input is accepted and the
+//! accepted events are finished within [`ServiceConfig::drain_timeout`]; past it, or on
+//! [`Stop::abandon`], every accepted event still without a result gets an error line
+//! instead (a callback that never returns cannot be stopped in-process), so that each
+//! accepted line still gets exactly one result line.
 
+mod input;
 mod json_lines;
+mod output;
+mod queue;
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
+use serde_json::json;
 
+use json_lines::handle;
 pub use json_lines::OutcomesJson;
-use json_lines::{handle, Line};
+use output::Message;
+use queue::{Batch, Queue};
 
 use crate::dispatch::{Outcomes, Tally};
-use crate::runtime::Switchboard;
+use crate::runtime::{CurrentGeneration, Switchboard};
 
-/// The most lines that travel together between the threads.
+/// The most lines that travel together from the reader.
 const BATCH: usize = 256;
 
-/// One emit in this many is timed per worker, for the counters' time spent; timing every
-/// call would cost the dispatch loop two clock reads per callback.
+/// One emit in this many is timed per worker, for the counters' time spent: timing every
+/// call made `run` 1.13x slower (see BENCHMARKS.md).
 const TIME_ONE_IN: u64 = 64;
+
+/// The most workers and the largest queue the service accepts.
+pub const MAX_WORKERS: usize = 512;
+/// See [`MAX_WORKERS`].
+pub const MAX_QUEUE: usize = 1_000_000;
+
+/// Each worker's stack: at least what the main thread has (8 MiB on Linux), so that a
+/// callback that runs under `emit` also runs under `run`. Untouched stack costs no memory.
+const WORKER_STACK: usize = 16 * 1024 * 1024;
 
 /// How the service runs.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ServiceConfig {
-    /// Worker threads dispatching events (at least 1).
+    /// Worker threads dispatching events (1 to [`MAX_WORKERS`]).
     pub workers: usize,
-    /// Events accepted ahead of the workers; when the queue is full, reading waits.
-    /// Rounded up to whole batches.
+    /// Events accepted and not yet written out (1 to [`MAX_QUEUE`]); when that many are in
+    /// the service, reading waits.
     pub queue: usize,
     /// Write result lines in input order, even with several workers.
     pub ordered: bool,
+    /// The longest input line, in bytes; a longer one is dropped and answered with an
+    /// error, and the run goes on.
+    pub max_line_bytes: usize,
+    /// After a stop request, how long accepted events may take to finish before they are
+    /// answered with an error instead.
+    pub drain_timeout: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -55,20 +77,22 @@ impl Default for ServiceConfig {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             queue: 1024,
             ordered: false,
+            max_line_bytes: 16 * 1024 * 1024,
+            drain_timeout: Duration::from_secs(10),
         }
     }
 }
 
 impl ServiceConfig {
-    /// Sets the number of workers (at least 1).
+    /// Sets the number of workers (clamped to 1..=[`MAX_WORKERS`]).
     pub fn with_workers(mut self, workers: usize) -> Self {
-        self.workers = workers.max(1);
+        self.workers = workers.clamp(1, MAX_WORKERS);
         self
     }
 
-    /// Sets the queue bound, in events (at least 1).
+    /// Sets the queue bound, in events (clamped to 1..=[`MAX_QUEUE`]).
     pub fn with_queue(mut self, queue: usize) -> Self {
-        self.queue = queue.max(1);
+        self.queue = queue.clamp(1, MAX_QUEUE);
         self
     }
 
@@ -77,6 +101,53 @@ impl ServiceConfig {
         self.ordered = ordered;
         self
     }
+
+    /// Sets the longest input line, in bytes (at least 1).
+    pub fn with_max_line_bytes(mut self, bytes: usize) -> Self {
+        self.max_line_bytes = bytes.max(1);
+        self
+    }
+
+    /// Sets how long a stop waits for accepted events.
+    pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+}
+
+/// A request to stop the service, set from another thread (a signal handler's thread).
+#[derive(Debug, Default)]
+pub struct Stop(AtomicU8);
+
+const RUNNING: u8 = 0;
+const DRAIN: u8 = 1;
+const ABANDON: u8 = 2;
+
+impl Stop {
+    /// Not stopping.
+    pub fn new() -> Stop {
+        Stop::default()
+    }
+
+    /// Stop accepting input; finish the accepted events within the drain timeout.
+    pub fn drain(&self) {
+        let _ = self
+            .0
+            .compare_exchange(RUNNING, DRAIN, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// Stop now: answer every unfinished event with an error.
+    pub fn abandon(&self) {
+        self.0.store(ABANDON, Ordering::Release);
+    }
+
+    fn requested(&self) -> bool {
+        self.0.load(Ordering::Acquire) != RUNNING
+    }
+
+    fn abandoned(&self) -> bool {
+        self.0.load(Ordering::Acquire) == ABANDON
+    }
 }
 
 /// What a run of the service did. Per-plugin and per-callback counts are the host's own:
@@ -84,105 +155,154 @@ impl ServiceConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Report {
-    /// Lines accepted into the queue (each got exactly one result line).
+    /// Lines accepted into the service (each got exactly one result line).
     pub accepted: u64,
-    /// Events dispatched.
+    /// Events dispatched (and finished).
     pub dispatched: u64,
-    /// Lines that could not be dispatched (not JSON, not UTF-8, bad arguments...).
+    /// Lines that could not be dispatched (not JSON, not UTF-8, too long, bad arguments).
     pub bad_lines: u64,
     /// Dispatched events in which a callback failed or was skipped.
     pub failed_events: u64,
-    /// Whether `stop` ended the run before the end of the input.
+    /// Whether a stop request ended the run.
     pub stopped: bool,
+    /// Whether input was left unread because of the stop.
+    pub input_remained: bool,
+    /// Accepted events answered with an error because the drain gave up on them: not yet
+    /// started, or still running (see `still_running`).
+    pub abandoned: u64,
+    /// The events whose callbacks were still running when the drain gave up.
+    pub still_running: Vec<u64>,
 }
 
-impl Report {
-    fn add(&mut self, worker: &Report) {
-        self.dispatched += worker.dispatched;
-        self.bad_lines += worker.bad_lines;
-        self.failed_events += worker.failed_events;
-    }
+/// What one worker is doing, guarded so that the worker and an abandoning drain never
+/// both answer the same event.
+#[derive(Default)]
+struct Slot {
+    /// The event being dispatched (claimed, result not yet handed to the writer).
+    running: Option<u64>,
+    /// The drain gave up: the worker hands nothing more over and stops.
+    taken: bool,
 }
 
-/// Lines numbered from `first`, in input order.
-struct Batch<T> {
-    first: u64,
-    lines: Vec<T>,
+/// A worker's counts, published after every event (plain stores: only its worker writes).
+#[derive(Default)]
+#[repr(align(128))]
+struct Published {
+    dispatched: AtomicU64,
+    bad_lines: AtomicU64,
+    failed_events: AtomicU64,
+}
+
+struct Worker {
+    slot: Arc<Mutex<Slot>>,
+    counts: Arc<Published>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 /// Runs JSON-lines events from `input` through `host`, writing one result line per
-/// non-blank input line to `output`, until the input ends or `stop` is set; then finishes
-/// every accepted event and returns.
+/// non-blank accepted input line to `output`, until the input ends or `stop` is requested.
 ///
 /// Input line: `{"event": "user_joined", "args": {...}, "id": "optional"}`. Result line:
 /// `{"seq": N, "id": ..., "event": ..., "ok": bool, "results": [...]}`, or `{"seq": N,
-/// "id": ..., "error": "..."}` for a line that could not be dispatched. `seq` numbers the
-/// non-empty input lines from 1.
+/// "id": ..., "error": "..."}` for a line that could not be dispatched (or was abandoned).
+/// `seq` numbers the non-blank input lines from 1.
 ///
 /// The input is read on a thread of its own, so that `stop` works while a read blocks;
-/// that thread is left behind if the input never ends.
+/// that thread, and a worker stuck in a callback that never returns, are left behind.
 pub fn run_json_lines<R, W>(
     host: &Switchboard,
     input: R,
     output: W,
     config: &ServiceConfig,
-    stop: &AtomicBool,
+    stop: &Stop,
 ) -> std::io::Result<Report>
 where
     R: Read + Send + 'static,
     W: Write + Send,
 {
-    let lines = read_lines_in_background(input);
-    // The queue bound is in events; a batch holds up to BATCH of them.
-    let capacity = config.queue.max(1).div_ceil(BATCH);
-    let (work_tx, work_rx) = bounded::<Batch<Line>>(capacity);
-    let (out_tx, out_rx) = bounded::<Batch<String>>(capacity);
+    let queue = Arc::new(Queue::new(config.queue.clamp(1, MAX_QUEUE)));
+    let (tx, rx) = unbounded::<Message>();
+    let mut workers = Vec::new();
+    for n in 0..config.workers.clamp(1, MAX_WORKERS) {
+        match spawn_worker(n, host.watch(), &queue, &tx) {
+            Ok(worker) => workers.push(worker),
+            Err(e) => {
+                queue.close();
+                return Err(std::io::Error::other(format!(
+                    "cannot start worker {} of {}: {e}; ask for fewer workers",
+                    n + 1,
+                    config.workers
+                )));
+            }
+        }
+    }
+    let lines = input::read_in_background(input, config.max_line_bytes);
 
     let mut report = Report::default();
     std::thread::scope(|scope| -> std::io::Result<()> {
-        let writer = scope.spawn(move || write_results(output, out_rx, config.ordered));
-        let workers: Vec<_> = (0..config.workers.max(1))
-            .map(|_| {
-                let (work_rx, out_tx) = (work_rx.clone(), out_tx.clone());
-                scope.spawn(move || work(host, work_rx, out_tx))
-            })
-            .collect();
-        drop((work_rx, out_tx));
-
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                report.stopped = true;
+        let writer = scope.spawn(|| output::write_results(output, rx, config.ordered, &queue));
+        let mut input_done = false;
+        'accept: loop {
+            if stop.requested() || writer.is_finished() {
                 break;
             }
-            match lines.recv_timeout(Duration::from_millis(50)) {
-                Ok(lines) => {
-                    let batch = Batch {
-                        first: report.accepted + 1,
-                        lines,
-                    };
-                    let count = batch.lines.len() as u64;
-                    // Blocks while the queue is full: back-pressure on the reader.
-                    if work_tx.send(batch).is_err() {
-                        break;
-                    }
-                    report.accepted += count;
-                }
+            let mut batch = match lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(batch) => batch,
                 Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    input_done = true;
+                    break;
+                }
+            };
+            while !batch.is_empty() {
+                let room = queue.room(Duration::from_millis(50));
+                if room == 0 {
+                    if stop.requested() || writer.is_finished() {
+                        break 'accept;
+                    }
+                    continue;
+                }
+                let rest = batch.split_off(room.min(batch.len()));
+                let count = batch.len() as u64;
+                queue.push(Batch::new(report.accepted + 1, batch));
+                report.accepted += count;
+                batch = rest;
             }
         }
+        report.stopped = stop.requested();
+        report.input_remained = report.stopped && !input_done;
         if report.stopped {
             tracing::info!(
-                "stopping: finishing the {} accepted events",
-                report.accepted
+                "stopping: finishing the {} accepted events (at most {} s)",
+                report.accepted,
+                config.drain_timeout.as_secs_f64()
             );
         }
-        drop(work_tx);
-        for worker in workers {
-            match worker.join() {
-                Ok(done) => report.add(&done),
-                Err(_) => tracing::error!("a worker thread panicked; its counts are lost"),
+        queue.close();
+
+        // Drain: the workers finish every accepted event, unless a stop gives up on them.
+        let mut deadline = report
+            .stopped
+            .then(|| Instant::now() + config.drain_timeout);
+        loop {
+            if workers.iter().all(|w| w.thread.is_finished()) {
+                break;
             }
+            if stop.requested() && deadline.is_none() {
+                report.stopped = true;
+                deadline = Some(Instant::now() + config.drain_timeout);
+            }
+            if stop.abandoned() || deadline.is_some_and(|d| Instant::now() >= d) {
+                abandon(&workers, &queue, &tx, &mut report);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = tx.send(Message::Finish);
+        for worker in &workers {
+            report.dispatched += worker.counts.dispatched.load(Ordering::Relaxed);
+            report.bad_lines += worker.counts.bad_lines.load(Ordering::Relaxed);
+            report.failed_events += worker.counts.failed_events.load(Ordering::Relaxed);
         }
         match writer.join() {
             Ok(written) => written,
@@ -192,106 +312,110 @@ where
     Ok(report)
 }
 
-/// Reads lines on a thread of its own and sends them in batches.
-fn read_lines_in_background<R: Read + Send + 'static>(input: R) -> Receiver<Vec<Line>> {
-    let (tx, rx) = bounded::<Vec<Line>>(4);
-    std::thread::spawn(move || {
-        let mut input = std::io::BufReader::with_capacity(64 * 1024, input);
-        let mut batch = Vec::with_capacity(BATCH);
-        loop {
-            let mut bytes = Vec::new();
-            let (line, done) = match input.read_until(b'\n', &mut bytes) {
-                Ok(0) => (None, true),
-                Ok(_) => (Line::from_bytes(bytes), false),
-                Err(e) => (Some(Line::Unreadable(e.to_string())), true),
-            };
-            batch.extend(line);
-            // Send what we have before a read that could wait, or when the batch is full.
-            let would_wait = input.buffer().is_empty();
-            if !batch.is_empty() && (done || would_wait || batch.len() == BATCH) {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                if tx.send(full).is_err() {
-                    return;
-                }
-            }
-            if done {
-                return;
-            }
+/// Answers every accepted event that has no result yet, and takes the workers off duty.
+fn abandon(workers: &[Worker], queue: &Queue, tx: &Sender<Message>, report: &mut Report) {
+    for worker in workers {
+        let mut slot = worker.slot.lock().unwrap_or_else(|e| e.into_inner());
+        slot.taken = true;
+        if let Some(seq) = slot.running.take() {
+            report.still_running.push(seq);
+            let error = format!(
+                "event {seq} was still running when the host stopped; its callbacks may have run in part (a callback that never returns needs isolation = \"process\")"
+            );
+            let _ = tx.send(Message::Reply(
+                seq,
+                json!({"seq": seq, "error": error}).to_string(),
+            ));
         }
-    });
-    rx
+    }
+    report.still_running.sort_unstable();
+    report.abandoned = report.still_running.len() as u64;
+    for (seq, id) in queue.take_unclaimed() {
+        report.abandoned += 1;
+        let error = "not dispatched: the host stopped before this event ran";
+        let line = json!({"seq": seq, "id": id, "error": error}).to_string();
+        let _ = tx.send(Message::Reply(seq, line));
+    }
+    tracing::warn!(
+        "gave up on {} accepted events ({} still running)",
+        report.abandoned,
+        report.still_running.len()
+    );
 }
 
-/// A worker: dispatches batches on the current generation and counts them there.
-fn work(host: &Switchboard, jobs: Receiver<Batch<Line>>, results: Sender<Batch<String>>) -> Report {
+fn spawn_worker(
+    n: usize,
+    host: CurrentGeneration,
+    queue: &Arc<Queue>,
+    tx: &Sender<Message>,
+) -> std::io::Result<Worker> {
+    let slot = Arc::new(Mutex::new(Slot::default()));
+    let counts = Arc::new(Published::default());
+    let thread = std::thread::Builder::new()
+        .name(format!("switchboard-worker-{n}"))
+        .stack_size(WORKER_STACK)
+        .spawn({
+            let (slot, counts, queue, tx) = (
+                Arc::clone(&slot),
+                Arc::clone(&counts),
+                Arc::clone(queue),
+                tx.clone(),
+            );
+            move || work(&host, &queue, &tx, &slot, &counts)
+        })?;
+    Ok(Worker {
+        slot,
+        counts,
+        thread,
+    })
+}
+
+/// A worker: claims events one at a time and dispatches each on the generation current
+/// when it took up the batch, counting into its own tally.
+fn work(
+    host: &CurrentGeneration,
+    queue: &Queue,
+    tx: &Sender<Message>,
+    slot: &Mutex<Slot>,
+    counts: &Published,
+) {
     let mut report = Report::default();
     let mut tally = Tally::new();
     let mut outcomes = Outcomes::new();
-    for batch in jobs {
-        // One generation per batch: a swap takes effect at the next batch.
-        let generation = host.current();
+    while let Some(batch) = queue.next_batch() {
+        let generation = host.get();
         generation.absorb(&mut tally);
-        let replies = (batch.first..)
-            .zip(&batch.lines)
-            .map(|(seq, line)| {
-                outcomes.timed = seq % TIME_ONE_IN == 0;
-                let reply = handle(&generation, seq, line, &mut outcomes, &mut report);
-                tally.add(&outcomes);
-                reply
-            })
-            .collect();
-        generation.absorb(&mut tally);
-        let replies = Batch {
-            first: batch.first,
-            lines: replies,
-        };
-        if results.send(replies).is_err() {
-            break;
-        }
-    }
-    report
-}
-
-/// Prints result lines as they come (or in `seq` order), flushing whenever no result is
-/// waiting so that a slow producer still sees prompt output.
-fn write_results<W: Write>(
-    output: W,
-    results: Receiver<Batch<String>>,
-    ordered: bool,
-) -> std::io::Result<()> {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, output);
-    let mut pending = BTreeMap::new();
-    let mut next = 1;
-    loop {
-        let batch = match results.try_recv() {
-            Ok(batch) => batch,
-            Err(_) => {
-                out.flush()?;
-                match results.recv() {
-                    Ok(batch) => batch,
-                    Err(_) => break,
+        let mut done: Option<(u64, String)> = None;
+        loop {
+            // Hand the last result over and claim the next line in one step, so that an
+            // abandoning drain sees every claimed line that has no result yet.
+            let claimed = {
+                let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+                if slot.taken {
+                    return;
                 }
-            }
-        };
-        if !ordered {
-            write_lines(&mut out, &batch.lines)?;
-            continue;
+                if let Some((seq, line)) = done.take() {
+                    if tx.send(Message::Reply(seq, line)).is_err() {
+                        return;
+                    }
+                }
+                let claimed = batch.claim();
+                slot.running = claimed.map(|(seq, _)| seq);
+                claimed
+            };
+            let Some((seq, line)) = claimed else { break };
+            outcomes.timed = seq % TIME_ONE_IN == 0;
+            let reply = handle(&generation, seq, line, &mut outcomes, &mut report);
+            tally.add(&outcomes);
+            counts
+                .dispatched
+                .store(report.dispatched, Ordering::Relaxed);
+            counts.bad_lines.store(report.bad_lines, Ordering::Relaxed);
+            counts
+                .failed_events
+                .store(report.failed_events, Ordering::Relaxed);
+            done = Some((seq, reply));
         }
-        pending.insert(batch.first, batch.lines);
-        while let Some(lines) = pending.remove(&next) {
-            write_lines(&mut out, &lines)?;
-            next += lines.len() as u64;
-        }
+        generation.absorb(&mut tally);
     }
-    for lines in pending.values() {
-        write_lines(&mut out, lines)?;
-    }
-    out.flush()
-}
-
-fn write_lines(out: &mut impl Write, lines: &[String]) -> std::io::Result<()> {
-    for line in lines {
-        writeln!(out, "{line}")?;
-    }
-    Ok(())
 }

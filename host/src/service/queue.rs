@@ -1,0 +1,155 @@
+//! The service's one bounded queue. Lines arrive in batches (so threads hand over work once
+//! per batch, not per line), but workers claim them **one at a time**: every idle worker
+//! helps with the batch at the front, so a slow event holds back nothing but itself.
+//!
+//! The bound is on events accepted but not yet written out, which covers the queue, the
+//! events being dispatched, and results held back for `--ordered` output: memory stays
+//! bounded by the queue size even behind one stuck event.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::json_lines::Line;
+
+/// Lines numbered from `first`, in input order, claimed one by one through `next`.
+pub(super) struct Batch {
+    pub(super) first: u64,
+    pub(super) lines: Vec<Line>,
+    next: AtomicUsize,
+}
+
+impl Batch {
+    pub(super) fn new(first: u64, lines: Vec<Line>) -> Batch {
+        Batch {
+            first,
+            lines,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next unclaimed line, with its sequence number.
+    pub(super) fn claim(&self) -> Option<(u64, &Line)> {
+        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lines
+            .get(index)
+            .map(|line| (self.first + index as u64, line))
+    }
+
+    fn exhausted(&self) -> bool {
+        self.next.load(Ordering::Relaxed) >= self.lines.len()
+    }
+
+    /// Claims every line no worker has claimed yet, for the caller to answer.
+    fn claim_rest(&self) -> impl Iterator<Item = (u64, &Line)> {
+        let from = self.next.swap(self.lines.len(), Ordering::Relaxed);
+        let first = self.first;
+        self.lines
+            .iter()
+            .enumerate()
+            .skip(from)
+            .map(move |(i, line)| (first + i as u64, line))
+    }
+}
+
+struct State {
+    batches: VecDeque<Arc<Batch>>,
+    /// Accepted and not yet written out.
+    in_flight: usize,
+    /// No more batches will come.
+    closed: bool,
+}
+
+/// The queue shared by the acceptor, the workers and the writer.
+pub(super) struct Queue {
+    state: Mutex<State>,
+    /// Signalled when a batch arrives or the queue closes.
+    work: Condvar,
+    /// Signalled when results were written, making room.
+    room: Condvar,
+    capacity: usize,
+}
+
+impl Queue {
+    pub(super) fn new(capacity: usize) -> Queue {
+        Queue {
+            state: Mutex::new(State {
+                batches: VecDeque::new(),
+                in_flight: 0,
+                closed: false,
+            }),
+            work: Condvar::new(),
+            room: Condvar::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state holds plain counters and queued lines; a panic elsewhere cannot leave
+        // it half-updated.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many more events may be accepted now, waiting up to `wait` for room; 0 if
+    /// there is none yet.
+    pub(super) fn room(&self, wait: Duration) -> usize {
+        let state = self.lock();
+        let (state, _) = self
+            .room
+            .wait_timeout_while(state, wait, |s| s.in_flight >= self.capacity)
+            .unwrap_or_else(|e| e.into_inner());
+        self.capacity.saturating_sub(state.in_flight)
+    }
+
+    /// Queues a batch (at most [`Queue::room`] lines) for the workers.
+    pub(super) fn push(&self, batch: Batch) {
+        let mut state = self.lock();
+        state.in_flight += batch.lines.len();
+        state.batches.push_back(Arc::new(batch));
+        drop(state);
+        // Every idle worker may help with this batch.
+        self.work.notify_all();
+    }
+
+    /// Accepts no more batches; workers finish what is queued, then stop.
+    pub(super) fn close(&self) {
+        self.lock().closed = true;
+        self.work.notify_all();
+    }
+
+    /// The batch to claim lines from, waiting for one; `None` once closed and empty.
+    pub(super) fn next_batch(&self) -> Option<Arc<Batch>> {
+        let mut state = self.lock();
+        loop {
+            while state.batches.front().is_some_and(|b| b.exhausted()) {
+                state.batches.pop_front();
+            }
+            if let Some(batch) = state.batches.front() {
+                return Some(Arc::clone(batch));
+            }
+            if state.closed {
+                return None;
+            }
+            state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Records that `n` results were written, making room for more input.
+    pub(super) fn written(&self, n: usize) {
+        let mut state = self.lock();
+        state.in_flight = state.in_flight.saturating_sub(n);
+        drop(state);
+        self.room.notify_all();
+    }
+
+    /// Takes every queued line that no worker has claimed, for an answer without dispatch.
+    pub(super) fn take_unclaimed(&self) -> Vec<(u64, Option<serde_json::Value>)> {
+        let mut state = self.lock();
+        let mut taken = Vec::new();
+        for batch in state.batches.drain(..) {
+            taken.extend(batch.claim_rest().map(|(seq, line)| (seq, line.id())));
+        }
+        taken
+    }
+}
