@@ -1,7 +1,10 @@
 //! `switchboard emit EVENT key=value ...`: dispatch one event and print the results.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde_json::json;
@@ -62,27 +65,64 @@ pub fn run(cli: &Cli, args: &EmitArgs) -> anyhow::Result<ExitCode> {
             decl.text_args(pairs.iter().map(|(n, t)| (n.as_str(), t.as_str())))?
         }
     };
+    let interrupted = Arc::new(AtomicI32::new(0));
+    crate::process::on_stop({
+        let interrupted = Arc::clone(&interrupted);
+        move |signal, count| {
+            interrupted.store(signal, Ordering::Relaxed);
+            if count == 1 {
+                // The event finishes and the plugins shut down, unless a callback hangs.
+                std::thread::spawn(move || {
+                    std::thread::sleep(EMIT_DRAIN);
+                    give_up(signal, "the event is still running");
+                });
+            } else {
+                give_up(signal, "interrupted again");
+            }
+        }
+    })?;
+    let mut results = crate::process::claim_stdout()?;
     let host = Switchboard::with(prepared.start()?);
     let board = host.current();
     let outcomes = board.emit(event, &values)?;
     let failed = outcomes.has_failures();
     match cli.format {
-        Format::Json => println!(
+        Format::Json => writeln!(
+            results,
             "{}",
             json!({
                 "event": args.event,
                 "ok": !failed,
                 "results": outcomes_json(&board, &outcomes),
             })
-        ),
-        Format::Text => print!("{}", outcomes_text(&board, &args.event, &outcomes)),
+        )?,
+        Format::Text => write!(results, "{}", outcomes_text(&board, &args.event, &outcomes))?,
     }
+    results.flush()?;
     drop((outcomes, board));
     // Shutdown failures are logged by the runtime; they do not change the exit code.
     host.shutdown();
-    Ok(if failed {
+    let signal = interrupted.load(Ordering::Relaxed);
+    Ok(if signal != 0 {
+        tracing::warn!(
+            "interrupted by signal {signal}: the event finished and the plugins shut down"
+        );
+        ExitCode::from((128 + signal.clamp(1, 127)) as u8)
+    } else if failed {
         exit::callback_failed()
     } else {
         exit::ok()
     })
+}
+
+/// How long a signal waits for the running event before the command exits without it.
+const EMIT_DRAIN: Duration = Duration::from_secs(10);
+
+/// Exits at once, without shutting plugins down: a callback is still running and cannot be
+/// stopped in-process.
+fn give_up(signal: i32, why: &str) -> ! {
+    eprintln!(
+        "error: interrupted by signal {signal}, and {why}; exiting without shutting the plugins down (a callback that never returns needs isolation = \"process\")"
+    );
+    std::process::exit(128 + signal.clamp(1, 127))
 }

@@ -179,6 +179,16 @@ pub enum LoadError {
         /// The folder.
         path: PathBuf,
     },
+    /// The path names a pipe, a device or a socket: nothing a library can be loaded from.
+    #[error("plugin `{plugin}`: {} is {kind}, not a library file; point `path` (or `plugin_dir`) at the library file itself", path.display())]
+    NotRegular {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
     /// The plugin folder does not exist.
     #[error("plugin `{plugin}`: the plugin folder {} does not exist; build the plugins (`cargo build --release`) or fix `plugin_dir` (relative to the manifest's folder)", folder.display())]
     MissingFolder {
@@ -199,8 +209,8 @@ pub enum LoadError {
         /// The file's hash.
         actual: String,
     },
-    /// The file or its folder may be written by other users.
-    #[error("plugin `{plugin}`: {} is writable by other users (mode {mode:04o}), so anyone could change the code the host runs; it was not loaded. Run `chmod go-w {}`, or set `allow_writable = true` if that is intended", path.display(), path.display())]
+    /// The file, its folder or a folder above it may be written by other users.
+    #[error("plugin `{plugin}`: {} is writable by other users (mode {mode:04o}), so anyone could change or replace the code the host runs; it was not loaded. Run `chmod go-w {}`, or set `allow_writable = true` if that is intended", path.display(), path.display())]
     Writable {
         /// The plugin's manifest name.
         plugin: String,
@@ -241,7 +251,7 @@ pub enum LoadError {
         path: PathBuf,
     },
     /// A plugin built against an incompatible plugin-api.
-    #[error("plugin `{plugin}`: {} was built against an incompatible plugin-api: {summary}; rebuild it against switchboard-plugin-api {host_api}", path.display())]
+    #[error("plugin `{plugin}`: {} was built against an incompatible plugin-api: {summary}; rebuild it against the unmodified switchboard-plugin-api {host_api} this host was built with", path.display())]
     Incompatible {
         /// The plugin's manifest name.
         plugin: String,
@@ -285,6 +295,7 @@ impl LoadError {
             LoadError::Missing { .. } => "load.missing",
             LoadError::MissingFolder { .. } => "load.missing_folder",
             LoadError::NotAFile { .. } => "load.not_a_file",
+            LoadError::NotRegular { .. } => "load.not_a_regular_file",
             LoadError::HashMismatch { .. } => "load.hash_mismatch",
             LoadError::Writable { .. } => "load.writable",
             LoadError::Escapes { .. } => "load.escapes",
@@ -302,6 +313,7 @@ impl LoadError {
             LoadError::Missing { plugin, .. }
             | LoadError::MissingFolder { plugin, .. }
             | LoadError::NotAFile { plugin, .. }
+            | LoadError::NotRegular { plugin, .. }
             | LoadError::HashMismatch { plugin, .. }
             | LoadError::Writable { plugin, .. }
             | LoadError::Escapes { plugin, .. }
@@ -320,6 +332,20 @@ impl LoadError {
             _ => None,
         }
     }
+}
+
+/// `a -> b -> c`, or for a long chain its first and last three events around a count, so
+/// that a message repeated at every level of a deep cycle stays short.
+fn chain_text(chain: &[String]) -> String {
+    if chain.len() <= 8 {
+        return chain.join(" -> ");
+    }
+    format!(
+        "{} -> ({} more) -> {}",
+        chain[..3].join(" -> "),
+        chain.len() - 6,
+        chain[chain.len() - 3..].join(" -> ")
+    )
 }
 
 impl HostError {
@@ -405,7 +431,7 @@ pub enum EmitError {
         got: usize,
     },
     /// A nested emit went past `host.max_depth`, usually a cycle between callbacks.
-    #[error("nested emit deeper than max_depth = {max_depth}: {}; break the cycle or raise `host.max_depth`", chain.join(" -> "))]
+    #[error("nested emit deeper than max_depth = {max_depth}: {}; break the cycle or raise `host.max_depth`", chain_text(chain))]
     TooDeep {
         /// The events from the outermost emit to the refused one.
         chain: Vec<String>,

@@ -2,8 +2,9 @@
 //! `PluginObject` implementation, and the panic guard around every call into plugin code.
 
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::sabi_trait::TD_Opaque;
@@ -69,19 +70,45 @@ extern "C" fn init<P: Plugin>(config: &Value<'_>, host: HostRef<'_>) -> RResult<
             Error::new(format!("invalid config: {}", e.message()))
                 .with_help("fix the `config` table of this plugin in the manifest")
         })?;
+        remember_name(host.plugin_name());
         let plugin = P::init(config, &host)?;
         let mut callbacks = Callbacks::new();
         P::register(&mut callbacks);
         Ok(PluginObject_TO::from_value(
-            Live { plugin, callbacks },
+            Live {
+                plugin: ManuallyDrop::new(plugin),
+                callbacks,
+                name: host.plugin_name().to_owned(),
+            },
             TD_Opaque,
         ))
     })
 }
 
 struct Live<P: Plugin> {
-    plugin: P,
+    /// Dropped by hand, inside the panic guard: see `Drop for Live`.
+    plugin: ManuallyDrop<P>,
     callbacks: Callbacks<P>,
+    /// The manifest name, for reporting a panic while the state is dropped.
+    name: String,
+}
+
+/// A plugin's state that panics while being dropped must not unwind into the host (the
+/// host would abort); the panic is caught here and reported with the plugin's name.
+impl<P: Plugin> Drop for Live<P> {
+    fn drop(&mut self) {
+        let plugin = &mut self.plugin;
+        // SAFETY: `plugin` is dropped exactly once, here, and never used afterwards: this
+        // is the destructor of the only value that holds it.
+        let dropped = catch_panic(|| unsafe { ManuallyDrop::drop(plugin) });
+        if let Err(error) = dropped {
+            eprintln!(
+                "error: plugin `{}`: its state panicked while being dropped: {}",
+                self.name,
+                error.message()
+            );
+        }
+    }
 }
 
 impl<P: Plugin> PluginObject for Live<P> {
@@ -167,25 +194,48 @@ fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// The manifest names of this library's instances, for panics that happen outside any
+/// call from the host (one library may be loaded under several names).
+static NAMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn remember_name(name: &str) {
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if !names.iter().any(|n| n == name) {
+        names.push(name.to_owned());
+    }
+}
+
 /// Records the message and location of a panic inside guarded plugin code instead of
-/// printing it, so the host reports it once, through its own logger. Panics elsewhere
-/// (a plugin's own threads, or a test binary the plugin is linked into) keep the previous
-/// hook.
+/// printing it, so the host reports it once, through its own logger. A panic elsewhere (a
+/// plugin's own thread, or a panic while unwinding, which aborts) is printed as one line
+/// that names the plugin, since the host cannot see it: each plugin has its own copy of
+/// the standard library and its panic hook.
 fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
+            let message = payload_message(info.payload());
+            let at = info
+                .location()
+                .map(|at| format!("{}:{}", at.file(), at.line()));
             if GUARD_DEPTH.with(Cell::get) > 0 {
-                let message = payload_message(info.payload());
-                let message = match info.location() {
-                    Some(at) => format!("{message} (at {}:{})", at.file(), at.line()),
+                let message = match at {
+                    Some(at) => format!("{message} (at {at})"),
                     None => message,
                 };
                 LAST_PANIC.with(|p| *p.borrow_mut() = Some(message));
-            } else {
-                previous(info);
+                return;
             }
+            let names = match NAMES.try_lock() {
+                Ok(names) if !names.is_empty() => names.join("`, `"),
+                _ => "(not yet started)".to_owned(),
+            };
+            let thread = std::thread::current();
+            eprintln!(
+                "error: plugin `{names}`: thread '{}' panicked{}: {message}",
+                thread.name().unwrap_or("unnamed"),
+                at.map(|at| format!(" at {at}")).unwrap_or_default()
+            );
         }));
     });
 }

@@ -224,6 +224,38 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// Takes the owned children out of a list or map, leaving it empty, so that a value
+    /// nested very deep can be dropped without recursion. The host does this with results
+    /// it refuses; plugins have no need for it.
+    #[doc(hidden)]
+    pub fn take_children(&mut self) -> Vec<Value<'a>> {
+        match &mut self.repr {
+            Repr::List(RCowSlice::Owned(items)) => std::mem::take(items).into_iter().collect(),
+            Repr::Map(RCowSlice::Owned(entries)) => std::mem::take(entries)
+                .into_iter()
+                .map(|entry| entry.value)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether lists and maps nest more than `levels` deep (a scalar is 0 levels, `[1]`
+    /// is 1). Looks no deeper than `levels + 1`, so it is safe on any value.
+    pub fn nests_deeper_than(&self, levels: usize) -> bool {
+        match self.view() {
+            ValueView::List(items) => {
+                levels == 0 || items.iter().any(|v| v.nests_deeper_than(levels - 1))
+            }
+            ValueView::Map(entries) => {
+                levels == 0
+                    || entries
+                        .iter()
+                        .any(|e| e.value().nests_deeper_than(levels - 1))
+            }
+            _ => false,
+        }
+    }
+
     /// Copies whatever is borrowed, so the value no longer depends on `'a`.
     pub fn into_owned(self) -> Value<'static> {
         let repr = match self.repr {

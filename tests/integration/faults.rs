@@ -19,6 +19,17 @@ args = { fail = "bool" }
 [events.ping_b]
 [events.stats]
 result = "first"
+[events.slow]
+args = { ms = "int" }
+[events.hang]
+[events.shout]
+args = { text = "string" }
+[events.deep_stack]
+args = { kb = "int" }
+[events.deep_result]
+args = { depth = "int" }
+[events.forge_skip]
+[events.thread_panic]
 "#;
 
 /// A plugin's name, breaker state and how often the breaker tripped.

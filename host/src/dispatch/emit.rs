@@ -16,6 +16,10 @@ use super::registry::{Callback, CallbackId, Event, EventId};
 use crate::error::EmitError;
 use crate::manifest::{ErrorPolicy, ResultPolicy};
 
+/// How deep lists and maps in a callback's result, or in a plugin's nested emit, may nest:
+/// as deep as JSON input may (serde_json's limit), so that every result can be written out.
+pub const MAX_VALUE_DEPTH: usize = 128;
+
 impl Generation {
     /// Emits `event` with arguments in the order the manifest declares them, and returns
     /// every callback's outcome. Arguments are checked against the schema first; a
@@ -126,6 +130,16 @@ impl Generation {
                 max_depth,
             });
         }
+        if let Some(deep) = args
+            .iter()
+            .find(|e| e.value().nests_deeper_than(MAX_VALUE_DEPTH))
+        {
+            return Err(EmitError::WrongType {
+                event: decl.name.clone(),
+                arg: deep.key().to_owned(),
+                reason: format!("nested deeper than {MAX_VALUE_DEPTH} levels"),
+            });
+        }
         let values = arrange(decl, args.iter().map(|e| (e.key(), Ok(e.value().clone()))))?;
         let mut outcomes = Outcomes::new();
         outcomes.reset(self.number());
@@ -221,7 +235,10 @@ impl Generation {
     ) -> bool {
         let callback = self.registry.callback(id);
         let breaker = &self.slots[callback.plugin].breaker;
-        let result = std::mem::replace(slot, RResult::ROk(Value::NULL)).into_result();
+        let mut result = std::mem::replace(slot, RResult::ROk(Value::NULL)).into_result();
+        if called {
+            result = checked(result, callback);
+        }
         match &result {
             Ok(_) => breaker.succeeded(&callback.plugin_name),
             Err(_) if !called => {}
@@ -277,6 +294,44 @@ impl Generation {
             self.dispatch(reporter, &args, frame, &mut reports);
             self.counters.record(&reports);
         }
+    }
+}
+
+/// A callback's result as the host accepts it: a value nested too deep to write out is
+/// refused (and dropped without recursion), and a plugin cannot pass its own failure off
+/// as a call the host skipped.
+fn checked(
+    result: Result<Value<'static>, PluginError>,
+    callback: &Callback,
+) -> Result<Value<'static>, PluginError> {
+    match result {
+        Ok(value) if value.nests_deeper_than(MAX_VALUE_DEPTH) => {
+            drop_without_recursion(value);
+            Err(PluginError::new(format!(
+                "callback {}.{} returned a value nested deeper than {MAX_VALUE_DEPTH} levels",
+                callback.plugin_name, callback.name
+            ))
+            .with_help("return flatter data: results are limited to the depth JSON input has"))
+        }
+        Err(error) if error.is_skipped() => {
+            let mut forged = PluginError::new(format!(
+                "{} (the plugin returned an error marked as skipped by the host; counted as a failure)",
+                error.message()
+            ));
+            if let Some(help) = error.help() {
+                forged = forged.with_help(help);
+            }
+            Err(forged)
+        }
+        other => other,
+    }
+}
+
+/// Drops a value of any depth, one level at a time.
+fn drop_without_recursion(value: Value<'static>) {
+    let mut pending = vec![value];
+    while let Some(mut value) = pending.pop() {
+        pending.extend(value.take_children());
     }
 }
 

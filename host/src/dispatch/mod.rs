@@ -18,6 +18,7 @@ mod registry;
 mod stats;
 
 pub use breaker::BreakerState;
+pub use emit::MAX_VALUE_DEPTH;
 pub use generation::{
     Generation, PluginMeta, PluginStatus, Prepared, ShutdownFailure, SkippedPlugin,
 };

@@ -189,14 +189,17 @@ fn library_error(
         ),
         LibraryError::AbiInstability(report) => {
             let report = report.to_string();
-            let version = plugin_api.unwrap_or("an unknown version");
-            incompatible(
-                format!(
-                    "it uses plugin-api {version}, this host uses {HOST_API_VERSION}; {}",
-                    summarize_layout_report(&report)
+            let difference = summarize_layout_report(&report);
+            let summary = match plugin_api {
+                Some(version) if version == HOST_API_VERSION => format!(
+                    "it says plugin-api {version} like this host, but its types differ, so it was built from a modified copy; {difference}"
                 ),
-                report,
-            )
+                Some(version) => {
+                    format!("it uses plugin-api {version}, this host uses {HOST_API_VERSION}; {difference}")
+                }
+                None => format!("its plugin-api version is unknown; {difference}"),
+            };
+            incompatible(summary, report)
         }
         LibraryError::RootModule { err, .. } => LoadError::Init {
             plugin,

@@ -10,21 +10,52 @@ use sha2::{Digest, Sha256};
 use crate::error::LoadError;
 use crate::manifest::{Manifest, PluginEntry};
 
-/// A library path must name a file: not nothing, not a folder.
+/// A library path must name a regular file: not nothing, not a folder, not a pipe or a
+/// device (opening a FIFO would wait forever, and `/dev/zero` never ends).
 pub(crate) fn require_file(plugin: &str, path: &Path) -> Result<(), LoadError> {
-    if path.is_dir() {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Err(LoadError::Missing {
+            plugin: plugin.to_owned(),
+            path: path.to_owned(),
+        });
+    };
+    if meta.is_dir() {
         return Err(LoadError::NotAFile {
             plugin: plugin.to_owned(),
             path: path.to_owned(),
         });
     }
-    if !path.is_file() {
-        return Err(LoadError::Missing {
+    if !meta.is_file() {
+        return Err(LoadError::NotRegular {
             plugin: plugin.to_owned(),
             path: path.to_owned(),
+            kind: special_kind(&meta),
         });
     }
     Ok(())
+}
+
+/// What a file that is neither a regular file nor a folder is.
+fn special_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = meta.file_type();
+        if kind.is_fifo() {
+            return "a named pipe (FIFO)";
+        }
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    let _ = meta;
+    "not a regular file"
 }
 
 /// The checked path of `entry`'s library, or why it must not be loaded.
@@ -88,20 +119,25 @@ fn check_containment(
     }
 }
 
+/// The file, its folder, and every folder above it must be writable only by their owner,
+/// as ssh requires of its keys: whoever can write any of them can rename a folder on the
+/// way and plant another library. A folder above the library's own with the sticky bit
+/// (like `/tmp`) is fine: others cannot rename what they do not own there.
 #[cfg(unix)]
 fn check_not_writable(plugin: &str, path: &Path) -> Result<(), LoadError> {
     use std::os::unix::fs::PermissionsExt;
+    const STICKY: u32 = 0o1000;
     let real = path.canonicalize().unwrap_or_else(|_| path.to_owned());
-    let folder = real.parent().map(Path::to_owned);
-    for candidate in std::iter::once(real).chain(folder) {
-        let Ok(meta) = std::fs::metadata(&candidate) else {
+    for (level, candidate) in real.ancestors().enumerate() {
+        let Ok(meta) = std::fs::metadata(candidate) else {
             continue;
         };
         let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o022 != 0 {
+        let sticky_above = level >= 2 && mode & STICKY != 0;
+        if mode & 0o022 != 0 && !sticky_above {
             return Err(LoadError::Writable {
                 plugin: plugin.to_owned(),
-                path: candidate,
+                path: candidate.to_owned(),
                 mode,
             });
         }

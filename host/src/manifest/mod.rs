@@ -135,6 +135,10 @@ fn default_plugin_dir() -> PathBuf {
 /// The default nesting limit for `emit` inside callbacks.
 pub const DEFAULT_MAX_DEPTH: u32 = 8;
 
+/// The highest `max_depth` a manifest may set: nested emits use the stack, and every level
+/// up to this one is tested to fit in a worker's (and the main thread's) stack.
+pub const MAX_MAX_DEPTH: u32 = 100;
+
 fn default_max_depth() -> u32 {
     DEFAULT_MAX_DEPTH
 }
@@ -338,11 +342,14 @@ impl Manifest {
             }
         }
 
-        if self.host.max_depth == 0 {
+        if self.host.max_depth == 0 || self.host.max_depth > MAX_MAX_DEPTH {
             let at = self.source.find("max_depth").unwrap_or(0);
             problem(
                 at..at + "max_depth".len(),
-                "`host.max_depth` must be at least 1".to_owned(),
+                format!(
+                    "`host.max_depth` must be from 1 to {MAX_MAX_DEPTH} (it is {}); a deeper chain of nested emits is almost always a cycle",
+                    self.host.max_depth
+                ),
             );
         }
 
