@@ -8,7 +8,7 @@ use switchboard_plugin_api::Value;
 
 use std::path::Path;
 
-use crate::util::{cargo, profile_dir, summarize, Sandbox, PROBE_EVENTS};
+use crate::util::{cargo, profile_dir, summarize, workspace, Sandbox, PROBE_EVENTS};
 
 fn profile_flag() -> &'static str {
     if profile_dir().ends_with("debug") {
@@ -200,4 +200,51 @@ pub fn api_v2() -> std::path::PathBuf {
             "version = \"2.0.0\"",
         );
     })
+}
+
+/// `module::NAME = value` for every integer constant in a plugin-api source file: these
+/// travel across the boundary as plain numbers, so no layout check sees them change.
+fn boundary_constants(root: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for file in ["abi.rs", "error.rs", "value.rs"] {
+        let text = std::fs::read_to_string(root.join("src").join(file)).unwrap();
+        let mut module = file.trim_end_matches(".rs").to_owned();
+        for line in text.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("pub mod ") {
+                module = rest.trim_end_matches(" {").to_owned();
+            }
+            let Some(rest) = line
+                .strip_prefix("pub const ")
+                .or(line.strip_prefix("const "))
+            else {
+                continue;
+            };
+            if let Some((name, value)) = rest.split_once(':') {
+                if let Some((ty, value)) = value.split_once('=') {
+                    if ["u8", "u32", "i32", "u64", "i64"].contains(&ty.trim()) {
+                        found.push(format!(
+                            "{module}::{name} = {}",
+                            value.trim_end_matches(';').trim()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn numbers_that_cross_the_boundary_keep_their_frozen_values() {
+    let current = boundary_constants(&workspace().join("plugin-api"));
+    let frozen = boundary_constants(&workspace().join("tests/abi/v1.0/plugin-api"));
+    assert!(
+        current.iter().any(|c| c == "level::INFO = 3") && current.len() >= 10,
+        "the scan finds the constants: {current:?}"
+    );
+    assert_eq!(
+        current, frozen,
+        "a constant that plugins built against 1.0 rely on changed (log levels, call statuses, error kinds)"
+    );
 }

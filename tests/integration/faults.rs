@@ -10,7 +10,7 @@ use switchboard_plugin_api::Value;
 
 use crate::util::{binary, summarize, Sandbox};
 
-const EVENTS: &str = r#"
+pub(crate) const EVENTS: &str = r#"
 [events.job]
 args = { n = "int" }
 [events.flaky]
@@ -39,7 +39,7 @@ fn breaker_state(board: &Generation, plugin: usize) -> (String, BreakerState, u6
     (status.meta.name.clone(), state, status.trips)
 }
 
-fn sandbox(host: &str, plugins: &str) -> Sandbox {
+pub(crate) fn sandbox(host: &str, plugins: &str) -> Sandbox {
     Sandbox::new(&format!("{host}\n{EVENTS}\n{plugins}"))
 }
 
@@ -311,7 +311,7 @@ fn start_run(s: &Sandbox, args: &[&str], events: u64, close: bool) -> std::proce
 }
 
 /// Reads the child's stderr on a thread, so that its logs never fill the pipe and stall it.
-fn drain_stderr(child: &mut std::process::Child) -> std::thread::JoinHandle<String> {
+pub(crate) fn drain_stderr(child: &mut std::process::Child) -> std::thread::JoinHandle<String> {
     let mut stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
         let mut text = String::new();
@@ -320,7 +320,7 @@ fn drain_stderr(child: &mut std::process::Child) -> std::thread::JoinHandle<Stri
     })
 }
 
-fn summary(stderr: &str) -> serde_json::Value {
+pub(crate) fn summary(stderr: &str) -> serde_json::Value {
     let line = stderr
         .lines()
         .find(|l| l.starts_with(r#"{"summary""#))

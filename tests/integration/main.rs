@@ -7,6 +7,7 @@ mod corpus;
 mod dispatch;
 mod faults;
 mod generations;
+mod hostile;
 mod loading;
 mod refusals;
 mod signup;

@@ -16,9 +16,10 @@ use super::registry::{Callback, CallbackId, Event, EventId};
 use crate::error::EmitError;
 use crate::manifest::{ErrorPolicy, ResultPolicy};
 
-/// How deep lists and maps in a callback's result, or in a plugin's nested emit, may nest:
-/// as deep as JSON input may (serde_json's limit), so that every result can be written out.
-pub const MAX_VALUE_DEPTH: usize = 128;
+/// How deep lists and maps in a callback's result, or in a plugin's nested emit, may nest.
+/// A result line nests the value three levels down (line, results, call), and common JSON
+/// parsers (serde_json among them) stop at 128 levels: 100 leaves every line readable.
+pub const MAX_VALUE_DEPTH: usize = 100;
 
 impl Generation {
     /// Emits `event` with arguments in the order the manifest declares them, and returns
