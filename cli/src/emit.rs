@@ -124,5 +124,6 @@ fn give_up(signal: i32, why: &str) -> ! {
     eprintln!(
         "error: interrupted by signal {signal}, and {why}; exiting without shutting the plugins down (a callback that never returns needs isolation = \"process\")"
     );
+    crate::process::ending();
     std::process::exit(128 + signal.clamp(1, 127))
 }

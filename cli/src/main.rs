@@ -57,11 +57,14 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging(&args.global);
-    match run(&args) {
+    process::guard_against_foreign_exit();
+    let code = match run(&args) {
         Ok(code) => code,
         Err(err) => {
             cli::report_error(&args.global, &err);
             cli::exit::bad_input()
         }
-    }
+    };
+    process::ending();
+    code
 }

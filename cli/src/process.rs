@@ -2,6 +2,45 @@
 //! results (plugins run in this process and may print).
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The exit code when plugin code ends the process by calling `exit()` (EX_SOFTWARE).
+pub const EXIT_BY_PLUGIN: i32 = 70;
+
+/// Whether the command itself is ending the process; a plugin's `exit()` is not.
+static ENDING: AtomicBool = AtomicBool::new(false);
+
+/// From here on, a call to `exit()` that the command did not make (plugin code calling
+/// `std::process::exit(0)`, say) ends the process with [`EXIT_BY_PLUGIN`] and a message,
+/// instead of the plugin's code: a `run` cut short must not look like a success.
+pub fn guard_against_foreign_exit() {
+    #[cfg(unix)]
+    // SAFETY: `refuse_foreign_exit` is an `extern "C" fn()` that only reads an atomic,
+    // writes to stderr and calls `_exit`, all allowed while the process exits; `atexit`
+    // has no other precondition.
+    unsafe {
+        libc::atexit(refuse_foreign_exit);
+    }
+}
+
+/// Marks the exit that follows as the command's own.
+pub fn ending() {
+    ENDING.store(true, Ordering::SeqCst);
+}
+
+#[cfg(unix)]
+extern "C" fn refuse_foreign_exit() {
+    if ENDING.load(Ordering::SeqCst) {
+        return;
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "error: plugin code called exit() while the host was running; results of the events in flight and the summary are lost (exit code {EXIT_BY_PLUGIN}). Run that plugin with isolation = \"process\""
+    );
+    // SAFETY: `_exit` ends the process at once, running no further handlers; nothing runs
+    // after it.
+    unsafe { libc::_exit(EXIT_BY_PLUGIN) }
+}
 
 /// Calls `on_signal(number, count)` on a thread of its own for every SIGINT or SIGTERM:
 /// `count` is 1 for the first, 2 for the second, and so on.

@@ -153,6 +153,9 @@ impl<P: Plugin> PluginObject for Live<P> {
 
 thread_local! {
     static GUARD_DEPTH: Cell<u32> = const { Cell::new(0) };
+    /// Panics raised since the last guarded call began: a second one is a panic while
+    /// unwinding, which Rust turns into an abort the guard cannot catch.
+    static PANICS: Cell<u32> = const { Cell::new(0) };
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
@@ -171,6 +174,7 @@ fn catch_panic<T>(body: impl FnOnce() -> T) -> std::result::Result<T, Error> {
     // One thread-local lookup per call: in a shared library each costs a call into the
     // dynamic linker.
     let outcome = GUARD_DEPTH.with(|depth| {
+        PANICS.with(|p| p.set(0));
         depth.set(depth.get() + 1);
         let outcome = panic::catch_unwind(AssertUnwindSafe(body));
         depth.set(depth.get() - 1);
@@ -218,7 +222,11 @@ fn install_panic_hook() {
             let at = info
                 .location()
                 .map(|at| format!("{}:{}", at.file(), at.line()));
-            if GUARD_DEPTH.with(Cell::get) > 0 {
+            let unwinding = PANICS.with(|p| {
+                p.set(p.get() + 1);
+                p.get() > 1
+            });
+            if GUARD_DEPTH.with(Cell::get) > 0 && !unwinding {
                 let message = match at {
                     Some(at) => format!("{message} (at {at})"),
                     None => message,
@@ -232,9 +240,14 @@ fn install_panic_hook() {
             };
             let thread = std::thread::current();
             eprintln!(
-                "error: plugin `{names}`: thread '{}' panicked{}: {message}",
+                "error: plugin `{names}`: thread '{}' panicked{}: {message}{}",
                 thread.name().unwrap_or("unnamed"),
-                at.map(|at| format!(" at {at}")).unwrap_or_default()
+                at.map(|at| format!(" at {at}")).unwrap_or_default(),
+                if unwinding {
+                    " (while unwinding from another panic: the process aborts)"
+                } else {
+                    ""
+                }
             );
         }));
     });

@@ -30,6 +30,9 @@ args = { kb = "int" }
 args = { depth = "int" }
 [events.forge_skip]
 [events.thread_panic]
+[events.double_panic]
+[events.quit]
+args = { code = "int" }
 "#;
 
 /// A plugin's name, breaker state and how often the breaker tripped.

@@ -466,3 +466,70 @@ fn a_world_writable_folder_anywhere_up_the_path_is_refused_unless_sticky() {
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
     s.run(&["check"]).assert_code(0);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_plugin_calling_exit_does_not_pass_for_a_successful_run() {
+    let s = faulty("", "");
+    let input: String = (1..=50)
+        .map(job)
+        .chain(["{\"event\": \"quit\", \"args\": {\"code\": 0}}".to_owned()])
+        .map(|l| l + "\n")
+        .collect();
+    let run = s.run_with_stdin(&["run", "--workers", "1"], input);
+    run.assert_code(70);
+    assert!(
+        run.stderr().contains("plugin code called exit()"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_panic_while_unwinding_names_the_plugin_before_the_abort() {
+    let s = faulty("", "");
+    let run = s.run(&["emit", "double_panic"]);
+    // Rust aborts on a panic during unwinding; nothing in-process can catch it.
+    assert_eq!(run.0.status.code(), None, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("plugin `faulty`")
+            && run.stderr().contains("a second panic while unwinding")
+            && run.stderr().contains("the process aborts"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_manifest_that_is_a_pipe_or_huge_is_refused_before_reading() {
+    let s = faulty("", "");
+    let fifo = s.path("fifo.toml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let check = |manifest: &std::path::Path| {
+        let output = Command::new(binary())
+            .args(["check", "--manifest"])
+            .arg(manifest)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = check(&fifo);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+    let huge = s.write("huge.toml", &"# padding\n".repeat(500_000));
+    let (code, stderr) = check(&huge);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("a manifest may have at most 4194304"),
+        "{stderr}"
+    );
+}

@@ -132,6 +132,9 @@ fn default_plugin_dir() -> PathBuf {
     PathBuf::from(".")
 }
 
+/// The largest manifest file read, in bytes (4 MiB: thousands of plugins and events).
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
 /// The default nesting limit for `emit` inside callbacks.
 pub const DEFAULT_MAX_DEPTH: u32 = 8;
 
@@ -272,10 +275,23 @@ pub fn library_file_name(name: &str) -> String {
 impl Manifest {
     /// Reads and parses the manifest at `path` (not yet validated).
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let bytes = std::fs::read(path).map_err(|source| ManifestError::Read {
+        let refuse = |source: std::io::Error| ManifestError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let meta = std::fs::metadata(path).map_err(refuse)?;
+        if !meta.is_file() {
+            return Err(refuse(std::io::Error::other(
+                "it is not a regular file (a folder, pipe or device); give the path of the events.toml file",
+            )));
+        }
+        if meta.len() > MAX_MANIFEST_BYTES {
+            return Err(refuse(std::io::Error::other(format!(
+                "it is {} bytes; a manifest may have at most {MAX_MANIFEST_BYTES}",
+                meta.len()
+            ))));
+        }
+        let bytes = std::fs::read(path).map_err(refuse)?;
         let source = String::from_utf8(bytes).map_err(|e| not_utf8(path, e))?;
         Manifest::parse(&source, path)
     }
