@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde_json::json;
+use switchboard::dispatch::StrictJson;
 use switchboard::{Manifest, Prepared, Switchboard};
 use switchboard_plugin_api::Value;
 
@@ -43,7 +44,7 @@ pub fn run(cli: &Cli, args: &EmitArgs) -> anyhow::Result<ExitCode> {
     let decl = prepared.registry().event(event)?;
     let values: Vec<Value<'static>> = match &args.json {
         Some(text) => {
-            let json: serde_json::Value = serde_json::from_str(text)
+            let StrictJson(json) = serde_json::from_str(text)
                 .with_context(|| format!("--json is not valid JSON: {text}"))?;
             let Some(object) = json.as_object() else {
                 bail!("--json must be a JSON object of arguments, like '{{\"name\": \"Ann\"}}'");

@@ -365,6 +365,7 @@ impl EmitError {
             EmitError::UnknownEvent { .. } => "emit.unknown_event",
             EmitError::MissingArg { .. } => "emit.missing_argument",
             EmitError::UnknownArg { .. } => "emit.unknown_argument",
+            EmitError::DuplicateArg { .. } => "emit.duplicate_argument",
             EmitError::WrongType { .. } => "emit.wrong_type",
             EmitError::WrongArity { .. } => "emit.wrong_arity",
             EmitError::TooDeep { .. } => "emit.too_deep",
@@ -409,6 +410,14 @@ pub enum EmitError {
         suggestion: String,
         /// The declared arguments.
         declared: String,
+    },
+    /// The same argument given twice: which one was meant is ambiguous.
+    #[error("argument `{arg}` of event `{event}` is given twice; give it once")]
+    DuplicateArg {
+        /// The event.
+        event: String,
+        /// The argument.
+        arg: String,
     },
     /// An argument of the wrong type.
     #[error("argument `{arg}` of event `{event}`: {reason}")]

@@ -533,3 +533,36 @@ fn a_manifest_that_is_a_pipe_or_huge_is_refused_before_reading() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_argument_given_twice_is_refused_as_ambiguous() {
+    let s = faulty("", "");
+    let emit = s.run(&["emit", "slow", "ms=1", "ms=2"]);
+    emit.assert_code(2);
+    assert!(
+        emit.stderr()
+            .contains("`ms` of event `slow` is given twice"),
+        "{}",
+        emit.stderr()
+    );
+    let json = s.run(&["emit", "slow", "--json", r#"{"ms": 1, "ms": 2}"#]);
+    json.assert_code(2);
+    assert!(
+        json.stderr().contains("the key `ms` appears twice"),
+        "{}",
+        json.stderr()
+    );
+    let run = s.run_with_stdin(
+        &["run"],
+        "{\"event\": \"slow\", \"args\": {\"ms\": 1, \"ms\": 2}}\n{\"event\": \"shout\", \"args\": {\"text\": {\"a\": 1, \"a\": 2}}}\n",
+    );
+    run.assert_code(2);
+    let lines = run.json_lines();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["error"].as_str().unwrap().contains("appears twice")),
+        "{lines:?}"
+    );
+}

@@ -88,6 +88,7 @@ pub(crate) fn arrange<'v, 'n>(
 ) -> Result<Vec<Value<'v>>, EmitError> {
     let schema = &event.schema;
     let mut values = vec![Value::NULL; schema.types.len()];
+    let mut given = vec![false; schema.types.len()];
     for (name, value) in named {
         let Some(index) = schema.position(name) else {
             return Err(EmitError::UnknownArg {
@@ -97,6 +98,12 @@ pub(crate) fn arrange<'v, 'n>(
                 declared: declared_args(event),
             });
         };
+        if std::mem::replace(&mut given[index], true) {
+            return Err(EmitError::DuplicateArg {
+                event: event.name.clone(),
+                arg: name.to_owned(),
+            });
+        }
         values[index] = value.map_err(|reason| EmitError::WrongType {
             event: event.name.clone(),
             arg: name.to_owned(),
@@ -123,4 +130,79 @@ pub(crate) fn declared_args(event: &Event) -> String {
         .map(|(n, t)| format!("{n} ({t})"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A JSON value read with every object's keys checked for repeats: `{"name": "Ann",
+/// "name": "Bob"}` is ambiguous, and plain serde_json would keep the last one silently.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StrictJson(pub serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for StrictJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictJson)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(b.into())
+    }
+
+    fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(n.into())
+    }
+
+    fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(n.into())
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, Into::into))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(s.into())
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(s.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(StrictJson(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(items.into())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key `{key}` appears twice in one object; give it once"
+                )));
+            }
+            let StrictJson(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(object.into())
+    }
 }

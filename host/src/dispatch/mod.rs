@@ -17,6 +17,7 @@ mod outcome;
 mod registry;
 mod stats;
 
+pub use args::StrictJson;
 pub use breaker::BreakerState;
 pub use emit::MAX_VALUE_DEPTH;
 pub use generation::{

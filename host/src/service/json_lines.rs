@@ -6,7 +6,7 @@ use serde_json::json;
 use switchboard_plugin_api::{Error as PluginError, Value};
 
 use super::Report;
-use crate::dispatch::{Generation, Outcomes};
+use crate::dispatch::{Generation, Outcomes, StrictJson};
 
 /// One line of input, as read.
 pub(super) enum Line {
@@ -53,10 +53,22 @@ impl Line {
 #[serde(deny_unknown_fields)]
 struct Input {
     event: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict_object")]
     args: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     id: Option<serde_json::Value>,
+}
+
+/// `args`, refusing a key given twice at any level.
+fn strict_object<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<serde_json::Map<String, serde_json::Value>, D::Error> {
+    match StrictJson::deserialize(deserializer)?.0 {
+        serde_json::Value::Object(object) => Ok(object),
+        other => Err(serde::de::Error::custom(format!(
+            "`args` must be an object of arguments, not {other}"
+        ))),
+    }
 }
 
 /// One result line.
