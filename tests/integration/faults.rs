@@ -1,14 +1,14 @@
 //! Faulty plugins and heavy load: failures are recorded and reported, a failing plugin is
 //! switched off and on again, and `run` loses no event under load or on SIGTERM.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::Command;
 use std::time::Duration;
 
 use switchboard::{BreakerState, Generation, Switchboard};
 use switchboard_plugin_api::Value;
 
-use crate::util::{binary, summarize, Sandbox};
+use crate::util::{feed, job, spawn_run, summarize, Sandbox};
 
 pub(crate) const EVENTS: &str = r#"
 [events.job]
@@ -282,34 +282,11 @@ fn report(s: &Sandbox, name: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(s.path(name)).unwrap()).unwrap()
 }
 
-/// Starts `switchboard run` with input written by a thread; `close` ends the input after
-/// the last line, otherwise it stays open.
+/// Starts `switchboard run` with `events` jobs written by a thread; `close` ends the input
+/// after the last line, otherwise it stays open.
 fn start_run(s: &Sandbox, args: &[&str], events: u64, close: bool) -> std::process::Child {
-    let mut child = Command::new(binary())
-        .arg("--manifest")
-        .arg(s.manifest())
-        .args(["--format", "json", "run"])
-        .args(args)
-        .current_dir(s.dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    std::thread::spawn(move || {
-        let mut input = std::io::BufWriter::new(&mut stdin);
-        for n in 1..=events {
-            if writeln!(input, r#"{{"event": "job", "args": {{"n": {n}}}}}"#).is_err() {
-                return; // the host stopped reading
-            }
-        }
-        let _ = input.flush();
-        drop(input);
-        if !close {
-            std::thread::sleep(Duration::from_secs(120));
-        }
-    });
+    let mut child = spawn_run(s, args);
+    feed(&mut child, (1..=events).map(job), !close);
     child
 }
 

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::faults::{drain_stderr, sandbox, summary};
-use crate::util::{binary, library, Sandbox};
+use crate::util::{binary, feed, job, library, spawn_run, Sandbox};
 
 /// One healthy `faulty` plugin (plus `extra` config).
 fn faulty(host: &str, extra: &str) -> Sandbox {
@@ -15,44 +15,6 @@ fn faulty(host: &str, extra: &str) -> Sandbox {
         host,
         &format!("[[plugins]]\nname = \"faulty\"\nconfig = {{ {extra} }}\n"),
     )
-}
-
-/// `switchboard --format json run ARGS` with piped standard streams.
-fn spawn_run(s: &Sandbox, args: &[&str]) -> Child {
-    Command::new(binary())
-        .arg("--manifest")
-        .arg(s.manifest())
-        .args(["--format", "json", "run"])
-        .args(args)
-        .current_dir(s.dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Writes `lines` on a thread, then keeps standard input open (for signal tests) or closes
-/// it.
-fn feed(child: &mut Child, lines: Vec<String>, keep_open: bool) {
-    let mut stdin = child.stdin.take().unwrap();
-    std::thread::spawn(move || {
-        let mut input = std::io::BufWriter::new(&mut stdin);
-        for line in lines {
-            if writeln!(input, "{line}").is_err() {
-                return;
-            }
-        }
-        let _ = input.flush();
-        drop(input);
-        if keep_open {
-            std::thread::sleep(Duration::from_secs(60));
-        }
-    });
-}
-
-fn job(n: u64) -> String {
-    format!(r#"{{"event": "job", "args": {{"n": {n}}}}}"#)
 }
 
 fn signal(child: &Child, name: &str) {
@@ -99,7 +61,7 @@ fn a_slow_event_holds_back_no_other_event() {
     let stderr = drain_stderr(&mut child);
     let mut lines = vec![r#"{"event": "slow", "args": {"ms": 3000}}"#.to_owned()];
     lines.extend((1..=1000).map(job));
-    feed(&mut child, lines, false);
+    feed(&mut child, lines.into_iter(), false);
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let events: Vec<String> = stdout
         .lines()
@@ -125,7 +87,7 @@ fn one_sigterm_ends_a_run_whose_callback_hangs_with_a_line_for_every_event() {
     let mut lines: Vec<String> = (1..=5).map(job).collect();
     lines.push(r#"{"event": "hang", "id": "stuck"}"#.to_owned());
     lines.extend((7..=10).map(job));
-    feed(&mut child, lines, true);
+    feed(&mut child, lines.into_iter(), true);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut results = Vec::new();
     let mut line = String::new();
@@ -165,7 +127,7 @@ fn a_second_signal_stops_waiting_and_answers_events_that_never_ran() {
     lines.extend(
         (2..=100).map(|n| format!(r#"{{"event": "job", "args": {{"n": {n}}}, "id": {n}}}"#)),
     );
-    feed(&mut child, lines, true);
+    feed(&mut child, lines.into_iter(), true);
     std::thread::sleep(Duration::from_millis(500));
     signal(&child, "INT");
     std::thread::sleep(Duration::from_millis(300));
@@ -191,10 +153,10 @@ fn standard_output_carries_only_result_lines_whatever_plugins_print() {
     let s = faulty("", "");
     let mut child = spawn_run(&s, &["--workers", "2"]);
     let stderr = drain_stderr(&mut child);
-    let lines = (0..500)
+    let lines: Vec<String> = (0..500)
         .map(|n| format!(r#"{{"event": "shout", "args": {{"text": "shout {n}"}}}}"#))
         .collect();
-    feed(&mut child, lines, false);
+    feed(&mut child, lines.into_iter(), false);
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let results: Vec<_> = stdout.lines().map(|l| parse(&l.unwrap())).collect();
     assert!(child.wait().unwrap().success());
@@ -212,7 +174,7 @@ fn ordered_output_behind_a_stuck_event_keeps_memory_bounded() {
     let stderr = drain_stderr(&mut child);
     let mut lines = vec![r#"{"event": "slow", "args": {"ms": 2500}}"#.to_owned()];
     lines.extend((1..=1_000_000).map(job));
-    feed(&mut child, lines, false);
+    feed(&mut child, lines.into_iter(), false);
     let stdout = child.stdout.take().unwrap();
     let counter = std::thread::spawn(move || BufReader::new(stdout).lines().count());
     std::thread::sleep(Duration::from_millis(2000));

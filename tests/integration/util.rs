@@ -187,3 +187,49 @@ pub fn summarize(board: &switchboard::Generation, outcomes: &switchboard::Outcom
         })
         .collect()
 }
+
+/// `switchboard --manifest <sandbox manifest> --format json run ARGS`, in the sandbox, with
+/// piped standard streams.
+pub fn spawn_run(s: &Sandbox, args: &[&str]) -> std::process::Child {
+    Command::new(binary())
+        .arg("--manifest")
+        .arg(s.manifest())
+        .args(["--format", "json", "run"])
+        .args(args)
+        .current_dir(s.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cannot start switchboard")
+}
+
+/// Writes `lines` to the child's standard input on a thread (stopping quietly if the
+/// child stops reading), then closes it, or keeps it open for two minutes (for tests that
+/// stop the run with a signal).
+pub fn feed(
+    child: &mut std::process::Child,
+    lines: impl Iterator<Item = String> + Send + 'static,
+    keep_open: bool,
+) {
+    use std::io::Write;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    std::thread::spawn(move || {
+        let mut input = std::io::BufWriter::new(&mut stdin);
+        for line in lines {
+            if writeln!(input, "{line}").is_err() {
+                return;
+            }
+        }
+        let _ = input.flush();
+        drop(input);
+        if keep_open {
+            std::thread::sleep(std::time::Duration::from_secs(120));
+        }
+    });
+}
+
+/// A `job` event line numbered `n` (for the `faulty` and `counter` fixtures).
+pub fn job(n: u64) -> String {
+    format!(r#"{{"event": "job", "args": {{"n": {n}}}}}"#)
+}
