@@ -26,6 +26,11 @@ pub mod exit {
     pub fn bad_input() -> ExitCode {
         ExitCode::from(2)
     }
+
+    /// The output could not be written (EX_IOERR); a closed pipe is not that.
+    pub fn output_failed() -> ExitCode {
+        ExitCode::from(74)
+    }
 }
 
 /// The flags every subcommand takes.

@@ -1,6 +1,6 @@
 //! `switchboard emit EVENT key=value ...`: dispatch one event and print the results.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use switchboard::{Manifest, Prepared, Switchboard};
 use switchboard_plugin_api::Value;
 
 use crate::cli::{exit, Cli, Format};
-use crate::output::{outcomes_json, outcomes_text};
+use crate::output::{outcomes_json, outcomes_text, write_quietly};
 use crate::prompt;
 
 #[derive(Debug, clap::Args)]
@@ -87,19 +87,18 @@ pub fn run(cli: &Cli, args: &EmitArgs) -> anyhow::Result<ExitCode> {
     let board = host.current();
     let outcomes = board.emit(event, &values)?;
     let failed = outcomes.has_failures();
-    match cli.format {
-        Format::Json => writeln!(
-            results,
-            "{}",
+    let text = match cli.format {
+        Format::Json => format!(
+            "{}\n",
             json!({
                 "event": args.event,
                 "ok": !failed,
                 "results": outcomes_json(&board, &outcomes),
             })
-        )?,
-        Format::Text => write!(results, "{}", outcomes_text(&board, &args.event, &outcomes))?,
-    }
-    results.flush()?;
+        ),
+        Format::Text => outcomes_text(&board, &args.event, &outcomes),
+    };
+    write_quietly(&mut results, &text)?;
     drop((outcomes, board));
     // Shutdown failures are logged by the runtime; they do not change the exit code.
     host.shutdown();

@@ -6,6 +6,24 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// Printing must not panic when the reader has gone away (`switchboard list | head -1`):
+// these shadow the standard macros for the whole command. A closed pipe ends the output
+// quietly; another write error is said once on stderr.
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::output::to_stdout(format_args!($($arg)*)) };
+}
+macro_rules! println {
+    () => { $crate::output::to_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::to_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        // Nobody is left to tell if standard error is closed.
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod check;
 mod cli;
 mod emit;
@@ -58,6 +76,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging(&args.global);
     process::guard_against_foreign_exit();
+    process::own_panics();
     let code = match run(&args) {
         Ok(code) => code,
         Err(err) => {
@@ -66,5 +85,8 @@ fn main() -> ExitCode {
         }
     };
     process::ending();
+    if output::stdout_failed() {
+        return cli::exit::output_failed();
+    }
     code
 }

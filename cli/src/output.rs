@@ -14,6 +14,48 @@ pub fn outcomes_json(generation: &Generation, outcomes: &Outcomes) -> Json {
     .unwrap_or(Json::Null)
 }
 
+/// Writes to standard output for `print!`/`println!` (see main.rs): a closed pipe ends the
+/// output quietly, another error is said once on standard error.
+pub fn to_stdout(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if STDOUT.load(Ordering::Relaxed) != WRITING {
+        return;
+    }
+    if let Err(error) = std::io::stdout().lock().write_fmt(text) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            STDOUT.store(CLOSED, Ordering::Relaxed);
+        } else {
+            STDOUT.store(FAILED, Ordering::Relaxed);
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: cannot write to standard output: {error}"
+            );
+        }
+    }
+}
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+const WRITING: u8 = 0;
+const CLOSED: u8 = 1;
+const FAILED: u8 = 2;
+static STDOUT: AtomicU8 = AtomicU8::new(WRITING);
+
+/// Whether writing to standard output failed for another reason than a closed pipe: the
+/// output is incomplete, which the exit code must say.
+pub fn stdout_failed() -> bool {
+    STDOUT.load(Ordering::Relaxed) == FAILED
+}
+
+/// Result text to a claimed output (see `process::claim_stdout`), with the same rule: a
+/// reader that went away is not an error.
+pub fn write_quietly(out: &mut impl std::io::Write, text: &str) -> std::io::Result<()> {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 /// `1 plugin`, `3 plugins`: a count with its noun, for messages people read.
 pub fn count(n: u64, noun: &str) -> String {
     match n {

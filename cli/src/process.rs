@@ -23,6 +23,19 @@ pub fn guard_against_foreign_exit() {
     }
 }
 
+/// A panic on the command's own main thread (a bug of ours, not a plugin's) ends the
+/// process through the runtime's `exit`: mark that exit as ours, so the guard above does
+/// not blame a plugin. Plugins' panics run their own copy of the hook, not this one.
+pub fn own_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() == Some("main") {
+            ending();
+        }
+        previous(info);
+    }));
+}
+
 /// Marks the exit that follows as the command's own.
 pub fn ending() {
     ENDING.store(true, Ordering::SeqCst);

@@ -96,7 +96,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
         std::mem::forget(host);
     }
     let signal = signal.load(Ordering::Relaxed);
-    Ok(if report.input_remained || report.abandoned > 0 {
+    Ok(if report.output_closed {
+        // The reader went away (`run | head`): quiet, with the shell's code for SIGPIPE.
+        ExitCode::from(141)
+    } else if report.input_remained || report.abandoned > 0 {
         ExitCode::from((128 + signal.clamp(1, 127)) as u8)
     } else if report.bad_lines > 0 {
         exit::bad_input()
@@ -130,6 +133,7 @@ fn print_summary(cli: &Cli, generation: &Generation, report: &Report) {
                         "accepted": report.accepted, "events": report.dispatched,
                         "bad_lines": report.bad_lines, "stopped_by_signal": report.stopped,
                         "input_remained": report.input_remained, "abandoned": report.abandoned,
+                        "output_closed": report.output_closed,
                         "still_running": report.still_running,
                         "generation": generation.number(),
                         "plugins": plugins,
@@ -151,6 +155,9 @@ fn print_summary(cli: &Cli, generation: &Generation, report: &Report) {
             );
             if report.input_remained {
                 eprintln!("  input was left unread: the run was stopped before its end");
+            }
+            if report.output_closed {
+                eprintln!("  standard output was closed by its reader: the run stopped there");
             }
             if report.abandoned > 0 {
                 eprintln!(

@@ -9,6 +9,7 @@ mod faults;
 mod generations;
 mod hostile;
 mod loading;
+mod operator;
 mod refusals;
 mod signup;
 mod util;

@@ -33,7 +33,7 @@ pub use json_lines::OutcomesJson;
 use output::Message;
 use queue::{Batch, Queue};
 
-use crate::dispatch::{Outcomes, Tally};
+use crate::dispatch::{Generation, Outcomes, Tally};
 use crate::runtime::{CurrentGeneration, Switchboard};
 
 /// The most lines that travel together from the reader.
@@ -172,6 +172,9 @@ pub struct Report {
     pub abandoned: u64,
     /// The events whose callbacks were still running when the drain gave up.
     pub still_running: Vec<u64>,
+    /// Whether the output was closed by its reader (a broken pipe): the run stopped reading
+    /// then, and results after that point were not written.
+    pub output_closed: bool,
 }
 
 /// What one worker is doing, guarded so that the worker and an abandoning drain never
@@ -305,6 +308,10 @@ where
             report.failed_events += worker.counts.failed_events.load(Ordering::Relaxed);
         }
         match writer.join() {
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                report.output_closed = true;
+                Ok(())
+            }
             Ok(written) => written,
             Err(_) => Err(std::io::Error::other("the writer thread panicked")),
         }
@@ -385,37 +392,68 @@ fn work(
     while let Some(batch) = queue.next_batch() {
         let generation = host.get();
         generation.absorb(&mut tally);
-        let mut done: Option<(u64, String)> = None;
-        loop {
-            // Hand the last result over and claim the next line in one step, so that an
-            // abandoning drain sees every claimed line that has no result yet.
-            let claimed = {
-                let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-                if slot.taken {
-                    return;
-                }
-                if let Some((seq, line)) = done.take() {
-                    if tx.send(Message::Reply(seq, line)).is_err() {
-                        return;
-                    }
-                }
-                let claimed = batch.claim();
-                slot.running = claimed.map(|(seq, _)| seq);
-                claimed
-            };
-            let Some((seq, line)) = claimed else { break };
-            outcomes.timed = seq % TIME_ONE_IN == 0;
-            let reply = handle(&generation, seq, line, &mut outcomes, &mut report);
-            tally.add(&outcomes);
-            counts
-                .dispatched
-                .store(report.dispatched, Ordering::Relaxed);
-            counts.bad_lines.store(report.bad_lines, Ordering::Relaxed);
-            counts
-                .failed_events
-                .store(report.failed_events, Ordering::Relaxed);
-            done = Some((seq, reply));
-        }
+        let carry_on = work_on(
+            &generation,
+            &batch,
+            tx,
+            slot,
+            counts,
+            &mut report,
+            &mut tally,
+            &mut outcomes,
+        );
+        // Counted calls reach the host's counters however the batch ended.
         generation.absorb(&mut tally);
+        if !carry_on {
+            return;
+        }
+    }
+}
+
+/// Claims and dispatches lines of one batch until it is exhausted; `false` when the worker
+/// must stop (the writer is gone, or an abandoning drain took it off duty).
+#[allow(clippy::too_many_arguments)]
+fn work_on(
+    generation: &Generation,
+    batch: &Batch,
+    tx: &Sender<Message>,
+    slot: &Mutex<Slot>,
+    counts: &Published,
+    report: &mut Report,
+    tally: &mut Tally,
+    outcomes: &mut Outcomes,
+) -> bool {
+    let mut done: Option<(u64, String)> = None;
+    loop {
+        // Hand the last result over and claim the next line in one step, so that an
+        // abandoning drain sees every claimed line that has no result yet.
+        let claimed = {
+            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.taken {
+                return false;
+            }
+            if let Some((seq, line)) = done.take() {
+                if tx.send(Message::Reply(seq, line)).is_err() {
+                    return false;
+                }
+            }
+            let claimed = batch.claim();
+            slot.running = claimed.map(|(seq, _)| seq);
+            claimed
+        };
+        let Some((seq, line)) = claimed else {
+            return true;
+        };
+        outcomes.timed = seq % TIME_ONE_IN == 0;
+        let reply = handle(generation, seq, line, outcomes, report);
+        tally.add(outcomes);
+        counts
+            .dispatched
+            .store(report.dispatched, Ordering::Relaxed);
+        counts.bad_lines.store(report.bad_lines, Ordering::Relaxed);
+        counts
+            .failed_events
+            .store(report.failed_events, Ordering::Relaxed);
+        done = Some((seq, reply));
     }
 }

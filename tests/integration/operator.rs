@@ -1,0 +1,99 @@
+//! The operator's workflow: output into pipes that close early, libraries named the way a
+//! person types them.
+
+use std::process::{Command, Stdio};
+
+use crate::util::{binary, library, Sandbox, PROBE_EVENTS};
+
+fn probe_sandbox() -> Sandbox {
+    Sandbox::new(&format!(
+        "{PROBE_EVENTS}\n[[plugins]]\nname = \"p\"\nlibrary = \"probe\"\nconfig = {{ label = \"p\" }}\n"
+    ))
+}
+
+/// Runs the binary with its standard output a pipe whose reader is already gone.
+fn with_closed_stdout(s: &Sandbox, args: &[&str], input: &str) -> (Option<i32>, String) {
+    use std::io::Write;
+    let mut child = Command::new(binary())
+        .arg("--manifest")
+        .arg(s.manifest())
+        .args(args)
+        .current_dir(s.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_owned();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let output = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_reader_that_goes_away_early_is_no_panic_in_any_command() {
+    let s = probe_sandbox();
+    let inspect = library("probe");
+    let lines: String = (0..20_000).map(|_| "{\"event\": \"ping\"}\n").collect();
+    let cases: [(&[&str], &str, i32); 5] = [
+        (&["check"], "", 0),
+        (&["list"], "", 0),
+        (&["emit", "ping"], "", 0),
+        (&["inspect", inspect.to_str().unwrap()], "", 0),
+        // `run` stops reading and says so; 141 is the shell's code for a closed pipe.
+        (&["run"], &lines, 141),
+    ];
+    for (args, input, code) in cases {
+        for _ in 0..3 {
+            let (status, stderr) = with_closed_stdout(&s, args, input);
+            assert_eq!(status, Some(code), "{args:?}: {stderr}");
+            assert!(
+                !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_output_that_cannot_be_written_is_an_error_not_a_success() {
+    let s = probe_sandbox();
+    let output = Command::new(binary())
+        .arg("--manifest")
+        .arg(s.manifest())
+        .arg("list")
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(74));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot write to standard output"));
+}
+
+#[test]
+fn inspect_takes_a_bare_file_name_in_the_current_folder() {
+    let s = probe_sandbox();
+    let name = library("probe").file_name().unwrap().to_owned();
+    std::fs::copy(library("probe"), s.dir.path().join(&name)).unwrap();
+    let output = Command::new(binary())
+        .arg("inspect")
+        .arg(&name)
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("plugin      probe"), "{stdout}");
+}
