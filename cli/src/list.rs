@@ -20,14 +20,29 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     Ok(exit::ok())
 }
 
+/// The breaker's settings as a rule, not a state: `list` runs no plugin, so every plugin
+/// it shows is on.
 fn describe_breaker(b: BreakerSettings) -> String {
     if b.failures == 0 {
-        "breaker off".to_owned()
+        "breaker: disabled (failures = 0)".to_owned()
     } else {
         format!(
-            "switched off for {} ms after {} failures in {} ms",
-            b.cooldown_ms, b.failures, b.window_ms
+            "breaker: after {} failures within {}, skip its calls for {}",
+            b.failures,
+            seconds(b.window_ms),
+            seconds(b.cooldown_ms)
         )
+    }
+}
+
+/// `10 s`, `1.5 s`, `250 ms`.
+pub fn seconds(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else if ms > 1000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{ms} ms")
     }
 }
 
@@ -36,6 +51,7 @@ fn as_json(prepared: &Prepared) -> serde_json::Value {
     json!({
         "plugins": prepared.plugins().map(|p| json!({
             "name": p.name,
+            "state": "on",
             "breaker": {
                 "failures": p.breaker.failures,
                 "window_ms": p.breaker.window_ms,
@@ -67,7 +83,7 @@ fn as_text(prepared: &Prepared) -> String {
     let width = prepared.plugins().map(|p| p.name.len()).max().unwrap_or(0);
     for p in prepared.plugins() {
         text.push_str(&format!(
-            "  {:width$}  {} {} (plugin-api {})  {}\n  {:width$}  {}\n",
+            "  {:width$}  {} {} (plugin-api {})  {}\n  {:width$}  on; {}\n",
             p.name,
             p.info.name,
             p.info.version,

@@ -122,7 +122,7 @@ fn print_summary(cli: &Cli, generation: &Generation, report: &Report) {
                         "panicked": p.counts.panics, "skipped": p.counts.skipped,
                         "mean_ns": p.counts.mean_nanos(),
                         "breaker": p.breaker.map_or_else(|| "off".to_owned(), |b| b.to_string()),
-                        "breaker_trips": p.trips,
+                        "breaker_trips": p.trips, "retry_in_ms": p.retry_in_ms,
                     })
                 })
                 .collect();
@@ -174,9 +174,13 @@ fn print_summary(cli: &Cli, generation: &Generation, report: &Report) {
                 );
             }
             for p in &plugins {
-                let state = p
-                    .breaker
-                    .map_or_else(|| "off".to_owned(), |b| b.to_string());
+                let state = match (p.breaker, p.retry_in_ms) {
+                    (None, _) => "off (it failed to start)".to_owned(),
+                    (Some(state), Some(ms)) => {
+                        format!("{state} (next trial call in {})", crate::list::seconds(ms))
+                    }
+                    (Some(state), None) => state.to_string(),
+                };
                 eprintln!(
                     "  {}: {}, {} failed ({}), {} skipped; {state}{}",
                     p.meta.name,

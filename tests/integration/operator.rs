@@ -97,3 +97,36 @@ fn inspect_takes_a_bare_file_name_in_the_current_folder() {
     );
     assert!(stdout.contains("plugin      probe"), "{stdout}");
 }
+
+#[test]
+fn list_shows_breaker_settings_as_settings_and_run_shows_when_an_off_plugin_retries() {
+    let s = crate::faults::sandbox(
+        "",
+        "[[plugins]]\nname = \"flaky\"\nlibrary = \"faulty\"\nbreaker = { failures = 2, window_ms = 60000, cooldown_ms = 60000 }\n",
+    );
+    let list = s.run(&["list"]);
+    list.assert_code(0);
+    assert!(
+        list.stdout()
+            .contains("on; breaker: after 2 failures within 60 s, skip its calls for 60 s"),
+        "{}",
+        list.stdout()
+    );
+    assert!(!list.stdout().contains("switched off"), "{}", list.stdout());
+    assert_eq!(
+        s.run(&["--format", "json", "list"]).json()["plugins"][0]["state"],
+        "on"
+    );
+
+    let input = "{\"event\": \"flaky\", \"args\": {\"fail\": true}}\n".repeat(3);
+    let run = s.run_with_stdin(&["run", "--workers", "1"], &input);
+    run.assert_code(1);
+    assert!(
+        run.stderr().contains("; switched off (next trial call in "),
+        "{}",
+        run.stderr()
+    );
+    let json = s.run_with_stdin(&["--format", "json", "run", "--workers", "1"], &input);
+    let summary = crate::faults::summary(&json.stderr());
+    assert!(summary["plugins"][0]["retry_in_ms"].as_u64().unwrap() > 50_000);
+}

@@ -166,6 +166,14 @@ impl Breaker {
         }
     }
 
+    /// While switched off, how long until the next trial call, in milliseconds.
+    pub(crate) fn retry_in_ms(&self) -> Option<u64> {
+        (self.state() == BreakerState::Open).then(|| {
+            let reopen_at = self.opened_at_ms.load(Ordering::Acquire) + self.settings.cooldown_ms;
+            reopen_at.saturating_sub(self.now_ms())
+        })
+    }
+
     /// How many times the plugin was switched off.
     pub(crate) fn trips(&self) -> u64 {
         self.trips.load(Ordering::Relaxed)

@@ -185,6 +185,8 @@ pub struct PluginStatus {
     pub breaker: Option<BreakerState>,
     /// How often its breaker switched it off.
     pub trips: u64,
+    /// While its breaker has it switched off: how long until the next trial call, in ms.
+    pub retry_in_ms: Option<u64>,
     /// Why it is not running, if it is not.
     pub off_reason: Option<String>,
     /// Its callbacks' counts added up.
@@ -257,6 +259,7 @@ impl Generation {
                     Instance::Off(_) => None,
                 },
                 trips: slot.breaker.trips(),
+                retry_in_ms: slot.breaker.retry_in_ms(),
                 off_reason: match &slot.instance {
                     Instance::Off(reason) => Some(reason.clone()),
                     Instance::InProcess(_) => None,
