@@ -130,3 +130,55 @@ fn list_shows_breaker_settings_as_settings_and_run_shows_when_an_off_plugin_retr
     let summary = crate::faults::summary(&json.stderr());
     assert!(summary["plugins"][0]["retry_in_ms"].as_u64().unwrap() > 50_000);
 }
+
+/// `check` on a manifest whose one plugin is the file `bytes`; returns the refusal.
+fn refusal_for(bytes: &[u8]) -> String {
+    let s = Sandbox::new("");
+    std::fs::write(s.path("libother.so"), bytes).unwrap();
+    let manifest = std::fs::read_to_string(s.manifest()).unwrap();
+    s.write(
+        "events.toml",
+        &format!("{manifest}[[plugins]]\nname = \"other\"\npath = \"libother.so\"\n"),
+    );
+    let run = s.run(&["check"]);
+    run.assert_code(2);
+    run.stderr()
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[test]
+fn a_file_that_is_no_library_here_is_named_for_what_it_is() {
+    use object::write::Object;
+    use object::{Architecture, BinaryFormat, Endianness};
+    let macho = Object::new(
+        BinaryFormat::MachO,
+        Architecture::Aarch64,
+        Endianness::Little,
+    )
+    .write()
+    .unwrap();
+    let stderr = refusal_for(&macho);
+    assert!(
+        stderr.contains(
+            "it is a macOS library (Mach-O) for aarch64 (64-bit), but this host is Linux on x86_64"
+        ),
+        "{stderr}"
+    );
+
+    // An rlib is an `ar` archive: what a plugin built without crate-type = ["cdylib"] gives.
+    let rlib = std::fs::read_dir(crate::util::profile_dir().join("deps"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "rlib"))
+        .expect("the build left rlibs");
+    let stderr = refusal_for(&std::fs::read(rlib).unwrap());
+    assert!(
+        stderr.contains("it is a static library archive"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("crate-type = [\"cdylib\"]"), "{stderr}");
+
+    assert!(refusal_for(b"").contains("it is an empty file"));
+    assert!(refusal_for(&[0xde, 0xad, 0xbe, 0xef, 0, 1, 2])
+        .contains("no library format this host knows"));
+}

@@ -91,7 +91,11 @@ fn a_file_that_is_not_a_shared_library() {
     assert_refused(
         &run,
         "load.not_a_library",
-        &["plugin `text`", "libtext.so", "no ELF header"],
+        &[
+            "plugin `text`",
+            "libtext.so",
+            "it is a text file, not a shared library",
+        ],
     );
 }
 
@@ -107,8 +111,8 @@ fn a_shared_library_for_another_architecture() {
         "load.not_a_library",
         &[
             "plugin `arm`",
-            "built for aarch64",
-            "this host is x86_64",
+            "it is an ELF library (Linux, System V ABI) for aarch64 (64-bit)",
+            "but this host is Linux on x86_64",
             "rebuild",
         ],
     );

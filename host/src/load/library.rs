@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
 use switchboard_plugin_api::abi::{PluginInfo, PluginModuleRef};
 
+use super::identify::explain_not_loadable;
 use super::preflight::require_file;
 use crate::error::LoadError;
 
@@ -272,40 +273,6 @@ pub fn summarize_layout_report(report: &str) -> String {
         summary.push_str(&format!(": expected {expected}, found {found}"));
     }
     summary
-}
-
-/// Why the system loader refused a file, in words: not ELF at all, or ELF for another
-/// machine. `None` where the header says nothing more than the loader did.
-fn explain_not_loadable(path: &Path) -> Option<String> {
-    let mut header = [0u8; 20];
-    let mut file = std::fs::File::open(path).ok()?;
-    std::io::Read::read_exact(&mut file, &mut header).ok()?;
-    if &header[..4] != b"\x7fELF" {
-        return if cfg!(target_os = "linux") {
-            Some("it has no ELF header, so it is not a shared library".to_owned())
-        } else {
-            None
-        };
-    }
-    let machine = match header[5] {
-        1 => u16::from_le_bytes([header[18], header[19]]),
-        _ => u16::from_be_bytes([header[18], header[19]]),
-    };
-    let name = match machine {
-        3 => "x86",
-        40 => "arm",
-        62 => "x86_64",
-        183 => "aarch64",
-        243 => "riscv",
-        _ => "another machine",
-    };
-    let bits = if header[4] == 2 { 64 } else { 32 };
-    let host = std::env::consts::ARCH;
-    (name != host || bits != usize::BITS).then(|| {
-        format!(
-            "it was built for {name} ({bits}-bit, ELF machine {machine}), but this host is {host}"
-        )
-    })
 }
 
 #[cfg(test)]

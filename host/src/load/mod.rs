@@ -4,6 +4,7 @@
 //!
 //! Libraries are never unloaded: see [`HOST_API_VERSION`] and the crate docs.
 
+mod identify;
 mod library;
 mod preflight;
 
