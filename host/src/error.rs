@@ -219,8 +219,9 @@ pub enum LoadError {
         /// Its permission bits.
         mode: u32,
     },
-    /// The library resolves (through `..` or a symbolic link) outside its folder.
-    #[error("plugin `{plugin}`: {} resolves to {}, outside {}; it was not loaded. Move the library into the folder, or give its absolute `path` to load it from elsewhere", path.display(), resolved.display(), folder.display())]
+    /// A library found by name in the plugin folder resolves (through a symbolic link)
+    /// outside it.
+    #[error("plugin `{plugin}`: {} resolves to {}, outside {}; it was not loaded. Move the library into the folder, or name it with `path` (relative to the manifest's folder, or absolute) to load it from where it is", path.display(), resolved.display(), folder.display())]
     Escapes {
         /// The plugin's manifest name.
         plugin: String,

@@ -307,11 +307,19 @@ fn a_library_cannot_escape_the_plugin_folder_through_a_link() {
             "plugin `probe`",
             "resolves to",
             profile_dir().to_str().unwrap(),
-            "absolute `path`",
+            "name it with `path`",
         ],
     );
 
-    // An explicit absolute path is trusted as written.
+    // A library named with `path` is where the operator said it is, relative (even
+    // through `..`) or absolute.
+    let relative = pathdiff(&library("probe"), s.dir.path());
+    s.write(
+        "events.toml",
+        &format!("{PROBE_EVENTS}\n[[plugins]]\nname = \"probe\"\npath = {relative:?}\nconfig = {{ label = \"p\" }}\n"),
+    );
+    assert!(relative.starts_with("../"), "{relative}");
+    s.run(&["check"]).assert_code(0);
     let absolute = library("probe");
     s.write(
         "events.toml",
@@ -364,4 +372,18 @@ fn two_names_for_one_file_load_it_once_with_two_instances() {
         .map(|r| r["value"]["label"].clone())
         .collect();
     assert_eq!(labels, ["a", "b"]);
+}
+
+/// `target` relative to `base`, through `..` (both absolute).
+fn pathdiff(target: &std::path::Path, base: &std::path::Path) -> String {
+    let base: Vec<_> = base.components().collect();
+    let target: Vec<_> = target.components().collect();
+    let common = base.iter().zip(&target).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = vec!["..".to_owned(); base.len() - common];
+    parts.extend(
+        target[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
 }

@@ -91,19 +91,18 @@ pub fn library_file(manifest: &Manifest, entry: &PluginEntry) -> Result<PathBuf,
     Ok(path)
 }
 
-/// A library found by name must stay in the plugin folder, and a relative `path` in the
-/// manifest's folder, after following symbolic links; an absolute `path` is trusted as
-/// written.
+/// A library found by name must stay in the plugin folder after following symbolic links
+/// (a link dropped into the folder must not pull in code from elsewhere). A library the
+/// manifest names with `path`, relative or absolute, is where the operator said it is.
 fn check_containment(
     manifest: &Manifest,
     entry: &PluginEntry,
     path: &Path,
 ) -> Result<(), LoadError> {
-    let folder = match &entry.path {
-        Some(explicit) if explicit.get_ref().is_absolute() => return Ok(()),
-        Some(_) => manifest.base_dir().to_owned(),
-        None => manifest.plugin_dir(),
-    };
+    if entry.path.is_some() {
+        return Ok(());
+    }
+    let folder = manifest.plugin_dir();
     let (Ok(real_folder), Ok(real_path)) = (folder.canonicalize(), path.canonicalize()) else {
         return Ok(()); // is_file() passed; a race here fails at open with its own error
     };
