@@ -24,6 +24,7 @@ macro_rules! eprintln {
     }};
 }
 
+mod add;
 mod check;
 mod cli;
 mod emit;
@@ -58,6 +59,11 @@ enum Command {
     Run(run::RunArgs),
     /// Show what a plugin library exports, without a manifest.
     Inspect(inspect::InspectArgs),
+    /// Copy a plugin library into the plugin folder, pin it, and declare it and its events
+    /// in the manifest.
+    Add(add::AddArgs),
+    /// Take a plugin out of the manifest (and its library out of the plugin folder).
+    Remove(add::RemoveArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -69,6 +75,8 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Command::Emit(args) => emit::run(cli, args),
         Command::Run(args) => run::run(cli, args),
         Command::Inspect(args) => inspect::run(cli, args),
+        Command::Add(args) => add::add(cli, args),
+        Command::Remove(args) => add::remove(cli, args),
     }
 }
 

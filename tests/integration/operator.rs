@@ -182,3 +182,58 @@ fn a_file_that_is_no_library_here_is_named_for_what_it_is() {
     assert!(refusal_for(&[0xde, 0xad, 0xbe, 0xef, 0, 1, 2])
         .contains("no library format this host knows"));
 }
+
+#[test]
+fn add_copies_pins_and_declares_a_plugin_and_remove_undoes_it() {
+    let s = Sandbox::new("");
+    let head = "# the operator's manifest\n[host]\nplugin_dir = \"plugins\"  # where libraries go\n\n[events.user_joined]\nargs = { name = \"string\", email = \"string\" }\n";
+    s.write("events.toml", head);
+    let greeter = library("greeter");
+    let add = s.run(&["add", greeter.to_str().unwrap(), "--config", "greeting=Hi"]);
+    add.assert_code(0);
+    assert!(
+        add.stdout().contains("added plugin `greeter`"),
+        "{}",
+        add.stdout()
+    );
+    let copied = s.path("plugins").join(greeter.file_name().unwrap());
+    assert!(copied.is_file());
+    let text = std::fs::read_to_string(s.manifest()).unwrap();
+    assert!(
+        text.starts_with(head),
+        "comments and layout are kept:\n{text}"
+    );
+    let sha = switchboard::load::sha256_of(&copied).unwrap();
+    assert!(text.contains(&format!("sha256 = \"{sha}\"")), "{text}");
+    assert!(text.contains("config = { greeting = \"Hi\" }"), "{text}");
+    assert!(text.contains("[events.greetings_count]"), "{text}");
+    s.run(&["check"]).assert_code(0);
+    assert!(s.run(&["list"]).stdout().contains("greeter"));
+
+    // Twice is refused, and so is a file that is no plugin; neither touches the manifest.
+    let again = s.run(&["add", greeter.to_str().unwrap()]);
+    again.assert_code(2);
+    assert!(
+        again
+            .stderr()
+            .contains("already has a plugin named `greeter`"),
+        "{}",
+        again.stderr()
+    );
+    let junk = s.write("libjunk.so", "not a library");
+    s.run(&["add", junk.to_str().unwrap()]).assert_code(2);
+    assert_eq!(std::fs::read_to_string(s.manifest()).unwrap(), text);
+
+    let remove = s.run(&["remove", "greeter"]);
+    remove.assert_code(0);
+    assert!(!copied.exists(), "the copied library goes too");
+    assert_eq!(std::fs::read_to_string(s.manifest()).unwrap(), head);
+    s.run(&["check"]).assert_code(0);
+    let unknown = s.run(&["remove", "greeter"]);
+    unknown.assert_code(2);
+    assert!(
+        unknown.stderr().contains("has no plugin named `greeter`"),
+        "{}",
+        unknown.stderr()
+    );
+}
