@@ -25,6 +25,7 @@ macro_rules! eprintln {
 }
 
 mod add;
+mod bundle;
 mod check;
 mod cli;
 mod emit;
@@ -64,6 +65,8 @@ enum Command {
     Add(add::AddArgs),
     /// Take a plugin out of the manifest (and its library out of the plugin folder).
     Remove(add::RemoveArgs),
+    /// Make a folder to copy to another machine: this binary, the plugins, the manifest.
+    Bundle(bundle::BundleArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -77,6 +80,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect::run(cli, args),
         Command::Add(args) => add::add(cli, args),
         Command::Remove(args) => add::remove(cli, args),
+        Command::Bundle(args) => bundle::run(cli, args),
     }
 }
 

@@ -237,3 +237,68 @@ fn add_copies_pins_and_declares_a_plugin_and_remove_undoes_it() {
         unknown.stderr()
     );
 }
+
+#[test]
+fn bundle_makes_a_folder_that_runs_from_anywhere() {
+    let s = Sandbox::new(&format!(
+        "{PROBE_EVENTS}\n[[plugins]]\nname = \"a\"\nlibrary = \"probe\"\nconfig = {{ label = \"a\" }}\n[[plugins]]\nname = \"b\"\npath = {:?}\nconfig = {{ label = \"b\" }}\n",
+        library("probe").to_str().unwrap()
+    ));
+    let dist = s.path("dist");
+    let bundle = s.run(&["bundle", dist.to_str().unwrap()]);
+    bundle.assert_code(0);
+    let manifest = std::fs::read_to_string(dist.join("events.toml")).unwrap();
+    assert!(manifest.contains("plugin_dir = \"plugins\""), "{manifest}");
+    assert!(!manifest.contains("path ="), "{manifest}");
+    assert_eq!(manifest.matches("sha256 = ").count(), 2, "{manifest}");
+    // The bundled binary runs from an unrelated folder, on the bundle's own libraries.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let output = Command::new(dist.join("switchboard"))
+        .args([
+            "--manifest",
+            dist.join("events.toml").to_str().unwrap(),
+            "emit",
+            "ping",
+        ])
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("a.ping") && stdout.contains("b.ping"),
+        "{stdout}"
+    );
+    // The libraries it loaded are the bundle's own.
+    let list = Command::new(dist.join("switchboard"))
+        .args([
+            "--manifest",
+            dist.join("events.toml").to_str().unwrap(),
+            "--format",
+            "json",
+            "list",
+        ])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    for plugin in list["plugins"].as_array().unwrap() {
+        assert!(
+            plugin["library"]
+                .as_str()
+                .unwrap()
+                .contains("dist/plugins/"),
+            "{plugin}"
+        );
+    }
+    let again = s.run(&["bundle", dist.to_str().unwrap()]);
+    again.assert_code(2);
+    assert!(
+        again.stderr().contains("is not empty"),
+        "{}",
+        again.stderr()
+    );
+}
