@@ -5,6 +5,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The exit code when plugin code ends the process by calling `exit()` (EX_SOFTWARE).
+#[cfg(unix)]
 pub const EXIT_BY_PLUGIN: i32 = 70;
 
 /// Whether the command itself is ending the process; a plugin's `exit()` is not.

@@ -2,6 +2,7 @@
 //! switched off and on again, and `run` loses no event under load or on SIGTERM.
 
 use std::io::{BufRead, BufReader};
+#[cfg(unix)]
 use std::process::Command;
 use std::time::Duration;
 
@@ -346,6 +347,7 @@ fn a_million_events_through_two_workers_reach_every_healthy_callback_exactly_onc
     assert_eq!(summary["plugins"][1]["failed"], EVENTS_TOTAL / 100);
 }
 
+#[cfg(unix)]
 #[test]
 fn sigterm_mid_stream_finishes_every_accepted_event() {
     let s = load_sandbox(1_000_000);

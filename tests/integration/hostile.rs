@@ -2,12 +2,15 @@
 //! through the real binary: nothing stalls unrelated events, loses or corrupts a result
 //! line, overflows the stack, grows without bound or prints a raw Rust panic.
 
+// Several tests need Unix (signals, FIFOs, /proc) and are compiled there only.
+#![cfg_attr(not(unix), allow(unused_imports))]
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::faults::{drain_stderr, sandbox, summary};
-use crate::util::{binary, feed, job, library, spawn_run, Sandbox};
+use crate::util::{binary, feed, job, spawn_run, Sandbox};
 
 /// One healthy `faulty` plugin (plus `extra` config).
 fn faulty(host: &str, extra: &str) -> Sandbox {
@@ -17,6 +20,7 @@ fn faulty(host: &str, extra: &str) -> Sandbox {
     )
 }
 
+#[cfg(unix)]
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
@@ -26,6 +30,7 @@ fn signal(child: &Child, name: &str) {
 }
 
 /// Waits for the child to exit, failing the test after `limit`.
+#[cfg(unix)]
 fn wait_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let start = Instant::now();
     loop {
@@ -41,6 +46,7 @@ fn wait_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
 }
 
 /// A field of `/proc/PID/status`, in KiB.
+#[cfg(target_os = "linux")]
 fn proc_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
@@ -79,6 +85,7 @@ fn a_slow_event_holds_back_no_other_event() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn one_sigterm_ends_a_run_whose_callback_hangs_with_a_line_for_every_event() {
     let s = faulty("", "");
@@ -117,6 +124,7 @@ fn one_sigterm_ends_a_run_whose_callback_hangs_with_a_line_for_every_event() {
     assert_eq!(summary["input_remained"], true);
 }
 
+#[cfg(unix)]
 #[test]
 fn a_second_signal_stops_waiting_and_answers_events_that_never_ran() {
     let s = faulty("", "");
@@ -167,6 +175,7 @@ fn standard_output_carries_only_result_lines_whatever_plugins_print() {
     assert!(stderr.join().unwrap().contains("shout 499"));
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn ordered_output_behind_a_stuck_event_keeps_memory_bounded() {
     let s = faulty("", "");
@@ -189,6 +198,7 @@ fn ordered_output_behind_a_stuck_event_keeps_memory_bounded() {
     );
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn a_line_over_the_bound_is_refused_without_being_read_whole() {
     let s = faulty("", "");
@@ -339,6 +349,7 @@ fn panics_outside_callbacks_name_the_plugin() {
     assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
 }
 
+#[cfg(unix)]
 #[test]
 fn a_signal_during_emit_lets_the_event_finish_and_shuts_plugins_down() {
     let log = tempfile::NamedTempFile::new().unwrap();
@@ -401,6 +412,7 @@ fn pipes_and_devices_are_named_for_what_they_are() {
 #[cfg(unix)]
 #[test]
 fn a_world_writable_folder_anywhere_up_the_path_is_refused_unless_sticky() {
+    use crate::util::library;
     use std::os::unix::fs::PermissionsExt;
     let s = faulty("", "");
     let open = s.path("open");

@@ -13,3 +13,5 @@ mod operator;
 mod refusals;
 mod signup;
 mod util;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod windows;

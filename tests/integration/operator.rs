@@ -132,6 +132,7 @@ fn list_shows_breaker_settings_as_settings_and_run_shows_when_an_off_plugin_retr
 }
 
 /// `check` on a manifest whose one plugin is the file `bytes`; returns the refusal.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 fn refusal_for(bytes: &[u8]) -> String {
     let s = Sandbox::new("");
     std::fs::write(s.path("libother.so"), bytes).unwrap();

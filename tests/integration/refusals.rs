@@ -1,10 +1,10 @@
 //! Libraries the host must refuse, each with one readable line naming the plugin, the
 //! file and the fix, exit code 2 and no panic; details with `--verbose`.
 
-use std::os::unix::fs::PermissionsExt;
-
 use crate::abi::{api_v2, layout_changed};
-use crate::util::{library, profile_dir, Run, Sandbox, PROBE_EVENTS};
+#[cfg(unix)]
+use crate::util::profile_dir;
+use crate::util::{library, Run, Sandbox, PROBE_EVENTS};
 
 /// `check` on a manifest with one plugin entry `entry` (TOML lines), in JSON.
 fn check(sandbox_body: &str) -> (Sandbox, Run) {
@@ -252,8 +252,10 @@ fn a_library_whose_hash_differs_from_its_pin_is_not_loaded() {
     s.run(&["check"]).assert_code(0);
 }
 
+#[cfg(unix)]
 #[test]
 fn a_library_or_folder_others_can_write_is_refused_unless_allowed() {
+    use std::os::unix::fs::PermissionsExt;
     let s = Sandbox::new("");
     let dir = s.path("plugins");
     std::fs::create_dir(&dir).unwrap();
@@ -289,6 +291,7 @@ fn a_library_or_folder_others_can_write_is_refused_unless_allowed() {
     s.run(&["check"]).assert_code(0);
 }
 
+#[cfg(unix)]
 #[test]
 fn a_library_cannot_escape_the_plugin_folder_through_a_link() {
     let s = Sandbox::new("");
@@ -375,6 +378,7 @@ fn two_names_for_one_file_load_it_once_with_two_instances() {
 }
 
 /// `target` relative to `base`, through `..` (both absolute).
+#[cfg(unix)]
 fn pathdiff(target: &std::path::Path, base: &std::path::Path) -> String {
     let base: Vec<_> = base.components().collect();
     let target: Vec<_> = target.components().collect();
