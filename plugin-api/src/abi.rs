@@ -71,6 +71,14 @@ pub struct PluginInfo {
     pub features: RSlice<'static, RStr<'static>>,
 }
 
+/// The operations hosts answer through [`HostApi::call`], by name. A host that predates
+/// one answers it with an error, so callers fall back.
+pub mod operation {
+    /// The absolute folder of the manifest, as a string: relative paths in a manifest,
+    /// plugin configs included, are relative to it.
+    pub const MANIFEST_DIR: &str = "manifest_dir";
+}
+
 /// Features this host side of the interface understands (see [`HostApi::call`]).
 pub const HOST_FEATURES: &[&str] = &[];
 

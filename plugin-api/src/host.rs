@@ -1,8 +1,10 @@
 //! The host handle a plugin receives in `init`, in callbacks and in `shutdown`.
 
+use std::path::{Path, PathBuf};
+
 use abi_stable::std_types::{RSlice, RStr};
 
-use crate::abi::{level, HostRef, Outcome};
+use crate::abi::{level, operation, HostRef, Outcome};
 use crate::error::Result;
 use crate::value::{Entry, Value};
 
@@ -25,6 +27,34 @@ impl<'a> Host<'a> {
     /// two names).
     pub fn plugin_name(&self) -> &str {
         self.raw.plugin_name().as_str()
+    }
+
+    /// A path from the plugin's config, resolved the way the operator reads the manifest:
+    /// relative to the manifest's folder (absolute paths stay as they are). Use it for
+    /// every file or folder a config names, so that `switchboard -m ops/events.toml` finds
+    /// `users.db` in `ops/` from any working directory.
+    ///
+    /// ```
+    /// # fn open(host: &switchboard_plugin_api::Host, config_path: &str) {
+    /// let database = host.resolve_path(config_path); // "users.db" -> "/srv/app/users.db"
+    /// # let _ = database;
+    /// # }
+    /// ```
+    pub fn resolve_path(&self, path: impl AsRef<Path>) -> PathBuf {
+        let path = path.as_ref();
+        if path.is_absolute() {
+            return path.to_owned();
+        }
+        let folder = self
+            .raw
+            .call(RStr::from(operation::MANIFEST_DIR), &Value::NULL)
+            .into_result();
+        match folder.as_ref().ok().and_then(Value::as_str) {
+            Some(folder) => Path::new(folder).join(path),
+            // A host that predates the operation: relative to the working directory, as
+            // such hosts did.
+            None => path.to_owned(),
+        }
     }
 
     /// Logs at error level.

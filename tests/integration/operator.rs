@@ -303,3 +303,52 @@ fn bundle_makes_a_folder_that_runs_from_anywhere() {
         again.stderr()
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn config_paths_are_relative_to_the_manifest_folder_from_any_working_directory() {
+    use crate::util::{profile_dir, workspace};
+    let s = Sandbox::new("");
+    let ops = s.path("ops");
+    std::fs::create_dir(&ops).unwrap();
+    let manifest = std::fs::read_to_string(workspace().join("events.toml"))
+        .unwrap()
+        .replace(
+            "plugin_dir = \"target/release\"",
+            &format!("plugin_dir = {:?}", profile_dir().to_str().unwrap()),
+        );
+    std::fs::write(ops.join("events.toml"), manifest).unwrap();
+    let elsewhere = s.path("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let output = Command::new(binary())
+        .args([
+            "-m",
+            "../ops/events.toml",
+            "emit",
+            "user_joined",
+            "name=Ann",
+            "email=ann@example.com",
+        ])
+        .current_dir(&elsewhere)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        ops.join("users.db").is_file(),
+        "the database sits beside the manifest"
+    );
+    assert_eq!(std::fs::read_dir(ops.join("outbox")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing in the working directory"
+    );
+    // Results show the path as configured.
+    assert!(stdout.contains("\"outbox/"), "{stdout}");
+}

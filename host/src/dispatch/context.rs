@@ -4,7 +4,7 @@
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
 use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
-use switchboard_plugin_api::abi::{level, HostApi, HostApi_TO, HostRef, Outcome};
+use switchboard_plugin_api::abi::{level, operation, HostApi, HostApi_TO, HostRef, Outcome};
 use switchboard_plugin_api::{Entry, Error as PluginError, Value};
 
 use super::generation::Generation;
@@ -137,8 +137,15 @@ impl HostApi for CallCtx<'_> {
         operation: RStr<'_>,
         _argument: &Value<'_>,
     ) -> RResult<Value<'static>, PluginError> {
-        RResult::RErr(PluginError::new(format!(
-            "this host does not support the operation `{operation}`"
-        )))
+        match operation.as_str() {
+            operation::MANIFEST_DIR => {
+                let folder = self.board.manifest().base_dir();
+                let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_owned());
+                RResult::ROk(Value::from(folder.to_string_lossy().as_ref()))
+            }
+            _ => RResult::RErr(PluginError::new(format!(
+                "this host does not support the operation `{operation}`"
+            ))),
+        }
     }
 }

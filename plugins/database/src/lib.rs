@@ -35,11 +35,12 @@ impl Plugin for Database {
     type Config = Config;
 
     fn init(config: Config, host: &Host) -> Result<Self> {
-        let store = Store::open(&config.path).map_err(|e| {
-            Error::new(format!("cannot open {}: {e}", config.path.display()))
+        let path = host.resolve_path(&config.path);
+        let store = Store::open(&path).map_err(|e| {
+            Error::new(format!("cannot open {}: {e}", path.display()))
                 .with_help("check that the folder exists and is writable, or set `path`")
         })?;
-        host.debug(format!("users database at {}", config.path.display()));
+        host.debug(format!("users database at {}", path.display()));
         Ok(Database {
             store: Mutex::new(store),
         })

@@ -3,7 +3,7 @@
 //! Config:
 //! - `from`: the sender (default `switchboard <noreply@example.com>`);
 //! - `transport`: `"file"` (default) writes `.eml` files into `outbox` (default `outbox`,
-//!   relative to the host's working directory, created if missing); `"smtp"` sends through
+//!   relative to the manifest's folder, created if missing); `"smtp"` sends through
 //!   `smtp_host` (default `127.0.0.1`) and `smtp_port` (default 25), without TLS, giving up
 //!   after `timeout_ms` (default 5000).
 
@@ -77,15 +77,16 @@ pub struct Emails {
 impl Plugin for Emails {
     type Config = Config;
 
-    fn init(config: Config, _host: &Host) -> Result<Self> {
+    fn init(config: Config, host: &Host) -> Result<Self> {
         let outbox = match config.transport {
-            TransportKind::File => Outbox::folder(config.outbox.clone()).map_err(|e| {
-                Error::new(format!(
-                    "cannot create outbox {}: {e}",
-                    config.outbox.display()
-                ))
-                .with_help("set `outbox` to a writable folder")
-            })?,
+            // Written under the manifest's folder; results show the path as configured.
+            TransportKind::File => {
+                let folder = host.resolve_path(&config.outbox);
+                Outbox::folder(folder.clone(), config.outbox.clone()).map_err(|e| {
+                    Error::new(format!("cannot create outbox {}: {e}", folder.display()))
+                        .with_help("set `outbox` to a writable folder")
+                })?
+            }
             TransportKind::Smtp => Outbox::smtp(
                 &config.smtp_host,
                 config.smtp_port,

@@ -15,9 +15,9 @@ pub enum Outbox {
 
 impl Outbox {
     /// An outbox folder, created if missing.
-    pub fn folder(path: PathBuf) -> std::io::Result<Outbox> {
+    pub fn folder(path: PathBuf, shown_as: PathBuf) -> std::io::Result<Outbox> {
         std::fs::create_dir_all(&path)?;
-        Ok(Outbox::Folder(FileTransport::new(&path), path))
+        Ok(Outbox::Folder(FileTransport::new(&path), shown_as))
     }
 
     /// An SMTP relay at `host:port`, giving up after `timeout`. The crate is built without
@@ -52,7 +52,7 @@ mod tests {
     #[test]
     fn the_folder_outbox_writes_a_parsable_eml() {
         let dir = tempfile::tempdir().unwrap();
-        let outbox = Outbox::folder(dir.path().join("outbox")).unwrap();
+        let outbox = Outbox::folder(dir.path().join("outbox"), dir.path().join("outbox")).unwrap();
         let message = crate::message::welcome("t@example.com", "Ann", "ann@example.com").unwrap();
         let path = outbox.send(&message).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
