@@ -540,3 +540,35 @@ fn an_argument_given_twice_is_refused_as_ambiguous() {
         "{lines:?}"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_signal_during_a_hung_emit_exits_after_the_drain_without_shutting_down() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let s = faulty(
+        "",
+        &format!("shutdown_log = {:?}", log.path().to_str().unwrap()),
+    );
+    let mut child = Command::new(binary())
+        .arg("--manifest")
+        .arg(s.manifest())
+        .args(["emit", "hang"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "INT");
+    // The event gets 10 s to finish; then the command gives up on it.
+    let status = wait_within(&mut child, Duration::from_secs(20));
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("the event is still running"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(log.path()).unwrap(),
+        "",
+        "a plugin is never shut down under its own running callback"
+    );
+}
