@@ -170,7 +170,7 @@ pub fn guard<T>(body: impl FnOnce() -> Result<T>) -> RResult<T, Error> {
 
 /// Runs `body`, turning a panic into an error that carries its message and location.
 #[inline]
-fn catch_panic<T>(body: impl FnOnce() -> T) -> std::result::Result<T, Error> {
+pub(crate) fn catch_panic<T>(body: impl FnOnce() -> T) -> std::result::Result<T, Error> {
     // One thread-local lookup per call: in a shared library each costs a call into the
     // dynamic linker.
     let outcome = GUARD_DEPTH.with(|depth| {

@@ -100,6 +100,7 @@ mod error;
 pub mod export;
 mod host;
 mod plugin;
+pub mod testing;
 mod value;
 
 // Re-exports: consider semver.

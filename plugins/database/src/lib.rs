@@ -85,3 +85,63 @@ impl Database {
 }
 
 export_plugin!(Database);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use switchboard_plugin_api::testing::TestHost;
+
+    fn sign_up<'v>(name: &'v str, email: &'v str) -> [(&'static str, Value<'v>); 2] {
+        [
+            ("name", Value::borrowed(name)),
+            ("email", Value::borrowed(email)),
+        ]
+    }
+
+    #[test]
+    fn stores_refuses_duplicates_and_answers_lookups() {
+        let folder = tempfile::tempdir().unwrap();
+        let host = TestHost::new()
+            .strict()
+            .expect_log("users database at")
+            .expect_log("stored user #1 Ann")
+            .with_manifest_dir(folder.path());
+        // A relative path is the manifest's folder's: the database lands there.
+        let database = host
+            .start::<Database>(BTreeMap::from([("path", "users.db")]))
+            .unwrap();
+        assert!(folder.path().join("users.db").is_file());
+
+        let stored = database.emit("user_joined", sign_up("Ann", "ann@example.com"));
+        assert_eq!(stored[0].callback, "add_user");
+        let row = stored[0].value().unwrap();
+        assert_eq!(row.get("id").and_then(Value::as_i64), Some(1));
+
+        let again = database.emit("user_joined", sign_up("Ann", "ann@example.com"));
+        let error = again[0].value().unwrap_err();
+        assert!(error.message().contains("already exists"), "{error}");
+        assert!(error.help().is_some_and(|h| h.contains("user_lookup")));
+
+        let found = database.emit(
+            "user_lookup",
+            [("email", Value::borrowed("ann@example.com"))],
+        );
+        assert_eq!(
+            found[0]
+                .value()
+                .unwrap()
+                .get("name")
+                .and_then(Value::as_str),
+            Some("Ann")
+        );
+        let missing = database.emit(
+            "user_lookup",
+            [("email", Value::borrowed("bob@example.com"))],
+        );
+        assert!(
+            missing[0].value().unwrap().is_null(),
+            "null lets another plugin answer"
+        );
+    }
+}

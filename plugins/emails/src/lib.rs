@@ -119,3 +119,50 @@ impl Emails {
 }
 
 export_plugin!(Emails);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use switchboard_plugin_api::testing::TestHost;
+
+    #[test]
+    fn writes_the_welcome_into_the_outbox_beside_the_manifest() {
+        let folder = tempfile::tempdir().unwrap();
+        let host = TestHost::new()
+            .strict()
+            .expect_log("welcome email for ann@example.com")
+            .with_manifest_dir(folder.path());
+        let emails = host
+            .start::<Emails>(BTreeMap::from([
+                ("outbox", "mail"),
+                ("from", "Team <team@example.com>"),
+            ]))
+            .unwrap();
+        let sent = emails.emit(
+            "user_joined",
+            [
+                ("name", Value::borrowed("Ann")),
+                ("email", Value::borrowed("ann@example.com")),
+            ],
+        );
+        let shown = sent[0].value().unwrap().as_str().unwrap().to_owned();
+        assert!(shown.starts_with("mail"), "shown as configured: {shown}");
+        let files: Vec<_> = std::fs::read_dir(folder.path().join("mail"))
+            .unwrap()
+            .collect();
+        assert_eq!(files.len(), 1);
+        let text = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+        assert!(text.contains("To: Ann <ann@example.com>"), "{text}");
+    }
+
+    #[test]
+    fn a_malformed_sender_fails_init_not_the_first_sign_up() {
+        let host = TestHost::new();
+        let error = host
+            .start::<Emails>(BTreeMap::from([("from", "not an address")]))
+            .err()
+            .expect("init refuses it");
+        assert!(error.help().is_some_and(|h| h.contains("from")), "{error}");
+    }
+}

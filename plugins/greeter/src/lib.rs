@@ -91,6 +91,54 @@ export_plugin!(Greeter);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+    use switchboard_plugin_api::testing::TestHost;
+
+    #[test]
+    fn welcomes_announces_and_counts_through_the_host() {
+        let host = TestHost::new()
+            .strict()
+            .expect_log("greeting")
+            .expect_log("sent 1 greetings")
+            .expect_emit("greeting_sent");
+        let greeter = host
+            .start::<Greeter>(BTreeMap::from([("greeting", "Hi")]))
+            .unwrap();
+        let joined = greeter.emit(
+            "user_joined",
+            [
+                ("name", Value::borrowed("Ann")),
+                ("email", Value::borrowed("ann@example.com")),
+            ],
+        );
+        assert_eq!(joined[0].callback, "welcome");
+        assert_eq!(joined[0].value().unwrap().as_str(), Some("Hi, Ann!"));
+        let announced = &host.emits()[0];
+        assert_eq!(announced.event, "greeting_sent");
+        assert_eq!(announced.args[0].0, "name");
+        assert_eq!(announced.args[0].1.as_str(), Some("Ann"));
+        // The host dispatches greeting_sent back to the greeter in a real run.
+        greeter.emit("greeting_sent", [("name", Value::borrowed("Ann"))]);
+        let count = greeter.emit("greetings_count", []);
+        assert_eq!(count[0].value().unwrap().as_i64(), Some(1));
+        greeter.shutdown().unwrap();
+        assert_eq!(host.logs().last().unwrap().message, "sent 1 greetings");
+    }
+
+    #[test]
+    fn a_sign_up_without_an_email_is_an_error_naming_it() {
+        let host = TestHost::new();
+        let greeter = host
+            .start::<Greeter>(BTreeMap::<&str, &str>::new())
+            .unwrap();
+        let joined = greeter.emit("user_joined", [("name", Value::borrowed("Ann"))]);
+        let error = joined[0].value().unwrap_err();
+        assert!(error.message().contains("email"), "{error}");
+        assert!(
+            host.emits().is_empty(),
+            "nothing announced for a failed welcome"
+        );
+    }
 
     #[test]
     fn greets_with_the_configured_word() {

@@ -77,3 +77,58 @@ impl Notify {
 }
 
 export_plugin!(Notify);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use switchboard_plugin_api::testing::TestHost;
+
+    #[test]
+    fn without_a_webhook_the_line_goes_to_the_log() {
+        let host = TestHost::new().strict().expect_log("just joined");
+        let notify = host.start::<Notify>(BTreeMap::<&str, &str>::new()).unwrap();
+        let posted = notify.emit(
+            "user_joined",
+            [
+                ("name", Value::borrowed("Ann")),
+                ("email", Value::borrowed("ann@example.com")),
+            ],
+        );
+        assert!(posted[0].value().unwrap().is_null());
+        let line = &host.logs()[0];
+        assert_eq!(line.level, "info");
+        assert!(
+            line.message.contains("Ann (ann@example.com) just joined"),
+            "{}",
+            line.message
+        );
+    }
+
+    #[test]
+    fn an_unreachable_webhook_is_an_error_with_what_to_check() {
+        // A port nothing listens on: bind one, then free it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let host = TestHost::new();
+        let url = format!("http://127.0.0.1:{port}/hook");
+        let notify = host
+            .start::<Notify>(BTreeMap::from([("webhook", url.as_str())]))
+            .unwrap();
+        let posted = notify.emit(
+            "user_joined",
+            [
+                ("name", Value::borrowed("Ann")),
+                ("email", Value::borrowed("ann@example.com")),
+            ],
+        );
+        let error = posted[0].value().unwrap_err();
+        assert!(
+            error.help().is_some_and(|h| h.contains("webhook")),
+            "{error}"
+        );
+    }
+}
