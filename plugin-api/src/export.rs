@@ -66,10 +66,7 @@ extern "C" fn init<P: Plugin>(config: &Value<'_>, host: HostRef<'_>) -> RResult<
     install_panic_hook();
     guard(|| {
         let host = Host::from_raw(host);
-        let config: P::Config = config.deserialize().map_err(|e| {
-            Error::new(format!("invalid config: {}", e.message()))
-                .with_help("fix the `config` table of this plugin in the manifest")
-        })?;
+        let config: P::Config = parse_config(config)?;
         remember_name(host.plugin_name());
         let plugin = P::init(config, &host)?;
         let mut callbacks = Callbacks::new();
@@ -157,6 +154,28 @@ thread_local! {
     /// unwinding, which Rust turns into an abort the guard cannot catch.
     static PANICS: Cell<u32> = const { Cell::new(0) };
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// A plugin's config from the manifest's table. A key the config type would ignore is
+/// refused, as `#[serde(deny_unknown_fields)]` would: a misspelt key must not silently
+/// fall back to a default.
+pub(crate) fn parse_config<C: serde::de::DeserializeOwned>(config: &Value<'_>) -> Result<C> {
+    let mut unknown = Vec::new();
+    let parsed =
+        serde_ignored::deserialize(config.to_json(), |path| unknown.push(path.to_string()));
+    let config = parsed.map_err(|e| {
+        Error::new(format!("invalid config: {e}"))
+            .with_help("fix the `config` table of this plugin in the manifest")
+    })?;
+    if !unknown.is_empty() {
+        return Err(Error::new(format!(
+            "invalid config: unknown key{} `{}`",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.join("`, `")
+        ))
+        .with_help("remove it from the plugin's `config` table, or check its spelling against the plugin's documentation"));
+    }
+    Ok(config)
 }
 
 /// Runs plugin code, turning a panic into an [`Error`] so that it never unwinds into the

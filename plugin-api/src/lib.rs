@@ -105,7 +105,7 @@ mod value;
 
 // Re-exports: consider semver.
 pub use args::{Args, ArgsBuf};
-pub use error::{Error, Result};
+pub use error::{Context, Error, Result};
 pub use host::Host;
 pub use plugin::{CallbackOptions, Callbacks, NoConfig, Plugin};
 pub use value::{Entry, Value, ValueView};
@@ -114,7 +114,9 @@ pub use abi::Outcome;
 
 /// Everything a plugin needs: `use switchboard_plugin_api::prelude::*;`.
 pub mod prelude {
-    pub use crate::{export_plugin, Args, Callbacks, Error, Host, NoConfig, Plugin, Result, Value};
+    pub use crate::{
+        export_plugin, Args, Callbacks, Context, Error, Host, NoConfig, Plugin, Result, Value,
+    };
     pub use serde::Deserialize;
 }
 

@@ -53,7 +53,7 @@ use serde::Serialize;
 use crate::abi::{level, operation, HostApi, HostApi_TO, Outcome};
 use crate::args::Args;
 use crate::error::{Error, Result};
-use crate::export::catch_panic;
+use crate::export::{catch_panic, parse_config};
 use crate::host::Host;
 use crate::plugin::{Callbacks, Plugin};
 use crate::value::{Entry, Value};
@@ -185,10 +185,7 @@ impl TestHost {
         let config = Value::from_serialize(&config)?;
         let plugin = self.with_host(|host| {
             catch_panic(|| {
-                let config: P::Config = config.deserialize().map_err(|e| {
-                    Error::new(format!("invalid config: {}", e.message()))
-                        .with_help("fix the `config` table of this plugin in the manifest")
-                })?;
+                let config: P::Config = parse_config(&config)?;
                 P::init(config, host)
             })
             .and_then(|r| r)
@@ -462,5 +459,45 @@ mod tests {
             .err()
             .expect("NoConfig refuses keys");
         assert!(error.message().contains("invalid config"), "{error}");
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+    use serde::Deserialize;
+
+    /// A config type that forgot `deny_unknown_fields`, with a default.
+    #[derive(Deserialize)]
+    struct Loose {
+        #[serde(default = "red")]
+        color: String,
+    }
+
+    fn red() -> String {
+        "red".to_owned()
+    }
+
+    struct Painter(String);
+
+    impl Plugin for Painter {
+        type Config = Loose;
+        fn init(config: Loose, _: &Host<'_>) -> Result<Self> {
+            Ok(Painter(config.color))
+        }
+        fn register(_: &mut Callbacks<Self>) {}
+    }
+
+    #[test]
+    fn an_unknown_config_key_is_refused_even_without_deny_unknown_fields() {
+        let host = TestHost::new();
+        let error = host
+            .start::<Painter>(serde_json::json!({"colour": "blue"}))
+            .err()
+            .expect("a misspelt key must not fall back to the default");
+        assert_eq!(error.message(), "invalid config: unknown key `colour`");
+        assert!(error.help().is_some_and(|h| h.contains("spelling")));
+        let painter = host.start::<Painter>(serde_json::json!({})).unwrap();
+        assert_eq!(painter.plugin().0, "red", "defaults still apply");
     }
 }
