@@ -386,67 +386,73 @@ fn work(
     slot: &Mutex<Slot>,
     counts: &Published,
 ) {
-    let mut report = Report::default();
-    let mut tally = Tally::new();
-    let mut outcomes = Outcomes::new();
+    let mut duty = Duty {
+        tx,
+        slot,
+        counts,
+        report: Report::default(),
+        tally: Tally::new(),
+        outcomes: Outcomes::new(),
+    };
     while let Some(batch) = queue.next_batch() {
         let generation = host.get();
-        generation.absorb(&mut tally);
-        let carry_on = work_on(
-            &generation,
-            &batch,
-            tx,
-            slot,
-            counts,
-            &mut report,
-            &mut tally,
-            &mut outcomes,
-        );
+        generation.absorb(&mut duty.tally);
+        let carry_on = duty.work_on(&generation, &batch);
         // Counted calls reach the host's counters however the batch ended.
-        generation.absorb(&mut tally);
+        generation.absorb(&mut duty.tally);
         if !carry_on {
             return;
         }
     }
 }
 
-/// Claims and dispatches lines of one batch until it is exhausted; `false` when the worker
-/// must stop (the writer is gone, or an abandoning drain took it off duty).
-#[allow(clippy::too_many_arguments)]
-fn work_on(
-    generation: &Generation,
-    batch: &Batch,
-    tx: &Sender<Message>,
-    slot: &Mutex<Slot>,
-    counts: &Published,
-    report: &mut Report,
-    tally: &mut Tally,
-    outcomes: &mut Outcomes,
-) -> bool {
-    let mut done: Option<(u64, String)> = None;
-    loop {
-        // Hand the last result over and claim the next line in one step, so that an
-        // abandoning drain sees every claimed line that has no result yet.
-        let claimed = {
-            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-            if slot.taken {
-                return false;
-            }
-            if let Some((seq, line)) = done.take() {
-                if tx.send(Message::Reply(seq, line)).is_err() {
+/// What one worker holds while it works: where results go, its slot and counts, and the
+/// buffers it reuses from event to event.
+struct Duty<'w> {
+    tx: &'w Sender<Message>,
+    slot: &'w Mutex<Slot>,
+    counts: &'w Published,
+    report: Report,
+    tally: Tally,
+    outcomes: Outcomes,
+}
+
+impl Duty<'_> {
+    /// Claims and dispatches lines of one batch until it is exhausted; `false` when the
+    /// worker must stop (the writer is gone, or an abandoning drain took it off duty).
+    fn work_on(&mut self, generation: &Generation, batch: &Batch) -> bool {
+        let mut done: Option<(u64, String)> = None;
+        loop {
+            // Hand the last result over and claim the next line in one step, so that an
+            // abandoning drain sees every claimed line that has no result yet.
+            let claimed = {
+                let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+                if slot.taken {
                     return false;
                 }
-            }
-            let claimed = batch.claim();
-            slot.running = claimed.map(|(seq, _)| seq);
-            claimed
-        };
-        let Some((seq, line)) = claimed else {
-            return true;
-        };
-        outcomes.timed = seq % TIME_ONE_IN == 0;
-        let reply = handle(generation, seq, line, outcomes, report);
-        tally.add(outcomes);
+                if let Some((seq, line)) = done.take() {
+                    if self.tx.send(Message::Reply(seq, line)).is_err() {
+                        return false;
+                    }
+                }
+                let claimed = batch.claim();
+                slot.running = claimed.map(|(seq, _)| seq);
+                claimed
+            };
+            let Some((seq, line)) = claimed else {
+                return true;
+            };
+            self.outcomes.timed = seq % TIME_ONE_IN == 0;
+            let reply = handle(generation, seq, line, &mut self.outcomes, &mut self.report);
+            self.tally.add(&self.outcomes);
+            self.publish();
+            done = Some((seq, reply));
+        }
+    }
+
+    /// Makes this worker's counts readable by the drain (only this worker writes them).
+    fn publish(&self) {
+        let (counts, report) = (self.counts, &self.report);
         counts
             .dispatched
             .store(report.dispatched, Ordering::Relaxed);
@@ -454,6 +460,5 @@ fn work_on(
         counts
             .failed_events
             .store(report.failed_events, Ordering::Relaxed);
-        done = Some((seq, reply));
     }
 }
