@@ -148,11 +148,18 @@ impl<P: Plugin> PluginObject for Live<P> {
     }
 }
 
+/// This thread's guard: how deep in guarded plugin code it is, and how many panics were
+/// raised since the last guarded call began (a second one is a panic while unwinding, which
+/// Rust turns into an abort the guard cannot catch). One cell, so that a guarded call costs
+/// one thread-local lookup.
+#[derive(Clone, Copy)]
+struct Guard {
+    depth: u32,
+    panics: u32,
+}
+
 thread_local! {
-    static GUARD_DEPTH: Cell<u32> = const { Cell::new(0) };
-    /// Panics raised since the last guarded call began: a second one is a panic while
-    /// unwinding, which Rust turns into an abort the guard cannot catch.
-    static PANICS: Cell<u32> = const { Cell::new(0) };
+    static GUARD: Cell<Guard> = const { Cell::new(Guard { depth: 0, panics: 0 }) };
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
@@ -192,11 +199,17 @@ pub fn guard<T>(body: impl FnOnce() -> Result<T>) -> RResult<T, Error> {
 pub(crate) fn catch_panic<T>(body: impl FnOnce() -> T) -> std::result::Result<T, Error> {
     // One thread-local lookup per call: in a shared library each costs a call into the
     // dynamic linker.
-    let outcome = GUARD_DEPTH.with(|depth| {
-        PANICS.with(|p| p.set(0));
-        depth.set(depth.get() + 1);
+    let outcome = GUARD.with(|guard| {
+        let depth = guard.get().depth;
+        guard.set(Guard {
+            depth: depth + 1,
+            panics: 0,
+        });
         let outcome = panic::catch_unwind(AssertUnwindSafe(body));
-        depth.set(depth.get() - 1);
+        guard.set(Guard {
+            depth,
+            panics: guard.get().panics,
+        });
         outcome
     });
     outcome.map_err(|payload| {
@@ -241,11 +254,14 @@ fn install_panic_hook() {
             let at = info
                 .location()
                 .map(|at| format!("{}:{}", at.file(), at.line()));
-            let unwinding = PANICS.with(|p| {
-                p.set(p.get() + 1);
-                p.get() > 1
+            let guard = GUARD.with(|guard| {
+                let mut now = guard.get();
+                now.panics += 1;
+                guard.set(now);
+                now
             });
-            if GUARD_DEPTH.with(Cell::get) > 0 && !unwinding {
+            let unwinding = guard.panics > 1;
+            if guard.depth > 0 && !unwinding {
                 let message = match at {
                     Some(at) => format!("{message} (at {at})"),
                     None => message,
