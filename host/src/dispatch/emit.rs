@@ -45,8 +45,7 @@ impl Generation {
         outcomes: &mut Outcomes,
     ) -> Result<(), EmitError> {
         let decl = self.registry.event(event)?;
-        self.refuse_after_shutdown()?;
-        outcomes.reset(self.number());
+        self.begin(outcomes)?;
         check_positional(decl, args)?;
         self.dispatch(decl, args, &Frame::root(&decl.name), outcomes);
         Ok(())
@@ -88,26 +87,27 @@ impl Generation {
     ) -> Result<(), EmitError> {
         let decl = self.registry.event(self.event(event)?)?;
         let values = decl.json_args(args)?;
-        self.refuse_after_shutdown()?;
-        outcomes.reset(self.number());
+        self.begin(outcomes)?;
         self.dispatch(decl, &values, &Frame::root(&decl.name), outcomes);
         Ok(())
     }
 
     fn emit_arranged(&self, decl: &Event, values: &[Value<'_>]) -> Result<Outcomes, EmitError> {
-        self.refuse_after_shutdown()?;
         let mut outcomes = Outcomes::new();
-        outcomes.reset(self.number());
+        self.begin(&mut outcomes)?;
         self.dispatch(decl, values, &Frame::root(&decl.name), &mut outcomes);
         self.counters.record(&outcomes);
         Ok(outcomes)
     }
 
+    /// Starts an outermost emit: refused once the generation is shut down, otherwise into
+    /// `outcomes` emptied for this generation.
     #[inline]
-    fn refuse_after_shutdown(&self) -> Result<(), EmitError> {
+    fn begin(&self, outcomes: &mut Outcomes) -> Result<(), EmitError> {
         if self.is_shut_down() {
             return Err(EmitError::ShutDown);
         }
+        outcomes.reset(self.number());
         Ok(())
     }
 
