@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use switchboard::load::{inspect, sha256_of};
 use switchboard::manifest::builtin::is_builtin;
 use switchboard::manifest::library_file_name;
-use switchboard::{Manifest, ValidManifest};
+use switchboard::Manifest;
 use toml_edit::{value, DocumentMut, Item, Table};
 
 use crate::cli::{exit, Cli};
@@ -121,7 +121,7 @@ pub fn add(cli: &Cli, args: &AddArgs) -> anyhow::Result<ExitCode> {
         .context("`plugins` in the manifest is not an array of tables ([[plugins]])")?
         .push(entry);
 
-    write_checked(&manifest, &doc.to_string())?;
+    write_checked(&manifest.path, &doc.to_string())?;
     println!(
         "added plugin `{name}` ({} {}): {} (sha256 {})",
         report.info.name,
@@ -186,7 +186,7 @@ pub fn remove(cli: &Cli, args: &RemoveArgs) -> anyhow::Result<ExitCode> {
             undeclared.push(event);
         }
     }
-    write_checked(&manifest, &doc.to_string())?;
+    write_checked(&manifest.path, &doc.to_string())?;
 
     // The library goes too if `add` put it in the plugin folder and no entry still uses it.
     let in_folder = library.parent() == Some(manifest.plugin_dir().as_path());
@@ -214,17 +214,18 @@ fn config_value(text: &str) -> toml_edit::Value {
         .unwrap_or_else(|_| toml_edit::Value::from(text))
 }
 
-/// Writes the new manifest text only if it validates, through a temporary file and a
-/// rename, so that a failure leaves the old manifest as it was.
-fn write_checked(manifest: &ValidManifest, text: &str) -> anyhow::Result<()> {
-    Manifest::parse(text, &manifest.path)
+/// Writes an edited manifest's text to `path` only if it validates, through a temporary
+/// file and a rename, so that a failure leaves the old manifest as it was. Every command
+/// that edits the manifest (`add`, `remove`, `check --pin --write`) writes through here.
+pub fn write_checked(path: &Path, text: &str) -> anyhow::Result<()> {
+    Manifest::parse(text, path)
         .and_then(Manifest::validate)
         .context("the edited manifest would not be valid; nothing was changed")?;
-    let temporary = manifest.path.with_extension("toml.switchboard-new");
+    let temporary = path.with_extension("toml.switchboard-new");
     std::fs::write(&temporary, text)
         .with_context(|| format!("cannot write {}", temporary.display()))?;
-    std::fs::rename(&temporary, &manifest.path)
-        .with_context(|| format!("cannot replace {}", manifest.path.display()))?;
+    std::fs::rename(&temporary, path)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
 }
 

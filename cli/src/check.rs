@@ -147,8 +147,7 @@ fn pin(cli: &Cli, manifest: &Manifest, write: bool) -> anyhow::Result<ExitCode> 
                 }
             }
         }
-        std::fs::write(&manifest.path, doc.to_string())
-            .with_context(|| format!("cannot write {}", manifest.path.display()))?;
+        crate::add::write_checked(&manifest.path, &doc.to_string())?;
     }
     match cli.format {
         Format::Json => println!(
