@@ -9,6 +9,7 @@ use switchboard::manifest::BreakerSettings;
 use switchboard::{Manifest, Prepared};
 
 use crate::cli::{exit, Cli, Format};
+use crate::output::seconds;
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::load_valid(&cli.manifest)?;
@@ -32,17 +33,6 @@ fn describe_breaker(b: BreakerSettings) -> String {
             seconds(b.window_ms),
             seconds(b.cooldown_ms)
         )
-    }
-}
-
-/// `10 s`, `1.5 s`, `250 ms`.
-pub fn seconds(ms: u64) -> String {
-    if ms.is_multiple_of(1000) {
-        format!("{} s", ms / 1000)
-    } else if ms > 1000 {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    } else {
-        format!("{ms} ms")
     }
 }
 

@@ -56,6 +56,17 @@ pub fn write_quietly(out: &mut impl std::io::Write, text: &str) -> std::io::Resu
     }
 }
 
+/// `10 s`, `1.5 s`, `250 ms`.
+pub fn seconds(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else if ms > 1000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
 /// `1 plugin`, `3 plugins`: a count with its noun, for messages people read.
 pub fn count(n: u64, noun: &str) -> String {
     match n {

@@ -18,7 +18,7 @@ use switchboard::service::{self, Report, ServiceConfig, Stop, MAX_QUEUE, MAX_WOR
 use switchboard::{Generation, Switchboard};
 
 use crate::cli::{exit, Cli, Format};
-use crate::output::count;
+use crate::output::{count, seconds};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -177,7 +177,7 @@ fn print_summary(cli: &Cli, generation: &Generation, report: &Report) {
                 let state = match (p.breaker, p.retry_in_ms) {
                     (None, _) => "off (it failed to start)".to_owned(),
                     (Some(state), Some(ms)) => {
-                        format!("{state} (next trial call in {})", crate::list::seconds(ms))
+                        format!("{state} (next trial call in {})", seconds(ms))
                     }
                     (Some(state), None) => state.to_string(),
                 };
