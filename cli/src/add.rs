@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use switchboard::load::{inspect, sha256_of};
+use switchboard::load::{inspect, sha256_of, LibraryReport};
 use switchboard::manifest::builtin::is_builtin;
 use switchboard::manifest::library_file_name;
-use switchboard::Manifest;
+use switchboard::{Manifest, ValidManifest};
 use toml_edit::{value, DocumentMut, Item, Table};
 
 use crate::cli::{exit, Cli};
@@ -33,6 +33,40 @@ pub struct AddArgs {
 pub struct RemoveArgs {
     /// The plugin's name in the manifest.
     pub name: String,
+}
+
+/// The events a library handles or emits that the manifest does not declare, with the
+/// arguments the library says they carry: an emitted event's declared arguments, or the
+/// arguments its typed callbacks read (a callback that reads by name says nothing).
+fn undeclared_events(
+    report: &LibraryReport,
+    manifest: &ValidManifest,
+) -> Vec<(String, Vec<(String, String)>)> {
+    let mut events: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    let emitted = report.emits.iter().map(|e| (&e.event, Some(&e.args)));
+    let handled = report
+        .registrations
+        .iter()
+        .map(|r| (&r.event, r.reads.as_ref()));
+    for (event, args) in emitted.chain(handled) {
+        if is_builtin(event) || manifest.events.keys().any(|e| e.get_ref() == event) {
+            continue;
+        }
+        let index = match events.iter().position(|(e, _)| e == event) {
+            Some(index) => index,
+            None => {
+                events.push((event.clone(), Vec::new()));
+                events.len() - 1
+            }
+        };
+        for (arg, kind) in args.into_iter().flatten() {
+            let known = &mut events[index].1;
+            if !known.iter().any(|(a, _)| a == arg) {
+                known.push((arg.clone(), kind.clone()));
+            }
+        }
+    }
+    events
 }
 
 /// The `doc` of an event `add` declared for a plugin, so that `remove` can take it back.
@@ -79,14 +113,7 @@ pub fn add(cli: &Cli, args: &AddArgs) -> anyhow::Result<ExitCode> {
 
     let mut doc: DocumentMut = manifest.source.parse()?;
     let mut declared = Vec::new();
-    for registration in &report.registrations {
-        let event = &registration.event;
-        if is_builtin(event) || manifest.events.keys().any(|e| e.get_ref() == event) {
-            continue;
-        }
-        if declared.contains(event) {
-            continue;
-        }
+    for (event, args) in undeclared_events(&report, &manifest) {
         let events = doc
             .entry("events")
             .or_insert_with(|| {
@@ -98,8 +125,15 @@ pub fn add(cli: &Cli, args: &AddArgs) -> anyhow::Result<ExitCode> {
             .context("`events` in the manifest is not a table")?;
         let mut table = Table::new();
         table["doc"] = value(declared_by(&name));
-        events.insert(event, Item::Table(table));
-        declared.push(event.clone());
+        if !args.is_empty() {
+            let mut types = toml_edit::InlineTable::new();
+            for (arg, kind) in &args {
+                types.insert(arg, kind.as_str().into());
+            }
+            table["args"] = value(types);
+        }
+        events.insert(&event, Item::Table(table));
+        declared.push(event);
     }
 
     let mut entry = Table::new();

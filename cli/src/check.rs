@@ -69,6 +69,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let plugins = board.live_plugins();
     let skipped: Vec<_> = board.skipped().to_vec();
     let callbacks: usize = registry.events().iter().map(|e| e.callbacks.len()).sum();
+    let warnings = board.emit_warnings();
     drop(board);
     let failures = host.shutdown();
     let ok = failures.is_empty();
@@ -82,6 +83,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
                 "plugins": plugins,
                 "skipped": skipped.iter().map(|s| json!({"plugin": s.name, "error": s.error})).collect::<Vec<_>>(),
                 "callbacks": callbacks,
+                "warnings": warnings,
                 "shutdown_failures": failures.iter().map(|f| json!({
                     "plugin": f.plugin, "message": f.error.message()
                 })).collect::<Vec<_>>(),
@@ -107,6 +109,9 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
             );
             for s in &skipped {
                 println!("  skipped {}: {}", s.name, s.error);
+            }
+            for warning in &warnings {
+                println!("  warning: {warning}");
             }
         }
     }

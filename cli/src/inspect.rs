@@ -31,6 +31,11 @@ pub fn run(cli: &Cli, args: &InspectArgs) -> anyhow::Result<ExitCode> {
                     "event": r.event,
                     "callback": r.callback,
                     "priority": r.priority,
+                    "reads": r.reads.as_ref().map(|reads| args_json(reads)),
+                })).collect::<Vec<_>>(),
+                "emits": library.emits.iter().map(|e| json!({
+                    "event": e.event,
+                    "args": args_json(&e.args),
                 })).collect::<Vec<_>>(),
             }))?
         ),
@@ -47,12 +52,36 @@ pub fn run(cli: &Cli, args: &InspectArgs) -> anyhow::Result<ExitCode> {
             println!("  callbacks:");
             for r in &library.registrations {
                 print!("    {} -> {}", r.event, r.callback);
+                match &r.reads {
+                    Some(reads) => print!("  reads {}", args_text(reads)),
+                    None => print!("  reads arguments by name"),
+                }
                 if r.priority != 0 {
                     print!("  (priority {})", r.priority);
                 }
                 println!();
             }
+            if !library.emits.is_empty() {
+                println!("  emits:");
+                for e in &library.emits {
+                    println!("    {}  {}", e.event, args_text(&e.args));
+                }
+            }
         }
     }
     Ok(exit::ok())
+}
+
+/// `{ name: string, age: int? }`, as a manifest declares arguments.
+fn args_text(args: &[(String, String)]) -> String {
+    let inner: Vec<String> = args.iter().map(|(n, k)| format!("{n} = \"{k}\"")).collect();
+    format!("{{ {} }}", inner.join(", "))
+}
+
+fn args_json(args: &[(String, String)]) -> serde_json::Value {
+    serde_json::Value::Object(
+        args.iter()
+            .map(|(n, k)| (n.clone(), serde_json::Value::from(k.as_str())))
+            .collect(),
+    )
 }

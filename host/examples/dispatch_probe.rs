@@ -61,7 +61,10 @@ fn main() {
         println!("peer={peer}{suffix} callbacks={n} ns_per_emit={ns:.2}");
     };
 
-    for n in [1, 3, 10] {
+    let counts: Vec<usize> = std::env::var("PROBE_CALLBACKS").map_or(vec![1, 3, 10], |v| {
+        v.split(',').filter_map(|n| n.parse().ok()).collect()
+    });
+    for n in counts {
         if wanted("rust-fn-pointer") {
             let callbacks = support::direct_callbacks(n, counting);
             report(

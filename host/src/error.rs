@@ -279,6 +279,30 @@ pub enum LoadError {
         /// The manifest to edit.
         manifest: PathBuf,
     },
+    /// A typed callback reads an argument its event does not declare, or declares with a
+    /// type it cannot read.
+    #[error("callback {plugin}.{callback} {problem}; fix [events.{event}] in {} or the callback's argument struct", manifest.display())]
+    ArgsMismatch {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The callback's name.
+        callback: String,
+        /// The event.
+        event: String,
+        /// What does not fit, naming the argument and the event's declared arguments.
+        problem: String,
+        /// The manifest to edit.
+        manifest: PathBuf,
+    },
+    /// The plugin's registrations break the interface's rules (a plugin not built with
+    /// the SDK, or a buggy one).
+    #[error("plugin `{plugin}` registers callbacks the host cannot use: {problem}; rebuild it with switchboard-plugin-api")]
+    BadRegistration {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// The plugin's `init` (or its registration code) returned an error or panicked.
     #[error("plugin `{plugin}` failed to initialize: {error}")]
     Init {
@@ -304,6 +328,8 @@ impl LoadError {
             LoadError::NotAPlugin { .. } => "load.not_a_plugin",
             LoadError::Incompatible { .. } => "load.incompatible",
             LoadError::UndeclaredEvent { .. } => "load.undeclared_event",
+            LoadError::ArgsMismatch { .. } => "load.args_mismatch",
+            LoadError::BadRegistration { .. } => "load.bad_registration",
             LoadError::Init { .. } => "load.init",
         }
     }
@@ -322,6 +348,8 @@ impl LoadError {
             | LoadError::NotAPlugin { plugin, .. }
             | LoadError::Incompatible { plugin, .. }
             | LoadError::UndeclaredEvent { plugin, .. }
+            | LoadError::ArgsMismatch { plugin, .. }
+            | LoadError::BadRegistration { plugin, .. }
             | LoadError::Init { plugin, .. } => plugin,
         }
     }
@@ -459,5 +487,42 @@ pub enum EmitError {
     },
     /// The generation was shut down; its plugins take no more calls.
     #[error("the host is shut down; its plugins take no more events")]
+    ShutDown,
+}
+
+/// Why a control operation (see [`Generation::control`](crate::Generation::control)) got no
+/// answer from its plugin.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// No plugin of that name runs.
+    #[error("no plugin named `{plugin}`{suggestion}; the manifest has: {known}")]
+    UnknownPlugin {
+        /// The name asked for.
+        plugin: String,
+        /// A " (did you mean ...)" hint, or empty.
+        suggestion: String,
+        /// The plugins there are.
+        known: String,
+    },
+    /// The plugin is not running (its `init` failed under `on_load_error = "skip"`).
+    #[error("plugin `{plugin}` is not running: {reason}")]
+    Off {
+        /// The plugin.
+        plugin: String,
+        /// Why.
+        reason: String,
+    },
+    /// The plugin answered with an error; [`PluginError::is_unsupported`] tells an
+    /// operation it does not know from one that failed.
+    #[error("plugin `{plugin}`: {error}")]
+    Plugin {
+        /// The plugin.
+        plugin: String,
+        /// Its error.
+        error: PluginError,
+    },
+    /// The generation was shut down.
+    #[error("the host is shut down; its plugins take no more operations")]
     ShutDown,
 }

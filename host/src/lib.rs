@@ -51,6 +51,6 @@ pub use dispatch::{
     BreakerState, CallOutcome, CallbackId, Counts, EventId, Generation, Outcomes, Prepared,
     ShutdownFailure,
 };
-pub use error::{EmitError, HostError, LoadError, ManifestError};
+pub use error::{ControlError, EmitError, HostError, LoadError, ManifestError};
 pub use manifest::{Manifest, ValidManifest};
 pub use runtime::{CurrentGeneration, Switchboard};

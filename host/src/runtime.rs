@@ -51,7 +51,7 @@ impl Switchboard {
     /// [`Prepared`](crate::Prepared) manifest).
     pub fn with(generation: Generation) -> Switchboard {
         Switchboard {
-            current: Arc::new(ArcSwap::from_pointee(generation)),
+            current: Arc::new(ArcSwap::new(generation.into_shared())),
             stopped: AtomicBool::new(false),
         }
     }
@@ -73,7 +73,7 @@ impl Switchboard {
     /// running finish on the previous generation; its plugins shut down, once, when the
     /// last reference to it (the returned one included) is dropped.
     pub fn swap(&self, next: Generation) -> Arc<Generation> {
-        self.current.swap(Arc::new(next))
+        self.current.swap(next.into_shared())
     }
 
     /// Emits `host.stopping`, then runs every plugin's shutdown once, in reverse load

@@ -1,10 +1,10 @@
 //! The arguments a callback receives.
 
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::abi::ArgsRaw;
 use crate::error::{Error, Result};
-use crate::value::{Entry, Value};
+use crate::value::Value;
 
 /// The arguments of the event being dispatched, by the names the manifest declares.
 ///
@@ -43,6 +43,7 @@ impl<'a> Args<'a> {
                 event: event.into(),
                 names: names.into(),
                 values: values.into(),
+                request: 0,
             },
         }
     }
@@ -55,6 +56,18 @@ impl<'a> Args<'a> {
     #[doc(hidden)]
     pub fn into_raw(self) -> ArgsRaw<'a> {
         self.raw
+    }
+
+    /// The argument names, in declared order.
+    #[inline(always)]
+    pub(crate) fn names(&self) -> &'a [abi_stable::std_types::RString] {
+        self.raw.names.as_slice()
+    }
+
+    /// The argument values, in declared order.
+    #[inline(always)]
+    pub(crate) fn values(&self) -> &'a [Value<'a>] {
+        self.raw.values.as_slice()
     }
 
     /// The name of the event being dispatched.
@@ -133,20 +146,52 @@ impl<'a> Args<'a> {
         names.iter().map(|n| n.as_str()).zip(values)
     }
 
-    /// The whole payload deserialized into a serde type whose fields are the arguments.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
-        let entries: Vec<Entry<'a>> = self
-            .iter()
-            .map(|(name, value)| Entry::borrowed(name, value.clone()))
-            .collect();
-        let payload = Value::map_from_entries(entries);
-        payload.deserialize().map_err(|e| {
-            Error::new(format!(
-                "arguments of event `{}` do not fit: {}",
-                self.event(),
-                e.message()
-            ))
-        })
+    /// The argument at `index` in declared order, with its name.
+    pub(crate) fn pair(&self, index: usize) -> Option<(&'a str, &'a Value<'a>)> {
+        let name = self.raw.names.as_slice().get(index)?;
+        Some((name.as_str(), self.raw.values.as_slice().get(index)?))
+    }
+
+    /// The request id of this emit (0 when the host gives none): unique in the host
+    /// process, for matching logs and, later, asynchronous results.
+    pub fn request_id(&self) -> u64 {
+        self.raw.request
+    }
+
+    /// The arguments deserialized into a serde type whose fields are argument names,
+    /// read directly (no JSON in between): `&str` fields borrow from the host's values.
+    /// An optional argument left out is absent, so `Option` fields are `None` and
+    /// `#[serde(default)]` fields take their default.
+    pub fn parse<'s, T: Deserialize<'s>>(&'s self) -> Result<T> {
+        T::deserialize(crate::de::ArgsDe(self.shorten())).map_err(|e| self.unfit(e))
+    }
+
+    /// The same arguments seen with a shorter lifetime (they are covariant).
+    #[inline(always)]
+    pub(crate) fn shorten<'s>(&'s self) -> &'s Args<'s> {
+        self
+    }
+
+    /// The error for arguments that do not fit a callback's struct.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn unfit(&self, error: impl std::fmt::Display) -> Error {
+        Error::new(format!(
+            "arguments of event `{}` do not fit: {error}",
+            self.event()
+        ))
+        .with_help(format!(
+            "compare the callback's argument struct with [events.{}] in the manifest",
+            self.event()
+        ))
+    }
+
+    /// Views the host's arguments as `Args` without copying them.
+    #[inline(always)]
+    pub(crate) fn from_raw_ref<'r>(raw: &'r ArgsRaw<'a>) -> &'r Args<'a> {
+        // SAFETY: `Args` is `repr(transparent)` over `ArgsRaw`, so the two have the same
+        // layout, and the returned reference borrows `raw` for the same lifetime.
+        unsafe { &*std::ptr::from_ref(raw).cast::<Args<'a>>() }
     }
 
     #[cold]

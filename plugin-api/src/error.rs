@@ -35,6 +35,7 @@ pub struct Error {
 const KIND_FAILED: u32 = 0;
 const KIND_PANICKED: u32 = 1;
 const KIND_SKIPPED: u32 = 2;
+const KIND_UNSUPPORTED: u32 = 3;
 
 impl Error {
     /// An error with this message.
@@ -81,6 +82,27 @@ impl Error {
             kind: KIND_SKIPPED,
             ..Error::new(message)
         }
+    }
+
+    /// The error for an operation this side of the interface does not know (see
+    /// [`PluginObject::control`](crate::abi::PluginObject::control)).
+    ///
+    /// ```
+    /// # use switchboard_plugin_api::Error;
+    /// let err = Error::unsupported("this plugin does not support the operation `reset`");
+    /// assert!(err.is_unsupported());
+    /// ```
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Error {
+            kind: KIND_UNSUPPORTED,
+            ..Error::new(message)
+        }
+    }
+
+    /// Whether the other side does not support the operation asked for, as opposed to
+    /// supporting it and failing: callers fall back.
+    pub fn is_unsupported(&self) -> bool {
+        self.kind == KIND_UNSUPPORTED
     }
 
     /// Whether the host skipped the callback instead of calling it (its plugin was

@@ -4,14 +4,15 @@ use std::path::{Path, PathBuf};
 
 use abi_stable::std_types::{RSlice, RStr};
 
-use crate::abi::{level, operation, HostRef, Outcome};
+use crate::abi::{level, operation, HostBox, HostRef, Outcome};
 use crate::error::Result;
 use crate::value::{Entry, Value};
 
 /// The host, as seen from inside one call into the plugin: log through the host's logger
 /// under the plugin's name, emit further events, read the plugin's manifest name.
 ///
-/// A `Host` is only valid for the call it was passed to; it cannot be stored.
+/// A `Host` is only valid for the call it was passed to; to keep one (for a thread of
+/// your own, say), take an owned [`HostHandle`] with [`Host::keep`].
 #[repr(transparent)]
 pub struct Host<'a> {
     raw: HostRef<'a>,
@@ -21,6 +22,33 @@ impl<'a> Host<'a> {
     #[doc(hidden)]
     pub fn from_raw(raw: HostRef<'a>) -> Self {
         Host { raw }
+    }
+
+    /// An owned handle to the host that the plugin may keep and use from any thread
+    /// (log, emit) until its `shutdown` returns: for work that starts outside a callback,
+    /// such as a timer or a socket the plugin listens on.
+    ///
+    /// ```
+    /// # use switchboard_plugin_api::prelude::*;
+    /// # fn start(host: &Host) -> Result<()> {
+    /// let handle = host.keep()?;
+    /// std::thread::spawn(move || {
+    ///     handle.host().info("tick");
+    ///     let _ = handle.host().emit("ticked", []);
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn keep(&self) -> Result<HostHandle> {
+        let owned = self.raw.keep().into_result()?;
+        Ok(HostHandle {
+            raw: std::sync::Arc::new(owned),
+        })
+    }
+
+    /// Whether the host supports an optional feature (see
+    /// [`abi::feature`](crate::abi::feature)); a plugin that needs one checks in `init`.
+    pub fn supports(&self, feature: &str) -> bool {
+        self.raw.features().iter().any(|f| f.as_str() == feature)
     }
 
     /// The plugin's name as the manifest gives it (one library may be loaded twice under
@@ -99,5 +127,25 @@ impl<'a> Host<'a> {
             .emit(RStr::from(event), RSlice::from_slice(&entries))
             .into_result()
             .map(|outcomes| outcomes.into_vec())
+    }
+}
+
+/// An owned handle to the host (see [`Host::keep`]): cheap to clone, usable from any
+/// thread. Emits from it are outermost emits, as if the host's own caller made them.
+#[derive(Clone)]
+pub struct HostHandle {
+    raw: std::sync::Arc<HostBox>,
+}
+
+impl HostHandle {
+    /// The host, for logging and emitting.
+    pub fn host(&self) -> Host<'_> {
+        Host::from_raw(self.raw.sabi_reborrow())
+    }
+}
+
+impl std::fmt::Debug for HostHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HostHandle({})", self.raw.plugin_name())
     }
 }

@@ -22,7 +22,7 @@
 //! crate-type = ["cdylib", "rlib"]
 //!
 //! [dependencies]
-//! switchboard-plugin-api = { path = "../../plugin-api" }
+//! switchboard-plugin-api = { path = "../switchboard/plugin-api" }
 //! serde = { version = "1", features = ["derive"] }
 //! ```
 //!
@@ -32,9 +32,23 @@
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //! use switchboard_plugin_api::prelude::*;
 //!
+//! /// The `config` table; a key left out takes its default, an unknown key is refused.
 //! #[derive(Deserialize)]
 //! struct Config {
+//!     #[serde(default = "welcome")]
 //!     greeting: String,
+//! }
+//!
+//! fn welcome() -> String {
+//!     "Welcome".to_owned()
+//! }
+//!
+//! /// The arguments of `user_joined`, borrowed from the host: a typed callback's fields are
+//! /// checked against the manifest when the plugin loads.
+//! #[derive(Args)]
+//! struct Joined<'a> {
+//!     name: &'a str,
+//!     email: &'a str,
 //! }
 //!
 //! struct Greeter {
@@ -50,19 +64,24 @@
 //!     }
 //!
 //!     fn register(callbacks: &mut Callbacks<Self>) {
-//!         callbacks.on("user_joined", Self::welcome);
-//!         callbacks.on("stats", Self::count).priority(10);
+//!         callbacks.on("user_joined", "welcome", Self::welcome);
+//!         callbacks.on("stats", "count", Self::count).priority(10);
+//!     }
+//!
+//!     fn shutdown(&self, host: &Host) -> Result<()> {
+//!         host.info(format!("greeted {}", self.greeted.load(Ordering::Relaxed)));
+//!         Ok(())
 //!     }
 //! }
 //!
 //! impl Greeter {
-//!     fn welcome(&self, args: &Args, host: &Host) -> Result<String> {
-//!         let name = args.str("name")?;
+//!     fn welcome(&self, user: Joined, host: &Host) -> Result<String> {
 //!         self.greeted.fetch_add(1, Ordering::Relaxed);
-//!         host.info(format!("greeting {name}"));
-//!         Ok(format!("{}, {name}!", self.greeting))
+//!         host.info(format!("greeting {} <{}>", user.name, user.email));
+//!         Ok(format!("{}, {}!", self.greeting, user.name))
 //!     }
 //!
+//!     /// A dynamic callback: it reads arguments by name (none here) as it runs.
 //!     fn count(&self, _args: &Args, _host: &Host) -> Result<i64> {
 //!         Ok(self.greeted.load(Ordering::Relaxed) as i64)
 //!     }
@@ -90,24 +109,37 @@
 //! - The plugin's state is shared by the host's worker threads, so [`Plugin`] requires
 //!   `Send + Sync` and a plugin that is not does not compile.
 //! - Arguments are borrowed from the host for the duration of one call: nothing is copied
-//!   per callback.
+//!   per callback, and typed arguments are read by position after the first call.
+//! - Every callback is one direct entry point ([`abi::CallEntry`]): the host makes one
+//!   indirect call per callback, and the panic guard touches no thread-local unless a
+//!   panic happens.
 #![deny(missing_docs)]
+
+// Lets `#[derive(Args)]`, which names `::switchboard_plugin_api`, work in this crate's tests.
+extern crate self as switchboard_plugin_api;
 
 pub mod abi;
 mod args;
+mod de;
 mod error;
 #[doc(hidden)]
 pub mod export;
 mod host;
+mod panic;
 mod plugin;
 pub mod testing;
+mod trace;
+mod typed;
 mod value;
 
 // Re-exports: consider semver.
 pub use args::{Args, ArgsBuf};
 pub use error::{Context, Error, Result};
-pub use host::Host;
-pub use plugin::{CallbackOptions, Callbacks, NoConfig, Plugin};
+pub use host::{Host, HostHandle};
+pub use plugin::{Callback, CallbackOptions, Callbacks, NoConfig, Plugin};
+/// Marks a struct as a typed callback's arguments (see [`TypedArgs`]).
+pub use switchboard_plugin_api_macros::Args;
+pub use typed::TypedArgs;
 pub use value::{Entry, Value, ValueView};
 
 pub use abi::Outcome;
@@ -115,7 +147,8 @@ pub use abi::Outcome;
 /// Everything a plugin needs: `use switchboard_plugin_api::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        export_plugin, Args, Callbacks, Context, Error, Host, NoConfig, Plugin, Result, Value,
+        export_plugin, Args, Callbacks, Context, Error, Host, HostHandle, NoConfig, Plugin, Result,
+        Value,
     };
     pub use serde::Deserialize;
 }
@@ -125,6 +158,9 @@ pub mod prelude {
 pub mod __private {
     pub use crate::abi::{PluginInfo, PluginModuleRef};
     pub use crate::export::{info, module};
+    pub use crate::plugin::{Dynamic, Typed};
+    pub use crate::trace::field;
+    pub use crate::typed::ArgsAt;
     pub use abi_stable::library::{
         __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
     };

@@ -152,7 +152,7 @@ fn a_plugin_built_against_a_changed_layout_gets_a_one_line_summary() {
             "plugin `changed`",
             "liblayout_changed.so",
             "it says plugin-api 1.0.0 like this host, but its types differ, so it was built from a modified copy",
-            "PluginModule > info > returns PluginInfo: incompatible type size: expected 64, found 72",
+            "PluginModule > info > returns PluginInfo: incompatible type size: expected 128, found 136",
             "rebuild it against the unmodified switchboard-plugin-api 1.0.0 this host was built with",
         ],
     );

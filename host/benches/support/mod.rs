@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use switchboard::{Generation, Switchboard};
 use switchboard_plugin_api::abi::{
-    ArgsRaw, HostApi, HostApi_TO, Outcome, PluginBox, PluginModuleRef,
+    ArgsRaw, CallEntry, HostApi, HostApi_TO, HostBox, Outcome, PluginBox, PluginModuleRef,
 };
 use switchboard_plugin_api::{Entry, Error, Value};
 
@@ -176,6 +176,14 @@ impl HostApi for NoHost {
         RResult::RErr(Error::new("no host in this benchmark"))
     }
 
+    fn features(&self) -> RSlice<'static, RStr<'static>> {
+        RSlice::from_slice(&[])
+    }
+
+    fn keep(&self) -> RResult<HostBox, Error> {
+        RResult::RErr(Error::new("no host in this benchmark"))
+    }
+
     fn call(&self, _: RStr<'_>, _: &Value<'_>) -> RResult<Value<'static>, Error> {
         RResult::RErr(Error::new("no host in this benchmark"))
     }
@@ -184,8 +192,9 @@ impl HostApi for NoHost {
 /// Instances of the bench plugin initialized through the library's root module directly,
 /// without the host: what the stable ABI costs by itself.
 pub struct RawPlugins {
-    instances: Vec<PluginBox>,
-    callback: u32,
+    /// Owns what `entries` point to.
+    _instances: Vec<PluginBox>,
+    entries: Vec<CallEntry>,
     names: [RString; 2],
 }
 
@@ -196,9 +205,10 @@ impl RawPlugins {
         let module = header
             .init_root_module::<PluginModuleRef>()
             .expect("the bench library is not a compatible plugin");
-        let callback = module.registrations()()
+        let callback = module.describe()()
             .into_result()
-            .expect("registrations failed")
+            .expect("describe failed")
+            .callbacks
             .iter()
             .find(|r| r.event.as_str() == "user_joined")
             .expect("no user_joined callback")
@@ -207,7 +217,7 @@ impl RawPlugins {
             ("answers", Value::from(false)),
             ("rmw", Value::from(counting == Counting::FetchAdd)),
         ]);
-        let instances = (0..n)
+        let instances: Vec<PluginBox> = (0..n)
             .map(|_| {
                 let host = HostApi_TO::from_ptr(RRef::new(&NoHost), TD_Opaque);
                 module.init()(&config, host)
@@ -215,9 +225,13 @@ impl RawPlugins {
                     .expect("init failed")
             })
             .collect();
+        let entries = instances
+            .iter()
+            .map(|i| i.entries()[callback as usize])
+            .collect();
         RawPlugins {
-            instances,
-            callback,
+            _instances: instances,
+            entries,
             names: ["name".into(), "email".into()],
         }
     }
@@ -230,11 +244,13 @@ impl RawPlugins {
             event: RStr::from("user_joined"),
             names: RSlice::from_slice(&self.names),
             values: RSlice::from_slice(&values),
+            request: 0,
         };
         let mut slot = RResult::ROk(Value::NULL);
-        for instance in &self.instances {
+        for entry in &self.entries {
             let host = HostApi_TO::from_ptr(RRef::new(&NoHost), TD_Opaque);
-            black_box(instance.call(self.callback, &raw, host, &mut slot));
+            // SAFETY: the entry's instance is owned by `self._instances`, alive here.
+            black_box(unsafe { (entry.call)(entry.state, entry.data, &raw, host, &mut slot) });
         }
     }
 }

@@ -45,6 +45,7 @@ impl Event {
     }
 }
 
+#[inline]
 pub(crate) fn check_positional(event: &Event, args: &[Value<'_>]) -> Result<(), EmitError> {
     let schema = &event.schema;
     if args.len() != schema.types.len() {

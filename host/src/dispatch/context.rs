@@ -1,13 +1,42 @@
-//! The host handle plugins receive: logging under the plugin's name and nested emits, and
-//! the chain of emits that led to a call.
+//! The host handles plugins receive: the borrowed one of each call (logging under the
+//! plugin's name, nested emits, the chain of emits that led to the call) and the owned one
+//! a plugin may keep for its own threads.
+
+use std::sync::{Arc, OnceLock, Weak};
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
 use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
-use switchboard_plugin_api::abi::{level, operation, HostApi, HostApi_TO, HostRef, Outcome};
+use switchboard_plugin_api::abi::{
+    feature, level, operation, HostApi, HostApi_TO, HostBox, HostRef, Outcome,
+};
 use switchboard_plugin_api::{Entry, Error as PluginError, Value};
 
 use super::generation::Generation;
+use super::outcome::Outcomes;
+
+/// What this host's side of the interface supports.
+static HOST_FEATURES: [RStr<'static>; 5] = [
+    RStr::from_str(feature::MANIFEST_DIR),
+    RStr::from_str(feature::NESTED_EMIT),
+    RStr::from_str(feature::OWNED_HOST),
+    RStr::from_str(feature::REQUEST_IDS),
+    RStr::from_str(feature::CONTROL),
+];
+
+/// Where owned handles find their generation once it is shared: a generation is built
+/// (and its plugins' `init` run, which may keep a handle) before it is put behind an `Arc`.
+#[derive(Default)]
+pub(crate) struct Anchor {
+    generation: OnceLock<Weak<Generation>>,
+}
+
+impl Anchor {
+    /// Points the anchor at the shared generation; owned handles work from then on.
+    pub(crate) fn bind(&self, generation: &Arc<Generation>) {
+        let _ = self.generation.set(Arc::downgrade(generation));
+    }
+}
 
 /// The chain of emits that led to the current one, for the depth limit and its message.
 pub(crate) struct Frame<'p> {
@@ -74,6 +103,14 @@ impl<'b> CallCtx<'b> {
         }
     }
 
+    pub(crate) fn for_control(board: &'b Generation, plugin: &'b str) -> Self {
+        CallCtx {
+            board,
+            plugin,
+            phase: Phase::Init,
+        }
+    }
+
     pub(crate) fn for_shutdown(board: &'b Generation, plugin: &'b str) -> Self {
         CallCtx {
             board,
@@ -88,19 +125,66 @@ impl<'b> CallCtx<'b> {
     }
 }
 
+/// A plugin's log line, through the host's logger under the plugin's name.
+fn log(plugin: &str, level: u8, message: &str) {
+    match level {
+        level::ERROR => tracing::error!(target: "plugin", plugin, "{message}"),
+        level::WARN => tracing::warn!(target: "plugin", plugin, "{message}"),
+        level::INFO => tracing::info!(target: "plugin", plugin, "{message}"),
+        _ => tracing::debug!(target: "plugin", plugin, "{message}"),
+    }
+}
+
+/// An emit's outcomes as the interface returns them.
+fn boundary_outcomes(board: &Generation, outcomes: &Outcomes) -> RVec<Outcome> {
+    outcomes
+        .iter()
+        .map(|o| {
+            let callback = board.registry().callback(o.callback);
+            Outcome::new(&callback.plugin_name, &callback.name, o.to_result())
+        })
+        .collect()
+}
+
+/// The operations of [`HostApi::call`].
+fn operation(board: &Generation, operation: &str) -> RResult<Value<'static>, PluginError> {
+    match operation {
+        operation::MANIFEST_DIR => {
+            let folder = board.manifest().base_dir();
+            let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_owned());
+            RResult::ROk(Value::from(folder.to_string_lossy().as_ref()))
+        }
+        _ => RResult::RErr(PluginError::unsupported(format!(
+            "this host does not support the operation `{operation}`"
+        ))),
+    }
+}
+
+fn keep(board: &Generation, plugin: &str) -> RResult<HostBox, PluginError> {
+    RResult::ROk(HostApi_TO::from_value(
+        OwnedHost {
+            plugin: plugin.to_owned(),
+            anchor: Arc::clone(&board.anchor),
+        },
+        TD_Opaque,
+    ))
+}
+
 impl HostApi for CallCtx<'_> {
     fn plugin_name(&self) -> RStr<'_> {
         RStr::from(self.plugin)
     }
 
     fn log(&self, level: u8, message: RStr<'_>) {
-        let plugin = self.plugin;
-        match level {
-            level::ERROR => tracing::error!(target: "plugin", plugin, "{message}"),
-            level::WARN => tracing::warn!(target: "plugin", plugin, "{message}"),
-            level::INFO => tracing::info!(target: "plugin", plugin, "{message}"),
-            _ => tracing::debug!(target: "plugin", plugin, "{message}"),
-        }
+        log(self.plugin, level, message.as_str());
+    }
+
+    fn features(&self) -> RSlice<'static, RStr<'static>> {
+        RSlice::from_slice(&HOST_FEATURES)
+    }
+
+    fn keep(&self) -> RResult<HostBox, PluginError> {
+        keep(self.board, self.plugin)
     }
 
     fn emit(
@@ -117,17 +201,9 @@ impl HostApi for CallCtx<'_> {
         };
         match self
             .board
-            .emit_nested(event.as_str(), args.as_slice(), frame)
+            .emit_nested(event.as_str(), args.as_slice(), Some(frame))
         {
-            Ok(outcomes) => RResult::ROk(
-                outcomes
-                    .iter()
-                    .map(|o| {
-                        let callback = self.board.registry().callback(o.callback);
-                        Outcome::new(&callback.plugin_name, &callback.name, o.to_result())
-                    })
-                    .collect(),
-            ),
+            Ok(outcomes) => RResult::ROk(boundary_outcomes(self.board, &outcomes)),
             Err(error) => RResult::RErr(PluginError::new(error.to_string())),
         }
     }
@@ -137,15 +213,80 @@ impl HostApi for CallCtx<'_> {
         operation: RStr<'_>,
         _argument: &Value<'_>,
     ) -> RResult<Value<'static>, PluginError> {
-        match operation.as_str() {
-            operation::MANIFEST_DIR => {
-                let folder = self.board.manifest().base_dir();
-                let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_owned());
-                RResult::ROk(Value::from(folder.to_string_lossy().as_ref()))
-            }
-            _ => RResult::RErr(PluginError::new(format!(
-                "this host does not support the operation `{operation}`"
-            ))),
+        self::operation(self.board, operation.as_str())
+    }
+}
+
+/// The handle a plugin keeps ([`HostApi::keep`]): usable from any thread while its
+/// generation runs. Emits from it are outermost emits.
+struct OwnedHost {
+    plugin: String,
+    anchor: Arc<Anchor>,
+}
+
+impl OwnedHost {
+    /// The running generation, or why there is none.
+    fn generation(&self) -> Result<Arc<Generation>, PluginError> {
+        let generation = self.anchor.generation.get().and_then(Weak::upgrade);
+        match generation {
+            Some(generation) if !generation.is_shut_down() => Ok(generation),
+            Some(_) | None => Err(PluginError::new(format!(
+                "plugin `{}`: the host has shut this plugin down (or has not finished starting it)",
+                self.plugin
+            ))
+            .with_help(
+                "stop the plugin's own threads in its `shutdown`; emit after `init` returns",
+            )),
+        }
+    }
+}
+
+impl HostApi for OwnedHost {
+    fn plugin_name(&self) -> RStr<'_> {
+        RStr::from(self.plugin.as_str())
+    }
+
+    fn log(&self, level: u8, message: RStr<'_>) {
+        log(&self.plugin, level, message.as_str());
+    }
+
+    fn emit(
+        &self,
+        event: RStr<'_>,
+        args: RSlice<'_, Entry<'_>>,
+    ) -> RResult<RVec<Outcome>, PluginError> {
+        let board = match self.generation() {
+            Ok(board) => board,
+            Err(error) => return RResult::RErr(error),
+        };
+        match board.emit_nested(event.as_str(), args.as_slice(), None) {
+            Ok(outcomes) => RResult::ROk(boundary_outcomes(&board, &outcomes)),
+            Err(error) => RResult::RErr(PluginError::new(error.to_string())),
+        }
+    }
+
+    fn features(&self) -> RSlice<'static, RStr<'static>> {
+        RSlice::from_slice(&HOST_FEATURES)
+    }
+
+    fn keep(&self) -> RResult<HostBox, PluginError> {
+        RResult::ROk(HostApi_TO::from_value(
+            OwnedHost {
+                plugin: self.plugin.clone(),
+                anchor: Arc::clone(&self.anchor),
+            },
+            TD_Opaque,
+        ))
+    }
+
+    fn call(
+        &self,
+        operation: RStr<'_>,
+        _argument: &Value<'_>,
+    ) -> RResult<Value<'static>, PluginError> {
+        match self.generation() {
+            Ok(board) => self::operation(&board, operation.as_str()),
+            Err(error) => RResult::RErr(error),
         }
     }
 }

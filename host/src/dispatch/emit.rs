@@ -10,7 +10,7 @@ use switchboard_plugin_api::{Error as PluginError, Value};
 use super::args::{arrange, check_positional};
 use super::breaker::{Admission, Breaker};
 use super::context::{CallCtx, Frame};
-use super::generation::{Generation, Instance};
+use super::generation::Generation;
 use super::outcome::{CallOutcome, Outcomes};
 use super::registry::{Callback, CallbackId, Event, EventId};
 use crate::error::EmitError;
@@ -111,18 +111,19 @@ impl Generation {
         Ok(())
     }
 
-    /// Runs a nested emit from inside a callback.
+    /// Runs an emit a plugin makes with named arguments: nested in the emit of `parent`
+    /// from inside a callback, or outermost (no parent) from a handle the plugin kept.
     pub(crate) fn emit_nested(
         &self,
         event: &str,
         args: &[switchboard_plugin_api::Entry<'_>],
-        parent: &Frame<'_>,
+        parent: Option<&Frame<'_>>,
     ) -> Result<Outcomes, EmitError> {
         let decl = self.registry.event(self.event(event)?)?;
         let frame = Frame {
             event: &decl.name,
-            depth: parent.depth + 1,
-            parent: Some(parent),
+            depth: parent.map_or(1, |p| p.depth + 1),
+            parent,
         };
         let max_depth = self.manifest.host.max_depth;
         if frame.depth > max_depth {
@@ -143,7 +144,11 @@ impl Generation {
         }
         let values = arrange(decl, args.iter().map(|e| (e.key(), Ok(e.value().clone()))))?;
         let mut outcomes = Outcomes::new();
-        outcomes.reset(self.number());
+        if parent.is_none() {
+            self.begin(&mut outcomes)?;
+        } else {
+            outcomes.reset(self.number());
+        }
         self.dispatch(decl, &values, &frame, &mut outcomes);
         self.counters.record(&outcomes);
         Ok(outcomes)
@@ -157,8 +162,9 @@ impl Generation {
         }
     }
 
-    /// The dispatch loop; `TIMED` (a sampled emit) also records each call's duration, and
-    /// costs the untimed loop nothing.
+    /// The dispatch loop: one indirect call per callback, straight into the plugin's entry
+    /// point for it. `TIMED` (a sampled emit) also records each call's duration, and costs
+    /// the untimed loop nothing.
     fn dispatch_calls<const TIMED: bool>(
         &self,
         event: &Event,
@@ -170,35 +176,43 @@ impl Generation {
             event: event.name.as_str().into(),
             names: event.schema.names.as_slice().into(),
             values: args.into(),
+            request: out.request,
         };
         let first = out.len();
         let mut any_failed = false;
         let mut slot = RResult::ROk(Value::NULL);
-        for &id in &event.callbacks {
-            let callback = self.registry.callback(id);
-            let plugin = &self.slots[callback.plugin];
+        let Some(targets) = self.targets.get(event.index as usize) else {
+            return;
+        };
+        for target in targets {
+            let plugin = &self.slots[target.plugin as usize];
             let breaker = &plugin.breaker;
-            let code = match breaker.admit(&callback.plugin_name) {
+            let name = plugin.meta.name.as_str();
+            let code = match breaker.admit(name) {
                 Admission::Allowed => {
-                    // Callbacks of a plugin that is off were taken out of every event.
-                    let Instance::InProcess(instance) = &plugin.instance else {
-                        continue;
+                    let ctx = CallCtx::for_callback(self, name, frame);
+                    let entry = &target.entry;
+                    let call = |slot: &mut RResult<Value<'static>, PluginError>| {
+                        // SAFETY: the entry was copied from the plugin's instance, which this
+                        // generation owns in `slots` and drops only with itself, so it is
+                        // alive while `&self` is; `state` and `data` are that entry's own.
+                        unsafe { (entry.call)(entry.state, entry.data, &raw, ctx.handle(), slot) }
                     };
-                    let ctx = CallCtx::for_callback(self, &callback.plugin_name, frame);
                     if TIMED {
                         let start = Instant::now();
-                        let code = instance.call(callback.id, &raw, ctx.handle(), &mut slot);
+                        let code = call(&mut slot);
                         out.nanos.push(start.elapsed().as_nanos() as u64);
                         code
                     } else {
-                        instance.call(callback.id, &raw, ctx.handle(), &mut slot)
+                        call(&mut slot)
                     }
                 }
                 Admission::Skipped { retry_in_ms } => {
                     if TIMED {
                         out.nanos.push(0);
                     }
-                    slot = RResult::RErr(skipped(breaker, callback, retry_in_ms));
+                    let id = self.callback_id(target.callback);
+                    slot = RResult::RErr(skipped(breaker, self.registry.callback(id), retry_in_ms));
                     if self.record_result(event, id, false, &mut slot, &mut any_failed, out) {
                         break;
                     }
@@ -207,9 +221,13 @@ impl Generation {
             };
             if code == status::NULL {
                 // The hot path: nothing to move, nothing to decide.
-                breaker.succeeded(&callback.plugin_name);
-                out.push_null(id);
+                breaker.succeeded(name);
+                out.push_null(target.callback);
                 continue;
+            }
+            let id = self.callback_id(target.callback);
+            if code != status::VALUE && code != status::ERROR {
+                slot = RResult::RErr(unknown_status(code));
             }
             if self.record_result(event, id, true, &mut slot, &mut any_failed, out) {
                 break;
@@ -217,6 +235,13 @@ impl Generation {
         }
         if any_failed {
             self.report_failures(event, out.since(first), frame);
+        }
+    }
+
+    fn callback_id(&self, index: u32) -> CallbackId {
+        CallbackId {
+            generation: self.number(),
+            index,
         }
     }
 
@@ -334,6 +359,16 @@ fn drop_without_recursion(value: Value<'static>) {
     while let Some(mut value) = pending.pop() {
         pending.extend(value.take_children());
     }
+}
+
+/// The error for a status this host does not know (a plugin from a newer SDK answering
+/// `PENDING`, which this host does not list among its features).
+#[cold]
+fn unknown_status(code: u8) -> PluginError {
+    PluginError::new(format!(
+        "the callback answered status {code}, which this host does not support"
+    ))
+    .with_help("rebuild the plugin against this host's switchboard-plugin-api")
 }
 
 /// The outcome of a callback skipped because its plugin is switched off.

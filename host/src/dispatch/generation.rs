@@ -4,16 +4,18 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use switchboard_plugin_api::abi::PluginBox;
+use switchboard_plugin_api::abi::{CallEntry, PluginBox};
 use switchboard_plugin_api::Error as PluginError;
 
 use super::breaker::{Breaker, BreakerState};
+use super::context::Anchor;
 use super::outcome::Outcomes;
 use super::registry::{Callback, CallbackId, EventId, Registry};
 use super::stats::{Counters, Counts, Tally};
 use crate::error::{EmitError, LoadError};
-use crate::load::{library_file, Library, LibraryInfo, Loader};
+use crate::load::{library_file, Emits, Library, LibraryInfo, Loader};
 use crate::manifest::{BreakerSettings, LoadErrorPolicy, PluginEntry, ValidManifest};
 
 /// A plugin as the manifest and its library describe it.
@@ -28,6 +30,8 @@ pub struct PluginMeta {
     pub info: LibraryInfo,
     /// Its circuit breaker's settings (its own, or the host's).
     pub breaker: BreakerSettings,
+    /// The events it says it emits.
+    pub emits: Vec<Emits>,
 }
 
 /// A plugin left out under `on_load_error = "skip"`.
@@ -69,6 +73,7 @@ impl Prepared {
                         path: library.path.clone(),
                         info: library.info.clone(),
                         breaker: entry.breaker.unwrap_or(manifest.host.breaker),
+                        emits: library.emits.clone(),
                     };
                     plugins.push((meta, library));
                 }
@@ -132,6 +137,24 @@ fn open_checked(
             manifest: manifest.path.clone(),
         });
     }
+    for registration in &library.registrations {
+        let Some(id) = registry.event_id(&registration.event) else {
+            continue;
+        };
+        let event = registry.event(id).map_err(|_| LoadError::BadRegistration {
+            plugin: name.clone(),
+            problem: format!("event `{}` vanished", registration.event),
+        })?;
+        if let Some(problem) = super::typed::mismatch(registration, &event.schema) {
+            return Err(LoadError::ArgsMismatch {
+                plugin: name.clone(),
+                callback: registration.callback.clone(),
+                event: registration.event.clone(),
+                problem,
+                manifest: manifest.path.clone(),
+            });
+        }
+    }
     Ok(library)
 }
 
@@ -141,6 +164,17 @@ pub(crate) enum Instance {
     InProcess(PluginBox),
     /// Not running, with the reason (its `init` failed and its policy is `skip`).
     Off(String),
+}
+
+/// One callback of an event's dispatch list: its plugin's direct entry point, copied out of
+/// the plugin at start so that the dispatch loop makes one indirect call per callback.
+#[derive(Clone, Copy)]
+pub(crate) struct Target {
+    pub(crate) entry: CallEntry,
+    /// Its plugin's slot.
+    pub(crate) plugin: u32,
+    /// Its index in the registry.
+    pub(crate) callback: u32,
 }
 
 /// One plugin of a generation: what it is, what runs it, and its breaker.
@@ -163,6 +197,10 @@ pub struct Generation {
     pub(crate) skipped: Vec<SkippedPlugin>,
     pub(crate) counters: Counters,
     pub(crate) shut_down: AtomicBool,
+    /// Per event (by index), its callbacks' direct entry points in dispatch order.
+    pub(crate) targets: Vec<Vec<Target>>,
+    /// How owned host handles find this generation once it is shared.
+    pub(crate) anchor: Arc<Anchor>,
 }
 
 /// A plugin's failure while shutting down.
@@ -198,6 +236,14 @@ impl Generation {
     /// [`Prepared::start`].
     pub fn start(manifest: ValidManifest) -> Result<Generation, LoadError> {
         Prepared::new(manifest)?.start()
+    }
+
+    /// Shares the generation, so that handles plugins kept (see `Host::keep` in the SDK)
+    /// can reach it; [`Switchboard`](crate::Switchboard) does this itself.
+    pub fn into_shared(self) -> Arc<Generation> {
+        let shared = Arc::new(self);
+        shared.anchor.bind(&shared);
+        shared
     }
 
     /// This generation's number, unique in the process.
@@ -241,6 +287,50 @@ impl Generation {
             .iter()
             .filter(|s| matches!(s.instance, Instance::InProcess(_)))
             .count()
+    }
+
+    /// What a plugin says it emits but the manifest does not declare as it says: one
+    /// sentence each, for `switchboard check` to warn about (such emits fail when made).
+    pub fn emit_warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for slot in &self.slots {
+            for emits in &slot.meta.emits {
+                let plugin = &slot.meta.name;
+                let event = &emits.event;
+                let Some(declared) = self.registry.event_id(event) else {
+                    warnings.push(format!(
+                        "plugin `{plugin}` emits `{event}`, which the manifest does not declare; declare it as [events.{event}] (`switchboard add` does) or its emits fail"
+                    ));
+                    continue;
+                };
+                let Ok(declared) = self.registry.event(declared) else {
+                    continue;
+                };
+                let schema = &declared.schema;
+                let mut theirs: Vec<(String, String)> = emits.args.clone();
+                let mut ours: Vec<(String, String)> = schema
+                    .names()
+                    .zip(&schema.types)
+                    .map(|(n, t)| (n.to_owned(), t.to_string()))
+                    .collect();
+                theirs.sort();
+                ours.sort();
+                if theirs != ours {
+                    let show = |args: &[(String, String)]| {
+                        args.iter()
+                            .map(|(n, t)| format!("{n}: {t}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    warnings.push(format!(
+                        "plugin `{plugin}` emits `{event}` with ({}), but the manifest declares ({})",
+                        show(&emits.args),
+                        show(&ours)
+                    ));
+                }
+            }
+        }
+        warnings
     }
 
     /// Every plugin with its state and counts, in manifest order.

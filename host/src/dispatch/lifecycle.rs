@@ -3,15 +3,18 @@
 //! shut down or its last reference is dropped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use switchboard_plugin_api::Value;
 
 use super::breaker::Breaker;
 use super::context::CallCtx;
-use super::generation::{Generation, Instance, Prepared, ShutdownFailure, SkippedPlugin, Slot};
+use super::generation::{
+    Generation, Instance, Prepared, ShutdownFailure, SkippedPlugin, Slot, Target,
+};
 use super::stats::Counters;
-use crate::error::LoadError;
+use crate::error::{ControlError, LoadError};
 use crate::manifest::LoadErrorPolicy;
 
 impl Prepared {
@@ -35,6 +38,8 @@ impl Prepared {
             skipped,
             counters,
             shut_down: AtomicBool::new(false),
+            targets: Vec::new(),
+            anchor: Arc::default(),
         };
         let mut failed = Vec::new();
         for (index, (meta, library)) in plugins.into_iter().enumerate() {
@@ -78,12 +83,89 @@ impl Prepared {
                 error,
             });
         }
+        generation.targets = targets(&generation);
         generation.emit_builtin(crate::manifest::builtin::HOST_STARTED);
         Ok(generation)
     }
 }
 
+/// Every event's dispatch list as direct entry points. A plugin that is off has no
+/// callbacks left in any event, and a registration whose entry the plugin did not give is
+/// left out (a plugin breaking the interface; its `describe` and `init` disagree).
+fn targets(generation: &Generation) -> Vec<Vec<Target>> {
+    let registry = &generation.registry;
+    registry
+        .events()
+        .iter()
+        .map(|event| {
+            event
+                .callbacks
+                .iter()
+                .filter_map(|id| {
+                    let callback = registry.callback(*id);
+                    let Instance::InProcess(instance) = &generation.slots[callback.plugin].instance
+                    else {
+                        return None;
+                    };
+                    let entry = instance.entries().get(callback.id as usize).copied();
+                    if entry.is_none() {
+                        tracing::error!(
+                            "plugin `{}` gave no entry point for callback `{}`; it is left out",
+                            callback.plugin_name,
+                            callback.name
+                        );
+                    }
+                    Some(Target {
+                        entry: entry?,
+                        plugin: callback.plugin as u32,
+                        callback: id.index,
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
 impl Generation {
+    /// Sends `plugin` a control operation (see `Plugin::control` in the SDK): a health
+    /// check, a cache flush, whatever operations the plugin documents. An operation it does
+    /// not know fails with [`ControlError::Plugin`] whose error `is_unsupported()`.
+    pub fn control(
+        &self,
+        plugin: &str,
+        operation: &str,
+        argument: &Value<'_>,
+    ) -> Result<Value<'static>, ControlError> {
+        if self.is_shut_down() {
+            return Err(ControlError::ShutDown);
+        }
+        let Some(slot) = self.slots.iter().find(|s| s.meta.name == plugin) else {
+            let names = || self.slots.iter().map(|s| s.meta.name.as_str());
+            return Err(ControlError::UnknownPlugin {
+                plugin: plugin.to_owned(),
+                suggestion: crate::suggest::did_you_mean(plugin, names()),
+                known: names().collect::<Vec<_>>().join(", "),
+            });
+        };
+        let instance = match &slot.instance {
+            Instance::InProcess(instance) => instance,
+            Instance::Off(reason) => {
+                return Err(ControlError::Off {
+                    plugin: plugin.to_owned(),
+                    reason: reason.clone(),
+                })
+            }
+        };
+        let ctx = CallCtx::for_control(self, &slot.meta.name);
+        instance
+            .control(operation.into(), argument, ctx.handle())
+            .into_result()
+            .map_err(|error| ControlError::Plugin {
+                plugin: plugin.to_owned(),
+                error,
+            })
+    }
+
     /// Runs every live plugin's `shutdown` once, in reverse load order, and returns the
     /// failures. Later emits are refused. Runs by itself when the last reference to the
     /// generation is dropped.

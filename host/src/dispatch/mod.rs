@@ -16,6 +16,7 @@ mod lifecycle;
 mod outcome;
 mod registry;
 mod stats;
+mod typed;
 
 pub use args::StrictJson;
 pub use breaker::BreakerState;

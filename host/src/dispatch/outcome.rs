@@ -4,6 +4,8 @@
 //! where its result is); only values and errors are stored in full. That keeps the
 //! dispatch loop from copying a whole result per callback.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use switchboard_plugin_api::{Error as PluginError, Value};
 
 use super::registry::CallbackId;
@@ -53,7 +55,16 @@ pub struct Outcomes {
     pub(crate) timed: bool,
     /// Per call, its duration in nanoseconds, for timed emits only.
     pub(crate) nanos: Vec<u64>,
+    /// The request id of the emit these are the outcomes of.
+    pub(crate) request: u64,
+    /// The ids this list may hand out next, `next..end` (taken from [`NEXT_BLOCK`]).
+    requests: (u64, u64),
 }
+
+/// Request ids are handed out in blocks of [`REQUEST_BLOCK`], so that an emit takes its id
+/// without touching memory other threads write. Block 0 is never used: id 0 means none.
+static NEXT_BLOCK: AtomicU64 = AtomicU64::new(1);
+const REQUEST_BLOCK: u64 = 1 << 16;
 
 impl Outcomes {
     /// An empty list.
@@ -116,11 +127,34 @@ impl Outcomes {
             .find(|v| !v.is_null())
     }
 
+    /// The request id of the emit: unique in the process, and the id every callback of
+    /// the emit saw (`Args::request_id` in the SDK), for matching logs.
+    pub fn request_id(&self) -> u64 {
+        self.request
+    }
+
+    #[inline]
+    fn next_request(&mut self) -> u64 {
+        let (next, end) = self.requests;
+        if next == end {
+            return self.next_block();
+        }
+        self.requests.0 = next + 1;
+        next
+    }
+
+    #[cold]
+    fn next_block(&mut self) -> u64 {
+        let start = NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) * REQUEST_BLOCK;
+        self.requests = (start + 1, start + REQUEST_BLOCK);
+        start
+    }
+
     /// Records a callback that returned nothing: the hot path.
     #[inline]
-    pub(crate) fn push_null(&mut self, callback: CallbackId) {
+    pub(crate) fn push_null(&mut self, callback: u32) {
         self.calls.push(Call {
-            callback: callback.index,
+            callback,
             result: 0,
         });
     }
@@ -147,8 +181,10 @@ impl Outcomes {
     }
 
     /// Empties the list for an emit on `generation`.
+    #[inline]
     pub(crate) fn reset(&mut self, generation: u64) {
         self.generation = generation;
+        self.request = self.next_request();
         self.calls.clear();
         self.results.clear();
         self.nanos.clear();

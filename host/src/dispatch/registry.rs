@@ -49,6 +49,8 @@ pub struct Event {
     /// Callbacks in dispatch order: priority (higher first), then manifest order of
     /// plugins, then registration order.
     pub callbacks: Vec<CallbackId>,
+    /// Its index in the registry.
+    pub(crate) index: u32,
 }
 
 /// One registered callback.
@@ -117,6 +119,7 @@ impl Registry {
                 result: decl.result,
                 on_error: decl.on_error,
                 callbacks: Vec::new(),
+                index: 0,
             });
         }
         for (name, doc, schema) in builtin::declarations() {
@@ -128,6 +131,7 @@ impl Registry {
                 result: ResultPolicy::All,
                 on_error: ErrorPolicy::Continue,
                 callbacks: Vec::new(),
+                index: 0,
             });
             if name == builtin::PLUGIN_FAILED {
                 registry.plugin_failed = id;
@@ -136,11 +140,12 @@ impl Registry {
         registry
     }
 
-    fn add_event(&mut self, event: Event) -> EventId {
+    fn add_event(&mut self, mut event: Event) -> EventId {
         let id = EventId {
             generation: self.generation,
             index: self.events.len() as u32,
         };
+        event.index = id.index;
         self.by_name.insert(event.name.clone(), id);
         self.events.push(event);
         id

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
-use switchboard_plugin_api::abi::{PluginInfo, PluginModuleRef};
+use switchboard_plugin_api::abi::{ArgDecl, Description, PluginInfo, PluginModuleRef};
 
 use super::identify::explain_not_loadable;
 use super::preflight::require_file;
@@ -25,6 +25,8 @@ pub(crate) struct Library {
     pub(crate) info: LibraryInfo,
     /// The callbacks the plugin registers.
     pub(crate) registrations: Vec<Registered>,
+    /// The events it says it emits.
+    pub(crate) emits: Vec<Emits>,
 }
 
 /// One callback a library registers, as the host reads it at load.
@@ -37,8 +39,21 @@ pub struct Registered {
     pub callback: String,
     /// Higher runs earlier.
     pub priority: i32,
+    /// What a typed callback reads: `(argument, type)` pairs, types as a manifest
+    /// writes them. `None` for a callback that reads arguments by name as it runs.
+    pub reads: Option<Vec<(String, String)>>,
     /// The number the plugin knows the callback by.
     pub(crate) id: u32,
+}
+
+/// An event a plugin says it emits, with its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Emits {
+    /// The event name.
+    pub event: String,
+    /// `(argument, type)` pairs in order, types as a manifest writes them.
+    pub args: Vec<(String, String)>,
 }
 
 /// What a library says about itself, read without a manifest: see [`inspect`].
@@ -51,6 +66,8 @@ pub struct LibraryReport {
     pub info: LibraryInfo,
     /// The callbacks it registers, in registration order.
     pub registrations: Vec<Registered>,
+    /// The events it says it emits.
+    pub emits: Vec<Emits>,
 }
 
 /// Opens the library at `path` and reports what it exports, without running any plugin
@@ -71,6 +88,7 @@ pub fn inspect(path: &Path) -> Result<LibraryReport, LoadError> {
         path: library.path,
         info: library.info,
         registrations: library.registrations,
+        emits: library.emits,
     })
 }
 
@@ -97,6 +115,53 @@ impl From<PluginInfo> for LibraryInfo {
             features: info.features.iter().map(|f| f.to_string()).collect(),
         }
     }
+}
+
+/// `(name, type)` pairs from the interface's declarations.
+fn pairs(decls: &[ArgDecl]) -> Vec<(String, String)> {
+    decls
+        .iter()
+        .map(|d| (d.name.to_string(), d.kind.to_string()))
+        .collect()
+}
+
+/// The longest callback name the host accepts (the SDK's own limit).
+const MAX_CALLBACK_NAME: usize = 64;
+
+/// Checks what a plugin registers against the interface's rules: the SDK keeps them, but a
+/// library built without it, or with a modified copy, may not.
+fn check_registrations(plugin: &str, description: &Description) -> Result<(), LoadError> {
+    let bad = |problem: String| LoadError::BadRegistration {
+        plugin: plugin.to_owned(),
+        problem,
+    };
+    let callbacks = description.callbacks.as_slice();
+    for (index, registration) in callbacks.iter().enumerate() {
+        let name = registration.name.as_str();
+        if name.is_empty()
+            || name.len() > MAX_CALLBACK_NAME
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(bad(format!(
+                "callback name {name:?} is not 1 to {MAX_CALLBACK_NAME} letters, digits, `_` or `-`"
+            )));
+        }
+        if callbacks[..index]
+            .iter()
+            .any(|r| r.name == registration.name)
+        {
+            return Err(bad(format!("two callbacks are named `{name}`")));
+        }
+        if registration.id as usize != index {
+            return Err(bad(format!(
+                "callback `{name}` has number {}, expected {index}",
+                registration.id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Opens libraries, each file once: two manifest entries naming the same file share one
@@ -136,18 +201,30 @@ fn open_library(plugin: &str, path: &Path) -> Result<Library, LoadError> {
         .init_root_module::<PluginModuleRef>()
         .map_err(|e| library_error(plugin, path, e, Some(&plugin_api)))?;
     let info = LibraryInfo::from((module.info())());
-    let registrations = (module.registrations())()
+    let description = (module.describe())()
         .into_result()
         .map_err(|error| LoadError::Init {
             plugin: plugin.to_owned(),
             error,
-        })?
-        .into_iter()
+        })?;
+    check_registrations(plugin, &description)?;
+    let registrations = description
+        .callbacks
+        .iter()
         .map(|r| Registered {
-            event: r.event.into_string(),
-            callback: r.callback.into_string(),
+            event: r.event.to_string(),
+            callback: r.name.to_string(),
             priority: r.priority,
+            reads: r.reads.as_ref().map(|reads| pairs(reads)).into_option(),
             id: r.id,
+        })
+        .collect();
+    let emits = description
+        .emits
+        .iter()
+        .map(|e| Emits {
+            event: e.event.to_string(),
+            args: pairs(&e.args),
         })
         .collect();
     Ok(Library {
@@ -155,6 +232,7 @@ fn open_library(plugin: &str, path: &Path) -> Result<Library, LoadError> {
         module,
         info,
         registrations,
+        emits,
     })
 }
 

@@ -8,6 +8,6 @@ mod identify;
 mod library;
 mod preflight;
 
-pub use library::{inspect, LibraryInfo, LibraryReport, Registered, HOST_API_VERSION};
+pub use library::{inspect, Emits, LibraryInfo, LibraryReport, Registered, HOST_API_VERSION};
 pub(crate) use library::{Library, Loader};
 pub use preflight::{library_file, sha256_of};

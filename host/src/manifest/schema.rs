@@ -3,13 +3,26 @@
 use std::fmt;
 
 use abi_stable::std_types::RString;
-use switchboard_plugin_api::{Value, ValueView};
+use switchboard_plugin_api::Value;
 
 use crate::suggest::did_you_mean;
 
 /// The kinds an argument can be declared with.
 pub const KINDS: &[&str] = &[
     "string", "int", "float", "bool", "bytes", "list", "map", "any",
+];
+
+/// Per kind (by discriminant), the value kinds it accepts, as bits by
+/// [`Value::kind_code`]: null 0, bool 1, int 2, float 3, string 4, bytes 5, list 6, map 7.
+const ACCEPTED: [u16; 8] = [
+    1 << 4,          // string
+    1 << 2,          // int
+    1 << 3 | 1 << 2, // float: ints widen
+    1 << 1,          // bool
+    1 << 5,          // bytes
+    1 << 6,          // list
+    1 << 7,          // map
+    0xff,            // any, null included
 ];
 
 /// One declared argument type, such as `string` or `int?`.
@@ -23,6 +36,7 @@ pub struct ArgType {
 
 /// The kind of value an argument holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Kind {
     /// UTF-8 text.
     String,
@@ -69,20 +83,11 @@ impl ArgType {
         Ok(ArgType { kind, optional })
     }
 
-    /// Whether `value` fits this type.
+    /// Whether `value` fits this type. A bit test: every emit checks every argument.
+    #[inline(always)]
     pub fn accepts(&self, value: &Value<'_>) -> bool {
-        match (self.kind, value.view()) {
-            (_, ValueView::Null) => self.optional || self.kind == Kind::Any,
-            (Kind::Any, _) => true,
-            (Kind::String, ValueView::Str(_))
-            | (Kind::Int, ValueView::Int(_))
-            | (Kind::Float, ValueView::Float(_) | ValueView::Int(_))
-            | (Kind::Bool, ValueView::Bool(_))
-            | (Kind::Bytes, ValueView::Bytes(_))
-            | (Kind::List, ValueView::List(_))
-            | (Kind::Map, ValueView::Map(_)) => true,
-            _ => false,
-        }
+        let mask = ACCEPTED[self.kind as usize] | u16::from(self.optional);
+        (mask >> value.kind_code()) & 1 == 1
     }
 
     /// Converts a JSON value, widening ints to floats and number lists to bytes.

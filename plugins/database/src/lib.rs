@@ -48,9 +48,24 @@ impl Plugin for Database {
 
     fn register(callbacks: &mut Callbacks<Self>) {
         // First, so that with `on_error = "stop"` nobody announces a user who was not stored.
-        callbacks.on("user_joined", Self::add_user).priority(100);
-        callbacks.on("user_lookup", Self::find_user);
+        callbacks
+            .on("user_joined", "add_user", Self::add_user)
+            .priority(100);
+        callbacks.on("user_lookup", "find_user", Self::find_user);
     }
+}
+
+/// The arguments of `user_joined`.
+#[derive(Args)]
+struct NewUser<'a> {
+    name: &'a str,
+    email: &'a str,
+}
+
+/// The arguments of `user_lookup`.
+#[derive(Args)]
+struct Lookup<'a> {
+    email: &'a str,
 }
 
 impl Database {
@@ -63,8 +78,8 @@ impl Database {
     }
 
     /// On `user_joined`: inserts the user and returns the stored row.
-    fn add_user(&self, args: &Args, host: &Host) -> Result<Value<'static>> {
-        let (name, email) = (args.str("name")?, args.str("email")?);
+    fn add_user(&self, user: NewUser, host: &Host) -> Result<Value<'static>> {
+        let (name, email) = (user.name, user.email);
         let user = self.store().add(name, email).map_err(|e| match e {
             StoreError::Duplicate(_) => Error::new(e.to_string()).with_help(
                 "sign up with another email address, or look the user up with `user_lookup`",
@@ -76,8 +91,8 @@ impl Database {
     }
 
     /// On `user_lookup`: the stored user, or null so another plugin may answer.
-    fn find_user(&self, args: &Args, _host: &Host) -> Result<Value<'static>> {
-        match self.store().find(args.str("email")?)? {
+    fn find_user(&self, lookup: Lookup, _host: &Host) -> Result<Value<'static>> {
+        match self.store().find(lookup.email)? {
             Some(user) => Value::from_serialize(&user),
             None => Ok(Value::NULL),
         }

@@ -103,14 +103,21 @@ impl Plugin for Emails {
     }
 
     fn register(callbacks: &mut Callbacks<Self>) {
-        callbacks.on("user_joined", Self::greet_new_user);
+        callbacks.on("user_joined", "greet_new_user", Self::greet_new_user);
     }
+}
+
+/// The arguments of `user_joined`.
+#[derive(Args)]
+struct NewUser<'a> {
+    name: &'a str,
+    email: &'a str,
 }
 
 impl Emails {
     /// On `user_joined`: sends the welcome message; returns where it went.
-    fn greet_new_user(&self, args: &Args, host: &Host) -> Result<String> {
-        let (name, email) = (args.str("name")?, args.str("email")?);
+    fn greet_new_user(&self, user: NewUser, host: &Host) -> Result<String> {
+        let (name, email) = (user.name, user.email);
         let message = message::welcome(&self.from, name, email)?;
         let sent_to = self.outbox.send(&message).map_err(Error::new)?;
         host.info(format!("welcome email for {email} -> {sent_to}"));

@@ -18,6 +18,13 @@ fn default_greeting() -> String {
     "Welcome".to_owned()
 }
 
+/// The arguments of `user_joined`, borrowed from the host.
+#[derive(Args)]
+struct NewUser<'a> {
+    name: &'a str,
+    email: &'a str,
+}
+
 /// Greets new users and counts the greetings it sent.
 pub struct Greeter {
     greeting: String,
@@ -36,9 +43,12 @@ impl Plugin for Greeter {
     }
 
     fn register(callbacks: &mut Callbacks<Self>) {
-        callbacks.on("user_joined", Self::welcome).priority(10);
-        callbacks.on("greeting_sent", Self::count_greeting);
-        callbacks.on("greetings_count", Self::greetings_count);
+        callbacks
+            .on("user_joined", "welcome", Self::welcome)
+            .priority(10);
+        callbacks.on("greeting_sent", "count_greeting", Self::count_greeting);
+        callbacks.on("greetings_count", "greetings_count", Self::greetings_count);
+        callbacks.emits("greeting_sent", &[("name", "string")]);
     }
 
     fn shutdown(&self, host: &Host) -> Result<()> {
@@ -58,10 +68,10 @@ impl Greeter {
 
     /// On `user_joined`: returns the greeting and announces it with a nested
     /// `greeting_sent` emit.
-    fn welcome(&self, args: &Args, host: &Host) -> Result<String> {
-        let name = args.str("name")?;
+    fn welcome(&self, user: NewUser, host: &Host) -> Result<String> {
+        let name = user.name;
         let greeting = self.greet(name);
-        host.info(format!("greeting {name} <{}>", args.str("email")?));
+        host.info(format!("greeting {name} <{}>", user.email));
         for outcome in host.emit("greeting_sent", [("name", Value::borrowed(name))])? {
             if let Err(error) = outcome.result() {
                 host.warn(format!(

@@ -51,14 +51,21 @@ impl Plugin for Notify {
     }
 
     fn register(callbacks: &mut Callbacks<Self>) {
-        callbacks.on("user_joined", Self::notify_new_user);
+        callbacks.on("user_joined", "notify_new_user", Self::notify_new_user);
     }
+}
+
+/// The arguments of `user_joined`.
+#[derive(Args)]
+struct NewUser<'a> {
+    name: &'a str,
+    email: &'a str,
 }
 
 impl Notify {
     /// On `user_joined`: posts the chat line (or logs it); returns the HTTP status.
-    fn notify_new_user(&self, args: &Args, host: &Host) -> Result<Value<'static>> {
-        let content = webhook::new_user_message(args.str("name")?, args.str("email")?);
+    fn notify_new_user(&self, user: NewUser, host: &Host) -> Result<Value<'static>> {
+        let content = webhook::new_user_message(user.name, user.email);
         match &self.webhook {
             Some(hook) => {
                 let status = hook.post(&content).map_err(|e| {

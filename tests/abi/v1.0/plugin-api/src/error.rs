@@ -35,6 +35,7 @@ pub struct Error {
 const KIND_FAILED: u32 = 0;
 const KIND_PANICKED: u32 = 1;
 const KIND_SKIPPED: u32 = 2;
+const KIND_UNSUPPORTED: u32 = 3;
 
 impl Error {
     /// An error with this message.
@@ -44,6 +45,12 @@ impl Error {
             help: ROption::RNone,
             kind: KIND_FAILED,
         }
+    }
+
+    /// The same error with `what` in front of its message (`users.db: no such file`).
+    pub fn prefixed(mut self, what: impl std::fmt::Display) -> Self {
+        self.message = RString::from(format!("{what}: {}", self.message));
+        self
     }
 
     /// Adds a hint that tells the user what to do about the error.
@@ -75,6 +82,27 @@ impl Error {
             kind: KIND_SKIPPED,
             ..Error::new(message)
         }
+    }
+
+    /// The error for an operation this side of the interface does not know (see
+    /// [`PluginObject::control`](crate::abi::PluginObject::control)).
+    ///
+    /// ```
+    /// # use switchboard_plugin_api::Error;
+    /// let err = Error::unsupported("this plugin does not support the operation `reset`");
+    /// assert!(err.is_unsupported());
+    /// ```
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Error {
+            kind: KIND_UNSUPPORTED,
+            ..Error::new(message)
+        }
+    }
+
+    /// Whether the other side does not support the operation asked for, as opposed to
+    /// supporting it and failing: callers fall back.
+    pub fn is_unsupported(&self) -> bool {
+        self.kind == KIND_UNSUPPORTED
     }
 
     /// Whether the host skipped the callback instead of calling it (its plugin was
@@ -151,6 +179,41 @@ fn cause_source<'e>(
     current: Option<&'e (dyn std::error::Error + 'static)>,
 ) -> Option<&'e (dyn std::error::Error + 'static)> {
     current.and_then(std::error::Error::source)
+}
+
+/// Adds what a person needs to act on an error that `?` passes up: the file, value or
+/// step involved. In the prelude.
+///
+/// ```
+/// use switchboard_plugin_api::prelude::*;
+///
+/// fn read_template(path: &std::path::Path) -> Result<String> {
+///     std::fs::read_to_string(path).for_path(path)
+/// }
+///
+/// let error = read_template("no/such/template.txt".as_ref()).unwrap_err();
+/// assert!(error.message().starts_with("no/such/template.txt: "), "{error}");
+///
+/// let port: Result<u16> = "80a".parse::<u16>().context("port `80a` in the config");
+/// assert!(port.unwrap_err().message().starts_with("port `80a` in the config: "));
+/// ```
+pub trait Context<T> {
+    /// Puts `what` (a step, a value) in front of the error's message.
+    fn context(self, what: impl std::fmt::Display) -> Result<T>;
+
+    /// Puts the path in front of the error's message: the one-word fix for "No such file
+    /// or directory (os error 2)" with no file named.
+    fn for_path(self, path: impl AsRef<std::path::Path>) -> Result<T>;
+}
+
+impl<T, E: Into<Error>> Context<T> for std::result::Result<T, E> {
+    fn context(self, what: impl std::fmt::Display) -> Result<T> {
+        self.map_err(|e| e.into().prefixed(what))
+    }
+
+    fn for_path(self, path: impl AsRef<std::path::Path>) -> Result<T> {
+        self.map_err(|e| e.into().prefixed(path.as_ref().display()))
+    }
 }
 
 #[cfg(test)]

@@ -1,26 +1,33 @@
 //! The glue [`export_plugin!`](crate::export_plugin) expands to: the root module, the
 //! `PluginObject` implementation, and the panic guard around every call into plugin code.
 
-use std::cell::{Cell, RefCell};
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::Once;
+use std::mem::ManuallyDrop;
 
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
+use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
 
 use crate::abi::{
-    status, ArgsRaw, HostRef, PluginBox, PluginInfo, PluginModule, PluginModuleRef, PluginObject,
-    PluginObject_TO, Registration,
+    feature, status, ArgsRaw, CallEntry, Description, HostRef, PluginBox, PluginInfo, PluginModule,
+    PluginModuleRef, PluginObject, PluginObject_TO, Registration,
 };
 use crate::args::Args;
 use crate::error::{Error, Result};
 use crate::host::Host;
-use crate::plugin::{Callbacks, Plugin};
+use crate::panic::{catch_panic, guard, install_panic_hook, remember_name};
+use crate::plugin::{Bound, Callback, Callbacks, Plugin};
 use crate::value::Value;
 
 /// The plugin-api version a plugin is built against, recorded in its [`PluginInfo`].
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What this SDK's side of the interface supports.
+const FEATURES: &[&str] = &[
+    feature::TYPED_ARGS,
+    feature::CONTROL,
+    feature::DIRECT_CALLS,
+    feature::REQUEST_IDS,
+];
 
 /// The plugin's static description.
 pub fn info(name: &'static str, version: &'static str) -> PluginInfo {
@@ -28,7 +35,8 @@ pub fn info(name: &'static str, version: &'static str) -> PluginInfo {
         name: RStr::from_str(name),
         version: RStr::from_str(version),
         api_version: RStr::from_str(API_VERSION),
-        features: RSlice::from_slice(&[]),
+        features: FEATURES.iter().map(|f| RString::from(*f)).collect(),
+        extension: Value::NULL,
     }
 }
 
@@ -36,28 +44,35 @@ pub fn info(name: &'static str, version: &'static str) -> PluginInfo {
 pub fn module<P: Plugin>(info: extern "C" fn() -> PluginInfo) -> PluginModuleRef {
     PluginModule {
         info,
-        registrations: registrations::<P>,
+        describe: describe::<P>,
         init: init::<P>,
     }
     .leak_into_prefix()
 }
 
-extern "C" fn registrations<P: Plugin>() -> RResult<RVec<Registration>, Error> {
+extern "C" fn describe<P: Plugin>() -> RResult<Description, Error> {
     install_panic_hook();
     guard(|| {
         let mut callbacks = Callbacks::<P>::new();
         P::register(&mut callbacks);
-        Ok(callbacks
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(id, c)| Registration {
-                event: c.event.as_str().into(),
-                callback: c.name.as_str().into(),
-                priority: c.priority,
-                id: id as u32,
-            })
-            .collect())
+        callbacks.check()?;
+        Ok(Description {
+            callbacks: callbacks
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(id, c)| Registration {
+                    event: c.event.as_str().into(),
+                    name: c.name.as_str().into(),
+                    priority: c.priority,
+                    id: id as u32,
+                    reads: c.reads.clone().map(RVec::from).into(),
+                    extension: Value::NULL,
+                })
+                .collect(),
+            emits: callbacks.emits.into(),
+            extension: Value::NULL,
+        })
     })
 }
 
@@ -65,23 +80,93 @@ extern "C" fn init<P: Plugin>(config: &Value<'_>, host: HostRef<'_>) -> RResult<
     install_panic_hook();
     guard(|| {
         let host = Host::from_raw(host);
-        let config: P::Config = config.deserialize().map_err(|e| {
-            Error::new(format!("invalid config: {}", e.message()))
-                .with_help("fix the `config` table of this plugin in the manifest")
-        })?;
-        let plugin = P::init(config, &host)?;
+        let config: P::Config = parse_config(config)?;
+        remember_name(host.plugin_name());
+        let plugin = Box::new(P::init(config, &host)?);
         let mut callbacks = Callbacks::new();
         P::register(&mut callbacks);
+        let state = std::ptr::from_ref::<P>(&*plugin).cast::<()>();
+        let entries = callbacks
+            .entries
+            .iter()
+            .map(|c| CallEntry {
+                call: c.call,
+                state,
+                data: c.data,
+            })
+            .collect();
         Ok(PluginObject_TO::from_value(
-            Live { plugin, callbacks },
+            Live {
+                plugin: ManuallyDrop::new(plugin),
+                _callbacks: callbacks,
+                entries,
+                name: host.plugin_name().to_owned(),
+            },
             TD_Opaque,
         ))
     })
 }
 
+/// A callback's direct entry point ([`CallFn`](crate::abi::CallFn)), one per plugin and callback type, so
+/// that the callback's code is inlined into it: the host's one indirect call per callback
+/// lands here, and this guards it.
+///
+/// # Safety
+///
+/// `state` and `data` come from one [`CallEntry`] of a live `Live<P>` (see [`CallFn`](crate::abi::CallFn)).
+pub(crate) unsafe extern "C" fn direct<P: Plugin, F: Callback<P, M>, M>(
+    state: *const (),
+    data: *const (),
+    args: &ArgsRaw<'_>,
+    host: HostRef<'_>,
+    result: &mut RResult<Value<'static>, Error>,
+) -> u8 {
+    // SAFETY: the host passes back the pointers of a `CallEntry` made in `init`: `state`
+    // points to the plugin's boxed `P` and `data` to this callback's boxed `F`, both owned
+    // by the `Live` the entry came from, which the host keeps alive while it calls.
+    let (plugin, bound) = unsafe { (&*state.cast::<P>(), &*data.cast::<Bound<F>>()) };
+    let args = Args::from_raw_ref(args);
+    let host = Host::from_raw(host);
+    let slot = &mut *result;
+    match catch_panic(|| {
+        bound
+            .callback
+            .run(plugin, args, &bound.binding, &host, slot)
+    }) {
+        Ok(code) => code,
+        Err(error) => {
+            *result = RResult::RErr(error);
+            status::ERROR
+        }
+    }
+}
+
 struct Live<P: Plugin> {
-    plugin: P,
-    callbacks: Callbacks<P>,
+    /// Dropped by hand, inside the panic guard: see `Drop for Live`.
+    plugin: ManuallyDrop<Box<P>>,
+    /// Owns what `entries` point to.
+    _callbacks: Callbacks<P>,
+    entries: RVec<CallEntry>,
+    /// The manifest name, for reporting a panic while the state is dropped.
+    name: String,
+}
+
+/// A plugin's state that panics while being dropped must not unwind into the host (the
+/// host would abort); the panic is caught here and reported with the plugin's name.
+impl<P: Plugin> Drop for Live<P> {
+    fn drop(&mut self) {
+        let plugin = &mut self.plugin;
+        // SAFETY: `plugin` is dropped exactly once, here, and never used afterwards: this
+        // is the destructor of the only value that holds it.
+        let dropped = catch_panic(|| unsafe { ManuallyDrop::drop(plugin) });
+        if let Err(error) = dropped {
+            eprintln!(
+                "error: plugin `{}`: its state panicked while being dropped: {}",
+                self.name,
+                error.message()
+            );
+        }
+    }
 }
 
 impl<P: Plugin> PluginObject for Live<P> {
@@ -92,20 +177,16 @@ impl<P: Plugin> PluginObject for Live<P> {
         host: HostRef<'_>,
         result: &mut RResult<Value<'static>, Error>,
     ) -> u8 {
-        let Some(callback) = self.callbacks.entries.get(id as usize) else {
+        let Some(entry) = self.entries.get(id as usize) else {
             *result = RResult::RErr(Error::new(format!("plugin has no callback number {id}")));
             return status::ERROR;
         };
-        let args = Args::from_raw(*args);
-        let host = Host::from_raw(host);
-        let slot = &mut *result;
-        match catch_panic(|| (callback.func)(&self.plugin, &args, &host, slot)) {
-            Ok(code) => code,
-            Err(error) => {
-                *result = RResult::RErr(error);
-                status::ERROR
-            }
-        }
+        // SAFETY: the entry is this object's own, and `self` is alive for the call.
+        unsafe { (entry.call)(entry.state, entry.data, args, host, result) }
+    }
+
+    fn entries(&self) -> RSlice<'_, CallEntry> {
+        self.entries.as_rslice()
     }
 
     fn shutdown(&self, host: HostRef<'_>) -> RResult<(), Error> {
@@ -115,77 +196,35 @@ impl<P: Plugin> PluginObject for Live<P> {
     fn control(
         &self,
         operation: RStr<'_>,
-        _argument: &Value<'_>,
-        _host: HostRef<'_>,
+        argument: &Value<'_>,
+        host: HostRef<'_>,
     ) -> RResult<Value<'static>, Error> {
-        RResult::RErr(Error::new(format!(
-            "this plugin does not support the operation `{operation}`"
-        )))
+        guard(|| {
+            self.plugin
+                .control(operation.as_str(), argument, &Host::from_raw(host))
+        })
     }
 }
 
-thread_local! {
-    static GUARD_DEPTH: Cell<u32> = const { Cell::new(0) };
-    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// Runs plugin code, turning a panic into an [`Error`] so that it never unwinds into the
-/// host (a panic crossing `extern "C"` aborts the whole process).
-pub fn guard<T>(body: impl FnOnce() -> Result<T>) -> RResult<T, Error> {
-    match catch_panic(body) {
-        Ok(result) => result.into(),
-        Err(panicked) => RResult::RErr(panicked),
-    }
-}
-
-/// Runs `body`, turning a panic into an error that carries its message and location.
-#[inline]
-fn catch_panic<T>(body: impl FnOnce() -> T) -> std::result::Result<T, Error> {
-    // One thread-local lookup per call: in a shared library each costs a call into the
-    // dynamic linker.
-    let outcome = GUARD_DEPTH.with(|depth| {
-        depth.set(depth.get() + 1);
-        let outcome = panic::catch_unwind(AssertUnwindSafe(body));
-        depth.set(depth.get() - 1);
-        outcome
+/// A plugin's config from the manifest's table. A key the config type would ignore is
+/// refused, as `#[serde(deny_unknown_fields)]` would: a misspelt key must not silently
+/// fall back to a default.
+pub(crate) fn parse_config<C: serde::de::DeserializeOwned>(config: &Value<'_>) -> Result<C> {
+    let mut unknown = Vec::new();
+    let parsed = serde_ignored::deserialize(crate::de::ValueDe(config.shorten()), |path| {
+        unknown.push(path.to_string())
     });
-    outcome.map_err(|payload| {
-        let message = LAST_PANIC
-            .with(|p| p.borrow_mut().take())
-            .unwrap_or_else(|| payload_message(payload.as_ref()));
-        Error::panicked(message)
-    })
-}
-
-fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-text payload".to_owned()
+    let config = parsed.map_err(|e| {
+        Error::new(format!("invalid config: {e}"))
+            .with_help("fix the `config` table of this plugin in the manifest")
+    })?;
+    if !unknown.is_empty() {
+        return Err(Error::new(format!(
+            "invalid config: unknown key{} `{}`",
+            if unknown.len() == 1 { "" } else { "s" },
+            unknown.join("`, `")
+        ))
+        .with_help("remove it from the plugin's `config` table, or check its spelling against the plugin's documentation"));
     }
-}
-
-/// Records the message and location of a panic inside guarded plugin code instead of
-/// printing it, so the host reports it once, through its own logger. Panics elsewhere
-/// (a plugin's own threads, or a test binary the plugin is linked into) keep the previous
-/// hook.
-fn install_panic_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            if GUARD_DEPTH.with(Cell::get) > 0 {
-                let message = payload_message(info.payload());
-                let message = match info.location() {
-                    Some(at) => format!("{message} (at {}:{})", at.file(), at.line()),
-                    None => message,
-                };
-                LAST_PANIC.with(|p| *p.borrow_mut() = Some(message));
-            } else {
-                previous(info);
-            }
-        }));
-    });
+    Ok(config)
 }

@@ -9,8 +9,7 @@ use std::fmt;
 
 use abi_stable::std_types::{RCowSlice, RCowStr, RSlice, RStr, RString, RVec};
 use abi_stable::StableAbi;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
@@ -205,9 +204,27 @@ impl<'a> Value<'a> {
         }
     }
 
-    /// Deserializes into any serde type, for example a plugin's own record struct.
-    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_value(self.to_json()).map_err(|e| Error::new(e.to_string()))
+    /// Deserializes into any serde type, for example a plugin's own record struct. Reads
+    /// the value directly (no JSON in between); `&str` fields borrow from it.
+    ///
+    /// ```
+    /// use switchboard_plugin_api::Value;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct User<'a> { name: &'a str, tags: Vec<String> }
+    ///
+    /// let value = Value::map([("name", Value::from("Ann")), ("tags", Value::from(vec!["ops"]))]);
+    /// let user: User = value.deserialize()?;
+    /// assert_eq!((user.name, user.tags.len()), ("Ann", 1));
+    /// # Ok::<(), switchboard_plugin_api::Error>(())
+    /// ```
+    pub fn deserialize<'de, T: Deserialize<'de>>(&'de self) -> Result<T, Error> {
+        T::deserialize(crate::de::ValueDe(self.shorten())).map_err(|e| Error::new(e.to_string()))
+    }
+
+    /// The same value seen with a shorter lifetime (values are covariant).
+    pub(crate) fn shorten<'s>(&'s self) -> &'s Value<'s> {
+        self
     }
 
     /// A view for matching on the kind of value.
@@ -221,6 +238,38 @@ impl<'a> Value<'a> {
             Repr::Bytes(b) => ValueView::Bytes(b.as_slice()),
             Repr::List(items) => ValueView::List(items.as_slice()),
             Repr::Map(entries) => ValueView::Map(entries.as_slice()),
+        }
+    }
+
+    /// Takes the owned children out of a list or map, leaving it empty, so that a value
+    /// nested very deep can be dropped without recursion. The host does this with results
+    /// it refuses; plugins have no need for it.
+    #[doc(hidden)]
+    pub fn take_children(&mut self) -> Vec<Value<'a>> {
+        match &mut self.repr {
+            Repr::List(RCowSlice::Owned(items)) => std::mem::take(items).into_iter().collect(),
+            Repr::Map(RCowSlice::Owned(entries)) => std::mem::take(entries)
+                .into_iter()
+                .map(|entry| entry.value)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether lists and maps nest more than `levels` deep (a scalar is 0 levels, `[1]`
+    /// is 1). Looks no deeper than `levels + 1`, so it is safe on any value.
+    pub fn nests_deeper_than(&self, levels: usize) -> bool {
+        match self.view() {
+            ValueView::List(items) => {
+                levels == 0 || items.iter().any(|v| v.nests_deeper_than(levels - 1))
+            }
+            ValueView::Map(entries) => {
+                levels == 0
+                    || entries
+                        .iter()
+                        .any(|e| e.value().nests_deeper_than(levels - 1))
+            }
+            _ => false,
         }
     }
 
@@ -257,6 +306,24 @@ impl<'a> Value<'a> {
             Repr::Bytes(_) => "bytes",
             Repr::List(_) => "list",
             Repr::Map(_) => "map",
+        }
+    }
+
+    /// The kind as a number, in the order of [`ValueView`]'s variants (null 0, bool 1,
+    /// int 2, float 3, string 4, bytes 5, list 6, map 7): for hosts that check kinds with
+    /// a bit mask.
+    #[doc(hidden)]
+    #[inline(always)]
+    pub fn kind_code(&self) -> u8 {
+        match self.repr {
+            Repr::Null => 0,
+            Repr::Bool(_) => 1,
+            Repr::Int(_) => 2,
+            Repr::Float(_) => 3,
+            Repr::Str(_) => 4,
+            Repr::Bytes(_) => 5,
+            Repr::List(_) => 6,
+            Repr::Map(_) => 7,
         }
     }
 

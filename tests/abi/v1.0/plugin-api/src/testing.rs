@@ -1,0 +1,750 @@
+//! A test kit for plugin authors: run a plugin's `init`, callbacks and `shutdown` in your
+//! own `#[test]`s, in-process, against a recording host, with panics caught exactly as the
+//! real host catches them.
+//!
+//! ```
+//! use switchboard_plugin_api::prelude::*;
+//! use switchboard_plugin_api::testing::TestHost;
+//!
+//! #[derive(Deserialize)]
+//! struct Config { greeting: String }
+//!
+//! struct Greeter { greeting: String }
+//!
+//! impl Plugin for Greeter {
+//!     type Config = Config;
+//!     fn init(config: Config, _host: &Host) -> Result<Self> {
+//!         Ok(Greeter { greeting: config.greeting })
+//!     }
+//!     fn register(callbacks: &mut Callbacks<Self>) {
+//!         callbacks.on("user_joined", "welcome", Self::welcome);
+//!     }
+//! }
+//!
+//! #[derive(Deserialize, Args)]
+//! struct Joined<'a> { name: &'a str }
+//!
+//! impl Greeter {
+//!     fn welcome(&self, user: Joined, host: &Host) -> Result<String> {
+//!         host.info(format!("greeting {}", user.name));
+//!         Ok(format!("{}, {}!", self.greeting, user.name))
+//!     }
+//! }
+//!
+//! let host = TestHost::new().strict().expect_log("greeting Ann");
+//! let greeter = host.start::<Greeter>(serde_json::json!({"greeting": "Hi"}))?;
+//! let results = greeter.emit("user_joined", [("name", Value::borrowed("Ann"))]);
+//! assert_eq!(results[0].callback, "welcome");
+//! assert_eq!(results[0].value()?.as_str(), Some("Hi, Ann!"));
+//! assert_eq!(host.logs()[0].message, "greeting Ann");
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! A lenient host (the default) records every log line and emit and answers emits with no
+//! outcomes (or with what [`TestHost::on_emit`] gives). A strict one fails the test on any
+//! emit, log line or host operation it was not told to expect.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::sabi_types::RRef;
+use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
+use serde::Serialize;
+
+use crate::abi::{feature, level, operation, HostApi, HostApi_TO, HostBox, HostRef, Outcome};
+use crate::args::Args;
+use crate::error::{Error, Result};
+use crate::export::parse_config;
+use crate::host::Host;
+use crate::panic::catch_panic;
+use crate::plugin::{Callbacks, Plugin};
+use crate::value::{Entry, Value};
+
+/// A log line a plugin wrote through the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogLine {
+    /// `error`, `warn`, `info` or `debug`.
+    pub level: &'static str,
+    /// The message.
+    pub message: String,
+}
+
+/// An event a plugin emitted through the host.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Emitted {
+    /// The event's name.
+    pub event: String,
+    /// Its arguments, by name, in the order the plugin gave them.
+    pub args: Vec<(String, Value<'static>)>,
+}
+
+/// One registered callback, from [`Started::registrations`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Registered {
+    /// The event.
+    pub event: String,
+    /// The callback's name.
+    pub callback: String,
+    /// Its priority.
+    pub priority: i32,
+    /// For a typed callback, the arguments it reads as `(name, type)`, types as a
+    /// manifest writes them; `None` for one that reads by name.
+    pub reads: Option<Vec<(String, String)>>,
+}
+
+/// One callback's result, from [`Started::emit`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Called {
+    /// The callback's name.
+    pub callback: String,
+    /// What it returned, or its error (a caught panic is an error with `is_panic()`).
+    pub result: std::result::Result<Value<'static>, Error>,
+}
+
+impl Called {
+    /// The value, or the callback's error.
+    pub fn value(&self) -> Result<&Value<'static>> {
+        self.result.as_ref().map_err(Clone::clone)
+    }
+}
+
+type EmitAnswer = std::sync::Arc<dyn Fn(&[(String, Value<'static>)]) -> Vec<Outcome> + Send + Sync>;
+
+#[derive(Default)]
+struct Record {
+    logs: Vec<LogLine>,
+    emits: Vec<Emitted>,
+    unexpected: Vec<String>,
+}
+
+/// What a test host was told, and what it recorded; shared with the owned handles a
+/// plugin keeps.
+struct Kit {
+    plugin_name: String,
+    manifest_dir: PathBuf,
+    strict: bool,
+    expected_emits: Vec<String>,
+    expected_logs: Vec<String>,
+    answers: Vec<(String, EmitAnswer)>,
+    record: Mutex<Record>,
+}
+
+impl Clone for Kit {
+    fn clone(&self) -> Self {
+        Kit {
+            plugin_name: self.plugin_name.clone(),
+            manifest_dir: self.manifest_dir.clone(),
+            strict: self.strict,
+            expected_emits: self.expected_emits.clone(),
+            expected_logs: self.expected_logs.clone(),
+            answers: self.answers.clone(),
+            record: Mutex::new(Record::default()),
+        }
+    }
+}
+
+/// A recording host for tests: see the module docs.
+pub struct TestHost {
+    kit: Arc<Kit>,
+}
+
+impl Default for TestHost {
+    fn default() -> Self {
+        TestHost::new()
+    }
+}
+
+impl TestHost {
+    /// A lenient host that names the plugin `test` and resolves config paths against the
+    /// working directory.
+    pub fn new() -> TestHost {
+        TestHost {
+            kit: Arc::new(Kit {
+                plugin_name: "test".to_owned(),
+                manifest_dir: PathBuf::from("."),
+                strict: false,
+                expected_emits: Vec::new(),
+                expected_logs: Vec::new(),
+                answers: Vec::new(),
+                record: Mutex::new(Record::default()),
+            }),
+        }
+    }
+
+    fn edit(mut self, change: impl FnOnce(&mut Kit)) -> Self {
+        change(Arc::make_mut(&mut self.kit));
+        self
+    }
+
+    /// The plugin's manifest name, as `Host::plugin_name` reports it.
+    pub fn named(self, name: &str) -> Self {
+        self.edit(|kit| kit.plugin_name = name.to_owned())
+    }
+
+    /// The folder `Host::resolve_path` resolves config paths against (a temporary folder,
+    /// say), as the manifest's folder would be.
+    pub fn with_manifest_dir(self, folder: impl AsRef<Path>) -> Self {
+        self.edit(|kit| kit.manifest_dir = folder.as_ref().to_owned())
+    }
+
+    /// Fails the test on any emit, log line or host operation not announced with
+    /// [`TestHost::expect_emit`] or [`TestHost::expect_log`].
+    pub fn strict(self) -> Self {
+        self.edit(|kit| kit.strict = true)
+    }
+
+    /// In strict mode, allows emits of `event`.
+    pub fn expect_emit(self, event: &str) -> Self {
+        self.edit(|kit| kit.expected_emits.push(event.to_owned()))
+    }
+
+    /// In strict mode, allows log lines that contain `text`.
+    pub fn expect_log(self, text: &str) -> Self {
+        self.edit(|kit| kit.expected_logs.push(text.to_owned()))
+    }
+
+    /// Answers emits of `event` with these outcomes (by default an emit has none, as when
+    /// no other plugin listens).
+    pub fn on_emit(
+        self,
+        event: &str,
+        answer: impl Fn(&[(String, Value<'static>)]) -> Vec<Outcome> + Send + Sync + 'static,
+    ) -> Self {
+        self.edit(|kit| kit.answers.push((event.to_owned(), Arc::new(answer))))
+    }
+
+    /// Runs the plugin's `init` with `config` (anything serde serializes: a
+    /// `serde_json::json!({...})`, a struct), as the host does with the manifest's table.
+    /// Callback names are checked as the host checks them.
+    pub fn start<P: Plugin>(&self, config: impl Serialize) -> Result<Started<'_, P>> {
+        let config = Value::from_serialize(&config)?;
+        let mut callbacks = Callbacks::new();
+        P::register(&mut callbacks);
+        callbacks.check()?;
+        let plugin = self.with_host(|host| {
+            catch_panic(|| {
+                let config: P::Config = parse_config(&config)?;
+                P::init(config, &Host::from_raw(host))
+            })
+            .and_then(|r| r)
+        })?;
+        Ok(Started {
+            host: self,
+            plugin: Box::new(plugin),
+            callbacks,
+        })
+    }
+
+    /// Every log line so far, in order.
+    pub fn logs(&self) -> Vec<LogLine> {
+        self.lock().logs.clone()
+    }
+
+    /// Every emit so far, in order.
+    pub fn emits(&self) -> Vec<Emitted> {
+        self.lock().emits.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.kit.lock()
+    }
+
+    fn with_host<T>(&self, body: impl FnOnce(HostRef<'_>) -> T) -> T {
+        let recorder = Recorder {
+            kit: self.kit.clone(),
+        };
+        let result = body(HostApi_TO::from_ptr(RRef::new(&recorder), TD_Opaque));
+        self.fail_on_unexpected();
+        result
+    }
+
+    /// A strict host's complaint reaches the test here, outside the plugin: a panic inside
+    /// a host call would cross the plugin boundary. (Complaints about calls a plugin's own
+    /// thread makes through a kept handle reach the test at its next emit or shutdown.)
+    fn fail_on_unexpected(&self) {
+        let unexpected = std::mem::take(&mut self.lock().unexpected);
+        if !unexpected.is_empty() && !std::thread::panicking() {
+            panic!("strict TestHost: {}", unexpected.join("; "));
+        }
+    }
+}
+
+/// A started plugin: emit events to it, then shut it down.
+pub struct Started<'h, P: Plugin> {
+    host: &'h TestHost,
+    plugin: Box<P>,
+    callbacks: Callbacks<P>,
+}
+
+impl<P: Plugin> Started<'_, P> {
+    /// Runs every callback the plugin registered for `event`, highest priority first, then
+    /// in registration order, and returns their results. Arguments are given by name;
+    /// nothing checks them against a manifest, but a typed callback whose struct they do
+    /// not fit fails as it would in the host.
+    pub fn emit<'v>(
+        &self,
+        event: &str,
+        args: impl IntoIterator<Item = (&'v str, Value<'v>)>,
+    ) -> Vec<Called> {
+        let (names, values): (Vec<_>, Vec<_>) = args.into_iter().unzip();
+        let names: Vec<abi_stable::std_types::RString> =
+            names.into_iter().map(Into::into).collect();
+        let args = Args::new(event, &names, &values).into_raw();
+        let mut order: Vec<_> = self
+            .callbacks
+            .entries
+            .iter()
+            .filter(|c| c.event == event)
+            .collect();
+        order.sort_by_key(|c| std::cmp::Reverse(c.priority));
+        let state = std::ptr::from_ref::<P>(&self.plugin).cast::<()>();
+        self.host.with_host(|host| {
+            order
+                .into_iter()
+                .map(|callback| {
+                    // The same entry point, and so the same panic guard, the host calls.
+                    let mut slot = RResult::ROk(Value::NULL);
+                    // SAFETY: `state` and `data` are the plugin and callback this `Started`
+                    // owns, alive for the call.
+                    unsafe {
+                        (callback.call)(
+                            state,
+                            callback.data,
+                            &args,
+                            host.sabi_reborrow(),
+                            &mut slot,
+                        )
+                    };
+                    Called {
+                        callback: callback.name.clone(),
+                        result: slot.into_result(),
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// Sends the plugin a control operation, as a host or tool would.
+    pub fn control(&self, operation: &str, argument: &Value<'_>) -> Result<Value<'static>> {
+        self.host.with_host(|host| {
+            catch_panic(|| {
+                self.plugin
+                    .control(operation, argument, &Host::from_raw(host))
+            })
+            .and_then(|r| r)
+        })
+    }
+
+    /// What the plugin registered, in registration order, as the host reads it at load.
+    pub fn registrations(&self) -> Vec<Registered> {
+        self.callbacks
+            .entries
+            .iter()
+            .map(|c| Registered {
+                event: c.event.clone(),
+                callback: c.name.clone(),
+                priority: c.priority,
+                reads: c.reads.as_ref().map(|reads| {
+                    reads
+                        .iter()
+                        .map(|d| (d.name.to_string(), d.kind.to_string()))
+                        .collect()
+                }),
+            })
+            .collect()
+    }
+
+    /// The plugin's state, to check what a callback changed.
+    pub fn plugin(&self) -> &P {
+        &self.plugin
+    }
+
+    /// Runs the plugin's `shutdown`, as the host does after its last callback.
+    pub fn shutdown(self) -> Result<()> {
+        self.host.with_host(|host| {
+            catch_panic(|| self.plugin.shutdown(&Host::from_raw(host))).and_then(|r| r)
+        })
+    }
+}
+
+impl Kit {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.record.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the kit's host supports: what the real host does, but nested emits are only
+/// recorded.
+static TEST_HOST_FEATURES: [RStr<'static>; 4] = [
+    RStr::from_str(feature::MANIFEST_DIR),
+    RStr::from_str(feature::NESTED_EMIT),
+    RStr::from_str(feature::OWNED_HOST),
+    RStr::from_str(feature::REQUEST_IDS),
+];
+
+/// The host side of the kit: records, and in strict mode notes what was not expected.
+struct Recorder {
+    kit: Arc<Kit>,
+}
+
+impl HostApi for Recorder {
+    fn features(&self) -> RSlice<'static, RStr<'static>> {
+        RSlice::from_slice(&TEST_HOST_FEATURES)
+    }
+
+    fn keep(&self) -> RResult<HostBox, Error> {
+        RResult::ROk(HostApi_TO::from_value(
+            Recorder {
+                kit: self.kit.clone(),
+            },
+            TD_Opaque,
+        ))
+    }
+
+    fn plugin_name(&self) -> RStr<'_> {
+        RStr::from(self.kit.plugin_name.as_str())
+    }
+
+    fn log(&self, level: u8, message: RStr<'_>) {
+        let level = match level {
+            level::ERROR => "error",
+            level::WARN => "warn",
+            level::INFO => "info",
+            _ => "debug",
+        };
+        let mut record = self.kit.lock();
+        if self.kit.strict
+            && !self
+                .kit
+                .expected_logs
+                .iter()
+                .any(|text| message.as_str().contains(text.as_str()))
+        {
+            record
+                .unexpected
+                .push(format!("unexpected {level} log line `{message}`"));
+        }
+        record.logs.push(LogLine {
+            level,
+            message: message.to_string(),
+        });
+    }
+
+    fn emit(&self, event: RStr<'_>, args: RSlice<'_, Entry<'_>>) -> RResult<RVec<Outcome>, Error> {
+        let args: Vec<(String, Value<'static>)> = args
+            .iter()
+            .map(|e| (e.key().to_owned(), e.value().clone().into_owned()))
+            .collect();
+        {
+            let mut record = self.kit.lock();
+            if self.kit.strict && !self.kit.expected_emits.iter().any(|e| e == event.as_str()) {
+                record
+                    .unexpected
+                    .push(format!("unexpected emit of `{event}`"));
+            }
+            record.emits.push(Emitted {
+                event: event.to_string(),
+                args: args.clone(),
+            });
+        }
+        let outcomes = self
+            .kit
+            .answers
+            .iter()
+            .find(|(name, _)| name == event.as_str())
+            .map(|(_, answer)| answer(&args))
+            .unwrap_or_default();
+        RResult::ROk(outcomes.into_iter().collect())
+    }
+
+    fn call(&self, operation: RStr<'_>, _argument: &Value<'_>) -> RResult<Value<'static>, Error> {
+        match operation.as_str() {
+            operation::MANIFEST_DIR => {
+                let folder = std::path::absolute(&self.kit.manifest_dir)
+                    .unwrap_or_else(|_| self.kit.manifest_dir.clone());
+                RResult::ROk(Value::from(folder.to_string_lossy().as_ref()))
+            }
+            other => {
+                if self.kit.strict {
+                    self.kit
+                        .lock()
+                        .unexpected
+                        .push(format!("unexpected host operation `{other}`"));
+                }
+                RResult::RErr(Error::new(format!(
+                    "this host does not support the operation `{other}`"
+                )))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::NoConfig;
+
+    struct Relay;
+
+    impl Plugin for Relay {
+        type Config = NoConfig;
+        fn init(_: NoConfig, host: &Host<'_>) -> Result<Self> {
+            host.debug("relay ready");
+            Ok(Relay)
+        }
+        fn register(callbacks: &mut Callbacks<Self>) {
+            callbacks.on(
+                "ping",
+                "relay",
+                |_: &Relay, args: &Args<'_>, host: &Host<'_>| {
+                    let outcomes = host.emit("pong", [("n", Value::from(args.i64("n")? + 1))])?;
+                    Ok(outcomes.len() as i64)
+                },
+            );
+            callbacks.on(
+                "boom",
+                "boom",
+                |_: &Relay, _: &Args<'_>, _: &Host<'_>| -> Result<()> { panic!("relay exploded") },
+            );
+            callbacks.on("joined", "greet", Relay::greet).priority(5);
+        }
+
+        fn control(
+            &self,
+            operation: &str,
+            argument: &Value<'_>,
+            _: &Host<'_>,
+        ) -> Result<Value<'static>> {
+            match operation {
+                "echo" => Ok(argument.clone().into_owned()),
+                _ => Err(Error::unsupported(format!("no operation `{operation}`"))),
+            }
+        }
+    }
+
+    #[derive(serde::Deserialize, crate::Args)]
+    struct Joined<'a> {
+        name: &'a str,
+        age: Option<i64>,
+    }
+
+    impl Relay {
+        fn greet(&self, user: Joined<'_>, _: &Host<'_>) -> Result<String> {
+            Ok(format!("{} ({})", user.name, user.age.unwrap_or(-1)))
+        }
+    }
+
+    #[test]
+    fn typed_callbacks_read_borrowed_fields_and_say_what_they_read() {
+        let host = TestHost::new();
+        let relay = host.start::<Relay>(serde_json::json!({})).unwrap();
+        let name = String::from("Ann");
+        let results = relay.emit(
+            "joined",
+            [("name", Value::borrowed(&name)), ("age", Value::from(36))],
+        );
+        assert_eq!(results[0].value().unwrap().as_str(), Some("Ann (36)"));
+        let results = relay.emit(
+            "joined",
+            [("name", Value::borrowed(&name)), ("age", Value::NULL)],
+        );
+        assert_eq!(
+            results[0].value().unwrap().as_str(),
+            Some("Ann (-1)"),
+            "null is absent"
+        );
+        let results = relay.emit("joined", [("name", Value::from(7))]);
+        let error = results[0].value().unwrap_err();
+        assert!(
+            error.message().contains(
+                "argument `name` of event `joined` does not fit: invalid type: integer `7`, expected a borrowed string"
+            ),
+            "{error}"
+        );
+
+        let registrations = relay.registrations();
+        let greet = registrations
+            .iter()
+            .find(|r| r.callback == "greet")
+            .unwrap();
+        assert_eq!(greet.priority, 5);
+        assert_eq!(
+            greet.reads,
+            Some(vec![
+                ("name".into(), "string".into()),
+                ("age".into(), "int?".into())
+            ])
+        );
+        assert_eq!(
+            registrations[0].reads, None,
+            "a dynamic callback reads anything"
+        );
+    }
+
+    #[test]
+    fn control_reaches_the_plugin_and_unknown_operations_are_unsupported() {
+        let host = TestHost::new();
+        let relay = host.start::<Relay>(serde_json::json!({})).unwrap();
+        assert_eq!(
+            relay.control("echo", &Value::from(3)).unwrap(),
+            Value::from(3)
+        );
+        assert!(relay
+            .control("reset", &Value::NULL)
+            .unwrap_err()
+            .is_unsupported());
+    }
+
+    struct Twice;
+
+    impl Plugin for Twice {
+        type Config = NoConfig;
+        fn init(_: NoConfig, _: &Host<'_>) -> Result<Self> {
+            Ok(Twice)
+        }
+        fn register(callbacks: &mut Callbacks<Self>) {
+            callbacks.on("a", "same", |_: &Twice, _: &Args<'_>, _: &Host<'_>| Ok(()));
+            callbacks.on("b", "same", |_: &Twice, _: &Args<'_>, _: &Host<'_>| Ok(()));
+        }
+    }
+
+    #[test]
+    fn callback_names_must_be_unique() {
+        let error = TestHost::new()
+            .start::<Twice>(serde_json::json!({}))
+            .err()
+            .unwrap();
+        assert!(
+            error.message().contains("two callbacks are named `same`"),
+            "{error}"
+        );
+    }
+
+    struct Ticker;
+
+    impl Plugin for Ticker {
+        type Config = NoConfig;
+        fn init(_: NoConfig, host: &Host<'_>) -> Result<Self> {
+            let handle = host.keep()?;
+            std::thread::spawn(move || {
+                handle.host().info("tick from my thread");
+                handle.host().emit("ticked", [("n", Value::from(1))])
+            })
+            .join()
+            .map_err(|_| Error::new("the ticker thread panicked"))??;
+            Ok(Ticker)
+        }
+        fn register(_: &mut Callbacks<Self>) {}
+    }
+
+    #[test]
+    fn a_kept_handle_works_from_another_thread() {
+        let host = TestHost::new();
+        host.start::<Ticker>(serde_json::json!({})).unwrap();
+        assert_eq!(host.logs()[0].message, "tick from my thread");
+        assert_eq!(host.emits()[0].event, "ticked");
+    }
+
+    #[test]
+    fn records_emits_and_answers_them() {
+        let host = TestHost::new().on_emit("pong", |args| {
+            vec![Outcome::new("other", "got", Ok(args[0].1.clone()))]
+        });
+        let relay = host.start::<Relay>(serde_json::json!({})).unwrap();
+        let results = relay.emit("ping", [("n", Value::from(41))]);
+        assert_eq!(results[0].value().unwrap().as_i64(), Some(1), "one answer");
+        assert_eq!(host.emits()[0].event, "pong");
+        assert_eq!(host.emits()[0].args[0].1.as_i64(), Some(42));
+        assert_eq!(host.logs()[0].message, "relay ready");
+    }
+
+    #[test]
+    fn a_panicking_callback_is_an_error_as_in_the_host() {
+        let host = TestHost::new();
+        let relay = host.start::<Relay>(serde_json::json!({})).unwrap();
+        let results = relay.emit("boom", []);
+        let error = results[0].value().unwrap_err();
+        assert!(
+            error.is_panic() && error.message().contains("relay exploded"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_strict_host_fails_the_test_on_what_it_did_not_expect() {
+        let host = TestHost::new().strict().expect_log("relay ready");
+        let relay = host.start::<Relay>(serde_json::json!({})).unwrap();
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            relay.emit("ping", [("n", Value::from(1))])
+        }));
+        let message = failed
+            .err()
+            .and_then(|p| p.downcast::<String>().ok())
+            .expect("the unexpected emit fails the test");
+        assert!(message.contains("unexpected emit of `pong`"), "{message}");
+
+        let allowed = TestHost::new()
+            .strict()
+            .expect_log("ready")
+            .expect_emit("pong");
+        let relay = allowed.start::<Relay>(serde_json::json!({})).unwrap();
+        assert!(relay.emit("ping", [("n", Value::from(1))])[0]
+            .result
+            .is_ok());
+    }
+
+    #[test]
+    fn a_config_that_does_not_fit_fails_init_like_the_host() {
+        let host = TestHost::new();
+        let error = host
+            .start::<Relay>(serde_json::json!({"unknown": 1}))
+            .err()
+            .expect("NoConfig refuses keys");
+        assert!(error.message().contains("invalid config"), "{error}");
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+    use serde::Deserialize;
+
+    /// A config type that forgot `deny_unknown_fields`, with a default.
+    #[derive(Deserialize)]
+    struct Loose {
+        #[serde(default = "red")]
+        color: String,
+    }
+
+    fn red() -> String {
+        "red".to_owned()
+    }
+
+    struct Painter(String);
+
+    impl Plugin for Painter {
+        type Config = Loose;
+        fn init(config: Loose, _: &Host<'_>) -> Result<Self> {
+            Ok(Painter(config.color))
+        }
+        fn register(_: &mut Callbacks<Self>) {}
+    }
+
+    #[test]
+    fn an_unknown_config_key_is_refused_even_without_deny_unknown_fields() {
+        let host = TestHost::new();
+        let error = host
+            .start::<Painter>(serde_json::json!({"colour": "blue"}))
+            .err()
+            .expect("a misspelt key must not fall back to the default");
+        assert_eq!(error.message(), "invalid config: unknown key `colour`");
+        assert!(error.help().is_some_and(|h| h.contains("spelling")));
+        let painter = host.start::<Painter>(serde_json::json!({})).unwrap();
+        assert_eq!(painter.plugin().0, "red", "defaults still apply");
+    }
+}
