@@ -7,6 +7,7 @@ mod corpus;
 mod dispatch;
 mod faults;
 mod generations;
+mod guide;
 mod hostile;
 mod loading;
 mod operator;
