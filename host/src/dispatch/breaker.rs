@@ -28,8 +28,9 @@ pub enum BreakerState {
 
 /// Whether a call may go ahead.
 pub(crate) enum Admission {
-    /// Go ahead.
-    Allowed,
+    /// Go ahead; `trial` when this is the one call let through after the cool-down, whose
+    /// success closes the breaker again.
+    Allowed { trial: bool },
     /// Skip it; the plugin is switched off for `retry_in_ms` more.
     Skipped { retry_in_ms: u64 },
 }
@@ -65,7 +66,7 @@ impl Breaker {
     #[inline]
     pub(crate) fn admit(&self, plugin: &str) -> Admission {
         if self.state.load(Ordering::Relaxed) == CLOSED {
-            return Admission::Allowed;
+            return Admission::Allowed { trial: false };
         }
         self.admit_when_open(plugin)
     }
@@ -81,7 +82,7 @@ impl Breaker {
                 .is_ok()
         {
             tracing::info!("plugin `{plugin}` cool-down over: trying one call");
-            return Admission::Allowed;
+            return Admission::Allowed { trial: true };
         }
         Admission::Skipped {
             retry_in_ms: reopen_at.saturating_sub(now),
@@ -215,7 +216,7 @@ mod tests {
         let b = breaker(3, 60_000);
         b.failed("p");
         b.failed("p");
-        assert!(matches!(b.admit("p"), Admission::Allowed));
+        assert!(matches!(b.admit("p"), Admission::Allowed { .. }));
         b.failed("p");
         assert_eq!(b.state(), BreakerState::Open);
         assert!(matches!(b.admit("p"), Admission::Skipped { retry_in_ms } if retry_in_ms > 59_000));
@@ -227,13 +228,13 @@ mod tests {
         let b = breaker(1, 0);
         b.failed("p");
         assert_eq!(b.state(), BreakerState::Open);
-        assert!(matches!(b.admit("p"), Admission::Allowed));
+        assert!(matches!(b.admit("p"), Admission::Allowed { .. }));
         assert_eq!(b.state(), BreakerState::HalfOpen);
         // Only one trial at a time.
         assert!(matches!(b.admit("p"), Admission::Skipped { .. }));
         b.failed("p");
         assert_eq!(b.state(), BreakerState::Open);
-        assert!(matches!(b.admit("p"), Admission::Allowed));
+        assert!(matches!(b.admit("p"), Admission::Allowed { .. }));
         b.succeeded("p");
         assert_eq!(b.state(), BreakerState::Closed);
         assert_eq!(b.trips(), 2);

@@ -188,8 +188,8 @@ impl Generation {
             let plugin = &self.slots[target.plugin as usize];
             let breaker = &plugin.breaker;
             let name = plugin.meta.name.as_str();
-            let code = match breaker.admit(name) {
-                Admission::Allowed => {
+            let (code, trial) = match breaker.admit(name) {
+                Admission::Allowed { trial } => {
                     let ctx = CallCtx::for_callback(self, name, frame);
                     let entry = &target.entry;
                     let call = |slot: &mut RResult<Value<'static>, PluginError>| {
@@ -198,14 +198,15 @@ impl Generation {
                         // alive while `&self` is; `state` and `data` are that entry's own.
                         unsafe { (entry.call)(entry.state, entry.data, &raw, ctx.handle(), slot) }
                     };
-                    if TIMED {
+                    let code = if TIMED {
                         let start = Instant::now();
                         let code = call(&mut slot);
                         out.nanos.push(start.elapsed().as_nanos() as u64);
                         code
                     } else {
                         call(&mut slot)
-                    }
+                    };
+                    (code, trial)
                 }
                 Admission::Skipped { retry_in_ms } => {
                     if TIMED {
@@ -220,8 +221,11 @@ impl Generation {
                 }
             };
             if code == status::NULL {
-                // The hot path: nothing to move, nothing to decide.
-                breaker.succeeded(name);
+                // The hot path: nothing to move, nothing to decide (but a breaker's trial
+                // call that succeeded closes it again).
+                if trial {
+                    breaker.succeeded(name);
+                }
                 out.push_null(target.callback);
                 continue;
             }
