@@ -68,8 +68,15 @@ impl<'a> ArgsAt<'a> {
                 let position = *positions.get(index)?;
                 self.args.values().get(position as usize)
             }
-            None => self.args.get(name),
+            None => self.by_name(name),
         }
+    }
+
+    /// The slow way, for arguments whose positions are not known.
+    #[cold]
+    #[inline(never)]
+    fn by_name(&self, name: &str) -> Option<&'a Value<'a>> {
+        self.args.get(name)
     }
 
     /// Field `index`, called `name`: an argument that is absent reads as null (so an
@@ -131,7 +138,24 @@ impl Binding {
     pub(crate) fn bind<'a>(&'a self, args: &'a Args<'a>, fields: &[&str]) -> ArgsAt<'a> {
         let names = args.names();
         let key = (names.as_ptr() as usize, names.len());
-        let positions = self.cache.get_or_init(|| Positions {
+        let positions = match self.cache.get() {
+            Some(found) if found.names == key => Some(&*found.of_field),
+            Some(_) => None,
+            None => self.first(key, names, fields),
+        };
+        ArgsAt { args, positions }
+    }
+
+    /// Finds the positions at the first call.
+    #[cold]
+    #[inline(never)]
+    fn first<'a>(
+        &'a self,
+        key: (usize, usize),
+        names: &[abi_stable::std_types::RString],
+        fields: &[&str],
+    ) -> Option<&'a [u32]> {
+        let found = self.cache.get_or_init(|| Positions {
             names: key,
             of_field: fields
                 .iter()
@@ -143,9 +167,6 @@ impl Binding {
                 })
                 .collect(),
         });
-        ArgsAt {
-            args,
-            positions: (positions.names == key).then_some(&*positions.of_field),
-        }
+        (found.names == key).then_some(&*found.of_field)
     }
 }
