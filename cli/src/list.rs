@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde_json::json;
 use switchboard::manifest::builtin::is_builtin;
-use switchboard::manifest::BreakerSettings;
+use switchboard::manifest::{BreakerSettings, ProcessLimits};
 use switchboard::{Manifest, Prepared};
 
 use crate::cli::{exit, Cli, Format};
@@ -36,12 +36,34 @@ fn describe_breaker(b: BreakerSettings) -> String {
     }
 }
 
+/// `in process`, or `in 2 worker processes, 5 s per call, 256 MiB`.
+fn describe_isolation(limits: Option<ProcessLimits>) -> String {
+    let Some(limits) = limits else {
+        return "in process".to_owned();
+    };
+    let mut text = format!(
+        "in {} worker process{}, {} per call",
+        limits.processes,
+        if limits.processes == 1 { "" } else { "es" },
+        seconds(limits.timeout_ms)
+    );
+    if let Some(mb) = limits.memory_mb {
+        text.push_str(&format!(", {mb} MiB"));
+    }
+    text
+}
+
 fn as_json(prepared: &Prepared) -> serde_json::Value {
     let registry = prepared.registry();
     json!({
         "plugins": prepared.plugins().map(|p| json!({
             "name": p.name,
-            "state": "on",
+            "state": if prepared.quarantined(&p.name).is_some() { "quarantined" } else { "on" },
+            "quarantine": prepared.quarantined(&p.name),
+            "isolation": p.isolation.name(),
+            "limits": p.limits.map(|l| json!({
+                "timeout_ms": l.timeout_ms, "processes": l.processes, "memory_mb": l.memory_mb,
+            })),
             "breaker": {
                 "failures": p.breaker.failures,
                 "window_ms": p.breaker.window_ms,
@@ -72,14 +94,22 @@ fn as_text(prepared: &Prepared) -> String {
     let mut text = String::from("plugins, in load order:\n");
     let width = prepared.plugins().map(|p| p.name.len()).max().unwrap_or(0);
     for p in prepared.plugins() {
+        let state = match prepared.quarantined(&p.name) {
+            Some(reason) => format!(
+                "QUARANTINED ({reason}); `switchboard quarantine --clear {}` lifts it",
+                p.name
+            ),
+            None => "on".to_owned(),
+        };
         text.push_str(&format!(
-            "  {:width$}  {} {} (plugin-api {})  {}\n  {:width$}  on; {}\n",
+            "  {:width$}  {} {} (plugin-api {})  {}\n  {:width$}  {state}; {}; {}\n",
             p.name,
             p.info.name,
             p.info.version,
             p.info.api_version,
             p.path.display(),
             "",
+            describe_isolation(p.limits),
             describe_breaker(p.breaker),
         ));
     }

@@ -35,7 +35,9 @@ mod logging;
 mod output;
 mod process;
 mod prompt;
+mod quarantine;
 mod run;
+mod worker;
 
 /// switchboard: load native plugins listed in a manifest and dispatch events to them.
 #[derive(Debug, Parser)]
@@ -67,6 +69,8 @@ enum Command {
     Remove(add::RemoveArgs),
     /// Make a folder to copy to another machine: this binary, the plugins, the manifest.
     Bundle(bundle::BundleArgs),
+    /// Show the isolated plugins quarantined after crashing too often, or lift one.
+    Quarantine(quarantine::QuarantineArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -81,10 +85,18 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Command::Add(args) => add::add(cli, args),
         Command::Remove(args) => add::remove(cli, args),
         Command::Bundle(args) => bundle::run(cli, args),
+        Command::Quarantine(args) => quarantine::run(cli, args),
     }
 }
 
 fn main() -> ExitCode {
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some("__worker") {
+        // An isolated plugin's worker: no command line, no exit() guard (the plugin's own
+        // exit code is what the host reports).
+        process::own_panics();
+        return worker::main(&raw[2..]);
+    }
     let args = Args::parse();
     cli::init_logging(&args.global);
     process::guard_against_foreign_exit();

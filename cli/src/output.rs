@@ -95,7 +95,7 @@ pub fn outcomes_text(generation: &Generation, event: &str, outcomes: &Outcomes) 
         match &outcome.result {
             Ok(value) => text.push_str(&format!("  {name:width$}  ok     {value}\n")),
             Err(error) => {
-                let what = if error.is_panic() { "panic" } else { "error" };
+                let what = error.kind_name();
                 text.push_str(&format!("  {name:width$}  {what:5}  {}\n", error.message()));
                 if let Some(help) = error.help() {
                     text.push_str(&format!("  {:width$}         help: {help}\n", ""));

@@ -303,6 +303,26 @@ pub enum LoadError {
         /// What is wrong.
         problem: String,
     },
+    /// An isolated plugin's worker refused its library, as the in-process loader would
+    /// have (the message says why and what to do).
+    #[error("{message}")]
+    InWorker {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The refusal's kind, as [`LoadError::kind`] names it in process.
+        kind: String,
+        /// The worker's message.
+        message: String,
+    },
+    /// An isolated plugin's worker process could not be started or died while opening the
+    /// library.
+    #[error("plugin `{plugin}` (isolation = \"process\"): {message}")]
+    Worker {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The plugin's `init` (or its registration code) returned an error or panicked.
     #[error("plugin `{plugin}` failed to initialize: {error}")]
     Init {
@@ -329,6 +349,8 @@ impl LoadError {
             LoadError::Incompatible { .. } => "load.incompatible",
             LoadError::UndeclaredEvent { .. } => "load.undeclared_event",
             LoadError::ArgsMismatch { .. } => "load.args_mismatch",
+            LoadError::InWorker { kind, .. } => worker_kind(kind),
+            LoadError::Worker { .. } => "load.worker",
             LoadError::BadRegistration { .. } => "load.bad_registration",
             LoadError::Init { .. } => "load.init",
         }
@@ -349,6 +371,8 @@ impl LoadError {
             | LoadError::Incompatible { plugin, .. }
             | LoadError::UndeclaredEvent { plugin, .. }
             | LoadError::ArgsMismatch { plugin, .. }
+            | LoadError::InWorker { plugin, .. }
+            | LoadError::Worker { plugin, .. }
             | LoadError::BadRegistration { plugin, .. }
             | LoadError::Init { plugin, .. } => plugin,
         }
@@ -361,6 +385,29 @@ impl LoadError {
             _ => None,
         }
     }
+}
+
+/// The static name of a load error kind a worker reported.
+fn worker_kind(kind: &str) -> &'static str {
+    const KINDS: &[&str] = &[
+        "load.missing",
+        "load.missing_folder",
+        "load.not_a_file",
+        "load.not_a_regular_file",
+        "load.hash_mismatch",
+        "load.writable",
+        "load.escapes",
+        "load.not_a_library",
+        "load.not_a_plugin",
+        "load.incompatible",
+        "load.bad_registration",
+        "load.init",
+    ];
+    KINDS
+        .iter()
+        .find(|k| **k == kind)
+        .copied()
+        .unwrap_or("load.worker")
 }
 
 /// `a -> b -> c`, or for a long chain its first and last three events around a count, so

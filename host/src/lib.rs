@@ -40,6 +40,7 @@
 
 pub mod dispatch;
 pub mod error;
+pub mod isolate;
 pub mod load;
 pub mod manifest;
 mod runtime;

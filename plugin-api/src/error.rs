@@ -36,6 +36,8 @@ const KIND_FAILED: u32 = 0;
 const KIND_PANICKED: u32 = 1;
 const KIND_SKIPPED: u32 = 2;
 const KIND_UNSUPPORTED: u32 = 3;
+const KIND_CRASHED: u32 = 4;
+const KIND_TIMED_OUT: u32 = 5;
 
 impl Error {
     /// An error with this message.
@@ -99,6 +101,58 @@ impl Error {
         }
     }
 
+    /// The error for a call whose worker process died under it (the host makes these for
+    /// plugins run with `isolation = "process"`).
+    #[doc(hidden)]
+    pub fn crashed(message: impl Into<String>) -> Self {
+        Error {
+            kind: KIND_CRASHED,
+            ..Error::new(message)
+        }
+    }
+
+    /// The error for a call the host stopped at its plugin's `timeout_ms` (the host makes
+    /// these).
+    #[doc(hidden)]
+    pub fn timed_out(message: impl Into<String>) -> Self {
+        Error {
+            kind: KIND_TIMED_OUT,
+            ..Error::new(message)
+        }
+    }
+
+    /// Whether the plugin's worker process crashed (or exited) during the call.
+    ///
+    /// ```
+    /// # use switchboard_plugin_api::Error;
+    /// assert!(!Error::new("failed").is_crashed());
+    /// ```
+    pub fn is_crashed(&self) -> bool {
+        self.kind == KIND_CRASHED
+    }
+
+    /// Whether the host stopped the call at its time limit.
+    ///
+    /// ```
+    /// # use switchboard_plugin_api::Error;
+    /// assert!(!Error::new("failed").is_timed_out());
+    /// ```
+    pub fn is_timed_out(&self) -> bool {
+        self.kind == KIND_TIMED_OUT
+    }
+
+    /// What kind of failure this is, as outcomes and `plugin.failed` name it: `error`,
+    /// `panic`, `skipped`, `crashed` or `timed_out`.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            KIND_PANICKED => "panic",
+            KIND_SKIPPED => "skipped",
+            KIND_CRASHED => "crashed",
+            KIND_TIMED_OUT => "timed_out",
+            _ => "error",
+        }
+    }
+
     /// Whether the other side does not support the operation asked for, as opposed to
     /// supporting it and failing: callers fall back.
     pub fn is_unsupported(&self) -> bool {
@@ -139,10 +193,12 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_panic() {
-            write!(f, "panicked: ")?;
-        } else if self.is_skipped() {
-            write!(f, "skipped: ")?;
+        match self.kind {
+            KIND_PANICKED => write!(f, "panicked: ")?,
+            KIND_SKIPPED => write!(f, "skipped: ")?,
+            KIND_CRASHED => write!(f, "crashed: ")?,
+            KIND_TIMED_OUT => write!(f, "timed out: ")?,
+            _ => {}
         }
         write!(f, "{}", self.message)?;
         if let Some(help) = self.help() {

@@ -461,8 +461,9 @@ fn numbers_that_cross_the_boundary_keep_their_frozen_values() {
         current.iter().any(|c| c == "level::INFO = 3") && current.len() >= 10,
         "the scan finds the constants: {current:?}"
     );
-    assert_eq!(
-        current, frozen,
-        "a constant that plugins built against 1.0 rely on changed (log levels, call statuses, error kinds)"
+    let changed: Vec<&String> = frozen.iter().filter(|c| !current.contains(c)).collect();
+    assert!(
+        changed.is_empty(),
+        "a constant that plugins built against 1.0 rely on changed or vanished (log levels, call statuses, error kinds): {changed:?}; new constants may be added, old ones never change"
     );
 }

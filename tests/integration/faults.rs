@@ -34,6 +34,13 @@ args = { depth = "int" }
 [events.double_panic]
 [events.quit]
 args = { code = "int" }
+[events.segfault]
+[events.abort]
+[events.overflow]
+[events.hog]
+args = { mb = "int" }
+[events.crash_every]
+args = { n = "int", every = "int" }
 "#;
 
 /// A plugin's name, breaker state and how often the breaker tripped.

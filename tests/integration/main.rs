@@ -9,6 +9,8 @@ mod faults;
 mod generations;
 mod guide;
 mod hostile;
+#[cfg(target_os = "linux")]
+mod isolation;
 mod loading;
 mod operator;
 mod refusals;

@@ -107,8 +107,9 @@ fn list_shows_breaker_settings_as_settings_and_run_shows_when_an_off_plugin_retr
     let list = s.run(&["list"]);
     list.assert_code(0);
     assert!(
-        list.stdout()
-            .contains("on; breaker: after 2 failures within 60 s, skip its calls for 60 s"),
+        list.stdout().contains(
+            "on; in process; breaker: after 2 failures within 60 s, skip its calls for 60 s"
+        ),
         "{}",
         list.stdout()
     );

@@ -10,7 +10,7 @@ use switchboard_plugin_api::{Error as PluginError, Value};
 use super::args::{arrange, check_positional};
 use super::breaker::{Admission, Breaker};
 use super::context::{CallCtx, Frame};
-use super::generation::Generation;
+use super::generation::{Generation, Instance, Route, Slot, Target};
 use super::outcome::{CallOutcome, Outcomes};
 use super::registry::{Callback, CallbackId, Event, EventId};
 use crate::error::EmitError;
@@ -189,15 +189,24 @@ impl Generation {
             let plugin = &self.slots[target.plugin as usize];
             let breaker = &plugin.breaker;
             let name = plugin.meta.name.as_str();
-            let (code, trial) = match breaker.admit(name) {
+            let admission = match target.route {
+                Route::Worker => self.quarantine_check(plugin, breaker.admit(name)),
+                Route::Direct(_) => breaker.admit(name),
+            };
+            let (code, trial) = match admission {
                 Admission::Allowed { trial } => {
                     let ctx = CallCtx::for_callback(self, name, frame);
-                    let entry = &target.entry;
-                    let call = |slot: &mut RResult<Value<'static>, PluginError>| {
+                    let call = |slot: &mut RResult<Value<'static>, PluginError>| match &target.route
+                    {
                         // SAFETY: the entry was copied from the plugin's instance, which this
                         // generation owns in `slots` and drops only with itself, so it is
                         // alive while `&self` is; `state` and `data` are that entry's own.
-                        unsafe { (entry.call)(entry.state, entry.data, &raw, ctx.handle(), slot) }
+                        Route::Direct(entry) => unsafe {
+                            (entry.call)(entry.state, entry.data, &raw, ctx.handle(), slot)
+                        },
+                        Route::Worker => {
+                            self.call_worker(plugin, target, event, args, frame, out.request, slot)
+                        }
                     };
                     let code = if TIMED {
                         let start = Instant::now();
@@ -208,6 +217,20 @@ impl Generation {
                         call(&mut slot)
                     };
                     (code, trial)
+                }
+                Admission::Quarantined(reason) => {
+                    if TIMED {
+                        out.nanos.push(0);
+                    }
+                    let id = self.callback_id(target.callback);
+                    slot = RResult::RErr(
+                        PluginError::skipped(format!("plugin `{name}` is quarantined: {reason}"))
+                            .with_help(format!("a new build of its library lifts it, and so does `switchboard quarantine --clear {name}`")),
+                    );
+                    if self.record_result(event, id, false, &mut slot, &mut any_failed, out) {
+                        break;
+                    }
+                    continue;
                 }
                 Admission::Skipped { retry_in_ms } => {
                     if TIMED {
@@ -248,6 +271,62 @@ impl Generation {
         }
     }
 
+    /// A worker plugin's admission: quarantine comes before the breaker.
+    #[cold]
+    fn quarantine_check(&self, plugin: &Slot, admission: Admission) -> Admission {
+        match &plugin.instance {
+            Instance::Process(isolated) => match isolated.quarantined() {
+                Some(record) => Admission::Quarantined(record.reason),
+                None => admission,
+            },
+            _ => admission,
+        }
+    }
+
+    /// Calls a callback in its plugin's worker processes; a nested emit it makes runs here,
+    /// inside this emit.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn call_worker(
+        &self,
+        plugin: &Slot,
+        target: &Target,
+        event: &Event,
+        args: &[Value<'_>],
+        frame: &Frame<'_>,
+        request: u64,
+        slot: &mut RResult<Value<'static>, PluginError>,
+    ) -> u8 {
+        let Instance::Process(isolated) = &plugin.instance else {
+            return status::NULL;
+        };
+        let callback = self.registry.callback(self.callback_id(target.callback));
+        let names: Vec<&str> = event.schema.names().collect();
+        let emit = |name: &str, entries: &[switchboard_plugin_api::Entry<'_>]| {
+            self.emit_nested(name, entries, Some(frame))
+                .map(|outcomes| {
+                    outcomes
+                        .iter()
+                        .map(|o| {
+                            let c = self.registry.callback(o.callback);
+                            (c.plugin_name.clone(), c.name.clone(), o.to_result())
+                        })
+                        .collect()
+                })
+                .map_err(|e| PluginError::new(e.to_string()))
+        };
+        isolated.call(
+            callback.id,
+            &callback.name,
+            &event.name,
+            &names,
+            args,
+            request,
+            &emit,
+            slot,
+        )
+    }
+
     fn callback_id(&self, index: u32) -> CallbackId {
         CallbackId {
             generation: self.number(),
@@ -273,7 +352,10 @@ impl Generation {
         let breaker = &self.slots[callback.plugin].breaker;
         let mut result = std::mem::replace(slot, RResult::ROk(Value::NULL)).into_result();
         if called {
-            result = checked(result, callback);
+            // An isolated plugin's crashes and timeouts are the host's own findings (its
+            // pool refuses the same kinds coming from the plugin).
+            let isolated = matches!(self.slots[callback.plugin].instance, Instance::Process(_));
+            result = checked(result, callback, isolated);
         }
         match &result {
             Ok(_) => breaker.succeeded(&callback.plugin_name),
@@ -339,6 +421,7 @@ impl Generation {
 fn checked(
     result: Result<Value<'static>, PluginError>,
     callback: &Callback,
+    isolated: bool,
 ) -> Result<Value<'static>, PluginError> {
     match result {
         Ok(value) if value.nests_deeper_than(MAX_VALUE_DEPTH) => {
@@ -349,10 +432,14 @@ fn checked(
             ))
             .with_help("return flatter data: results are limited to the depth JSON input has"))
         }
-        Err(error) if error.is_skipped() => {
+        Err(error)
+            if error.is_skipped()
+                || (!isolated && (error.is_crashed() || error.is_timed_out())) =>
+        {
             let mut forged = PluginError::new(format!(
-                "{} (the plugin returned an error marked as skipped by the host; counted as a failure)",
-                error.message()
+                "{} (the plugin returned an error marked as {} by the host; counted as a failure)",
+                error.message(),
+                error.kind_name()
             ));
             if let Some(help) = error.help() {
                 forged = forged.with_help(help);
@@ -389,4 +476,12 @@ fn skipped(breaker: &Breaker, callback: &Callback, retry_in_ms: u64) -> PluginEr
         callback.plugin_name, settings.failures, settings.window_ms
     ))
     .with_help("see the plugin's earlier errors; the breaker is set by `breaker` in the manifest")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn worker_frames_nest_values_as_deep_as_emits_do() {
+        assert_eq!(super::MAX_VALUE_DEPTH, crate::isolate::MAX_DEPTH);
+    }
 }

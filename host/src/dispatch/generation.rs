@@ -15,8 +15,12 @@ use super::outcome::Outcomes;
 use super::registry::{Callback, CallbackId, EventId, Registry};
 use super::stats::{Counters, Counts, Tally};
 use crate::error::{EmitError, LoadError};
-use crate::load::{library_file, Emits, Library, LibraryInfo, Loader};
-use crate::manifest::{BreakerSettings, LoadErrorPolicy, PluginEntry, ValidManifest};
+use crate::isolate::quarantine;
+use crate::isolate::ProcessPlugin;
+use crate::load::{library_file, sha256_of, Emits, Library, LibraryInfo, Loader, Registered};
+use crate::manifest::{
+    BreakerSettings, Isolation, LoadErrorPolicy, PluginEntry, ProcessLimits, ValidManifest,
+};
 
 /// A plugin as the manifest and its library describe it.
 #[derive(Debug, Clone)]
@@ -32,6 +36,10 @@ pub struct PluginMeta {
     pub breaker: BreakerSettings,
     /// The events it says it emits.
     pub emits: Vec<Emits>,
+    /// Where it runs.
+    pub isolation: Isolation,
+    /// Its worker limits, when it runs in worker processes.
+    pub limits: Option<ProcessLimits>,
 }
 
 /// A plugin left out under `on_load_error = "skip"`.
@@ -50,7 +58,7 @@ pub struct SkippedPlugin {
 pub struct Prepared {
     pub(crate) manifest: ValidManifest,
     pub(crate) registry: Registry,
-    pub(crate) plugins: Vec<(PluginMeta, Library)>,
+    pub(crate) plugins: Vec<(PluginMeta, Opened)>,
     pub(crate) skipped: Vec<SkippedPlugin>,
 }
 
@@ -66,16 +74,20 @@ impl Prepared {
         for entry in &manifest.plugins {
             let name = entry.name.get_ref();
             match open_checked(&manifest, &registry, &mut loader, entry) {
-                Ok(library) => {
-                    registry.add_callbacks(plugins.len(), name, &library.registrations);
+                Ok((opened, found)) => {
+                    registry.add_callbacks(plugins.len(), name, &found.registrations);
+                    let isolation = entry.isolation();
                     let meta = PluginMeta {
                         name: name.clone(),
-                        path: library.path.clone(),
-                        info: library.info.clone(),
+                        path: found.path,
+                        info: found.info,
                         breaker: entry.breaker.unwrap_or(manifest.host.breaker),
-                        emits: library.emits.clone(),
+                        emits: found.emits,
+                        isolation,
+                        limits: (isolation == Isolation::Process)
+                            .then(|| entry.limits(&manifest.host)),
                     };
-                    plugins.push((meta, library));
+                    plugins.push((meta, opened));
                 }
                 Err(error) if entry.load_error_policy(&manifest.host) == LoadErrorPolicy::Skip => {
                     tracing::warn!("skipping plugin `{name}` (on_load_error = \"skip\"): {error}");
@@ -112,10 +124,79 @@ impl Prepared {
         &self.skipped
     }
 
+    /// Why the plugin called `name` is quarantined, if it runs in worker processes and is.
+    pub fn quarantined(&self, name: &str) -> Option<String> {
+        self.plugins.iter().find_map(|(meta, opened)| match opened {
+            Opened::Isolated(plugin) if meta.name == name => plugin.quarantined().map(|r| r.reason),
+            _ => None,
+        })
+    }
+
     /// The manifest.
     pub fn manifest(&self) -> &ValidManifest {
         &self.manifest
     }
+}
+
+/// A plugin's library, opened where the plugin will run.
+pub(crate) enum Opened {
+    /// In this process.
+    InProcess(Library),
+    /// In a worker process, ready for `init`.
+    Isolated(Box<ProcessPlugin>),
+}
+
+/// What an opened library says about itself, wherever it was opened.
+pub(crate) struct Found {
+    path: PathBuf,
+    info: LibraryInfo,
+    registrations: Vec<Registered>,
+    emits: Vec<Emits>,
+}
+
+/// Opens one plugin's library where it will run: here, or in a worker process.
+fn open(
+    manifest: &ValidManifest,
+    loader: &mut Loader,
+    entry: &PluginEntry,
+) -> Result<(Opened, Found), LoadError> {
+    let name = entry.name.get_ref();
+    let path = library_file(manifest, entry)?;
+    if entry.isolation() == Isolation::InProcess {
+        let library = loader.open(name, &path)?;
+        let found = Found {
+            path: library.path.clone(),
+            info: library.info.clone(),
+            registrations: library.registrations.clone(),
+            emits: library.emits.clone(),
+        };
+        return Ok((Opened::InProcess(library), found));
+    }
+    let worker_failed = |message: String| LoadError::Worker {
+        plugin: name.clone(),
+        message,
+    };
+    let command = crate::isolate::worker_command().map_err(worker_failed)?;
+    let sha256 = sha256_of(&path)
+        .map_err(|e| worker_failed(format!("cannot read {}: {e}", path.display())))?;
+    let record = quarantine::current(manifest.base_dir(), name, &sha256);
+    let (plugin, described) = ProcessPlugin::prepare(
+        name,
+        &path,
+        sha256,
+        command,
+        entry.limits(&manifest.host),
+        manifest.base_dir(),
+        manifest.host.quarantine,
+        record,
+    )?;
+    let found = Found {
+        path,
+        info: described.info,
+        registrations: described.registrations,
+        emits: described.emits,
+    };
+    Ok((Opened::Isolated(Box::new(plugin)), found))
 }
 
 /// Checks, opens and checks the registrations of one plugin's library.
@@ -124,10 +205,9 @@ fn open_checked(
     registry: &Registry,
     loader: &mut Loader,
     entry: &PluginEntry,
-) -> Result<Library, LoadError> {
+) -> Result<(Opened, Found), LoadError> {
     let name = entry.name.get_ref();
-    let path = library_file(manifest, entry)?;
-    let library = loader.open(name, &path)?;
+    let (opened, library) = open(manifest, loader, entry)?;
     if let Some(registration) = registry.undeclared(&library.registrations) {
         return Err(LoadError::UndeclaredEvent {
             plugin: name.clone(),
@@ -155,13 +235,15 @@ fn open_checked(
             });
         }
     }
-    Ok(library)
+    Ok((opened, library))
 }
 
 /// What stands behind a plugin's slot.
 pub(crate) enum Instance {
     /// Code loaded into this process.
     InProcess(PluginBox),
+    /// Code in worker processes.
+    Process(Box<ProcessPlugin>),
     /// Not running, with the reason (its `init` failed and its policy is `skip`).
     Off(String),
 }
@@ -170,11 +252,20 @@ pub(crate) enum Instance {
 /// the plugin at start so that the dispatch loop makes one indirect call per callback.
 #[derive(Clone, Copy)]
 pub(crate) struct Target {
-    pub(crate) entry: CallEntry,
+    pub(crate) route: Route,
     /// Its plugin's slot.
     pub(crate) plugin: u32,
     /// Its index in the registry.
     pub(crate) callback: u32,
+}
+
+/// How a callback is reached.
+#[derive(Clone, Copy)]
+pub(crate) enum Route {
+    /// Its plugin's direct entry point, in this process.
+    Direct(CallEntry),
+    /// Through its plugin's worker processes.
+    Worker,
 }
 
 /// One plugin of a generation: what it is, what runs it, and its breaker.
@@ -229,6 +320,24 @@ pub struct PluginStatus {
     pub off_reason: Option<String>,
     /// Its callbacks' counts added up.
     pub counts: Counts,
+    /// For a plugin in worker processes: its limits and faults.
+    pub isolated: Option<IsolatedStatus>,
+}
+
+/// The state of a plugin that runs in worker processes.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct IsolatedStatus {
+    /// Its limits.
+    pub limits: ProcessLimits,
+    /// Calls whose worker crashed (or exited).
+    pub crashes: u64,
+    /// Workers killed at the time limit.
+    pub kills: u64,
+    /// Workers started after the first.
+    pub restarts: u64,
+    /// Why it is quarantined, if it is.
+    pub quarantined: Option<String>,
 }
 
 impl Generation {
@@ -285,7 +394,7 @@ impl Generation {
     pub fn live_plugins(&self) -> usize {
         self.slots
             .iter()
-            .filter(|s| matches!(s.instance, Instance::InProcess(_)))
+            .filter(|s| !matches!(s.instance, Instance::Off(_)))
             .count()
     }
 
@@ -345,14 +454,24 @@ impl Generation {
             .map(|(slot, counts)| PluginStatus {
                 meta: slot.meta.clone(),
                 breaker: match slot.instance {
-                    Instance::InProcess(_) => Some(slot.breaker.state()),
+                    Instance::InProcess(_) | Instance::Process(_) => Some(slot.breaker.state()),
                     Instance::Off(_) => None,
                 },
                 trips: slot.breaker.trips(),
                 retry_in_ms: slot.breaker.retry_in_ms(),
                 off_reason: match &slot.instance {
                     Instance::Off(reason) => Some(reason.clone()),
-                    Instance::InProcess(_) => None,
+                    Instance::InProcess(_) | Instance::Process(_) => None,
+                },
+                isolated: match &slot.instance {
+                    Instance::Process(plugin) => Some(IsolatedStatus {
+                        limits: plugin.limits(),
+                        crashes: plugin.faults.crashes.load(Ordering::Relaxed),
+                        kills: plugin.faults.kills.load(Ordering::Relaxed),
+                        restarts: plugin.faults.restarts.load(Ordering::Relaxed),
+                        quarantined: plugin.quarantined().map(|r| r.reason),
+                    }),
+                    _ => None,
                 },
                 counts,
             })

@@ -11,7 +11,7 @@ use switchboard_plugin_api::Value;
 use super::breaker::Breaker;
 use super::context::CallCtx;
 use super::generation::{
-    Generation, Instance, Prepared, ShutdownFailure, SkippedPlugin, Slot, Target,
+    Generation, Instance, Opened, Prepared, Route, ShutdownFailure, SkippedPlugin, Slot, Target,
 };
 use super::stats::Counters;
 use crate::error::{ControlError, LoadError};
@@ -49,9 +49,17 @@ impl Prepared {
                 .iter()
                 .find(|e| *e.name.get_ref() == meta.name);
             let config = config_value(entry.and_then(|e| e.config.as_ref()));
-            let ctx = CallCtx::for_init(&generation, &meta.name);
-            let instance = match (library.module.init())(&config, ctx.handle()).into_result() {
-                Ok(instance) => Instance::InProcess(instance),
+            let started = match library {
+                Opened::InProcess(library) => {
+                    let ctx = CallCtx::for_init(&generation, &meta.name);
+                    (library.module.init())(&config, ctx.handle())
+                        .into_result()
+                        .map(Instance::InProcess)
+                }
+                Opened::Isolated(plugin) => plugin.init(config).map(|()| Instance::Process(plugin)),
+            };
+            let instance = match started {
+                Ok(instance) => instance,
                 Err(error) => {
                     let error = LoadError::Init {
                         plugin: meta.name.clone(),
@@ -103,20 +111,23 @@ fn targets(generation: &Generation) -> Vec<Vec<Target>> {
                 .iter()
                 .filter_map(|id| {
                     let callback = registry.callback(*id);
-                    let Instance::InProcess(instance) = &generation.slots[callback.plugin].instance
-                    else {
-                        return None;
+                    let route = match &generation.slots[callback.plugin].instance {
+                        Instance::InProcess(instance) => {
+                            let entry = instance.entries().get(callback.id as usize).copied();
+                            if entry.is_none() {
+                                tracing::error!(
+                                    "plugin `{}` gave no entry point for callback `{}`; it is left out",
+                                    callback.plugin_name,
+                                    callback.name
+                                );
+                            }
+                            Route::Direct(entry?)
+                        }
+                        Instance::Process(_) => Route::Worker,
+                        Instance::Off(_) => return None,
                     };
-                    let entry = instance.entries().get(callback.id as usize).copied();
-                    if entry.is_none() {
-                        tracing::error!(
-                            "plugin `{}` gave no entry point for callback `{}`; it is left out",
-                            callback.plugin_name,
-                            callback.name
-                        );
-                    }
                     Some(Target {
-                        entry: entry?,
+                        route,
                         plugin: callback.plugin as u32,
                         callback: id.index,
                     })
@@ -147,8 +158,14 @@ impl Generation {
                 known: names().collect::<Vec<_>>().join(", "),
             });
         };
-        let instance = match &slot.instance {
-            Instance::InProcess(instance) => instance,
+        let answer = match &slot.instance {
+            Instance::InProcess(instance) => {
+                let ctx = CallCtx::for_control(self, &slot.meta.name);
+                instance
+                    .control(operation.into(), argument, ctx.handle())
+                    .into_result()
+            }
+            Instance::Process(isolated) => isolated.control(operation, argument),
             Instance::Off(reason) => {
                 return Err(ControlError::Off {
                     plugin: plugin.to_owned(),
@@ -156,14 +173,10 @@ impl Generation {
                 })
             }
         };
-        let ctx = CallCtx::for_control(self, &slot.meta.name);
-        instance
-            .control(operation.into(), argument, ctx.handle())
-            .into_result()
-            .map_err(|error| ControlError::Plugin {
-                plugin: plugin.to_owned(),
-                error,
-            })
+        answer.map_err(|error| ControlError::Plugin {
+            plugin: plugin.to_owned(),
+            error,
+        })
     }
 
     /// Runs every live plugin's `shutdown` once, in reverse load order, and returns the
@@ -175,11 +188,15 @@ impl Generation {
         }
         let mut failures = Vec::new();
         for slot in self.slots.iter().rev() {
-            let Instance::InProcess(instance) = &slot.instance else {
-                continue;
+            let stopped = match &slot.instance {
+                Instance::InProcess(instance) => {
+                    let ctx = CallCtx::for_shutdown(self, &slot.meta.name);
+                    instance.shutdown(ctx.handle()).into_result()
+                }
+                Instance::Process(isolated) => isolated.shutdown(),
+                Instance::Off(_) => continue,
             };
-            let ctx = CallCtx::for_shutdown(self, &slot.meta.name);
-            if let Err(error) = instance.shutdown(ctx.handle()).into_result() {
+            if let Err(error) = stopped {
                 tracing::error!("plugin `{}` failed to shut down: {error}", slot.meta.name);
                 failures.push(ShutdownFailure {
                     plugin: slot.meta.name.clone(),

@@ -15,7 +15,10 @@ use toml::Spanned;
 use crate::error::{ManifestError, Problem};
 use schema::ArgType;
 
+pub use isolation::{Isolation, ProcessLimits, QuarantineSettings};
+
 pub mod builtin;
+pub mod isolation;
 pub mod schema;
 
 /// A parsed `events.toml`, not yet validated: [`Manifest::validate`] turns it into a
@@ -63,6 +66,13 @@ pub struct HostSettings {
     /// anyone who can write the file can run code in the host.
     #[serde(default)]
     pub allow_writable: bool,
+    /// The time limit of a call to an isolated plugin, in milliseconds, unless its entry
+    /// sets its own.
+    #[serde(default = "isolation::default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// When an isolated plugin whose workers keep crashing is quarantined.
+    #[serde(default)]
+    pub quarantine: QuarantineSettings,
 }
 
 /// What a plugin that fails to load does to the host.
@@ -84,6 +94,8 @@ impl Default for HostSettings {
             breaker: BreakerSettings::default(),
             on_load_error: LoadErrorPolicy::default(),
             allow_writable: false,
+            timeout_ms: isolation::default_timeout_ms(),
+            quarantine: QuarantineSettings::default(),
         }
     }
 }
@@ -221,6 +233,21 @@ pub struct PluginEntry {
     /// Overrides `[host] allow_writable` for this plugin.
     #[serde(default)]
     pub allow_writable: Option<bool>,
+    /// Where the plugin runs: `"in_process"` (the default) or `"process"` (worker
+    /// processes that may crash or hang without taking the host down).
+    #[serde(default)]
+    pub isolation: Option<Isolation>,
+    /// With `isolation = "process"`: how long one call may take, in milliseconds, before
+    /// its worker is killed (default: `[host] timeout_ms`).
+    #[serde(default)]
+    pub timeout_ms: Option<isolation::SpannedU64>,
+    /// With `isolation = "process"`: how many worker processes serve the plugin (default 1).
+    #[serde(default)]
+    pub processes: Option<Spanned<u32>>,
+    /// With `isolation = "process"`: the worker's memory limit in MiB (its address space;
+    /// an allocation past it aborts the worker, not the host).
+    #[serde(default)]
+    pub memory_mb: Option<isolation::SpannedU64>,
 }
 
 impl PluginEntry {
@@ -401,6 +428,9 @@ impl Manifest {
                     );
                 }
             }
+            for (span, message) in isolation::problems(entry) {
+                problem(span, message);
+            }
             if entry.library.is_some() && entry.path.is_some() {
                 problem(
                     entry.name.span(),
@@ -570,7 +600,7 @@ mod tests {
         assert!(text.contains("--> dir/events.toml:2:1"), "{text}");
         assert!(text.contains("2 | plugin_dri = \"x\""), "{text}");
         assert!(
-            text.contains("unknown field `plugin_dri`, expected one of `plugin_dir`, `max_depth`, `breaker`, `on_load_error`, `allow_writable` (did you mean `plugin_dir`?)"),
+            text.contains("unknown field `plugin_dri`, expected one of `plugin_dir`, `max_depth`, `breaker`, `on_load_error`, `allow_writable`, `timeout_ms`, `quarantine` (did you mean `plugin_dir`?)"),
             "{text}"
         );
     }

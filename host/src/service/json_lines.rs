@@ -186,16 +186,18 @@ impl Serialize for OutcomesJson<'_> {
     }
 }
 
-/// A plugin error as JSON: `{"message", "help", "panic"}`.
+/// A plugin error as JSON: `{"message", "help", "panic", "kind"}`; `kind` is `error`,
+/// `panic`, `skipped`, `crashed` or `timed_out`.
 struct ErrorJson<'a>(&'a PluginError);
 
 impl Serialize for ErrorJson<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut error = serializer.serialize_struct("Error", 3)?;
+        let mut error = serializer.serialize_struct("Error", 4)?;
         error.serialize_field("message", self.0.message())?;
         error.serialize_field("help", &self.0.help())?;
         error.serialize_field("panic", &self.0.is_panic())?;
+        error.serialize_field("kind", self.0.kind_name())?;
         error.end()
     }
 }

@@ -1,0 +1,366 @@
+//! The worker's side: what `switchboard __worker` runs. It opens one plugin library with the
+//! host's own loader (the same checks and messages), then serves the host's calls over its
+//! standard input and a private copy of its standard output, until the host says stop or
+//! goes away.
+
+use std::collections::HashMap;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::sabi_types::RRef;
+use abi_stable::std_types::{RResult, RSlice, RStr, RString, RVec};
+use switchboard_plugin_api::abi::{
+    feature, operation, status, ArgsRaw, HostApi, HostApi_TO, HostBox, HostRef, Outcome, PluginBox,
+};
+use switchboard_plugin_api::{Entry, Error as PluginError, Value};
+
+use super::protocol::{read_frame, write_frame, FromWorker, ToWorker, WireError, VERSION};
+use crate::load::{Library, Loader};
+
+/// The pipes to the host: frames in, frames out (shared with the plugin's own threads,
+/// which may log).
+struct Channel {
+    input: Mutex<BufReader<Box<dyn Read + Send>>>,
+    output: Mutex<BufWriter<Box<dyn Write + Send>>>,
+}
+
+impl Channel {
+    fn send(&self, message: &FromWorker) -> Result<(), WireError> {
+        let mut output = self.output.lock().unwrap_or_else(|e| e.into_inner());
+        write_frame(&mut *output, &message.encode())
+    }
+
+    fn recv(&self) -> Result<ToWorker, WireError> {
+        let mut input = self.input.lock().unwrap_or_else(|e| e.into_inner());
+        ToWorker::decode(&read_frame(&mut *input)?)
+    }
+}
+
+/// Serves one plugin for the host on the other end of `input` and `output`; returns the
+/// process's exit code. The caller has made sure nothing else writes to `output` (the
+/// plugin's own prints go to standard error).
+pub fn serve(input: Box<dyn Read + Send>, output: Box<dyn Write + Send>) -> i32 {
+    let channel = Arc::new(Channel {
+        input: Mutex::new(BufReader::new(input)),
+        output: Mutex::new(BufWriter::new(output)),
+    });
+    let hello = FromWorker::Hello {
+        version: VERSION,
+        pid: std::process::id(),
+    };
+    if channel.send(&hello).is_err() {
+        return 1;
+    }
+    let (plugin, manifest_dir, library) = match channel.recv() {
+        Ok(ToWorker::Load {
+            plugin,
+            library,
+            manifest_dir,
+        }) => match Loader::new().open(&plugin, Path::new(&library)) {
+            Ok(opened) => (plugin, manifest_dir, opened),
+            Err(error) => {
+                let _ = channel.send(&FromWorker::LoadFailed {
+                    kind: error.kind().to_owned(),
+                    message: error.to_string(),
+                });
+                return 2;
+            }
+        },
+        _ => return 1,
+    };
+    if channel.send(&loaded(&library)).is_err() {
+        return 1;
+    }
+    let mut session = Session {
+        channel,
+        plugin,
+        manifest_dir,
+        library,
+        instance: Arc::new(OnceLock::new()),
+        names: HashMap::new(),
+    };
+    session.run()
+}
+
+/// What the host is told about the opened library.
+fn loaded(library: &Library) -> FromWorker {
+    FromWorker::Loaded {
+        name: library.info.name.clone(),
+        version: library.info.version.clone(),
+        api_version: library.info.api_version.clone(),
+        features: library.info.features.clone(),
+        callbacks: library
+            .registrations
+            .iter()
+            .map(|r| {
+                (
+                    r.event.clone(),
+                    r.callback.clone(),
+                    r.priority,
+                    r.id,
+                    r.reads.clone(),
+                )
+            })
+            .collect(),
+        emits: library
+            .emits
+            .iter()
+            .map(|e| (e.event.clone(), e.args.clone()))
+            .collect(),
+    }
+}
+
+struct Session {
+    channel: Arc<Channel>,
+    plugin: String,
+    manifest_dir: String,
+    library: Library,
+    /// Shared with the host handles, which run nested calls while the plugin emits.
+    instance: Arc<OnceLock<PluginBox>>,
+    /// Argument names per event, kept so that every call of an event passes the same
+    /// memory (the interface's promise to typed callbacks).
+    names: HashMap<String, Vec<RString>>,
+}
+
+impl Session {
+    fn host(&self, in_call: bool) -> WorkerHost {
+        WorkerHost {
+            channel: Arc::clone(&self.channel),
+            plugin: self.plugin.clone(),
+            manifest_dir: self.manifest_dir.clone(),
+            instance: Arc::clone(&self.instance),
+            in_call,
+        }
+    }
+
+    fn run(&mut self) -> i32 {
+        loop {
+            let message = match self.channel.recv() {
+                Ok(message) => message,
+                // The host went away: nobody is left to serve.
+                Err(WireError::Closed) => return 0,
+                Err(_) => return 1,
+            };
+            let reply = match message {
+                ToWorker::Init { config } => {
+                    let host = self.host(false);
+                    let result = (self.library.module.init())(&config, host.handle());
+                    FromWorker::Done(match result.into_result() {
+                        Ok(instance) => {
+                            let _ = self.instance.set(instance);
+                            Ok(Value::NULL)
+                        }
+                        Err(error) => Err(error),
+                    })
+                }
+                ToWorker::Call {
+                    callback,
+                    request,
+                    event,
+                    names,
+                    values,
+                } => self.call(callback, request, event, names, &values),
+                ToWorker::Control {
+                    operation,
+                    argument,
+                } => {
+                    let host = self.host(false);
+                    FromWorker::Done(match self.instance.get() {
+                        Some(instance) => instance
+                            .control(operation.as_str().into(), &argument, host.handle())
+                            .into_result(),
+                        None => Err(PluginError::new("the plugin is not initialized")),
+                    })
+                }
+                ToWorker::Shutdown => {
+                    let host = self.host(false);
+                    let result = match self.instance.get() {
+                        Some(instance) => instance.shutdown(host.handle()).into_result(),
+                        None => Ok(()),
+                    };
+                    let _ = self
+                        .channel
+                        .send(&FromWorker::Done(result.map(|()| Value::NULL)));
+                    return 0;
+                }
+                ToWorker::Load { .. } | ToWorker::Emitted(_) => {
+                    FromWorker::Done(Err(PluginError::new("unexpected message")))
+                }
+            };
+            if self.channel.send(&reply).is_err() {
+                return 1;
+            }
+        }
+    }
+
+    fn call(
+        &mut self,
+        callback: u32,
+        request: u64,
+        event: String,
+        names: Vec<String>,
+        values: &[Value<'static>],
+    ) -> FromWorker {
+        let host = self.host(true);
+        let kept = self.names.entry(event.clone()).or_default();
+        if kept.len() != names.len() || kept.iter().zip(&names).any(|(a, b)| a.as_str() != b) {
+            *kept = names.into_iter().map(RString::from).collect();
+        }
+        call_plugin(&host, callback, request, &event, kept, values)
+    }
+}
+
+/// Runs one callback and makes its reply.
+fn call_plugin(
+    host: &WorkerHost,
+    callback: u32,
+    request: u64,
+    event: &str,
+    names: &[RString],
+    values: &[Value<'static>],
+) -> FromWorker {
+    let Some(instance) = host.instance.get() else {
+        return FromWorker::Result {
+            status: status::ERROR,
+            result: Some(Err(PluginError::new("the plugin is not initialized"))),
+        };
+    };
+    let raw = ArgsRaw {
+        event: event.into(),
+        names: names.into(),
+        values: values.into(),
+        request,
+    };
+    let mut slot = RResult::ROk(Value::NULL);
+    let code = instance.call(callback, &raw, host.handle(), &mut slot);
+    FromWorker::Result {
+        status: code,
+        result: (code != status::NULL).then(|| slot.into_result()),
+    }
+}
+
+/// What a worker's host supports: no emits from a plugin's own threads (yet).
+static WORKER_FEATURES: [RStr<'static>; 4] = [
+    RStr::from_str(feature::MANIFEST_DIR),
+    RStr::from_str(feature::NESTED_EMIT),
+    RStr::from_str(feature::REQUEST_IDS),
+    RStr::from_str(feature::CONTROL),
+];
+
+/// The host as a plugin in a worker sees it: every service is a frame to the real host.
+struct WorkerHost {
+    channel: Arc<Channel>,
+    plugin: String,
+    manifest_dir: String,
+    instance: Arc<OnceLock<PluginBox>>,
+    /// Whether a callback is running (only then may the plugin emit).
+    in_call: bool,
+}
+
+impl WorkerHost {
+    fn handle(&self) -> HostRef<'_> {
+        HostApi_TO::from_ptr(RRef::new(self), TD_Opaque)
+    }
+}
+
+impl HostApi for WorkerHost {
+    fn plugin_name(&self) -> RStr<'_> {
+        RStr::from(self.plugin.as_str())
+    }
+
+    fn log(&self, level: u8, message: RStr<'_>) {
+        let _ = self.channel.send(&FromWorker::Log {
+            level,
+            message: message.to_string(),
+        });
+    }
+
+    fn emit(
+        &self,
+        event: RStr<'_>,
+        args: RSlice<'_, Entry<'_>>,
+    ) -> RResult<RVec<Outcome>, PluginError> {
+        if !self.in_call {
+            return RResult::RErr(PluginError::new(format!(
+                "an isolated plugin can emit `{event}` only from inside a callback"
+            )));
+        }
+        let message = FromWorker::Emit {
+            event: event.to_string(),
+            args: args
+                .iter()
+                .map(|e| (e.key().to_owned(), e.value().clone().into_owned()))
+                .collect(),
+        };
+        if let Err(error) = self.channel.send(&message) {
+            return RResult::RErr(PluginError::new(format!("the host is gone: {error}")));
+        }
+        loop {
+            match self.channel.recv() {
+                Ok(ToWorker::Emitted(Ok(outcomes))) => {
+                    return RResult::ROk(
+                        outcomes
+                            .into_iter()
+                            .map(|(plugin, callback, result)| {
+                                Outcome::new(&plugin, &callback, result)
+                            })
+                            .collect(),
+                    )
+                }
+                Ok(ToWorker::Emitted(Err(error))) => return RResult::RErr(error),
+                // The emit reached this plugin's own callbacks: they run here, nested.
+                Ok(ToWorker::Call {
+                    callback,
+                    request,
+                    event,
+                    names,
+                    values,
+                }) => {
+                    let names: Vec<RString> = names.into_iter().map(RString::from).collect();
+                    let reply = call_plugin(self, callback, request, &event, &names, &values);
+                    if let Err(error) = self.channel.send(&reply) {
+                        return RResult::RErr(PluginError::new(format!(
+                            "the host is gone: {error}"
+                        )));
+                    }
+                }
+                Ok(_) => {
+                    return RResult::RErr(PluginError::new(
+                        "the host answered an emit with something else",
+                    ))
+                }
+                Err(error) => {
+                    return RResult::RErr(PluginError::new(format!("the host is gone: {error}")))
+                }
+            }
+        }
+    }
+
+    fn features(&self) -> RSlice<'static, RStr<'static>> {
+        RSlice::from_slice(&WORKER_FEATURES)
+    }
+
+    fn keep(&self) -> RResult<HostBox, PluginError> {
+        RResult::ROk(HostApi_TO::from_value(
+            WorkerHost {
+                channel: Arc::clone(&self.channel),
+                plugin: self.plugin.clone(),
+                manifest_dir: self.manifest_dir.clone(),
+                instance: Arc::clone(&self.instance),
+                in_call: false,
+            },
+            TD_Opaque,
+        ))
+    }
+
+    fn call(&self, op: RStr<'_>, _argument: &Value<'_>) -> RResult<Value<'static>, PluginError> {
+        match op.as_str() {
+            operation::MANIFEST_DIR => RResult::ROk(Value::from(self.manifest_dir.as_str())),
+            _ => RResult::RErr(PluginError::unsupported(format!(
+                "this host does not support the operation `{op}`"
+            ))),
+        }
+    }
+}
