@@ -123,6 +123,10 @@ fn print_summary(cli: &Cli, generation: &Generation, report: &Report) {
                         "mean_ns": p.counts.mean_nanos(),
                         "breaker": p.breaker.map_or_else(|| "off".to_owned(), |b| b.to_string()),
                         "breaker_trips": p.trips, "retry_in_ms": p.retry_in_ms,
+                        "isolated": p.isolated.as_ref().map(|i| json!({
+                            "crashes": i.crashes, "kills": i.kills, "restarts": i.restarts,
+                            "quarantined": i.quarantined,
+                        })),
                     })
                 })
                 .collect();
@@ -181,8 +185,21 @@ fn print_summary(cli: &Cli, generation: &Generation, report: &Report) {
                     }
                     (Some(state), None) => state.to_string(),
                 };
+                let workers = match &p.isolated {
+                    Some(i) => {
+                        let mut text = format!(
+                            "; workers: {} crashed, {} killed at the time limit, {} restarted",
+                            i.crashes, i.kills, i.restarts
+                        );
+                        if let Some(reason) = &i.quarantined {
+                            text.push_str(&format!("; QUARANTINED: {reason}"));
+                        }
+                        text
+                    }
+                    None => String::new(),
+                };
                 eprintln!(
-                    "  {}: {}, {} failed ({}), {} skipped; {state}{}",
+                    "  {}: {}, {} failed ({}), {} skipped; {state}{}{workers}",
                     p.meta.name,
                     count(p.counts.calls, "call"),
                     p.counts.errors,

@@ -168,6 +168,12 @@ fn run_loses_nothing_when_an_isolated_plugin_crashes_again_and_again() {
         }),
         false,
     );
+    let stderr = child.stderr.take().unwrap();
+    let summary = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut { stderr }, &mut text);
+        text
+    });
     let stdout = BufReader::new(child.stdout.take().unwrap());
     let mut seen = vec![false; EVENTS as usize];
     let (mut crashed, mut ok) = (0u64, 0u64);
@@ -188,8 +194,14 @@ fn run_loses_nothing_when_an_isolated_plugin_crashes_again_and_again() {
     let status = child.wait().unwrap();
     assert_eq!((crashed, ok), (EVENTS / 10_000, EVENTS - EVENTS / 10_000));
     assert!(seen.iter().all(|s| *s), "an event got no result line");
-    // Some callbacks failed: exit code 1, as for any failed callback.
+    // Some callbacks failed: exit code 1, as for any failed callback; the summary counts
+    // the crashes and restarts.
     assert_eq!(status.code(), Some(1));
+    let summary = summary.join().unwrap();
+    assert!(
+        summary.contains(r#""isolated":{"crashes":100,"kills":0"#),
+        "{summary}"
+    );
 }
 
 #[test]
