@@ -573,3 +573,18 @@ pub enum ControlError {
     #[error("the host is shut down; its plugins take no more operations")]
     ShutDown,
 }
+
+/// A plugin's error that claims a kind only the host gives (skipped, crashed, timed out),
+/// turned into a plain failure that says so: a plugin cannot pass its own failure off as
+/// the host's finding.
+pub(crate) fn as_plain_failure(error: &PluginError) -> PluginError {
+    let plain = PluginError::new(format!(
+        "{} (the plugin returned an error marked as {} by the host; counted as a failure)",
+        error.message(),
+        error.kind_name()
+    ));
+    match error.help() {
+        Some(help) => plain.with_help(help),
+        None => plain,
+    }
+}

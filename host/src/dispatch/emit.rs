@@ -436,15 +436,7 @@ fn checked(
             if error.is_skipped()
                 || (!isolated && (error.is_crashed() || error.is_timed_out())) =>
         {
-            let mut forged = PluginError::new(format!(
-                "{} (the plugin returned an error marked as {} by the host; counted as a failure)",
-                error.message(),
-                error.kind_name()
-            ));
-            if let Some(help) = error.help() {
-                forged = forged.with_help(help);
-            }
-            Err(forged)
+            Err(crate::error::as_plain_failure(&error))
         }
         other => other,
     }

@@ -487,15 +487,7 @@ fn forged_kinds_refused(
 ) -> Result<Value<'static>, PluginError> {
     match result {
         Err(error) if error.is_crashed() || error.is_timed_out() => {
-            let mut plain = PluginError::new(format!(
-                "{} (the plugin returned an error marked as {} by the host; counted as a failure)",
-                error.message(),
-                error.kind_name()
-            ));
-            if let Some(help) = error.help() {
-                plain = plain.with_help(help);
-            }
-            Err(plain)
+            Err(crate::error::as_plain_failure(&error))
         }
         other => other,
     }
