@@ -43,6 +43,7 @@ pub mod error;
 pub mod isolate;
 pub mod load;
 pub mod manifest;
+mod plugin_log;
 mod runtime;
 pub mod service;
 mod suggest;

@@ -8,12 +8,13 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
 use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
 use switchboard_plugin_api::abi::{
-    feature, level, operation, HostApi, HostApi_TO, HostBox, HostRef, Outcome,
+    feature, operation, HostApi, HostApi_TO, HostBox, HostRef, Outcome,
 };
 use switchboard_plugin_api::{Entry, Error as PluginError, Value};
 
 use super::generation::Generation;
 use super::outcome::Outcomes;
+use crate::plugin_log::log;
 
 /// What this host's side of the interface supports.
 static HOST_FEATURES: [RStr<'static>; 5] = [
@@ -122,16 +123,6 @@ impl<'b> CallCtx<'b> {
     /// A borrowed handle to pass across the boundary; no allocation.
     pub(crate) fn handle(&self) -> HostRef<'_> {
         HostApi_TO::from_ptr(RRef::new(self), TD_Opaque)
-    }
-}
-
-/// A plugin's log line, through the host's logger under the plugin's name.
-fn log(plugin: &str, level: u8, message: &str) {
-    match level {
-        level::ERROR => tracing::error!(target: "plugin", plugin, "{message}"),
-        level::WARN => tracing::warn!(target: "plugin", plugin, "{message}"),
-        level::INFO => tracing::info!(target: "plugin", plugin, "{message}"),
-        _ => tracing::debug!(target: "plugin", plugin, "{message}"),
     }
 }
 

@@ -301,7 +301,6 @@ impl Generation {
             return status::NULL;
         };
         let callback = self.registry.callback(self.callback_id(target.callback));
-        let names: Vec<&str> = event.schema.names().collect();
         let emit = |name: &str, entries: &[switchboard_plugin_api::Entry<'_>]| {
             self.emit_nested(name, entries, Some(frame))
                 .map(|outcomes| {
@@ -319,7 +318,7 @@ impl Generation {
             callback.id,
             &callback.name,
             &event.name,
-            &names,
+            &event.schema.names,
             args,
             request,
             &emit,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use abi_stable::std_types::RResult;
+use abi_stable::std_types::{RResult, RString};
 use switchboard_plugin_api::abi::status;
 use switchboard_plugin_api::{Entry, Error as PluginError, Value};
 
@@ -17,6 +17,7 @@ use super::quarantine::{QuarantineRecord, Watch};
 use crate::error::LoadError;
 use crate::load::{Emits, LibraryInfo, Registered};
 use crate::manifest::{ProcessLimits, QuarantineSettings};
+use crate::plugin_log::log;
 
 /// How long a worker has to open its library, and to run `init` or `shutdown`.
 const SETUP_WITHIN: Duration = Duration::from_secs(30);
@@ -209,34 +210,65 @@ impl ProcessPlugin {
         callback: u32,
         callback_name: &str,
         event: &str,
-        names: &[&str],
+        names: &[RString],
         values: &[Value<'_>],
         request: u64,
         emit: NestedEmit<'_>,
         result: &mut RResult<Value<'static>, PluginError>,
     ) -> u8 {
+        let message = ToWorker::Call {
+            callback,
+            request,
+            event: event.to_owned(),
+            names: names.iter().map(RString::to_string).collect(),
+            values: values.iter().map(|v| v.clone().into_owned()).collect(),
+        };
         let key = self as *const ProcessPlugin as usize;
         // A callback of this plugin that emits an event this plugin also handles: the
-        // nested call goes to the worker that is waiting in the emit.
-        if let Some(worker) = take_lent(key) {
-            let (worker, code) = self.exchange(
-                worker,
-                callback,
-                callback_name,
-                event,
-                names,
-                values,
-                request,
-                emit,
-                result,
-            );
-            if let Some(worker) = worker {
-                lend(key, worker);
+        // nested call goes to the worker that is waiting in the emit. Otherwise a free
+        // worker if there is one (a hung call must not hold others back), else the next
+        // one in turn.
+        let mut slot = None;
+        let worker = match take_lent(key) {
+            Some(worker) => worker,
+            None => {
+                let mut free = self.free_slot();
+                let worker = match free.take() {
+                    Some(worker) => worker,
+                    None => match self.restart() {
+                        Ok(worker) => worker,
+                        Err(error) => {
+                            *result = RResult::RErr(error);
+                            return status::ERROR;
+                        }
+                    },
+                };
+                slot = Some(free);
+                worker
             }
-            return code;
+        };
+        let (back, code) = self.exchange(
+            worker,
+            &message,
+            callback_name,
+            event,
+            request,
+            emit,
+            result,
+        );
+        match slot {
+            Some(mut slot) => *slot = back,
+            None => {
+                if let Some(worker) = back {
+                    lend(key, worker);
+                }
+            }
         }
-        // A free worker if there is one (a hung call must not hold others back), else wait
-        // for the next one in turn.
+        code
+    }
+
+    /// A worker slot not in use, or else the next one in turn (waiting for it).
+    fn free_slot(&self) -> std::sync::MutexGuard<'_, Option<WorkerProcess>> {
         let first = self.next.fetch_add(1, Ordering::Relaxed);
         let count = self.workers.len();
         let free = (0..count).find_map(|i| match self.workers[(first + i) % count].try_lock() {
@@ -244,33 +276,7 @@ impl ProcessPlugin {
             Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
             Err(std::sync::TryLockError::WouldBlock) => None,
         });
-        let mut slot = match free {
-            Some(slot) => slot,
-            None => self.slot(first % count),
-        };
-        let worker = match slot.take() {
-            Some(worker) => worker,
-            None => match self.restart() {
-                Ok(worker) => worker,
-                Err(error) => {
-                    *result = RResult::RErr(error);
-                    return status::ERROR;
-                }
-            },
-        };
-        let (worker, code) = self.exchange(
-            worker,
-            callback,
-            callback_name,
-            event,
-            names,
-            values,
-            request,
-            emit,
-            result,
-        );
-        *slot = worker;
-        code
+        free.unwrap_or_else(|| self.slot(first % count))
     }
 
     /// One call on one worker: the worker back (unless it died or was killed) and the
@@ -279,26 +285,17 @@ impl ProcessPlugin {
     fn exchange(
         &self,
         mut worker: WorkerProcess,
-        callback: u32,
+        call: &ToWorker,
         callback_name: &str,
         event: &str,
-        names: &[&str],
-        values: &[Value<'_>],
         request: u64,
         emit: NestedEmit<'_>,
         result: &mut RResult<Value<'static>, PluginError>,
     ) -> (Option<WorkerProcess>, u8) {
         let key = self as *const ProcessPlugin as usize;
         let pid = worker.pid;
-        let call = ToWorker::Call {
-            callback,
-            request,
-            event: event.to_owned(),
-            names: names.iter().map(|n| (*n).to_owned()).collect(),
-            values: values.iter().map(|v| v.clone().into_owned()).collect(),
-        };
         let deadline = Instant::now() + Duration::from_millis(self.limits.timeout_ms);
-        let mut answer = worker.send(&call).map(|()| None);
+        let mut answer = worker.send(call).map(|()| None);
         while let Ok(None) = answer {
             answer = match worker.recv(Some(deadline)) {
                 Ok(FromWorker::Result { status, result }) => Ok(Some((status, result))),
@@ -544,16 +541,5 @@ fn init_worker(
         Err(Fault::Died(why)) => Err(PluginError::crashed(format!(
             "its worker died in init ({why})"
         ))),
-    }
-}
-
-/// A worker's log line, under the plugin's name, as an in-process plugin's would be.
-pub(crate) fn log(plugin: &str, level: u8, message: &str) {
-    use switchboard_plugin_api::abi::level;
-    match level {
-        level::ERROR => tracing::error!(target: "plugin", plugin, "{message}"),
-        level::WARN => tracing::warn!(target: "plugin", plugin, "{message}"),
-        level::INFO => tracing::info!(target: "plugin", plugin, "{message}"),
-        _ => tracing::debug!(target: "plugin", plugin, "{message}"),
     }
 }

@@ -74,11 +74,14 @@ pub fn serve(input: Box<dyn Read + Send>, output: Box<dyn Write + Send>) -> i32 
         return 1;
     }
     let mut session = Session {
-        channel,
-        plugin,
-        manifest_dir,
+        host: WorkerHost {
+            channel,
+            plugin,
+            manifest_dir,
+            instance: Arc::new(OnceLock::new()),
+            in_call: false,
+        },
         library,
-        instance: Arc::new(OnceLock::new()),
         names: HashMap::new(),
     };
     session.run()
@@ -113,12 +116,10 @@ fn loaded(library: &Library) -> FromWorker {
 }
 
 struct Session {
-    channel: Arc<Channel>,
-    plugin: String,
-    manifest_dir: String,
+    /// The plugin's host handle outside calls; the instance in it is shared with every
+    /// handle, which run nested calls while the plugin emits.
+    host: WorkerHost,
     library: Library,
-    /// Shared with the host handles, which run nested calls while the plugin emits.
-    instance: Arc<OnceLock<PluginBox>>,
     /// Argument names per event, kept so that every call of an event passes the same
     /// memory (the interface's promise to typed callbacks).
     names: HashMap<String, Vec<RString>>,
@@ -127,17 +128,14 @@ struct Session {
 impl Session {
     fn host(&self, in_call: bool) -> WorkerHost {
         WorkerHost {
-            channel: Arc::clone(&self.channel),
-            plugin: self.plugin.clone(),
-            manifest_dir: self.manifest_dir.clone(),
-            instance: Arc::clone(&self.instance),
             in_call,
+            ..self.host.clone()
         }
     }
 
     fn run(&mut self) -> i32 {
         loop {
-            let message = match self.channel.recv() {
+            let message = match self.host.channel.recv() {
                 Ok(message) => message,
                 // The host went away: nobody is left to serve.
                 Err(WireError::Closed) => return 0,
@@ -149,7 +147,7 @@ impl Session {
                     let result = (self.library.module.init())(&config, host.handle());
                     FromWorker::Done(match result.into_result() {
                         Ok(instance) => {
-                            let _ = self.instance.set(instance);
+                            let _ = self.host.instance.set(instance);
                             Ok(Value::NULL)
                         }
                         Err(error) => Err(error),
@@ -167,7 +165,7 @@ impl Session {
                     argument,
                 } => {
                     let host = self.host(false);
-                    FromWorker::Done(match self.instance.get() {
+                    FromWorker::Done(match self.host.instance.get() {
                         Some(instance) => instance
                             .control(operation.as_str().into(), &argument, host.handle())
                             .into_result(),
@@ -176,11 +174,12 @@ impl Session {
                 }
                 ToWorker::Shutdown => {
                     let host = self.host(false);
-                    let result = match self.instance.get() {
+                    let result = match self.host.instance.get() {
                         Some(instance) => instance.shutdown(host.handle()).into_result(),
                         None => Ok(()),
                     };
                     let _ = self
+                        .host
                         .channel
                         .send(&FromWorker::Done(result.map(|()| Value::NULL)));
                     return 0;
@@ -189,7 +188,7 @@ impl Session {
                     FromWorker::Done(Err(PluginError::new("unexpected message")))
                 }
             };
-            if self.channel.send(&reply).is_err() {
+            if self.host.channel.send(&reply).is_err() {
                 return 1;
             }
         }
@@ -250,6 +249,7 @@ static WORKER_FEATURES: [RStr<'static>; 4] = [
 ];
 
 /// The host as a plugin in a worker sees it: every service is a frame to the real host.
+#[derive(Clone)]
 struct WorkerHost {
     channel: Arc<Channel>,
     plugin: String,
@@ -345,11 +345,8 @@ impl HostApi for WorkerHost {
     fn keep(&self) -> RResult<HostBox, PluginError> {
         RResult::ROk(HostApi_TO::from_value(
             WorkerHost {
-                channel: Arc::clone(&self.channel),
-                plugin: self.plugin.clone(),
-                manifest_dir: self.manifest_dir.clone(),
-                instance: Arc::clone(&self.instance),
                 in_call: false,
+                ..self.clone()
             },
             TD_Opaque,
         ))
