@@ -365,3 +365,46 @@ fn no_worker_outlives_a_host_killed_with_sigkill() {
     let left: Vec<_> = workers.iter().filter(|w| alive(**w)).collect();
     assert!(left.is_empty(), "workers {left:?} outlived the host");
 }
+
+/// An isolated callback that emits an event its own plugin handles: the nested call runs
+/// in the worker that waits in the emit (there is only one), and its state is the same.
+#[test]
+fn an_isolated_plugin_can_emit_into_its_own_callbacks() {
+    let s = crate::util::Sandbox::new(
+        r#"
+        [events.user_joined]
+        args = { name = "string", email = "string" }
+        [events.greeting_sent]
+        args = { name = "string" }
+        [events.greetings_count]
+        [[plugins]]
+        name = "greeter"
+        isolation = "process"
+        "#,
+    );
+    let mut child = spawn_run(&s, &["--workers", "1"]);
+    feed(
+        &mut child,
+        [
+            r#"{"event": "user_joined", "args": {"name": "Ann", "email": "a@b"}, "id": 1}"#,
+            r#"{"event": "greetings_count", "id": 2}"#,
+        ]
+        .into_iter()
+        .map(str::to_owned),
+        false,
+    );
+    let out = child.wait_with_output().unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines[0]["results"][0]["value"], "Welcome, Ann!",
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[1]["results"][0]["value"], 1,
+        "the nested call counted: {lines:?}"
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
