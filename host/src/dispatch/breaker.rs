@@ -33,8 +33,6 @@ pub(crate) enum Admission {
     Allowed { trial: bool },
     /// Skip it; the plugin is switched off for `retry_in_ms` more.
     Skipped { retry_in_ms: u64 },
-    /// Skip it; the plugin is quarantined, for this reason.
-    Quarantined(String),
 }
 
 /// One plugin's breaker.

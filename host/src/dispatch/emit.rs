@@ -189,75 +189,51 @@ impl Generation {
             let plugin = &self.slots[target.plugin as usize];
             let breaker = &plugin.breaker;
             let name = plugin.meta.name.as_str();
-            let admission = match target.route {
-                Route::Worker => self.quarantine_check(plugin, breaker.admit(name)),
-                Route::Direct(_) => breaker.admit(name),
+            let Route::Direct(entry) = target.route else {
+                let step = Step {
+                    event,
+                    target,
+                    slot: &mut slot,
+                    any_failed: &mut any_failed,
+                    out,
+                };
+                if self.call_isolated::<TIMED>(plugin, args, frame, step) {
+                    break;
+                }
+                continue;
             };
-            let (code, trial) = match admission {
+            let step = Step {
+                event,
+                target,
+                slot: &mut slot,
+                any_failed: &mut any_failed,
+                out,
+            };
+            let stop = match breaker.admit(name) {
                 Admission::Allowed { trial } => {
                     let ctx = CallCtx::for_callback(self, name, frame);
-                    let call = |slot: &mut RResult<Value<'static>, PluginError>| match &target.route
-                    {
-                        // SAFETY: the entry was copied from the plugin's instance, which this
-                        // generation owns in `slots` and drops only with itself, so it is
-                        // alive while `&self` is; `state` and `data` are that entry's own.
-                        Route::Direct(entry) => unsafe {
-                            (entry.call)(entry.state, entry.data, &raw, ctx.handle(), slot)
-                        },
-                        Route::Worker => {
-                            self.call_worker(plugin, target, event, args, frame, out.request, slot)
-                        }
+                    // SAFETY: the entry was copied from the plugin's instance, which this
+                    // generation owns in `slots` and drops only with itself, so it is
+                    // alive while `&self` is; `state` and `data` are that entry's own.
+                    let call = |slot: &mut RResult<Value<'static>, PluginError>| unsafe {
+                        (entry.call)(entry.state, entry.data, &raw, ctx.handle(), slot)
                     };
                     let code = if TIMED {
                         let start = Instant::now();
-                        let code = call(&mut slot);
-                        out.nanos.push(start.elapsed().as_nanos() as u64);
+                        let code = call(step.slot);
+                        step.out.nanos.push(start.elapsed().as_nanos() as u64);
                         code
                     } else {
-                        call(&mut slot)
+                        call(step.slot)
                     };
-                    (code, trial)
-                }
-                Admission::Quarantined(reason) => {
-                    if TIMED {
-                        out.nanos.push(0);
-                    }
-                    let id = self.callback_id(target.callback);
-                    slot = RResult::RErr(
-                        PluginError::skipped(format!("plugin `{name}` is quarantined: {reason}"))
-                            .with_help(format!("a new build of its library lifts it, and so does `switchboard quarantine --clear {name}`")),
-                    );
-                    if self.record_result(event, id, false, &mut slot, &mut any_failed, out) {
-                        break;
-                    }
-                    continue;
+                    self.settle(breaker, name, code, trial, step)
                 }
                 Admission::Skipped { retry_in_ms } => {
-                    if TIMED {
-                        out.nanos.push(0);
-                    }
-                    let id = self.callback_id(target.callback);
-                    slot = RResult::RErr(skipped(breaker, self.registry.callback(id), retry_in_ms));
-                    if self.record_result(event, id, false, &mut slot, &mut any_failed, out) {
-                        break;
-                    }
-                    continue;
+                    let callback = self.registry.callback(self.callback_id(target.callback));
+                    self.skip::<TIMED>(skipped(breaker, callback, retry_in_ms), step)
                 }
             };
-            if code == status::NULL {
-                // The hot path: nothing to move, nothing to decide (but a breaker's trial
-                // call that succeeded closes it again).
-                if trial {
-                    breaker.succeeded(name);
-                }
-                out.push_null(target.callback);
-                continue;
-            }
-            let id = self.callback_id(target.callback);
-            if code != status::VALUE && code != status::ERROR {
-                slot = RResult::RErr(unknown_status(code));
-            }
-            if self.record_result(event, id, true, &mut slot, &mut any_failed, out) {
+            if stop {
                 break;
             }
         }
@@ -271,38 +247,81 @@ impl Generation {
         }
     }
 
-    /// A worker plugin's admission: quarantine comes before the breaker.
-    #[cold]
-    fn quarantine_check(&self, plugin: &Slot, admission: Admission) -> Admission {
-        match &plugin.instance {
-            Instance::Process(isolated) => match isolated.quarantined() {
-                Some(record) => Admission::Quarantined(record.reason),
-                None => admission,
-            },
-            _ => admission,
+    /// After a call: a null result is recorded on the spot (the hot path: nothing to
+    /// move, nothing to decide, but a breaker's trial call that succeeded closes it
+    /// again); anything else goes through [`Generation::record_result`]. Whether the event
+    /// stops here.
+    #[inline(always)]
+    fn settle(
+        &self,
+        breaker: &Breaker,
+        name: &str,
+        code: u8,
+        trial: bool,
+        step: Step<'_, '_>,
+    ) -> bool {
+        if code == status::NULL {
+            if trial {
+                breaker.succeeded(name);
+            }
+            step.out.push_null(step.target.callback);
+            return false;
         }
+        let id = self.callback_id(step.target.callback);
+        if code != status::VALUE && code != status::ERROR {
+            *step.slot = RResult::RErr(unknown_status(code));
+        }
+        self.record_result(step.event, id, true, step.slot, step.any_failed, step.out)
     }
 
-    /// Calls a callback in its plugin's worker processes; a nested emit it makes runs here,
-    /// inside this emit.
-    #[allow(clippy::too_many_arguments)]
+    /// Records a callback the host did not call, with why; whether the event stops here.
+    #[cold]
+    fn skip<const TIMED: bool>(&self, why: PluginError, step: Step<'_, '_>) -> bool {
+        if TIMED {
+            step.out.nanos.push(0);
+        }
+        let id = self.callback_id(step.target.callback);
+        *step.slot = RResult::RErr(why);
+        self.record_result(step.event, id, false, step.slot, step.any_failed, step.out)
+    }
+
+    /// Calls a callback in its plugin's worker processes (quarantine comes before the
+    /// breaker); a nested emit it makes runs here, inside this emit. Whether the event
+    /// stops here.
     #[inline(never)]
-    fn call_worker(
+    fn call_isolated<const TIMED: bool>(
         &self,
         plugin: &Slot,
-        target: &Target,
-        event: &Event,
         args: &[Value<'_>],
         frame: &Frame<'_>,
-        request: u64,
-        slot: &mut RResult<Value<'static>, PluginError>,
-    ) -> u8 {
+        step: Step<'_, '_>,
+    ) -> bool {
         let Instance::Process(isolated) = &plugin.instance else {
-            return status::NULL;
+            return false;
         };
-        let callback = self.registry.callback(self.callback_id(target.callback));
-        let emit = |name: &str, entries: &[switchboard_plugin_api::Entry<'_>]| {
-            self.emit_nested(name, entries, Some(frame))
+        let name = plugin.meta.name.as_str();
+        if let Some(record) = isolated.quarantined() {
+            let why = PluginError::skipped(format!(
+                "plugin `{name}` is quarantined: {}",
+                record.reason
+            ))
+            .with_help(format!(
+                "a new build of its library lifts it, and so does `switchboard quarantine --clear {name}`"
+            ));
+            return self.skip::<TIMED>(why, step);
+        }
+        let breaker = &plugin.breaker;
+        let callback = self
+            .registry
+            .callback(self.callback_id(step.target.callback));
+        let trial = match breaker.admit(name) {
+            Admission::Allowed { trial } => trial,
+            Admission::Skipped { retry_in_ms } => {
+                return self.skip::<TIMED>(skipped(breaker, callback, retry_in_ms), step)
+            }
+        };
+        let emit = |event: &str, entries: &[switchboard_plugin_api::Entry<'_>]| {
+            self.emit_nested(event, entries, Some(frame))
                 .map(|outcomes| {
                     outcomes
                         .iter()
@@ -314,16 +333,21 @@ impl Generation {
                 })
                 .map_err(|e| PluginError::new(e.to_string()))
         };
-        isolated.call(
+        let start = Instant::now();
+        let code = isolated.call(
             callback.id,
             &callback.name,
-            &event.name,
-            &event.schema.names,
+            &step.event.name,
+            &step.event.schema.names,
             args,
-            request,
+            step.out.request,
             &emit,
-            slot,
-        )
+            step.slot,
+        );
+        if TIMED {
+            step.out.nanos.push(start.elapsed().as_nanos() as u64);
+        }
+        self.settle(breaker, name, code, trial, step)
     }
 
     fn callback_id(&self, index: u32) -> CallbackId {
@@ -447,6 +471,15 @@ fn drop_without_recursion(value: Value<'static>) {
     while let Some(mut value) = pending.pop() {
         pending.extend(value.take_children());
     }
+}
+
+/// What the loop hands the steps of one callback: where its result goes.
+struct Step<'s, 'o> {
+    event: &'s Event,
+    target: &'s Target,
+    slot: &'s mut RResult<Value<'static>, PluginError>,
+    any_failed: &'s mut bool,
+    out: &'o mut Outcomes,
 }
 
 /// The error for a status this host does not know (a plugin from a newer SDK answering
