@@ -7,31 +7,9 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 const EVENTS: u64 = 200_000;
-
-/// Runs `switchboard run` over `input` and returns its standard output.
-fn run(binary: &Path, folder: &Path, workers: u32, keep_output: bool) -> Vec<u8> {
-    let input = std::fs::File::open(folder.join("events.jsonl")).unwrap();
-    let output = Command::new(binary)
-        .args(["--quiet", "run", "--workers", &workers.to_string()])
-        .current_dir(folder)
-        .stdin(input)
-        .stdout(if keep_output {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stderr(Stdio::null())
-        .output()
-        .expect("cannot start switchboard");
-    assert!(output.status.success(), "switchboard run failed");
-    output.stdout
-}
 
 fn throughput(c: &mut Criterion) {
     // Several workers call the plugins at once: count exactly.
@@ -44,10 +22,9 @@ fn throughput(c: &mut Criterion) {
         })
         .collect();
     std::fs::write(folder.path().join("events.jsonl"), lines).unwrap();
-    let binary = support::binary();
 
     // Every event gets its result line, with all three callbacks in it.
-    let out = run(&binary, folder.path(), 2, true);
+    let out = support::run_switchboard(folder.path(), 2, true);
     let text = String::from_utf8(out).unwrap();
     assert_eq!(text.lines().count() as u64, EVENTS);
     assert!(text.lines().all(|l| l.matches("\"callback\"").count() == 3));
@@ -57,7 +34,7 @@ fn throughput(c: &mut Criterion) {
     group.throughput(Throughput::Elements(EVENTS));
     for workers in [1, 2] {
         group.bench_with_input(BenchmarkId::new("workers", workers), &workers, |b, &w| {
-            b.iter(|| run(&binary, folder.path(), w, false))
+            b.iter(|| support::run_switchboard(folder.path(), w, false))
         });
     }
     group.finish();

@@ -149,6 +149,127 @@ fn worker_limits_on_an_in_process_plugin_are_refused() {
     );
 }
 
+/// Under `run`, events travel to a worker in batches: each event still runs its callbacks
+/// in dispatch order (in-process ones before and after the isolated one, and none after a
+/// failure on an `on_error = "stop"` event), a crash costs only its own event, and no call
+/// runs twice, not even the calls after a crash in the same batch (they go to a new worker).
+#[test]
+fn batches_keep_each_events_order_and_run_every_call_once() {
+    const JOBS: u64 = 3_000;
+    const CRASHES: u64 = 3_000;
+    let events = crate::faults::EVENTS.replace(
+        "[events.job]\nargs = { n = \"int\" }",
+        "[events.job]\nargs = { n = \"int\" }\non_error = \"stop\"",
+    );
+    assert!(events.contains("on_error"));
+    let s = crate::util::Sandbox::new(&format!(
+        r#"breaker = {{ failures = 0 }}
+quarantine = {{ crashes = 0 }}
+{events}
+[[plugins]]
+name = "first"
+library = "counter"
+config = {{ report = "first.json", capacity = 4000 }}
+[[plugins]]
+name = "faulty"
+isolation = "process"
+processes = 2
+config = {{ fail_modulo = 7, call_log = "calls.log" }}
+[[plugins]]
+name = "last"
+library = "counter"
+isolation = "process"
+config = {{ report = "last.json", capacity = 4000 }}
+"#
+    ));
+    let mut child = spawn_run(&s, &["--workers", "2"]);
+    feed(
+        &mut child,
+        (1..=JOBS.max(CRASHES)).flat_map(|n| {
+            [
+                crate::util::job(n),
+                format!(r#"{{"event": "crash_every", "args": {{"n": {n}, "every": 250}}}}"#),
+            ]
+        }),
+        false,
+    );
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (mut jobs, mut crashes) = (0u64, 0u64);
+    for line in stdout.lines() {
+        let line: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let results = line["results"].as_array().expect("a dispatched event");
+        let called: Vec<String> = results
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}.{}",
+                    r["plugin"].as_str().unwrap(),
+                    r["callback"].as_str().unwrap()
+                )
+            })
+            .collect();
+        if line["event"] == "job" {
+            jobs += 1;
+            // The results say which n: the failing ones name it.
+            let failed = results.iter().any(|r| r.get("error").is_some());
+            if failed {
+                assert_eq!(called, ["first.count", "faulty.job"], "{line}");
+                let message = results[1]["error"]["message"].as_str().unwrap();
+                let n: u64 = message.split(' ').nth(1).unwrap().parse().unwrap();
+                assert_eq!(n % 7, 0, "{line}");
+            } else {
+                assert_eq!(
+                    called,
+                    ["first.count", "faulty.job", "last.count"],
+                    "{line}"
+                );
+            }
+        } else {
+            crashes += 1;
+            assert_eq!(called, ["faulty.crash_every"], "{line}");
+            let result = &results[0];
+            match result.get("value") {
+                Some(n) => assert_ne!(n.as_u64().unwrap() % 250, 0, "{line}"),
+                None => assert_eq!(result["error"]["kind"], "crashed", "{line}"),
+            }
+        }
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    // Some callbacks failed: exit code 1.
+    assert_eq!(child.wait().unwrap().code(), Some(1), "{stderr}");
+    assert_eq!((jobs, crashes), (JOBS, CRASHES));
+
+    // Every job reached the in-process counter once, and the isolated one once unless the
+    // isolated plugin before it failed.
+    let report = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(s.path(name)).unwrap()).unwrap()
+    };
+    let (first, last) = (report("first.json"), report("last.json"));
+    assert_eq!(
+        (first["calls"].as_u64(), first["missing"].as_u64()),
+        (Some(JOBS), Some(0))
+    );
+    assert_eq!(first["duplicates"], 0);
+    assert_eq!(last["calls"].as_u64(), Some(JOBS - JOBS / 7));
+    assert_eq!(last["duplicates"], 0);
+    assert_eq!(
+        last["missing"].as_u64(),
+        Some(JOBS / 7 - u64::from(JOBS.is_multiple_of(7)))
+    );
+
+    // Each crash_every call ran exactly once, the crashing ones included.
+    let log = std::fs::read_to_string(s.path("calls.log")).unwrap();
+    let mut seen = vec![0u32; CRASHES as usize + 1];
+    for n in log.lines() {
+        seen[n.parse::<usize>().unwrap()] += 1;
+    }
+    assert!(
+        seen[1..].iter().all(|&c| c == 1),
+        "a call ran twice or never"
+    );
+}
+
 /// `run --workers 2` over many events to an isolated plugin that aborts on every
 /// 10,000th: one result per line, the crashing ones marked, the rest ok.
 #[test]

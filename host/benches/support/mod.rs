@@ -48,6 +48,27 @@ pub fn binary() -> PathBuf {
     switchboard_tests::binary()
 }
 
+/// `switchboard --quiet run --workers N` in `folder`, over its `events.jsonl`; its standard
+/// output when `keep_output`, and it must succeed.
+pub fn run_switchboard(folder: &Path, workers: u32, keep_output: bool) -> Vec<u8> {
+    use std::process::{Command, Stdio};
+    let input = std::fs::File::open(folder.join("events.jsonl")).unwrap();
+    let output = Command::new(binary())
+        .args(["--quiet", "run", "--workers", &workers.to_string()])
+        .current_dir(folder)
+        .stdin(input)
+        .stdout(if keep_output {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stderr(Stdio::null())
+        .output()
+        .expect("cannot start switchboard");
+    assert!(output.status.success(), "switchboard run failed");
+    output.stdout
+}
+
 /// How the reference callback counts its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counting {

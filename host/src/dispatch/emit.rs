@@ -10,7 +10,8 @@ use switchboard_plugin_api::{Error as PluginError, Value};
 use super::args::{arrange, check_positional};
 use super::breaker::{Admission, Breaker};
 use super::context::{CallCtx, Frame};
-use super::generation::{Generation, Instance, Route, Slot, Target};
+use super::generation::{Generation, Instance, Route, Target};
+use super::isolated::Isolated;
 use super::outcome::{CallOutcome, Outcomes};
 use super::registry::{Callback, CallbackId, Event, EventId};
 use crate::error::EmitError;
@@ -157,22 +158,28 @@ impl Generation {
     #[inline]
     fn dispatch(&self, event: &Event, args: &[Value<'_>], frame: &Frame<'_>, out: &mut Outcomes) {
         if out.timed {
-            self.dispatch_calls::<true>(event, args, frame, out);
+            self.dispatch_calls::<true, false>(event, args, frame, out, 0);
         } else {
-            self.dispatch_calls::<false>(event, args, frame, out);
+            self.dispatch_calls::<false, false>(event, args, frame, out, 0);
         }
     }
 
     /// The dispatch loop: one indirect call per callback, straight into the plugin's entry
     /// point for it. `TIMED` (a sampled emit) also records each call's duration, and costs
     /// the untimed loop nothing.
-    fn dispatch_calls<const TIMED: bool>(
+    ///
+    /// `PAUSE` (a batch of events, see `isolated`) starts at target `from` and stops before
+    /// an isolated callback, returning its index, so that the batch's calls to a worker
+    /// travel together; failures are then reported by the batch, once the event is done.
+    /// Without it the loop runs every target (`from` is ignored) and returns `None`.
+    pub(super) fn dispatch_calls<const TIMED: bool, const PAUSE: bool>(
         &self,
         event: &Event,
         args: &[Value<'_>],
         frame: &Frame<'_>,
         out: &mut Outcomes,
-    ) {
+        from: usize,
+    ) -> Option<usize> {
         let raw = ArgsRaw {
             event: event.name.as_str().into(),
             names: event.schema.names.as_slice().into(),
@@ -182,22 +189,31 @@ impl Generation {
         let first = out.len();
         let mut any_failed = false;
         let mut slot = RResult::ROk(Value::NULL);
-        let Some(targets) = self.targets.get(event.index as usize) else {
-            return;
-        };
-        for target in targets {
+        let mut targets = self.targets.get(event.index as usize)?.as_slice();
+        if PAUSE {
+            targets = targets.get(from..).unwrap_or_default();
+        }
+        for (index, target) in targets.iter().enumerate() {
             let plugin = &self.slots[target.plugin as usize];
             let breaker = &plugin.breaker;
             let name = plugin.meta.name.as_str();
             let Route::Direct(entry) = target.route else {
-                let step = Step {
+                if PAUSE {
+                    return Some(from + index);
+                }
+                let mut one = [Isolated {
                     event,
                     target,
-                    slot: &mut slot,
-                    any_failed: &mut any_failed,
-                    out,
-                };
-                if self.call_isolated::<TIMED>(plugin, args, frame, step) {
+                    args,
+                    frame,
+                    out: &mut *out,
+                    stop: false,
+                    failed: false,
+                }];
+                self.call_isolated(plugin, &mut one);
+                let [call] = one;
+                any_failed |= call.failed;
+                if call.stop {
                     break;
                 }
                 continue;
@@ -237,7 +253,7 @@ impl Generation {
                 break;
             }
         }
-        if any_failed {
+        if any_failed && !PAUSE {
             self.report_failures(event, out.since(first), frame);
         }
         // Every path above leaves the slot holding `Ok(null)`, which owns nothing: skip the
@@ -245,6 +261,7 @@ impl Generation {
         if matches!(&slot, RResult::ROk(value) if value.is_null()) {
             std::mem::forget(slot);
         }
+        None
     }
 
     /// After a call: a null result is recorded on the spot (the hot path: nothing to
@@ -252,7 +269,7 @@ impl Generation {
     /// again); anything else goes through [`Generation::record_result`]. Whether the event
     /// stops here.
     #[inline(always)]
-    fn settle(
+    pub(super) fn settle(
         &self,
         breaker: &Breaker,
         name: &str,
@@ -276,7 +293,7 @@ impl Generation {
 
     /// Records a callback the host did not call, with why; whether the event stops here.
     #[cold]
-    fn skip<const TIMED: bool>(&self, why: PluginError, step: Step<'_, '_>) -> bool {
+    pub(super) fn skip<const TIMED: bool>(&self, why: PluginError, step: Step<'_, '_>) -> bool {
         if TIMED {
             step.out.nanos.push(0);
         }
@@ -285,72 +302,7 @@ impl Generation {
         self.record_result(step.event, id, false, step.slot, step.any_failed, step.out)
     }
 
-    /// Calls a callback in its plugin's worker processes (quarantine comes before the
-    /// breaker); a nested emit it makes runs here, inside this emit. Whether the event
-    /// stops here.
-    #[inline(never)]
-    fn call_isolated<const TIMED: bool>(
-        &self,
-        plugin: &Slot,
-        args: &[Value<'_>],
-        frame: &Frame<'_>,
-        step: Step<'_, '_>,
-    ) -> bool {
-        let Instance::Process(isolated) = &plugin.instance else {
-            return false;
-        };
-        let name = plugin.meta.name.as_str();
-        if let Some(record) = isolated.quarantined() {
-            let why = PluginError::skipped(format!(
-                "plugin `{name}` is quarantined: {}",
-                record.reason
-            ))
-            .with_help(format!(
-                "a new build of its library lifts it, and so does `switchboard quarantine --clear {name}`"
-            ));
-            return self.skip::<TIMED>(why, step);
-        }
-        let breaker = &plugin.breaker;
-        let callback = self
-            .registry
-            .callback(self.callback_id(step.target.callback));
-        let trial = match breaker.admit(name) {
-            Admission::Allowed { trial } => trial,
-            Admission::Skipped { retry_in_ms } => {
-                return self.skip::<TIMED>(skipped(breaker, callback, retry_in_ms), step)
-            }
-        };
-        let emit = |event: &str, entries: &[switchboard_plugin_api::Entry<'_>]| {
-            self.emit_nested(event, entries, Some(frame))
-                .map(|outcomes| {
-                    outcomes
-                        .iter()
-                        .map(|o| {
-                            let c = self.registry.callback(o.callback);
-                            (c.plugin_name.clone(), c.name.clone(), o.to_result())
-                        })
-                        .collect()
-                })
-                .map_err(|e| PluginError::new(e.to_string()))
-        };
-        let start = Instant::now();
-        let code = isolated.call(
-            callback.id,
-            &callback.name,
-            &step.event.name,
-            &step.event.schema.names,
-            args,
-            step.out.request,
-            &emit,
-            step.slot,
-        );
-        if TIMED {
-            step.out.nanos.push(start.elapsed().as_nanos() as u64);
-        }
-        self.settle(breaker, name, code, trial, step)
-    }
-
-    fn callback_id(&self, index: u32) -> CallbackId {
+    pub(super) fn callback_id(&self, index: u32) -> CallbackId {
         CallbackId {
             generation: self.number(),
             index,
@@ -405,7 +357,7 @@ impl Generation {
     /// Dispatches `plugin.failed` once per failed (not skipped) callback. Failures of
     /// `plugin.failed` callbacks themselves are only logged, so a failing reporter cannot
     /// loop.
-    fn report_failures<'o>(
+    pub(super) fn report_failures<'o>(
         &self,
         event: &Event,
         outcomes: impl Iterator<Item = CallOutcome<'o>>,
@@ -474,12 +426,12 @@ fn drop_without_recursion(value: Value<'static>) {
 }
 
 /// What the loop hands the steps of one callback: where its result goes.
-struct Step<'s, 'o> {
-    event: &'s Event,
-    target: &'s Target,
-    slot: &'s mut RResult<Value<'static>, PluginError>,
-    any_failed: &'s mut bool,
-    out: &'o mut Outcomes,
+pub(super) struct Step<'s, 'o> {
+    pub(super) event: &'s Event,
+    pub(super) target: &'s Target,
+    pub(super) slot: &'s mut RResult<Value<'static>, PluginError>,
+    pub(super) any_failed: &'s mut bool,
+    pub(super) out: &'o mut Outcomes,
 }
 
 /// The error for a status this host does not know (a plugin from a newer SDK answering
@@ -493,7 +445,7 @@ fn unknown_status(code: u8) -> PluginError {
 }
 
 /// The outcome of a callback skipped because its plugin is switched off.
-fn skipped(breaker: &Breaker, callback: &Callback, retry_in_ms: u64) -> PluginError {
+pub(super) fn skipped(breaker: &Breaker, callback: &Callback, retry_in_ms: u64) -> PluginError {
     let settings = breaker.settings();
     PluginError::skipped(format!(
         "plugin `{}` is switched off after {} failures in {} ms; retrying in {retry_in_ms} ms",

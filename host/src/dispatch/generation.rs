@@ -526,4 +526,12 @@ impl Generation {
     pub(crate) fn is_shut_down(&self) -> bool {
         self.shut_down.load(Ordering::Relaxed)
     }
+
+    /// Whether a plugin runs in worker processes (then a stream of events goes faster in
+    /// batches).
+    pub(crate) fn isolates(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|slot| matches!(slot.instance, Instance::Process(_)))
+    }
 }

@@ -2,8 +2,9 @@
 //! [`Registry`] of events and callbacks, and one slot per plugin with its instance,
 //! breaker and counters); emitting runs every callback of an event in dispatch order.
 //!
-//! Inside the layer, from the top: `emit` runs the loop and `lifecycle` starts and stops
-//! plugins, both handing plugins the host handle of `context`, which reaches the
+//! Inside the layer, from the top: `emit` runs the loop (`isolated` the calls that go to
+//! worker processes, one at a time or a batch of events together) and `lifecycle` starts
+//! and stops plugins, both handing plugins the host handle of `context`, which reaches the
 //! `generation` that owns the slots (a nested emit calls back into `emit` by method, not by
 //! import).
 
@@ -12,6 +13,7 @@ mod breaker;
 mod context;
 mod emit;
 mod generation;
+mod isolated;
 mod lifecycle;
 mod outcome;
 mod registry;
@@ -24,6 +26,7 @@ pub use emit::MAX_VALUE_DEPTH;
 pub use generation::{
     Generation, PluginMeta, PluginStatus, Prepared, ShutdownFailure, SkippedPlugin,
 };
+pub(crate) use isolated::JsonEmit;
 pub use outcome::{CallOutcome, Iter as OutcomeIter, Outcomes};
 pub use registry::{Callback, CallbackId, Event, EventId, Registry};
 pub use stats::{Counts, Tally};

@@ -17,6 +17,7 @@ mod worker;
 use std::path::PathBuf;
 
 pub(crate) use pool::ProcessPlugin;
+pub(crate) use protocol::{CallRef, Names};
 pub use worker::serve;
 
 /// How deep values nest in frames: the host's limit everywhere else

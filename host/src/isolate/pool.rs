@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use abi_stable::std_types::{RResult, RString};
+use abi_stable::std_types::RResult;
 use switchboard_plugin_api::abi::status;
 use switchboard_plugin_api::{Entry, Error as PluginError, Value};
 
 use super::process::{Fault, WorkerProcess};
-use super::protocol::{FromWorker, ToWorker};
+use super::protocol::{encode_calls, CallRef, FromWorker, ToWorker};
 use super::quarantine::{QuarantineRecord, Watch};
 use crate::error::LoadError;
 use crate::load::{Emits, LibraryInfo, Registered};
@@ -25,10 +25,11 @@ const SETUP_WITHIN: Duration = Duration::from_secs(30);
 /// The longest pause before restarting a worker that keeps crashing.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// An emit an isolated callback makes, carried out by the host: the outcomes as
-/// `(plugin, callback, result)`.
+/// An emit an isolated callback makes (the index of its call in the batch, the event and
+/// its arguments), carried out by the host: the outcomes as `(plugin, callback, result)`.
 pub(crate) type NestedEmit<'a> =
     &'a dyn Fn(
+        usize,
         &str,
         &[Entry<'_>],
     )
@@ -202,69 +203,75 @@ impl ProcessPlugin {
         self.limits
     }
 
-    /// Runs one callback in a worker, within the plugin's time limit, and reports it as an
-    /// in-process call would: a status, and anything but null in `result`.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn call(
+    /// Runs callbacks in a worker, one after the other, each within the plugin's time
+    /// limit, and reports each as an in-process call would: a status, and anything but
+    /// null as its result (a call not made, because the plugin was quarantined during the
+    /// batch, is a `skipped` error). Several calls travel in one frame (the events of a batch under
+    /// `run`); if the worker crashes or overruns on one of them, that call gets the fault
+    /// and the calls after it, which never started, go to a fresh worker.
+    pub(crate) fn calls(
         &self,
-        callback: u32,
-        callback_name: &str,
-        event: &str,
-        names: &[RString],
-        values: &[Value<'_>],
-        request: u64,
+        calls: &[CallRef<'_>],
+        names: &[&str],
         emit: NestedEmit<'_>,
-        result: &mut RResult<Value<'static>, PluginError>,
-    ) -> u8 {
-        let message = ToWorker::Call {
-            callback,
-            request,
-            event: event.to_owned(),
-            names: names.iter().map(RString::to_string).collect(),
-            values: values.iter().map(|v| v.clone().into_owned()).collect(),
-        };
+        results: &mut Vec<(u8, RResult<Value<'static>, PluginError>)>,
+    ) {
         let key = self as *const ProcessPlugin as usize;
-        // A callback of this plugin that emits an event this plugin also handles: the
-        // nested call goes to the worker that is waiting in the emit. Otherwise a free
-        // worker if there is one (a hung call must not hold others back), else the next
-        // one in turn.
-        let mut slot = None;
-        let worker = match take_lent(key) {
-            Some(worker) => worker,
-            None => {
-                let mut free = self.free_slot();
-                let worker = match free.take() {
-                    Some(worker) => worker,
-                    None => match self.restart() {
+        let first = results.len();
+        while results.len() - first < calls.len() {
+            let done = results.len() - first;
+            if done > 0 {
+                if let Some(record) = self.watch.record() {
+                    let why = PluginError::skipped(format!(
+                        "plugin `{}` is quarantined: {}",
+                        self.name, record.reason
+                    ))
+                    .with_help(format!(
+                        "a new build of its library lifts it, and so does `switchboard quarantine --clear {}`",
+                        self.name
+                    ));
+                    results.extend(
+                        (done..calls.len()).map(|_| (status::ERROR, RResult::RErr(why.clone()))),
+                    );
+                    return;
+                }
+            }
+            // A callback of this plugin that emits an event this plugin also handles: the
+            // nested call goes to the worker that is waiting in the emit. Otherwise a free
+            // worker if there is one (a hung call must not hold others back), else the next
+            // one in turn.
+            let mut slot = None;
+            let worker = match take_lent(key) {
+                Some(worker) => worker,
+                None => {
+                    let mut free = self.free_slot();
+                    let worker = match free.take() {
+                        Some(worker) => Ok(worker),
+                        None => self.restart(),
+                    };
+                    slot = Some(free);
+                    match worker {
                         Ok(worker) => worker,
                         Err(error) => {
-                            *result = RResult::RErr(error);
-                            return status::ERROR;
+                            results.extend(
+                                (done..calls.len())
+                                    .map(|_| (status::ERROR, RResult::RErr(error.clone()))),
+                            );
+                            return;
                         }
-                    },
-                };
-                slot = Some(free);
-                worker
-            }
-        };
-        let (back, code) = self.exchange(
-            worker,
-            &message,
-            callback_name,
-            event,
-            request,
-            emit,
-            result,
-        );
-        match slot {
-            Some(mut slot) => *slot = back,
-            None => {
-                if let Some(worker) = back {
-                    lend(key, worker);
+                    }
+                }
+            };
+            let back = self.exchange(worker, &calls[done..], &names[done..], done, emit, results);
+            match slot {
+                Some(mut slot) => *slot = back,
+                None => {
+                    if let Some(worker) = back {
+                        lend(key, worker);
+                    }
                 }
             }
         }
-        code
     }
 
     /// A worker slot not in use, or else the next one in turn (waiting for it).
@@ -279,80 +286,84 @@ impl ProcessPlugin {
         free.unwrap_or_else(|| self.slot(first % count))
     }
 
-    /// One call on one worker: the worker back (unless it died or was killed) and the
-    /// status.
-    #[allow(clippy::too_many_arguments)]
+    /// Calls on one worker, until all are answered or one faults: the worker back (unless
+    /// it died or was killed), with one result pushed per call answered or faulted.
+    /// `offset` is the first call's index in the whole batch (for nested emits).
     fn exchange(
         &self,
         mut worker: WorkerProcess,
-        call: &ToWorker,
-        callback_name: &str,
-        event: &str,
-        request: u64,
+        calls: &[CallRef<'_>],
+        names: &[&str],
+        offset: usize,
         emit: NestedEmit<'_>,
-        result: &mut RResult<Value<'static>, PluginError>,
-    ) -> (Option<WorkerProcess>, u8) {
+        results: &mut Vec<(u8, RResult<Value<'static>, PluginError>)>,
+    ) -> Option<WorkerProcess> {
         let key = self as *const ProcessPlugin as usize;
         let pid = worker.pid;
-        let deadline = Instant::now() + Duration::from_millis(self.limits.timeout_ms);
-        let mut answer = worker.send(call).map(|()| None);
-        while let Ok(None) = answer {
-            answer = match worker.recv(Some(deadline)) {
-                Ok(FromWorker::Result { status, result }) => Ok(Some((status, result))),
-                Ok(FromWorker::Log { level, message }) => {
-                    log(&self.name, level, &message);
-                    Ok(None)
+        let limit = Duration::from_millis(self.limits.timeout_ms);
+        let mut deadline = Instant::now() + limit;
+        let mut answered = 0;
+        let mut fault = worker.send_encoded(&encode_calls(calls)).err();
+        while fault.is_none() && answered < calls.len() {
+            match worker.recv(Some(deadline)) {
+                Ok(FromWorker::Result { status, result }) => {
+                    self.in_a_row.store(0, Ordering::Relaxed);
+                    let result = match result {
+                        Some(value) => forged_kinds_refused(value).into(),
+                        None => RResult::ROk(Value::NULL),
+                    };
+                    results.push((status, result));
+                    answered += 1;
+                    deadline = Instant::now() + limit;
                 }
+                Ok(FromWorker::Log { level, message }) => log(&self.name, level, &message),
                 Ok(FromWorker::Emit { event, args }) => {
                     let entries: Vec<Entry<'_>> = args
                         .iter()
                         .map(|(name, value)| Entry::borrowed(name, value.clone()))
                         .collect();
                     lend(key, worker);
-                    let outcomes = emit(&event, &entries);
+                    let outcomes = emit(offset + answered, &event, &entries);
                     match take_lent(key) {
                         Some(back) => {
                             worker = back;
-                            worker.send(&ToWorker::Emitted(outcomes)).map(|()| None)
+                            fault = worker.send(&ToWorker::Emitted(outcomes)).err();
                         }
                         // A nested call on this worker crashed or timed out: so did this one.
                         None => {
-                            *result = RResult::RErr(PluginError::crashed(format!(
-                                "plugin `{}`'s worker (pid {pid}) died in a callback nested in `{callback_name}` on `{event}`",
-                                self.name
-                            )));
-                            return (None, status::ERROR);
+                            let call = &calls[answered];
+                            results.push((status::ERROR, RResult::RErr(PluginError::crashed(format!(
+                                "plugin `{}`'s worker (pid {pid}) died in a callback nested in `{}` on `{}`",
+                                self.name, names[answered], call.event
+                            )))));
+                            return None;
                         }
                     }
                 }
-                Ok(_) => Err(Fault::Died(format!(
-                    "pid {pid}: it answered a call with another kind of message"
-                ))),
-                Err(fault) => Err(fault),
-            };
-        }
-        match answer {
-            Ok(Some((code, value))) => {
-                self.in_a_row.store(0, Ordering::Relaxed);
-                if let Some(value) = value {
-                    *result = forged_kinds_refused(value).into();
+                Ok(_) => {
+                    fault = Some(Fault::Died(format!(
+                        "pid {pid}: it answered a call with another kind of message"
+                    )))
                 }
-                (Some(worker), code)
+                Err(error) => fault = Some(error),
             }
-            Ok(None) => (Some(worker), status::NULL),
-            Err(Fault::TimedOut) => {
+        }
+        let Some(fault) = fault else {
+            return Some(worker);
+        };
+        let call = &calls[answered];
+        let (callback_name, event, request) = (names[answered], call.event, call.request);
+        let error = match fault {
+            Fault::TimedOut => {
                 worker.kill();
                 self.faults.kills.fetch_add(1, Ordering::Relaxed);
-                *result = RResult::RErr(
-                    PluginError::timed_out(format!(
-                        "plugin `{}` did not finish callback `{callback_name}` on `{event}` within timeout_ms = {} (pid {pid}, request {request}); the worker was killed and restarts at the next call",
-                        self.name, self.limits.timeout_ms
-                    ))
-                    .with_help("raise `timeout_ms` for this plugin if the work takes that long"),
-                );
-                (None, status::ERROR)
+                PluginError::timed_out(format!(
+                    "plugin `{}` did not finish callback `{callback_name}` on `{event}` within timeout_ms = {} (pid {pid}, request {request}); the worker was killed and restarts at the next call",
+                    self.name, self.limits.timeout_ms
+                ))
+                .with_help("raise `timeout_ms` for this plugin if the work takes that long")
             }
-            Err(Fault::Died(how)) => {
+            Fault::Died(how) => {
                 self.faults.crashes.fetch_add(1, Ordering::Relaxed);
                 self.in_a_row.fetch_add(1, Ordering::Relaxed);
                 let what =
@@ -364,7 +375,7 @@ impl ProcessPlugin {
                     &self.sha256,
                     &what,
                 );
-                let mut error = PluginError::crashed(format!(
+                let error = PluginError::crashed(format!(
                     "plugin `{}`'s worker crashed during {what}",
                     self.name
                 ));
@@ -375,15 +386,14 @@ impl ProcessPlugin {
                         record.reason,
                         self.name
                     );
-                    error = error
-                        .with_help("the plugin is now quarantined: see `switchboard quarantine`");
+                    error.with_help("the plugin is now quarantined: see `switchboard quarantine`")
                 } else {
-                    error = error.with_help("the worker restarts at the next call");
+                    error.with_help("the worker restarts at the next call")
                 }
-                *result = RResult::RErr(error);
-                (None, status::ERROR)
             }
-        }
+        };
+        results.push((status::ERROR, RResult::RErr(error)));
+        None
     }
 
     /// A fresh worker after a crash, a kill or a start: after a pause that grows while
@@ -477,13 +487,13 @@ impl ProcessPlugin {
     }
 }
 
-/// A plugin in a worker cannot pass its own failure off as a crash or a timeout the host
-/// found.
+/// A plugin in a worker cannot pass its own failure off as a crash, a timeout or a skipped
+/// call the host found.
 fn forged_kinds_refused(
     result: Result<Value<'static>, PluginError>,
 ) -> Result<Value<'static>, PluginError> {
     match result {
-        Err(error) if error.is_crashed() || error.is_timed_out() => {
+        Err(error) if error.is_crashed() || error.is_timed_out() || error.is_skipped() => {
             Err(crate::error::as_plain_failure(&error))
         }
         other => other,

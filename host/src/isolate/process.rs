@@ -133,7 +133,12 @@ impl WorkerProcess {
 
     /// Sends one message.
     pub(crate) fn send(&mut self, message: &ToWorker) -> Result<(), Fault> {
-        write_frame(&mut self.stdin, &message.encode()).map_err(|e| Fault::Died(self.death(&e)))
+        self.send_encoded(&message.encode())
+    }
+
+    /// Sends one message already encoded.
+    pub(crate) fn send_encoded(&mut self, body: &[u8]) -> Result<(), Fault> {
+        write_frame(&mut self.stdin, body).map_err(|e| Fault::Died(self.death(&e)))
     }
 
     /// The next message, waiting until `deadline` at most.

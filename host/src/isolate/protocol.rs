@@ -5,13 +5,14 @@
 
 use std::io::{self, Read, Write};
 
+use abi_stable::std_types::RString;
 use switchboard_plugin_api::{Entry, Error as PluginError, Value, ValueView};
 
 use super::MAX_DEPTH as MAX_VALUE_DEPTH;
 
 /// The protocol's version, in the worker's hello: a host refuses a worker that speaks
 /// another one (a `switchboard` binary from another release).
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// The largest frame either side accepts: 64 MiB, the bound of everything else a worker
 /// sends (a result, a log line, an emit).
@@ -32,13 +33,10 @@ pub(crate) enum ToWorker {
     /// Run the plugin's `init` with its config.
     Init { config: Value<'static> },
     /// Run one callback.
-    Call {
-        callback: u32,
-        request: u64,
-        event: String,
-        names: Vec<String>,
-        values: Vec<Value<'static>>,
-    },
+    Call(WireCall),
+    /// Run callbacks one after the other, answering each with its own `Result` frame as it
+    /// finishes (several events' calls in one frame, under `run`).
+    Calls(Vec<WireCall>),
     /// The outcomes of an emit the worker asked for: `(plugin, callback, result)`.
     Emitted(Result<Vec<NestedOutcome>, PluginError>),
     /// Run a control operation.
@@ -48,6 +46,74 @@ pub(crate) enum ToWorker {
     },
     /// Run the plugin's `shutdown`, then exit.
     Shutdown,
+}
+
+/// One callback to run: which, for which request, and the event's arguments by name.
+#[derive(Debug, Clone)]
+pub(crate) struct WireCall {
+    pub(crate) callback: u32,
+    pub(crate) request: u64,
+    pub(crate) event: String,
+    pub(crate) names: Vec<String>,
+    pub(crate) values: Vec<Value<'static>>,
+}
+
+impl WireCall {
+    fn as_ref(&self) -> CallRef<'_> {
+        CallRef {
+            callback: self.callback,
+            request: self.request,
+            event: &self.event,
+            names: Names::Owned(&self.names),
+            values: &self.values,
+        }
+    }
+}
+
+/// A call as the host sends it, borrowing the event's arguments.
+pub(crate) struct CallRef<'a> {
+    pub(crate) callback: u32,
+    pub(crate) request: u64,
+    pub(crate) event: &'a str,
+    pub(crate) names: Names<'a>,
+    pub(crate) values: &'a [Value<'a>],
+}
+
+/// Argument names, as the host or a decoded frame holds them.
+pub(crate) enum Names<'a> {
+    Abi(&'a [RString]),
+    Owned(&'a [String]),
+}
+
+/// One `Call` frame's body, or one `Calls` frame's for several calls.
+pub(crate) fn encode_calls(calls: &[CallRef<'_>]) -> Vec<u8> {
+    let mut w = Writer::default();
+    if calls.len() != 1 {
+        w.u8(CALLS);
+        w.u32(calls.len() as u32);
+    } else {
+        w.u8(CALL);
+    }
+    for call in calls {
+        w.call(call);
+    }
+    w.0
+}
+
+impl Names<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Names::Abi(names) => names.len(),
+            Names::Owned(names) => names.len(),
+        }
+    }
+
+    fn get(&self, index: usize) -> &str {
+        match self {
+            Names::Abi(names) => names[index].as_str(),
+            Names::Owned(names) => names[index].as_str(),
+        }
+    }
 }
 
 /// A registration as the worker reports it: event, name, priority, id, reads.
@@ -148,6 +214,7 @@ const CALL: u8 = 3;
 const EMITTED: u8 = 4;
 const CONTROL: u8 = 5;
 const SHUTDOWN: u8 = 6;
+const CALLS: u8 = 7;
 const HELLO: u8 = 64;
 const LOADED: u8 = 65;
 const LOAD_FAILED: u8 = 66;
@@ -174,22 +241,9 @@ impl ToWorker {
                 w.u8(INIT);
                 w.value(config);
             }
-            ToWorker::Call {
-                callback,
-                request,
-                event,
-                names,
-                values,
-            } => {
-                w.u8(CALL);
-                w.u32(*callback);
-                w.u64(*request);
-                w.str(event);
-                w.u32(names.len() as u32);
-                for (name, value) in names.iter().zip(values) {
-                    w.str(name);
-                    w.value(value);
-                }
+            ToWorker::Call(call) => return encode_calls(&[call.as_ref()]),
+            ToWorker::Calls(calls) => {
+                return encode_calls(&calls.iter().map(WireCall::as_ref).collect::<Vec<_>>())
             }
             ToWorker::Emitted(result) => {
                 w.u8(EMITTED);
@@ -233,24 +287,14 @@ impl ToWorker {
             INIT => ToWorker::Init {
                 config: r.value(0)?,
             },
-            CALL => {
-                let callback = r.u32()?;
-                let request = r.u64()?;
-                let event = r.string()?;
+            CALL => ToWorker::Call(r.call()?),
+            CALLS => {
                 let count = r.count()?;
-                let mut names = Vec::with_capacity(count);
-                let mut values = Vec::with_capacity(count);
+                let mut calls = Vec::with_capacity(count);
                 for _ in 0..count {
-                    names.push(r.string()?);
-                    values.push(r.value(0)?);
+                    calls.push(r.call()?);
                 }
-                ToWorker::Call {
-                    callback,
-                    request,
-                    event,
-                    names,
-                    values,
-                }
+                ToWorker::Calls(calls)
             }
             EMITTED => ToWorker::Emitted(match r.u8()? {
                 0 => {
@@ -448,6 +492,18 @@ impl Writer {
         self.0.extend_from_slice(v.as_bytes());
     }
 
+    fn call(&mut self, call: &CallRef<'_>) {
+        self.u32(call.callback);
+        self.u64(call.request);
+        self.str(call.event);
+        let count = call.names.len().min(call.values.len());
+        self.u32(count as u32);
+        for (index, value) in call.values[..count].iter().enumerate() {
+            self.str(call.names.get(index));
+            self.value(value);
+        }
+    }
+
     fn strings(&mut self, v: &[String]) {
         self.u32(v.len() as u32);
         for s in v {
@@ -579,6 +635,26 @@ impl Reader<'_> {
             .map_err(|_| WireError::Broken("text that is not UTF-8".into()))
     }
 
+    fn call(&mut self) -> Result<WireCall, WireError> {
+        let callback = self.u32()?;
+        let request = self.u64()?;
+        let event = self.string()?;
+        let count = self.count()?;
+        let mut names = Vec::with_capacity(count);
+        let mut values = Vec::with_capacity(count);
+        for _ in 0..count {
+            names.push(self.string()?);
+            values.push(self.value(0)?);
+        }
+        Ok(WireCall {
+            callback,
+            request,
+            event,
+            names,
+            values,
+        })
+    }
+
     fn strings(&mut self) -> Result<Vec<String>, WireError> {
         let count = self.count()?;
         (0..count).map(|_| self.string()).collect()
@@ -681,16 +757,19 @@ mod tests {
             ("y", Value::bytes(vec![0u8, 255])),
             ("l", Value::list([Value::from(1), Value::list([])])),
         ]);
-        let call = ToWorker::Call {
+        let call = WireCall {
             callback: 3,
             request: 9,
             event: "e".into(),
             names: vec!["v".into()],
             values: vec![value.clone()],
         };
-        let ToWorker::Call { values, .. } = ToWorker::decode(&call.encode()).unwrap() else {
-            panic!("not a call");
+        let calls = ToWorker::Calls(vec![call.clone(), call]);
+        let ToWorker::Calls(calls) = ToWorker::decode(&calls.encode()).unwrap() else {
+            panic!("not calls");
         };
+        assert_eq!(calls.len(), 2);
+        let WireCall { values, .. } = &calls[1];
         assert_eq!(
             values[0].get("y").unwrap().as_bytes(),
             Some(&[0u8, 255][..])

@@ -16,7 +16,9 @@ use switchboard_plugin_api::abi::{
 };
 use switchboard_plugin_api::{Entry, Error as PluginError, Value};
 
-use super::protocol::{read_frame, write_frame, FromWorker, ToWorker, WireError, VERSION};
+use super::protocol::{
+    read_frame, write_frame, FromWorker, ToWorker, WireCall, WireError, VERSION,
+};
 use crate::load::{Library, Loader};
 
 /// The pipes to the host: frames in, frames out (shared with the plugin's own threads,
@@ -153,13 +155,24 @@ impl Session {
                         Err(error) => Err(error),
                     })
                 }
-                ToWorker::Call {
-                    callback,
-                    request,
-                    event,
-                    names,
-                    values,
-                } => self.call(callback, request, event, names, &values),
+                ToWorker::Call(call) => self.call(call),
+                ToWorker::Calls(calls) => {
+                    // Each result is written (and flushed) before the next call starts:
+                    // if the plugin crashes, the host knows exactly which calls finished.
+                    let mut last = None;
+                    for call in calls {
+                        if let Some(reply) = last.take() {
+                            if self.host.channel.send(&reply).is_err() {
+                                return 1;
+                            }
+                        }
+                        last = Some(self.call(call));
+                    }
+                    match last {
+                        Some(reply) => reply,
+                        None => continue,
+                    }
+                }
                 ToWorker::Control {
                     operation,
                     argument,
@@ -194,20 +207,24 @@ impl Session {
         }
     }
 
-    fn call(
-        &mut self,
-        callback: u32,
-        request: u64,
-        event: String,
-        names: Vec<String>,
-        values: &[Value<'static>],
-    ) -> FromWorker {
+    fn call(&mut self, call: WireCall) -> FromWorker {
         let host = self.host(true);
-        let kept = self.names.entry(event.clone()).or_default();
-        if kept.len() != names.len() || kept.iter().zip(&names).any(|(a, b)| a.as_str() != b) {
-            *kept = names.into_iter().map(RString::from).collect();
+        let kept = match self.names.get_mut(&call.event) {
+            Some(kept) => kept,
+            None => self.names.entry(call.event.clone()).or_default(),
+        };
+        let names = &call.names;
+        if kept.len() != names.len() || kept.iter().zip(names).any(|(a, b)| a.as_str() != b) {
+            *kept = call.names.into_iter().map(RString::from).collect();
         }
-        call_plugin(&host, callback, request, &event, kept, values)
+        call_plugin(
+            &host,
+            call.callback,
+            call.request,
+            &call.event,
+            kept,
+            &call.values,
+        )
     }
 }
 
@@ -311,15 +328,16 @@ impl HostApi for WorkerHost {
                 }
                 Ok(ToWorker::Emitted(Err(error))) => return RResult::RErr(error),
                 // The emit reached this plugin's own callbacks: they run here, nested.
-                Ok(ToWorker::Call {
-                    callback,
-                    request,
-                    event,
-                    names,
-                    values,
-                }) => {
-                    let names: Vec<RString> = names.into_iter().map(RString::from).collect();
-                    let reply = call_plugin(self, callback, request, &event, &names, &values);
+                Ok(ToWorker::Call(call)) => {
+                    let names: Vec<RString> = call.names.into_iter().map(RString::from).collect();
+                    let reply = call_plugin(
+                        self,
+                        call.callback,
+                        call.request,
+                        &call.event,
+                        &names,
+                        &call.values,
+                    );
                     if let Err(error) = self.channel.send(&reply) {
                         return RResult::RErr(PluginError::new(format!(
                             "the host is gone: {error}"

@@ -6,7 +6,8 @@ use serde_json::json;
 use switchboard_plugin_api::{Error as PluginError, Value};
 
 use super::Report;
-use crate::dispatch::{Generation, Outcomes, StrictJson};
+use crate::dispatch::{Generation, JsonEmit, Outcomes, StrictJson};
+use crate::error::EmitError;
 
 /// One line of input, as read.
 pub(super) enum Line {
@@ -97,33 +98,95 @@ pub(super) fn handle(
 ) -> String {
     // Nothing of this line's is counted unless it is dispatched.
     outcomes.reset(0);
+    match parse(seq, line, report) {
+        Ok(input) => {
+            let result = generation.emit_json_into(&input.event, &input.args, outcomes);
+            reply(generation, seq, &input, result, outcomes, report)
+        }
+        Err(reply) => reply,
+    }
+}
+
+/// Dispatches input lines together, so that the calls of their events to an isolated
+/// plugin travel to its worker in one frame; one result line per input line, in order.
+pub(super) fn handle_batch(
+    generation: &Generation,
+    lines: &[(u64, &Line)],
+    outcomes: &mut [Outcomes],
+    report: &mut Report,
+) -> Vec<String> {
+    let parsed: Vec<Result<Input, String>> = lines
+        .iter()
+        .map(|&(seq, line)| parse(seq, line, report))
+        .collect();
+    let mut emits: Vec<JsonEmit<'_>> = parsed
+        .iter()
+        .zip(outcomes.iter_mut())
+        .filter_map(|(input, outcomes)| {
+            // Nothing of a line's is counted unless it is dispatched.
+            outcomes.reset(0);
+            let input = input.as_ref().ok()?;
+            Some(JsonEmit {
+                event: &input.event,
+                args: &input.args,
+                outcomes,
+                result: Ok(()),
+            })
+        })
+        .collect();
+    generation.emit_json_batch(&mut emits);
+    let results: Vec<Result<(), EmitError>> = emits.into_iter().map(|e| e.result).collect();
+    let mut results = results.into_iter();
+    parsed
+        .into_iter()
+        .zip(lines)
+        .zip(outcomes.iter())
+        .map(|((input, &(seq, _)), outcomes)| {
+            let input = input?;
+            // One result per parsed line, in order: the batch leaves none out.
+            let result = results.next().unwrap_or(Err(EmitError::ShutDown));
+            Ok(reply(generation, seq, &input, result, outcomes, report))
+        })
+        .map(|line: Result<String, String>| line.unwrap_or_else(|refused| refused))
+        .collect()
+}
+
+/// The event on a line, or the result line that refuses it.
+fn parse(seq: u64, line: &Line, report: &mut Report) -> Result<Input, String> {
     let line = match line {
         Line::Text(text) => text,
         Line::NotUtf8(e) => {
             let error = format!("line {seq} is not valid UTF-8 ({e}); send events as UTF-8 JSON");
-            return bad_line(seq, error, report);
+            return Err(bad_line(seq, error, report));
         }
         Line::TooLong { length, max } => {
             let error = format!(
                 "line {seq} is {length} bytes long, over the limit of {max} bytes; it was not read (raise --max-line-bytes, or send smaller events)"
             );
-            return bad_line(seq, error, report);
+            return Err(bad_line(seq, error, report));
         }
         Line::Unreadable(e) => {
             let error = format!(
                 "cannot read standard input after line {}: {e}; the events before it were dispatched",
                 seq - 1
             );
-            return bad_line(seq, error, report);
+            return Err(bad_line(seq, error, report));
         }
     };
-    let input: Input = match serde_json::from_str(line) {
-        Ok(input) => input,
-        Err(e) => {
-            return bad_line(seq, format!("line {seq} is not a valid event: {e}"), report);
-        }
-    };
-    match generation.emit_json_into(&input.event, &input.args, outcomes) {
+    serde_json::from_str(line)
+        .map_err(|e| bad_line(seq, format!("line {seq} is not a valid event: {e}"), report))
+}
+
+/// The result line of a dispatched (or refused) event.
+fn reply(
+    generation: &Generation,
+    seq: u64,
+    input: &Input,
+    result: Result<(), EmitError>,
+    outcomes: &Outcomes,
+    report: &mut Report,
+) -> String {
+    match result {
         Ok(()) => {
             report.dispatched += 1;
             let ok = !outcomes.has_failures();

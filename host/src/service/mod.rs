@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
 use serde_json::json;
 
-use json_lines::handle;
 pub use json_lines::OutcomesJson;
+use json_lines::{handle, handle_batch, Line};
 use output::Message;
 use queue::{Batch, Queue};
 
@@ -38,6 +38,10 @@ use crate::runtime::{CurrentGeneration, Switchboard};
 
 /// The most lines that travel together from the reader.
 const BATCH: usize = 256;
+
+/// The most events a worker dispatches together when a plugin is isolated: their calls to
+/// each worker process travel in one frame (see BENCHMARKS.md for the throughput).
+const ISOLATED_BATCH: usize = 128;
 
 /// One emit in this many is timed per worker, for the counters' time spent: timing every
 /// call made `run` 1.13x slower (see BENCHMARKS.md).
@@ -181,8 +185,8 @@ pub struct Report {
 /// both answer the same event.
 #[derive(Default)]
 struct Slot {
-    /// The event being dispatched (claimed, result not yet handed to the writer).
-    running: Option<u64>,
+    /// The events being dispatched (claimed, results not yet handed to the writer).
+    running: Vec<u64>,
     /// The drain gave up: the worker hands nothing more over and stops.
     taken: bool,
 }
@@ -324,7 +328,7 @@ fn abandon(workers: &[Worker], queue: &Queue, tx: &Sender<Message>, report: &mut
     for worker in workers {
         let mut slot = worker.slot.lock().unwrap_or_else(|e| e.into_inner());
         slot.taken = true;
-        if let Some(seq) = slot.running.take() {
+        for seq in std::mem::take(&mut slot.running) {
             report.still_running.push(seq);
             let error = format!(
                 "event {seq} was still running when the host stopped; its callbacks may have run in part (a callback that never returns needs isolation = \"process\")"
@@ -392,7 +396,7 @@ fn work(
         counts,
         report: Report::default(),
         tally: Tally::new(),
-        outcomes: Outcomes::new(),
+        outcomes: Vec::new(),
     };
     while let Some(batch) = queue.next_batch() {
         let generation = host.get();
@@ -414,39 +418,65 @@ struct Duty<'w> {
     counts: &'w Published,
     report: Report,
     tally: Tally,
-    outcomes: Outcomes,
+    /// One per event dispatched together.
+    outcomes: Vec<Outcomes>,
 }
 
 impl Duty<'_> {
     /// Claims and dispatches lines of one batch until it is exhausted; `false` when the
     /// worker must stop (the writer is gone, or an abandoning drain took it off duty).
+    /// Lines are claimed one at a time, or several together when a plugin is isolated.
     fn work_on(&mut self, generation: &Generation, batch: &Batch) -> bool {
-        let mut done: Option<(u64, String)> = None;
+        let together = if generation.isolates() {
+            ISOLATED_BATCH
+        } else {
+            1
+        };
+        if self.outcomes.len() < together {
+            self.outcomes.resize_with(together, Outcomes::new);
+        }
+        let mut done: Vec<(u64, String)> = Vec::with_capacity(together);
+        let mut claimed: Vec<(u64, &Line)> = Vec::with_capacity(together);
         loop {
-            // Hand the last result over and claim the next line in one step, so that an
+            // Hand the last results over and claim the next lines in one step, so that an
             // abandoning drain sees every claimed line that has no result yet.
-            let claimed = {
+            {
                 let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
                 if slot.taken {
                     return false;
                 }
-                if let Some((seq, line)) = done.take() {
+                for (seq, line) in done.drain(..) {
                     if self.tx.send(Message::Reply(seq, line)).is_err() {
                         return false;
                     }
                 }
-                let claimed = batch.claim();
-                slot.running = claimed.map(|(seq, _)| seq);
-                claimed
-            };
-            let Some((seq, line)) = claimed else {
+                claimed.clear();
+                claimed.extend(std::iter::from_fn(|| batch.claim()).take(together));
+                slot.running.clear();
+                slot.running.extend(claimed.iter().map(|&(seq, _)| seq));
+            }
+            if claimed.is_empty() {
                 return true;
-            };
-            self.outcomes.timed = seq % TIME_ONE_IN == 0;
-            let reply = handle(generation, seq, line, &mut self.outcomes, &mut self.report);
-            self.tally.add(&self.outcomes);
+            }
+            for (&(seq, _), outcomes) in claimed.iter().zip(&mut self.outcomes) {
+                outcomes.timed = seq % TIME_ONE_IN == 0;
+            }
+            if let [(seq, line)] = claimed[..] {
+                let outcomes = &mut self.outcomes[0];
+                let reply = handle(generation, seq, line, outcomes, &mut self.report);
+                self.tally.add(outcomes);
+                done.push((seq, reply));
+            } else {
+                let replies =
+                    handle_batch(generation, &claimed, &mut self.outcomes, &mut self.report);
+                for (&(seq, _), (reply, outcomes)) in
+                    claimed.iter().zip(replies.into_iter().zip(&self.outcomes))
+                {
+                    self.tally.add(outcomes);
+                    done.push((seq, reply));
+                }
+            }
             self.publish();
-            done = Some((seq, reply));
         }
     }
 
