@@ -37,6 +37,7 @@ mod process;
 mod prompt;
 mod quarantine;
 mod run;
+mod serve;
 mod worker;
 
 /// switchboard: load native plugins listed in a manifest and dispatch events to them.
@@ -60,6 +61,8 @@ enum Command {
     Emit(emit::EmitArgs),
     /// Read JSON-lines events on stdin, write one result line per event on stdout.
     Run(run::RunArgs),
+    /// Serve events over HTTP, with Prometheus metrics, health checks and a status page.
+    Serve(serve::ServeArgs),
     /// Show what a plugin library exports, without a manifest.
     Inspect(inspect::InspectArgs),
     /// Copy a plugin library into the plugin folder, pin it, and declare it and its events
@@ -81,6 +84,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Command::List => list::run(cli),
         Command::Emit(args) => emit::run(cli, args),
         Command::Run(args) => run::run(cli, args),
+        Command::Serve(args) => serve::run(cli, args),
         Command::Inspect(args) => inspect::run(cli, args),
         Command::Add(args) => add::add(cli, args),
         Command::Remove(args) => add::remove(cli, args),

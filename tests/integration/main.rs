@@ -14,6 +14,8 @@ mod isolation;
 mod loading;
 mod operator;
 mod refusals;
+#[cfg(unix)]
+mod serve;
 mod signup;
 mod util;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]

@@ -151,7 +151,7 @@ impl Generation {
             outcomes.reset(self.number());
         }
         self.dispatch(decl, &values, &frame, &mut outcomes);
-        self.counters.record(&outcomes);
+        self.record_own(&decl.name, &outcomes);
         Ok(outcomes)
     }
 
@@ -385,7 +385,7 @@ impl Generation {
             let mut reports = Outcomes::new();
             reports.reset(self.number());
             self.dispatch(reporter, &args, frame, &mut reports);
-            self.counters.record(&reports);
+            self.record_own(&reporter.name, &reports);
         }
     }
 }

@@ -292,7 +292,15 @@ pub struct Generation {
     pub(crate) targets: Vec<Vec<Target>>,
     /// How owned host handles find this generation once it is shared.
     pub(crate) anchor: Arc<Anchor>,
+    /// Told of the emits the host makes itself: see [`Generation::observe`].
+    pub(crate) observer: std::sync::OnceLock<Observer>,
 }
+
+/// Told of the outcomes of every emit a generation makes on its own or on a plugin's
+/// behalf: nested emits from callbacks and kept handles, and `plugin.failed` reports.
+/// Emits made through the public `emit*` methods are the caller's to observe.
+/// It is given the generation, the event's name and the outcomes.
+pub type Observer = Arc<dyn Fn(&Generation, &str, &Outcomes) + Send + Sync>;
 
 /// A plugin's failure while shutting down.
 #[derive(Debug)]
@@ -525,6 +533,20 @@ impl Generation {
     #[inline]
     pub(crate) fn is_shut_down(&self) -> bool {
         self.shut_down.load(Ordering::Relaxed)
+    }
+
+    /// Sets the generation's [`Observer`], once; `false` if it already had one (which
+    /// stays).
+    pub fn observe(&self, observer: Observer) -> bool {
+        self.observer.set(observer).is_ok()
+    }
+
+    /// Counts the outcomes of an emit the host made itself, and tells the observer.
+    pub(crate) fn record_own(&self, event: &str, outcomes: &Outcomes) {
+        self.counters.record(outcomes);
+        if let Some(observer) = self.observer.get() {
+            observer(self, event, outcomes);
+        }
     }
 
     /// Whether a plugin runs in worker processes (then a stream of events goes faster in

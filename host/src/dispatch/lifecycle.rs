@@ -40,6 +40,7 @@ impl Prepared {
             shut_down: AtomicBool::new(false),
             targets: Vec::new(),
             anchor: Arc::default(),
+            observer: std::sync::OnceLock::new(),
         };
         let mut failed = Vec::new();
         for (index, (meta, library)) in plugins.into_iter().enumerate() {

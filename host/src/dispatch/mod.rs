@@ -24,7 +24,7 @@ pub use args::StrictJson;
 pub use breaker::BreakerState;
 pub use emit::MAX_VALUE_DEPTH;
 pub use generation::{
-    Generation, PluginMeta, PluginStatus, Prepared, ShutdownFailure, SkippedPlugin,
+    Generation, Observer, PluginMeta, PluginStatus, Prepared, ShutdownFailure, SkippedPlugin,
 };
 pub(crate) use isolated::JsonEmit;
 pub use outcome::{CallOutcome, Iter as OutcomeIter, Outcomes};

@@ -205,6 +205,19 @@ impl Outcomes {
     pub fn generation(&self) -> u64 {
         self.generation
     }
+
+    /// Makes the emits into this list time every call (two clock reads per call), or stop
+    /// doing so; see [`Outcomes::nanos`].
+    pub fn time_calls(&mut self, on: bool) {
+        self.timed = on;
+    }
+
+    /// How long each call took, in nanoseconds, in run order (one per outcome), when the
+    /// emit was timed ([`Outcomes::time_calls`]); empty otherwise. For an isolated plugin
+    /// under a batch, the batch's time shared evenly.
+    pub fn nanos(&self) -> &[u64] {
+        &self.nanos
+    }
 }
 
 /// The outcomes of an emit, in run order; see [`Outcomes::iter`].

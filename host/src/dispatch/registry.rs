@@ -32,6 +32,14 @@ pub struct CallbackId {
     pub(crate) index: u32,
 }
 
+impl CallbackId {
+    /// Its position in [`Registry::callbacks`] of its generation: a dense index for tables
+    /// kept per callback.
+    pub fn index(&self) -> usize {
+        self.index as usize
+    }
+}
+
 /// A declared event and its callbacks.
 #[derive(Debug)]
 #[non_exhaustive]

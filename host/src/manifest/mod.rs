@@ -16,10 +16,12 @@ use crate::error::{ManifestError, Problem};
 use schema::ArgType;
 
 pub use isolation::{Isolation, ProcessLimits, QuarantineSettings};
+pub use serve::ServeSettings;
 
 pub mod builtin;
 pub mod isolation;
 pub mod schema;
+pub mod serve;
 
 /// A parsed `events.toml`, not yet validated: [`Manifest::validate`] turns it into a
 /// [`ValidManifest`], the only kind a host starts from.
@@ -36,6 +38,9 @@ pub struct Manifest {
     /// The plugins to load, in this order; dispatch ties follow this order too.
     #[serde(default)]
     pub plugins: Vec<PluginEntry>,
+    /// How `switchboard serve` listens and what it accepts.
+    #[serde(default)]
+    pub serve: ServeSettings,
     /// The manifest's own path (not a TOML key).
     #[serde(skip)]
     pub path: PathBuf,
@@ -396,6 +401,10 @@ impl Manifest {
             );
         }
 
+        for (span, message) in serve::problems(&self.serve) {
+            problem(span, message);
+        }
+
         let mut seen = HashSet::new();
         for entry in &self.plugins {
             let name = entry.name.get_ref();
@@ -643,5 +652,30 @@ mod tests {
     fn wrong_types_name_the_key() {
         let err = parse("[host]\nmax_depth = \"deep\"\n").unwrap_err();
         assert!(err.to_string().contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn serve_settings_have_defaults_and_bounds() {
+        let m = parse("").unwrap();
+        assert_eq!(m.serve.listen.get_ref(), "127.0.0.1:8080");
+        assert_eq!(*m.serve.max_body_bytes.get_ref(), 1 << 20);
+        assert!(m.serve.admin_token_env.is_none());
+
+        let err = parse(
+            "[serve]\nlisten = \"localhost\"\nqueue = 0\nmax_body_bytes = 1000000000\nadmin_token_env = \"s3cret token\"\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        for expected in [
+            "`serve.listen` must be an address and port",
+            "`serve.queue` must be from 1 to 1000000 (it is 0)",
+            "`serve.max_body_bytes` must be from 1 to 67108864",
+            "`serve.admin_token_env` must name an environment variable",
+            "events.toml:2:",
+        ] {
+            assert!(text.contains(expected), "{expected} in {text}");
+        }
+        assert!(parse("[serve]\nlisten = \"0.0.0.0:80\"\nworkers = 8\n").is_ok());
+        assert!(parse("[serve]\nlistn = \"0.0.0.0:80\"\n").is_err());
     }
 }

@@ -1,0 +1,78 @@
+//! `switchboard serve`: the host as an HTTP service ([`switchboard_serve`]): events in,
+//! metrics, health checks and a status page.
+//!
+//! SIGTERM or SIGINT stops accepting connections, lets the requests in flight finish and be
+//! answered, runs `host.stopping` and every plugin's shutdown, and exits 0. A second signal
+//! exits at once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use switchboard::{Generation, Manifest, Switchboard};
+use switchboard_serve::{serve, Options, Reload, Stop};
+
+use crate::cli::{exit, Cli};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The address to listen on [default: `serve.listen` in the manifest, or
+    /// 127.0.0.1:8080]. Port 0 picks a free port (the log says which).
+    #[arg(long, short = 'l', value_name = "ADDRESS:PORT")]
+    pub listen: Option<SocketAddr>,
+}
+
+pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let stop = Arc::new(Stop::new());
+    crate::process::on_stop({
+        let stop = Arc::clone(&stop);
+        move |signal, count| {
+            if count == 1 {
+                stop.stop();
+            } else {
+                eprintln!("error: interrupted again (signal {signal}); exiting without waiting for requests in flight");
+                crate::process::ending();
+                std::process::exit(128 + signal.clamp(1, 127));
+            }
+        }
+    })?;
+    let host = Arc::new(Switchboard::open(&cli.manifest)?);
+    let settings = host.current().manifest().serve.clone();
+    let mut options = Options::default().reload(reloader(&host, cli.manifest.clone()));
+    if let Some(address) = args.listen {
+        options = options.listen(address);
+    }
+    let report = serve(&host, &settings, options, &stop)?;
+    let failures = host.shutdown();
+    tracing::info!(
+        "stopped: {} event request(s) answered{}; plugins shut down{}",
+        report.events,
+        if report.drained {
+            ""
+        } else {
+            " (some were cut off at the drain timeout)"
+        },
+        if failures.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} with errors, logged above)", failures.len())
+        },
+    );
+    Ok(exit::ok())
+}
+
+/// What `POST /admin/reload` runs: reads and checks the manifest again, starts its plugins
+/// as the next generation and swaps it in; the previous generation finishes the events it
+/// has and shuts down. Anything wrong leaves the running generation as it is.
+fn reloader(host: &Arc<Switchboard>, manifest: PathBuf) -> Reload {
+    let host = Arc::clone(host);
+    Arc::new(move || {
+        let next = Manifest::load_valid(&manifest)
+            .map_err(|e| e.to_string())
+            .and_then(|manifest| Generation::start(manifest).map_err(|e| e.to_string()))?;
+        let number = next.number();
+        host.swap(next);
+        Ok(number)
+    })
+}

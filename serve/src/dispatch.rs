@@ -1,0 +1,200 @@
+//! The dispatch workers: event requests wait in one bounded queue and are dispatched
+//! synchronously on threads of their own, never on the HTTP runtime's threads, so that a
+//! slow callback holds back its own request and nothing else.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{bounded, Sender, TrySendError};
+use serde_json::{Map, Value as Json};
+use switchboard::{CurrentGeneration, EmitError, Generation, Outcomes};
+use tokio::sync::oneshot;
+
+use crate::metrics::{Metrics, Refusal};
+
+/// How many recent failures the status page shows.
+const RECENT_FAILURES: usize = 20;
+
+/// Each worker's stack: as much as the main thread's, so that a callback that runs under
+/// `emit` also runs here.
+const WORKER_STACK: usize = 16 * 1024 * 1024;
+
+/// One request to dispatch.
+pub struct Job {
+    /// The declared event.
+    pub event: String,
+    /// Its arguments, as the request gave them.
+    pub args: Map<String, Json>,
+    /// The caller's id (or one the server made), for the log.
+    pub id: String,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<Dispatched>,
+}
+
+/// What became of a job.
+pub enum Dispatched {
+    /// It ran: every callback's outcome, on the generation that ran it.
+    Done {
+        /// The generation the callbacks belong to.
+        generation: Arc<Generation>,
+        /// What they returned.
+        outcomes: Outcomes,
+    },
+    /// The host refused it before any callback ran (its arguments, most likely).
+    Refused(EmitError),
+}
+
+/// A failed or skipped callback, for the status page.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// When it was recorded.
+    pub at: SystemTime,
+    /// The request's id.
+    pub id: String,
+    /// The event.
+    pub event: String,
+    /// `plugin.callback`.
+    pub callback: String,
+    /// `error`, `panic`, `skipped`, `crashed` or `timed_out`.
+    pub kind: &'static str,
+    /// The error's message.
+    pub message: String,
+}
+
+/// The most recent failures, newest last.
+#[derive(Default)]
+pub struct Recent(Mutex<VecDeque<Failure>>);
+
+impl Recent {
+    fn push(&self, failure: Failure) {
+        let mut recent = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == RECENT_FAILURES {
+            recent.pop_front();
+        }
+        recent.push_back(failure);
+    }
+
+    /// The recent failures, newest first.
+    pub fn newest_first(&self) -> Vec<Failure> {
+        let recent = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        recent.iter().rev().cloned().collect()
+    }
+}
+
+/// The queue and its workers.
+pub struct Dispatcher {
+    /// `None` once closed: nothing more is accepted.
+    queue: RwLock<Option<Sender<Job>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Dispatcher {
+    /// Starts `workers` threads over a queue of `capacity` jobs.
+    pub fn start(
+        host: CurrentGeneration,
+        workers: usize,
+        capacity: usize,
+        metrics: Arc<Metrics>,
+        recent: Arc<Recent>,
+    ) -> std::io::Result<Dispatcher> {
+        let (sender, jobs) = bounded::<Job>(capacity);
+        let mut threads = Vec::with_capacity(workers);
+        for n in 0..workers {
+            let (host, jobs, metrics, recent) = (
+                host.clone(),
+                jobs.clone(),
+                Arc::clone(&metrics),
+                Arc::clone(&recent),
+            );
+            let thread = std::thread::Builder::new()
+                .name(format!("switchboard-dispatch-{n}"))
+                .stack_size(WORKER_STACK)
+                .spawn(move || {
+                    for job in jobs {
+                        run(&host, job, &metrics, &recent);
+                    }
+                })?;
+            threads.push(thread);
+        }
+        Ok(Dispatcher {
+            queue: RwLock::new(Some(sender)),
+            workers: Mutex::new(threads),
+        })
+    }
+
+    /// Queues a job, or says why not.
+    pub fn submit(&self, job: Job) -> Result<(), Refusal> {
+        let queue = self.queue.read().unwrap_or_else(|e| e.into_inner());
+        let Some(sender) = queue.as_ref() else {
+            return Err(Refusal::Stopping);
+        };
+        sender.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => Refusal::QueueFull,
+            TrySendError::Disconnected(_) => Refusal::Stopping,
+        })
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn depth(&self) -> usize {
+        let queue = self.queue.read().unwrap_or_else(|e| e.into_inner());
+        queue.as_ref().map_or(0, Sender::len)
+    }
+
+    /// Accepts nothing more, and waits until `deadline` for the queued jobs to finish;
+    /// whether they all did (a callback that never returns cannot be stopped in-process).
+    pub fn close(&self, deadline: Instant) -> bool {
+        self.queue.write().unwrap_or_else(|e| e.into_inner()).take();
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        while workers.iter().any(|w| !w.is_finished()) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for worker in workers.drain(..) {
+            let _ = worker.join();
+        }
+        true
+    }
+}
+
+/// Dispatches one job on the current generation, counts it and answers it.
+fn run(host: &CurrentGeneration, job: Job, metrics: &Arc<Metrics>, recent: &Recent) {
+    let generation = host.get();
+    // Nested emits and `plugin.failed` reports are counted as they happen.
+    generation.observe({
+        let metrics = Arc::clone(metrics);
+        Arc::new(move |generation, event, outcomes| metrics.dispatched(generation, event, outcomes))
+    });
+    let mut outcomes = Outcomes::new();
+    outcomes.time_calls(true);
+    let answer = match generation.emit_json_into(&job.event, &job.args, &mut outcomes) {
+        Ok(()) => {
+            generation.record(&outcomes);
+            metrics.dispatched(&generation, &job.event, &outcomes);
+            for (outcome, error) in outcomes.failures() {
+                let callback = generation.callback(outcome.callback);
+                recent.push(Failure {
+                    at: SystemTime::now(),
+                    id: job.id.clone(),
+                    event: job.event.clone(),
+                    callback: format!("{}.{}", callback.plugin_name, callback.name),
+                    kind: error.kind_name(),
+                    message: error.message().to_owned(),
+                });
+            }
+            Dispatched::Done {
+                generation,
+                outcomes,
+            }
+        }
+        Err(error) => {
+            metrics.refused(&job.event, Refusal::BadArguments);
+            Dispatched::Refused(error)
+        }
+    };
+    // The client may have gone away; the event ran all the same.
+    let _ = job.reply.send(answer);
+}

@@ -1,0 +1,292 @@
+//! `switchboard serve`: a running host as an HTTP service.
+//!
+//! - `POST /events/{event}` with a JSON object of arguments dispatches the event and
+//!   answers with every callback's outcome (200 when all succeeded, 500 when one failed or
+//!   was skipped; 400 for bad JSON or arguments, 404 for an undeclared event, 413 for a
+//!   body over `serve.max_body_bytes`, 503 with `Retry-After` when the queue is full).
+//! - `GET /metrics`: Prometheus text, measured by the host.
+//! - `GET /healthz` (the process is up) and `GET /readyz` (ready, not stopping).
+//! - `GET /`: a status page for a person.
+//! - `POST /admin/reload`: off unless the manifest names an environment variable holding a
+//!   bearer token.
+//!
+//! HTTP runs on a small tokio runtime of its own ([`HTTP_THREADS`] threads); events are
+//! dispatched synchronously on the dispatch workers, behind one bounded queue. A stop
+//! ([`Stop::stop`], which `switchboard serve` calls on SIGTERM or SIGINT) stops accepting
+//! connections, lets the requests in flight finish and be answered, and returns; the
+//! caller then shuts the plugins down.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use switchboard::Switchboard;
+//! use switchboard_serve::{serve, Options, Stop};
+//!
+//! let host = Switchboard::open("events.toml".as_ref())?;
+//! let stop = Arc::new(Stop::new());
+//! let settings = host.current().manifest().serve.clone();
+//! let report = serve(&host, &settings, Options::default(), &stop)?;
+//! println!("answered {} event requests", report.events);
+//! host.shutdown();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod dispatch;
+pub mod metrics;
+mod routes;
+mod status_page;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use switchboard::manifest::ServeSettings;
+use switchboard::Switchboard;
+use tokio::sync::{Notify, Semaphore};
+
+pub use routes::CALLBACK_FAILED;
+
+/// Threads of the HTTP runtime (parsing, routing, writing answers; never dispatch).
+pub const HTTP_THREADS: usize = 2;
+
+/// The most connections open at once; past it, new ones wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// A reload: builds the next generation and makes it current; its number, or why it was
+/// refused (the running generation goes on).
+pub type Reload = Arc<dyn Fn() -> Result<u64, String> + Send + Sync>;
+
+/// What the caller adds to the manifest's `[serve]` settings.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct Options {
+    /// The address to listen on instead of `serve.listen` (`serve --listen`).
+    pub listen: Option<SocketAddr>,
+    /// What `POST /admin/reload` runs.
+    pub reload: Option<Reload>,
+}
+
+impl Options {
+    /// Listens on `address` instead of the manifest's.
+    pub fn listen(mut self, address: SocketAddr) -> Self {
+        self.listen = Some(address);
+        self
+    }
+
+    /// Lets `POST /admin/reload` run `reload`.
+    pub fn reload(mut self, reload: Reload) -> Self {
+        self.reload = Some(reload);
+        self
+    }
+}
+
+/// A request to stop the server, from any thread.
+#[derive(Debug, Default)]
+pub struct Stop {
+    asked: AtomicBool,
+    notify: Notify,
+}
+
+impl Stop {
+    /// Not stopping.
+    pub fn new() -> Stop {
+        Stop::default()
+    }
+
+    /// Stop accepting connections; finish and answer the requests in flight.
+    pub fn stop(&self) {
+        self.asked.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    async fn wait(&self) {
+        while !self.asked.load(Ordering::Acquire) {
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// What a server did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Report {
+    /// The address it listened on.
+    pub listened: Option<SocketAddr>,
+    /// Whether every request in flight at the stop was answered within the drain timeout.
+    pub drained: bool,
+    /// Event requests answered.
+    pub events: u64,
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The address could not be listened on.
+    #[error("cannot listen on {address}: {source}; pass `--listen` with another address or port, or stop what uses it")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `serve.listen` is not an address.
+    #[error("`serve.listen` is not an address and port: {0}")]
+    Address(String),
+    /// A thread or the runtime could not be started.
+    #[error("cannot start the server's threads: {0}")]
+    Threads(std::io::Error),
+}
+
+/// Serves `host` over HTTP until `stop`; see the crate's documentation.
+pub fn serve(
+    host: &Switchboard,
+    settings: &ServeSettings,
+    options: Options,
+    stop: &Stop,
+) -> Result<Report, ServeError> {
+    let address = match options.listen {
+        Some(address) => address,
+        None => settings
+            .listen
+            .get_ref()
+            .parse()
+            .map_err(|e| ServeError::Address(format!("{}: {e}", settings.listen.get_ref())))?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(HTTP_THREADS)
+        .thread_name("switchboard-http")
+        .enable_all()
+        .build()
+        .map_err(ServeError::Threads)?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(address))
+        .map_err(|source| ServeError::Listen { address, source })?;
+    let listened = listener.local_addr().unwrap_or(address);
+
+    let queue = *settings.queue.get_ref() as usize;
+    let workers = settings.workers.as_ref().map_or_else(
+        || {
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .saturating_mul(2)
+                .max(4)
+        },
+        |w| *w.get_ref() as usize,
+    );
+    let metrics = Arc::new(metrics::Metrics::new(queue));
+    let recent = Arc::new(dispatch::Recent::default());
+    let dispatcher = dispatch::Dispatcher::start(
+        host.watch(),
+        workers,
+        queue,
+        Arc::clone(&metrics),
+        Arc::clone(&recent),
+    )
+    .map_err(ServeError::Threads)?;
+    let admin_token = settings.admin_token_env.as_ref().and_then(|name| {
+        let token = std::env::var(name.get_ref()).ok().filter(|t| !t.is_empty());
+        if token.is_none() {
+            tracing::warn!(
+                "admin routes are off: the environment variable `{}` named by `serve.admin_token_env` is not set",
+                name.get_ref()
+            );
+        }
+        token
+    });
+    let shared = Arc::new(routes::Shared {
+        host: host.watch(),
+        dispatcher,
+        metrics,
+        recent,
+        max_body_bytes: *settings.max_body_bytes.get_ref() as usize,
+        body_timeout: Duration::from_millis(*settings.body_timeout_ms.get_ref()),
+        draining: AtomicBool::new(false),
+        admin_token,
+        reload: options.reload,
+        started: Instant::now(),
+        listening: format!("http://{listened}"),
+        next_id: AtomicU64::new(1),
+    });
+    let router = routes::router(Arc::clone(&shared));
+    tracing::info!(
+        "serving on http://{listened} ({workers} dispatch workers, queue {queue}); events go to POST /events/{{event}}, status at /"
+    );
+
+    let header_timeout = Duration::from_millis(*settings.header_timeout_ms.get_ref());
+    let drain_timeout = Duration::from_millis(*settings.drain_timeout_ms.get_ref());
+    let drained = runtime.block_on(async {
+        let graceful = GracefulShutdown::new();
+        let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        loop {
+            let permit = tokio::select! {
+                permit = Arc::clone(&connections).acquire_owned() => permit,
+                () = stop.wait() => break,
+            };
+            let Ok(permit) = permit else { break };
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = stop.wait() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait instead of spinning.
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(router.clone()),
+                );
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!("connection from {peer} ended: {e}");
+                }
+                drop(permit);
+            });
+        }
+        drop(listener);
+        shared.draining.store(true, Ordering::Release);
+        tracing::info!(
+            "stopping: no new connections; finishing the requests in flight (at most {} s)",
+            drain_timeout.as_secs_f64()
+        );
+        tokio::select! {
+            () = graceful.shutdown() => true,
+            () = tokio::time::sleep(drain_timeout) => false,
+        }
+    });
+    let finished = shared.dispatcher.close(
+        Instant::now()
+            + if drained {
+                drain_timeout
+            } else {
+                Duration::ZERO
+            },
+    );
+    if !drained || !finished {
+        tracing::warn!(
+            "some requests were still running when the drain timeout ({} s) ended",
+            drain_timeout.as_secs_f64()
+        );
+    }
+    let events = shared.metrics.events_answered();
+    // Connections still open after the drain are dropped with the runtime.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    Ok(Report {
+        listened: Some(listened),
+        drained: drained && finished,
+        events,
+    })
+}

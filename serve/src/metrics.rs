@@ -1,0 +1,349 @@
+//! The server's metrics in Prometheus text format, measured by the host: no plugin code runs
+//! for them. Series are labelled by event, plugin and callback (never one metric name per
+//! plugin), and only declared events and registered callbacks become labels, so a client
+//! cannot grow the series by sending made-up names.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use switchboard::{BreakerState, Generation, Outcomes};
+
+/// The route of event requests, as `switchboard_http_requests_total` labels it.
+pub const EVENTS_ROUTE: &str = "/events/{event}";
+
+/// The failure kinds counted per callback, as outcomes name them.
+pub const FAILURE_KINDS: [&str; 5] = ["error", "panic", "skipped", "crashed", "timed_out"];
+
+/// The states a plugin can be in, as `switchboard_plugin_state` labels them.
+pub const PLUGIN_STATES: [&str; 5] = ["on", "switched_off", "trial", "quarantined", "off"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    event: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallbackLabels {
+    plugin: String,
+    callback: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    plugin: String,
+    callback: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginStateLabels {
+    plugin: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    status: String,
+}
+
+/// Why a request for a declared event was not dispatched.
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal {
+    /// Its arguments did not match the declaration (400).
+    BadArguments,
+    /// The queue was full (503).
+    QueueFull,
+    /// The server was stopping (503).
+    Stopping,
+}
+
+impl Refusal {
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::BadArguments => "bad_arguments",
+            Refusal::QueueFull => "queue_full",
+            Refusal::Stopping => "stopping",
+        }
+    }
+}
+
+/// One callback's series, looked up once per generation instead of once per call.
+struct CallbackSeries {
+    calls: Counter,
+    failures: [Counter; FAILURE_KINDS.len()],
+    duration: Histogram,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    received: Family<EventLabels, Counter>,
+    dispatched: Family<EventLabels, Counter>,
+    refused: Family<RefusedLabels, Counter>,
+    calls: Family<CallbackLabels, Counter>,
+    failures: Family<FailureLabels, Counter>,
+    duration: Family<CallbackLabels, Histogram, fn() -> Histogram>,
+    plugin_state: Family<PluginStateLabels, Gauge>,
+    requests: Family<RequestLabels, Counter>,
+    generation: Gauge,
+    queue_depth: Gauge,
+    queue_capacity: Gauge,
+    in_flight: Gauge,
+    /// The series of each callback of the generation last recorded, by callback index.
+    series: Mutex<(u64, Arc<Vec<CallbackSeries>>)>,
+    /// Event requests answered, whatever the status.
+    event_answers: AtomicU64,
+}
+
+fn duration_histogram() -> Histogram {
+    // 1 us to about 14 s: an in-process call lands in the first bucket, a worker's round
+    // trip in the tens of microseconds, a slow database call in the milliseconds.
+    Histogram::new(exponential_buckets(1e-6, 3.0, 16))
+}
+
+impl Metrics {
+    /// Every metric, registered, at zero.
+    pub fn new(queue_capacity: usize) -> Metrics {
+        let mut registry = Registry::with_prefix("switchboard");
+        let metrics = Metrics {
+            received: Family::default(),
+            dispatched: Family::default(),
+            refused: Family::default(),
+            calls: Family::default(),
+            failures: Family::default(),
+            duration: Family::new_with_constructor(duration_histogram),
+            plugin_state: Family::default(),
+            requests: Family::default(),
+            generation: Gauge::default(),
+            queue_depth: Gauge::default(),
+            queue_capacity: Gauge::default(),
+            in_flight: Gauge::default(),
+            series: Mutex::new((0, Arc::new(Vec::new()))),
+            event_answers: AtomicU64::new(0),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "events_received",
+            "Requests to emit a declared event",
+            metrics.received.clone(),
+        );
+        registry.register(
+            "events_dispatched",
+            "Events dispatched to their callbacks",
+            metrics.dispatched.clone(),
+        );
+        registry.register(
+            "events_refused",
+            "Requests for a declared event that were not dispatched, by reason",
+            metrics.refused.clone(),
+        );
+        registry.register(
+            "callback_calls",
+            "Calls that reached a callback (skipped ones are not calls)",
+            metrics.calls.clone(),
+        );
+        registry.register(
+            "callback_failures",
+            "Callbacks that failed or were skipped, by kind: error, panic, skipped, crashed, timed_out",
+            metrics.failures.clone(),
+        );
+        registry.register(
+            "callback_duration_seconds",
+            "How long callbacks took, measured by the host",
+            metrics.duration.clone(),
+        );
+        registry.register(
+            "plugin_state",
+            "1 for the state each plugin is in: on, switched_off (breaker open), trial (breaker half-open), quarantined, off (not running)",
+            metrics.plugin_state.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route and status",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "generation",
+            "The number of the generation of plugins serving events",
+            metrics.generation.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Events accepted and waiting for a dispatch worker",
+            metrics.queue_depth.clone(),
+        );
+        registry.register(
+            "queue_capacity",
+            "Events that may wait before requests are refused with 503",
+            metrics.queue_capacity.clone(),
+        );
+        registry.register(
+            "requests_in_flight",
+            "Event requests being dispatched or waiting",
+            metrics.in_flight.clone(),
+        );
+        metrics.queue_capacity.set(queue_capacity as i64);
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// A request to emit the declared `event` arrived.
+    pub fn received(&self, event: &str) {
+        self.received.get_or_create(&event_labels(event)).inc();
+    }
+
+    /// A request for the declared `event` was refused.
+    pub fn refused(&self, event: &str, why: Refusal) {
+        let labels = RefusedLabels {
+            event: event.to_owned(),
+            reason: why.label().to_owned(),
+        };
+        self.refused.get_or_create(&labels).inc();
+    }
+
+    /// Event requests answered so far, whatever the status.
+    pub fn events_answered(&self) -> u64 {
+        self.event_answers.load(Ordering::Relaxed)
+    }
+
+    /// An HTTP request was answered.
+    pub fn answered(&self, route: &str, status: u16) {
+        if route == EVENTS_ROUTE {
+            self.event_answers.fetch_add(1, Ordering::Relaxed);
+        }
+        let labels = RequestLabels {
+            route: route.to_owned(),
+            status: status.to_string(),
+        };
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// A request started (`1`) or ended (`-1`).
+    pub fn in_flight(&self, delta: i64) {
+        self.in_flight.inc_by(delta);
+    }
+
+    /// Counts one dispatched event and each of its calls, with their durations when the
+    /// emit was timed.
+    pub fn dispatched(&self, generation: &Generation, event: &str, outcomes: &Outcomes) {
+        self.dispatched.get_or_create(&event_labels(event)).inc();
+        let series = self.series_of(generation);
+        let nanos = outcomes.nanos();
+        for (n, outcome) in outcomes.iter().enumerate() {
+            let Some(series) = series.get(outcome.callback.index()) else {
+                continue;
+            };
+            match outcome.result {
+                Err(error) if error.is_skipped() => {
+                    series.failures[2].inc();
+                    continue;
+                }
+                Err(error) => {
+                    let kind = error.kind_name();
+                    let at = FAILURE_KINDS.iter().position(|k| *k == kind).unwrap_or(0);
+                    series.failures[at].inc();
+                }
+                Ok(_) => {}
+            }
+            series.calls.inc();
+            if let Some(nanos) = nanos.get(n) {
+                series.duration.observe(*nanos as f64 / 1e9);
+            }
+        }
+    }
+
+    /// The text exposition, with the gauges read from the host now.
+    pub fn render(&self, generation: &Generation, queue_depth: usize) -> String {
+        self.generation.set(generation.number() as i64);
+        self.queue_depth.set(queue_depth as i64);
+        for plugin in generation.plugins() {
+            let state = plugin_state(&plugin);
+            for name in PLUGIN_STATES {
+                let labels = PluginStateLabels {
+                    plugin: plugin.meta.name.clone(),
+                    state: name.to_owned(),
+                };
+                self.plugin_state
+                    .get_or_create(&labels)
+                    .set(i64::from(name == state));
+            }
+        }
+        // Every callback has its series from the start, at zero, so a scrape before the
+        // first event already lists them.
+        self.series_of(generation);
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+
+    /// The series of every callback of `generation`, made on the first use of a generation.
+    fn series_of(&self, generation: &Generation) -> Arc<Vec<CallbackSeries>> {
+        let mut cached = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.0 != generation.number() {
+            let series = generation
+                .registry()
+                .callbacks()
+                .iter()
+                .map(|callback| {
+                    let labels = CallbackLabels {
+                        plugin: callback.plugin_name.clone(),
+                        callback: callback.name.clone(),
+                    };
+                    CallbackSeries {
+                        calls: self.calls.get_or_create_owned(&labels),
+                        failures: FAILURE_KINDS.map(|kind| {
+                            self.failures.get_or_create_owned(&FailureLabels {
+                                plugin: labels.plugin.clone(),
+                                callback: labels.callback.clone(),
+                                kind: kind.to_owned(),
+                            })
+                        }),
+                        duration: self.duration.get_or_create_owned(&labels),
+                    }
+                })
+                .collect();
+            *cached = (generation.number(), Arc::new(series));
+        }
+        Arc::clone(&cached.1)
+    }
+}
+
+fn event_labels(event: &str) -> EventLabels {
+    EventLabels {
+        event: event.to_owned(),
+    }
+}
+
+/// A plugin's state as `switchboard_plugin_state` and the status page name it.
+pub fn plugin_state(plugin: &switchboard::dispatch::PluginStatus) -> &'static str {
+    if plugin
+        .isolated
+        .as_ref()
+        .is_some_and(|i| i.quarantined.is_some())
+    {
+        return "quarantined";
+    }
+    match plugin.breaker {
+        None => "off",
+        Some(BreakerState::Closed) => "on",
+        Some(BreakerState::Open) => "switched_off",
+        Some(BreakerState::HalfOpen) => "trial",
+    }
+}

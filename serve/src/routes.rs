@@ -1,0 +1,372 @@
+//! The routes: events in, metrics, health, the status page and the admin routes. Every
+//! answer that is not the status page or the metrics is JSON, and every error says what to
+//! do.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value as Json};
+use switchboard::dispatch::StrictJson;
+use switchboard::service::OutcomesJson;
+use switchboard::{CurrentGeneration, EmitError};
+use tokio::sync::oneshot;
+
+use crate::dispatch::{Dispatched, Dispatcher, Job, Recent};
+use crate::metrics::{Metrics, Refusal, EVENTS_ROUTE};
+use crate::Reload;
+
+/// The status code of an event one of whose callbacks failed (or was skipped): the body
+/// lists every callback's outcome, as `emit --format json` prints it.
+pub const CALLBACK_FAILED: StatusCode = StatusCode::INTERNAL_SERVER_ERROR;
+
+/// The longest caller id kept (`X-Request-Id`); a longer one is refused.
+const MAX_ID_BYTES: usize = 200;
+
+/// What every route shares.
+pub(crate) struct Shared {
+    pub(crate) host: CurrentGeneration,
+    pub(crate) dispatcher: Dispatcher,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) recent: Arc<Recent>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) body_timeout: Duration,
+    /// Set when a stop was asked for: `/readyz` says 503.
+    pub(crate) draining: AtomicBool,
+    /// The admin token, when admin routes are on.
+    pub(crate) admin_token: Option<String>,
+    pub(crate) reload: Option<Reload>,
+    pub(crate) started: Instant,
+    pub(crate) listening: String,
+    /// Ids for requests that came without one.
+    pub(crate) next_id: AtomicU64,
+}
+
+type App = State<Arc<Shared>>;
+
+/// The router over `shared`.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(status_page))
+        .route("/events/{event}", post(emit))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/admin/reload", post(reload))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+/// A JSON error: `{"error": {"kind", "message"}}`.
+fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
+    let body = json!({"error": {"kind": kind, "message": message.into()}});
+    (status, axum::Json(body)).into_response()
+}
+
+/// Counts the answer of `route` and passes it on.
+fn answered(app: &Shared, route: &str, response: Response) -> Response {
+    app.metrics.answered(route, response.status().as_u16());
+    response
+}
+
+async fn not_found(State(app): App) -> Response {
+    let response = error(
+        StatusCode::NOT_FOUND,
+        "http.not_found",
+        "no such route; events go to POST /events/{event}; see also GET /, /metrics, /healthz, /readyz",
+    );
+    answered(&app, "other", response)
+}
+
+async fn healthz(State(app): App) -> Response {
+    answered(&app, "/healthz", (StatusCode::OK, "ok\n").into_response())
+}
+
+async fn readyz(State(app): App) -> Response {
+    let response = if app.draining.load(Ordering::Acquire) {
+        (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
+    };
+    answered(&app, "/readyz", response)
+}
+
+async fn metrics(State(app): App) -> Response {
+    let text = app.metrics.render(&app.host.get(), app.dispatcher.depth());
+    let response = (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response();
+    answered(&app, "/metrics", response)
+}
+
+async fn status_page(State(app): App) -> Response {
+    let page = crate::status_page::render(
+        &app.host.get(),
+        &app.recent.newest_first(),
+        app.started.elapsed(),
+        &app.listening,
+        app.dispatcher.depth(),
+    );
+    answered(&app, "/", Html(page).into_response())
+}
+
+/// `POST /events/{event}` with a JSON object of arguments.
+async fn emit(
+    State(app): App,
+    Path(event): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    app.metrics.in_flight(1);
+    let (id, response) = emit_inner(&app, &event, &headers, body).await;
+    app.metrics.in_flight(-1);
+    let mut response = answered(&app, EVENTS_ROUTE, response);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+async fn emit_inner(
+    app: &Shared,
+    event: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> (String, Response) {
+    let id = match headers.get("x-request-id").map(HeaderValue::to_str) {
+        Some(Ok(id)) if !id.is_empty() && id.len() <= MAX_ID_BYTES => id.to_owned(),
+        Some(_) => {
+            let id = format!("sb-{}", app.next_id.fetch_add(1, Ordering::Relaxed));
+            let message =
+                format!("`X-Request-Id` must be 1 to {MAX_ID_BYTES} bytes of visible ASCII");
+            return (id, error(StatusCode::BAD_REQUEST, "http.bad_id", message));
+        }
+        None => format!("sb-{}", app.next_id.fetch_add(1, Ordering::Relaxed)),
+    };
+    let generation = app.host.get();
+    if let Err(e) = generation.event(event) {
+        return (id, emit_error(&e));
+    }
+    app.metrics.received(event);
+    let too_large = || {
+        app.metrics.refused(event, Refusal::BadArguments);
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "http.body_too_large",
+            format!(
+                "the body is over the limit of {} bytes; send smaller events or raise `serve.max_body_bytes`",
+                app.max_body_bytes
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > app.max_body_bytes as u64) {
+        return (id, too_large());
+    }
+    let limited = http_body_util::Limited::new(body, app.max_body_bytes);
+    let read = tokio::time::timeout(app.body_timeout, http_body_util::BodyExt::collect(limited));
+    let bytes = match read.await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return (id, too_large()),
+        Ok(Err(e)) => {
+            let message = format!("the body could not be read: {e}");
+            return (id, error(StatusCode::BAD_REQUEST, "http.bad_body", message));
+        }
+        Err(_) => {
+            let message = format!(
+                "the body did not arrive within {} ms (`serve.body_timeout_ms`)",
+                app.body_timeout.as_millis()
+            );
+            return (
+                id,
+                error(StatusCode::REQUEST_TIMEOUT, "http.body_timeout", message),
+            );
+        }
+    };
+    let args = match serde_json::from_slice::<StrictJson>(&bytes) {
+        Ok(StrictJson(Json::Object(args))) => args,
+        Ok(_) => {
+            app.metrics.refused(event, Refusal::BadArguments);
+            let message = "the body must be a JSON object of arguments, like {\"name\": \"Ann\"}";
+            return (
+                id,
+                error(StatusCode::BAD_REQUEST, "emit.not_an_object", message),
+            );
+        }
+        Err(e) => {
+            app.metrics.refused(event, Refusal::BadArguments);
+            let message = format!(
+                "the body is not valid JSON: {e}; send a JSON object of arguments, like {{\"name\": \"Ann\"}}"
+            );
+            return (id, error(StatusCode::BAD_REQUEST, "emit.bad_json", message));
+        }
+    };
+    let (reply, answer) = oneshot::channel();
+    let job = Job {
+        event: event.to_owned(),
+        args,
+        id: id.clone(),
+        reply,
+    };
+    if let Err(why) = app.dispatcher.submit(job) {
+        app.metrics.refused(event, why);
+        let (kind, message) = match why {
+            Refusal::QueueFull => (
+                "http.queue_full",
+                "too many events are waiting; retry after a second (or raise `serve.queue`)",
+            ),
+            _ => ("http.stopping", "the server is stopping"),
+        };
+        let mut response = error(StatusCode::SERVICE_UNAVAILABLE, kind, message);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return (id, response);
+    }
+    let response = match answer.await {
+        Ok(Dispatched::Done {
+            generation,
+            outcomes,
+        }) => {
+            let ok = !outcomes.has_failures();
+            if !ok {
+                tracing::warn!(
+                    "request {id}: event `{event}` had {} failed callback(s)",
+                    outcomes.failures().count()
+                );
+            }
+            let body = json!({
+                "event": event,
+                "id": id,
+                "ok": ok,
+                "generation": generation.number(),
+                "request": outcomes.request_id(),
+                "results": OutcomesJson { generation: &generation, outcomes: &outcomes },
+            });
+            let status = if ok { StatusCode::OK } else { CALLBACK_FAILED };
+            (status, axum::Json(body)).into_response()
+        }
+        Ok(Dispatched::Refused(e)) => emit_error(&e),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "http.lost",
+            "the dispatch worker stopped before answering",
+        ),
+    };
+    tracing::debug!("request {id}: `{event}` answered {}", response.status());
+    (id, response)
+}
+
+/// An emit refused by the host: 404 for an event the manifest does not declare (with the
+/// closest name), 503 once the host is shutting down, 400 for arguments.
+fn emit_error(e: &EmitError) -> Response {
+    let status = match e {
+        EmitError::UnknownEvent { .. } => StatusCode::NOT_FOUND,
+        EmitError::ShutDown => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error(status, e.kind(), e.to_string())
+}
+
+/// `POST /admin/reload` with `Authorization: Bearer <token>`.
+async fn reload(State(app): App, headers: HeaderMap) -> Response {
+    let Some(token) = &app.admin_token else {
+        let response = error(
+            StatusCode::NOT_FOUND,
+            "http.admin_off",
+            "admin routes are off: set `serve.admin_token_env` in the manifest to the name of an environment variable that holds a token",
+        );
+        return answered(&app, "/admin/reload", response);
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !given.is_some_and(|given| same_secret(given.as_bytes(), token.as_bytes())) {
+        // The token is never logged, right or wrong.
+        tracing::warn!(
+            "admin request to /admin/reload refused: {}",
+            if given.is_some() {
+                "wrong bearer token"
+            } else {
+                "no bearer token"
+            }
+        );
+        let mut response = error(
+            StatusCode::UNAUTHORIZED,
+            "http.unauthorized",
+            "send the admin token as `Authorization: Bearer <token>`",
+        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return answered(&app, "/admin/reload", response);
+    }
+    let Some(reload) = app.reload.clone() else {
+        let response = error(
+            StatusCode::NOT_IMPLEMENTED,
+            "http.no_reload",
+            "this server was started without a way to reload",
+        );
+        return answered(&app, "/admin/reload", response);
+    };
+    // Loading libraries and running `init` blocks: off the runtime's threads.
+    let result = tokio::task::spawn_blocking(move || reload()).await;
+    let response = match result {
+        Ok(Ok(generation)) => {
+            tracing::info!("reloaded: generation {generation} serves events now");
+            (
+                StatusCode::OK,
+                axum::Json(json!({"generation": generation})),
+            )
+                .into_response()
+        }
+        Ok(Err(message)) => {
+            tracing::error!("reload refused, the running generation goes on: {message}");
+            error(StatusCode::UNPROCESSABLE_ENTITY, "reload.refused", message)
+        }
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reload.panicked",
+            "the reload panicked; the running generation goes on",
+        ),
+    };
+    answered(&app, "/admin/reload", response)
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let mut difference = given.len() ^ expected.len();
+    for (n, byte) in expected.iter().enumerate() {
+        difference |= usize::from(byte ^ given.get(n).copied().unwrap_or(0));
+    }
+    difference == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3cre", b"s3cret"));
+        assert!(!same_secret(b"s3cret!", b"s3cret"));
+        assert!(!same_secret(b"", b"s3cret"));
+        assert!(!same_secret(b"S3cret", b"s3cret"));
+    }
+}
