@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use serde_json::{Map, Value as Json};
+use switchboard::service::OutcomesJson;
 use switchboard::{CurrentGeneration, EmitError, Generation, Outcomes};
 use tokio::sync::oneshot;
 
@@ -35,15 +36,29 @@ pub struct Job {
 
 /// What became of a job.
 pub enum Dispatched {
-    /// It ran: every callback's outcome, on the generation that ran it.
+    /// It ran: the answer's body, made on the dispatch thread.
     Done {
-        /// The generation the callbacks belong to.
-        generation: Arc<Generation>,
-        /// What they returned.
-        outcomes: Outcomes,
+        /// Whether every callback succeeded.
+        ok: bool,
+        /// How many failed or were skipped.
+        failed: usize,
+        /// The JSON answer: the event, the id, `ok`, the generation, the request id and
+        /// every callback's outcome.
+        body: Vec<u8>,
     },
     /// The host refused it before any callback ran (its arguments, most likely).
     Refused(EmitError),
+}
+
+/// The answer to an event request, serialized straight to the body (no JSON tree first).
+#[derive(serde::Serialize)]
+struct Reply<'a> {
+    event: &'a str,
+    id: &'a str,
+    ok: bool,
+    generation: u64,
+    request: u64,
+    results: OutcomesJson<'a>,
 }
 
 /// A failed or skipped callback, for the status page.
@@ -112,8 +127,12 @@ impl Dispatcher {
                 .name(format!("switchboard-dispatch-{n}"))
                 .stack_size(WORKER_STACK)
                 .spawn(move || {
+                    let mut worker = Worker {
+                        outcomes: Outcomes::new(),
+                        observed: 0,
+                    };
                     for job in jobs {
-                        run(&host, job, &metrics, &recent);
+                        worker.run(&host, job, &metrics, &recent);
                     }
                 })?;
             threads.push(thread);
@@ -160,41 +179,82 @@ impl Dispatcher {
     }
 }
 
-/// Dispatches one job on the current generation, counts it and answers it.
-fn run(host: &CurrentGeneration, job: Job, metrics: &Arc<Metrics>, recent: &Recent) {
-    let generation = host.get();
-    // Nested emits and `plugin.failed` reports are counted as they happen.
-    generation.observe({
-        let metrics = Arc::clone(metrics);
-        Arc::new(move |generation, event, outcomes| metrics.dispatched(generation, event, outcomes))
-    });
-    let mut outcomes = Outcomes::new();
-    outcomes.time_calls(true);
-    let answer = match generation.emit_json_into(&job.event, &job.args, &mut outcomes) {
-        Ok(()) => {
-            generation.record(&outcomes);
-            metrics.dispatched(&generation, &job.event, &outcomes);
-            for (outcome, error) in outcomes.failures() {
-                let callback = generation.callback(outcome.callback);
-                recent.push(Failure {
-                    at: SystemTime::now(),
-                    id: job.id.clone(),
-                    event: job.event.clone(),
-                    callback: format!("{}.{}", callback.plugin_name, callback.name),
-                    kind: error.kind_name(),
-                    message: error.message().to_owned(),
+/// What a dispatch worker keeps from job to job.
+struct Worker {
+    /// Reused, so that a job allocates no outcome list.
+    outcomes: Outcomes,
+    /// The generation this worker last gave the metrics observer to.
+    observed: u64,
+}
+
+impl Worker {
+    /// Dispatches one job on the current generation, counts it and answers it.
+    fn run(&mut self, host: &CurrentGeneration, job: Job, metrics: &Arc<Metrics>, recent: &Recent) {
+        let answer = host.with(|generation| self.dispatch(generation, &job, metrics, recent));
+        // The client may have gone away; the event ran all the same.
+        let _ = job.reply.send(answer);
+    }
+
+    fn dispatch(
+        &mut self,
+        generation: &Generation,
+        job: &Job,
+        metrics: &Arc<Metrics>,
+        recent: &Recent,
+    ) -> Dispatched {
+        if self.observed != generation.number() {
+            // Nested emits and `plugin.failed` reports are counted as they happen.
+            let observer = Arc::clone(metrics);
+            generation.observe(Arc::new(move |generation, event, outcomes| {
+                observer.dispatched(generation, event, outcomes)
+            }));
+            self.observed = generation.number();
+        }
+        let outcomes = &mut self.outcomes;
+        outcomes.time_calls(true);
+        match generation.emit_json_into(&job.event, &job.args, outcomes) {
+            Ok(()) => {
+                generation.record(outcomes);
+                metrics.dispatched(generation, &job.event, outcomes);
+                let mut failed = 0;
+                for (outcome, error) in outcomes.failures() {
+                    failed += 1;
+                    let callback = generation.callback(outcome.callback);
+                    recent.push(Failure {
+                        at: SystemTime::now(),
+                        id: job.id.clone(),
+                        event: job.event.clone(),
+                        callback: format!("{}.{}", callback.plugin_name, callback.name),
+                        kind: error.kind_name(),
+                        message: error.message().to_owned(),
+                    });
+                }
+                let reply = Reply {
+                    event: &job.event,
+                    id: &job.id,
+                    ok: failed == 0,
+                    generation: generation.number(),
+                    request: outcomes.request_id(),
+                    results: OutcomesJson {
+                        generation,
+                        outcomes,
+                    },
+                };
+                let body = serde_json::to_vec(&reply).unwrap_or_else(|e| {
+                    serde_json::json!({"event": job.event, "id": job.id, "ok": false, "error": format!("cannot write the outcomes: {e}")})
+                        .to_string()
+                        .into_bytes()
                 });
+                Dispatched::Done {
+                    ok: failed == 0,
+                    failed,
+                    body,
+                }
             }
-            Dispatched::Done {
-                generation,
-                outcomes,
+            Err(error) => {
+                metrics.refused(&job.event, Refusal::BadArguments);
+                Dispatched::Refused(error)
             }
         }
-        Err(error) => {
-            metrics.refused(&job.event, Refusal::BadArguments);
-            Dispatched::Refused(error)
-        }
-    };
-    // The client may have gone away; the event ran all the same.
-    let _ = job.reply.send(answer);
+    }
 }

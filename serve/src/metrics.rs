@@ -3,8 +3,9 @@
 //! plugin), and only declared events and registered callbacks become labels, so a client
 //! cannot grow the series by sending made-up names.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -103,9 +104,13 @@ pub struct Metrics {
     queue_capacity: Gauge,
     in_flight: Gauge,
     /// The series of each callback of the generation last recorded, by callback index.
-    series: Mutex<(u64, Arc<Vec<CallbackSeries>>)>,
+    series: RwLock<(u64, Arc<Vec<CallbackSeries>>)>,
     /// Event requests answered, whatever the status.
     event_answers: AtomicU64,
+    /// The request counters already made, by route and status: found without allocating.
+    answers: RwLock<HashMap<(&'static str, u16), Counter>>,
+    /// The event counters already made (received, dispatched), by event name.
+    events: RwLock<HashMap<String, (Counter, Counter)>>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -131,8 +136,10 @@ impl Metrics {
             queue_depth: Gauge::default(),
             queue_capacity: Gauge::default(),
             in_flight: Gauge::default(),
-            series: Mutex::new((0, Arc::new(Vec::new()))),
+            series: RwLock::new((0, Arc::new(Vec::new()))),
             event_answers: AtomicU64::new(0),
+            answers: RwLock::default(),
+            events: RwLock::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -204,7 +211,30 @@ impl Metrics {
 
     /// A request to emit the declared `event` arrived.
     pub fn received(&self, event: &str) {
-        self.received.get_or_create(&event_labels(event)).inc();
+        self.event_counters(event, |(received, _)| received.inc());
+    }
+
+    /// Runs `f` on the (received, dispatched) counters of `event`, made on first use.
+    fn event_counters(&self, event: &str, f: impl Fn(&(Counter, Counter)) -> u64) {
+        if let Some(counters) = self
+            .events
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(event)
+        {
+            f(counters);
+            return;
+        }
+        let labels = event_labels(event);
+        let counters = (
+            self.received.get_or_create_owned(&labels),
+            self.dispatched.get_or_create_owned(&labels),
+        );
+        f(&counters);
+        self.events
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(labels.event, counters);
     }
 
     /// A request for the declared `event` was refused.
@@ -222,15 +252,30 @@ impl Metrics {
     }
 
     /// An HTTP request was answered.
-    pub fn answered(&self, route: &str, status: u16) {
+    pub fn answered(&self, route: &'static str, status: u16) {
         if route == EVENTS_ROUTE {
             self.event_answers.fetch_add(1, Ordering::Relaxed);
+        }
+        let key = (route, status);
+        if let Some(counter) = self
+            .answers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            counter.inc();
+            return;
         }
         let labels = RequestLabels {
             route: route.to_owned(),
             status: status.to_string(),
         };
-        self.requests.get_or_create(&labels).inc();
+        let counter = self.requests.get_or_create_owned(&labels);
+        counter.inc();
+        self.answers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, counter);
     }
 
     /// A request started (`1`) or ended (`-1`).
@@ -241,7 +286,7 @@ impl Metrics {
     /// Counts one dispatched event and each of its calls, with their durations when the
     /// emit was timed.
     pub fn dispatched(&self, generation: &Generation, event: &str, outcomes: &Outcomes) {
-        self.dispatched.get_or_create(&event_labels(event)).inc();
+        self.event_counters(event, |(_, dispatched)| dispatched.inc());
         let series = self.series_of(generation);
         let nanos = outcomes.nanos();
         for (n, outcome) in outcomes.iter().enumerate() {
@@ -295,7 +340,13 @@ impl Metrics {
 
     /// The series of every callback of `generation`, made on the first use of a generation.
     fn series_of(&self, generation: &Generation) -> Arc<Vec<CallbackSeries>> {
-        let mut cached = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let cached = self.series.read().unwrap_or_else(|e| e.into_inner());
+            if cached.0 == generation.number() {
+                return Arc::clone(&cached.1);
+            }
+        }
+        let mut cached = self.series.write().unwrap_or_else(|e| e.into_inner());
         if cached.0 != generation.number() {
             let series = generation
                 .registry()

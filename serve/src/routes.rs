@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value as Json};
 use switchboard::dispatch::StrictJson;
-use switchboard::service::OutcomesJson;
 use switchboard::{CurrentGeneration, EmitError};
 use tokio::sync::oneshot;
 
@@ -70,7 +69,7 @@ fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response
 }
 
 /// Counts the answer of `route` and passes it on.
-fn answered(app: &Shared, route: &str, response: Response) -> Response {
+fn answered(app: &Shared, route: &'static str, response: Response) -> Response {
     app.metrics.answered(route, response.status().as_u16());
     response
 }
@@ -122,14 +121,11 @@ async fn status_page(State(app): App) -> Response {
 }
 
 /// `POST /events/{event}` with a JSON object of arguments.
-async fn emit(
-    State(app): App,
-    Path(event): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn emit(State(app): App, Path(event): Path<String>, request: Request) -> Response {
     app.metrics.in_flight(1);
-    let (id, response) = emit_inner(&app, &event, &headers, body).await;
+    // The headers are read in place (the `HeaderMap` extractor would copy them).
+    let (parts, body) = request.into_parts();
+    let (id, response) = emit_inner(&app, &event, &parts.headers, body).await;
     app.metrics.in_flight(-1);
     let mut response = answered(&app, EVENTS_ROUTE, response);
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -154,8 +150,7 @@ async fn emit_inner(
         }
         None => format!("sb-{}", app.next_id.fetch_add(1, Ordering::Relaxed)),
     };
-    let generation = app.host.get();
-    if let Err(e) = generation.event(event) {
+    if let Err(e) = app.host.with(|generation| generation.event(event)) {
         return (id, emit_error(&e));
     }
     app.metrics.received(event);
@@ -238,27 +233,13 @@ async fn emit_inner(
         return (id, response);
     }
     let response = match answer.await {
-        Ok(Dispatched::Done {
-            generation,
-            outcomes,
-        }) => {
-            let ok = !outcomes.has_failures();
+        Ok(Dispatched::Done { ok, failed, body }) => {
             if !ok {
-                tracing::warn!(
-                    "request {id}: event `{event}` had {} failed callback(s)",
-                    outcomes.failures().count()
-                );
+                tracing::warn!("request {id}: event `{event}` had {failed} failed callback(s)");
             }
-            let body = json!({
-                "event": event,
-                "id": id,
-                "ok": ok,
-                "generation": generation.number(),
-                "request": outcomes.request_id(),
-                "results": OutcomesJson { generation: &generation, outcomes: &outcomes },
-            });
             let status = if ok { StatusCode::OK } else { CALLBACK_FAILED };
-            (status, axum::Json(body)).into_response()
+            let json = [(header::CONTENT_TYPE, "application/json")];
+            (status, json, body).into_response()
         }
         Ok(Dispatched::Refused(e)) => emit_error(&e),
         Err(_) => error(
