@@ -24,6 +24,9 @@ macro_rules! eprintln {
     }};
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod add;
 mod bundle;
 mod check;

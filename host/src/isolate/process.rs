@@ -47,6 +47,10 @@ impl WorkerProcess {
         cmd.arg("__worker");
         if let Some(mb) = memory_mb {
             cmd.arg("--memory-mb").arg(mb.to_string());
+            // The `switchboard` binary's allocator (mimalloc) reserves 1 GiB of address
+            // space up front, which a limit on the address space would refuse: reserve
+            // as it goes instead.
+            cmd.env("MIMALLOC_ARENA_RESERVE", "0");
         }
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
