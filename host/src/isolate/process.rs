@@ -95,6 +95,12 @@ impl WorkerProcess {
                         continue;
                     }
                     let _ = writeln!(std::io::stderr(), "[{name} {pid}] {line}");
+                    if is_backtrace(&line) {
+                        // Passed on above, but kept out of the fault report: the message
+                        // before a backtrace says what happened, its frames would push it
+                        // out of the tail.
+                        continue;
+                    }
                     let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
                     if lines.len() == STDERR_TAIL {
                         lines.pop_front();
@@ -238,6 +244,17 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// Whether a line of standard error is part of a Rust backtrace.
+fn is_backtrace(line: &str) -> bool {
+    let line = line.trim_start();
+    line == "stack backtrace:"
+        || line.starts_with("note: Some details are omitted")
+        || line.starts_with("at ")
+        || line
+            .split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Starts a process from a thread that lives as long as the host. On Linux a worker asks
 /// to be killed when its parent dies, and "parent" there means the thread that started
 /// it: a worker started from a dispatch thread would die with that thread.
@@ -315,4 +332,28 @@ pub(crate) fn signal_name(signal: i32) -> String {
         _ => return format!("signal {signal}"),
     };
     format!("{name} ({meaning})")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backtrace_lines_are_told_from_messages() {
+        for line in [
+            "stack backtrace:",
+            "   0: std::alloc::rust_oom",
+            "  17: <unknown>",
+            "             at /rustc/library/std/src/alloc.rs:406:5",
+            "note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.",
+        ] {
+            assert!(super::is_backtrace(line), "{line}");
+        }
+        for line in [
+            "memory allocation of 1048576 bytes failed",
+            "thread 'main' has overflowed its stack",
+            "fatal runtime error: stack overflow",
+            "error: 3 things",
+        ] {
+            assert!(!super::is_backtrace(line), "{line}");
+        }
+    }
 }
