@@ -39,6 +39,7 @@ mod output;
 mod process;
 mod prompt;
 mod quarantine;
+mod reload;
 mod run;
 mod serve;
 mod worker;

@@ -43,6 +43,11 @@ pub struct RunArgs {
     /// rest with an error.
     #[arg(long, default_value_t = 10.0, value_parser = parse_seconds)]
     pub drain_timeout: f64,
+
+    /// Reload when the manifest or a plugin library it names changes (SIGHUP always
+    /// reloads).
+    #[arg(long)]
+    pub watch: bool,
 }
 
 fn parse_seconds(text: &str) -> Result<f64, String> {
@@ -70,7 +75,12 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     })?;
     let results = crate::process::claim_stdout()?;
-    let host = Switchboard::open(&cli.manifest)?;
+    let host = Arc::new(Switchboard::open(&cli.manifest)?);
+    crate::reload::on_hangup(&host, &cli.manifest)?;
+    let _watching = match args.watch {
+        true => Some(crate::reload::watch(&host, &cli.manifest)?),
+        false => None,
+    };
     let mut config = ServiceConfig::default()
         .with_queue(args.queue as usize)
         .with_ordered(args.ordered)
@@ -93,7 +103,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     print_summary(cli, &host.current(), &report);
     if !report.still_running.is_empty() {
         // Dropping the host would shut the plugins down; the process exits instead.
-        std::mem::forget(host);
+        std::mem::forget(Arc::clone(&host));
     }
     let signal = signal.load(Ordering::Relaxed);
     Ok(if report.output_closed {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use switchboard::{Generation, Manifest, Switchboard};
+use switchboard::Switchboard;
 use switchboard_serve::{serve, Options, Reload, Stop};
 
 use crate::cli::{exit, Cli};
@@ -21,6 +21,11 @@ pub struct ServeArgs {
     /// 127.0.0.1:8080]. Port 0 picks a free port (the log says which).
     #[arg(long, short = 'l', value_name = "ADDRESS:PORT")]
     pub listen: Option<SocketAddr>,
+
+    /// Reload when the manifest or a plugin library it names changes (SIGHUP and
+    /// `POST /admin/reload` always reload).
+    #[arg(long)]
+    pub watch: bool,
 }
 
 pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
@@ -38,6 +43,11 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         }
     })?;
     let host = Arc::new(Switchboard::open(&cli.manifest)?);
+    crate::reload::on_hangup(&host, &cli.manifest)?;
+    let _watching = match args.watch {
+        true => Some(crate::reload::watch(&host, &cli.manifest)?),
+        false => None,
+    };
     let settings = host.current().manifest().serve.clone();
     let mut options = Options::default().reload(reloader(&host, cli.manifest.clone()));
     if let Some(address) = args.listen {
@@ -62,17 +72,8 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(exit::ok())
 }
 
-/// What `POST /admin/reload` runs: reads and checks the manifest again, starts its plugins
-/// as the next generation and swaps it in; the previous generation finishes the events it
-/// has and shuts down. Anything wrong leaves the running generation as it is.
+/// What `POST /admin/reload` runs: [`Switchboard::reload`], reported on the log.
 fn reloader(host: &Arc<Switchboard>, manifest: PathBuf) -> Reload {
     let host = Arc::clone(host);
-    Arc::new(move || {
-        let next = Manifest::load_valid(&manifest)
-            .map_err(|e| e.to_string())
-            .and_then(|manifest| Generation::start(manifest).map_err(|e| e.to_string()))?;
-        let number = next.number();
-        host.swap(next);
-        Ok(number)
-    })
+    Arc::new(move || crate::reload::reload(&host, &manifest, "POST /admin/reload"))
 }

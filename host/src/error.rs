@@ -243,6 +243,17 @@ pub enum LoadError {
         /// The system loader's message.
         reason: String,
     },
+    /// A new build of an in-process plugin past the number of builds one process keeps
+    /// loaded (libraries are never unloaded).
+    #[error("plugin `{plugin}`: {} is a new build, and this host already keeps {loaded} plugin builds loaded in-process (each stays mapped until the host exits; the limit is {}); restart the host to release them, or give the plugin isolation = \"process\" to reload it without limit", path.display(), crate::load::MAX_IN_PROCESS_BUILDS)]
+    TooManyBuilds {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// Builds loaded so far.
+        loaded: usize,
+    },
     /// A shared library without switchboard's root module.
     #[error("plugin `{plugin}`: {} is a shared library but not a switchboard plugin (it exports no root module); plugins call `export_plugin!`", path.display())]
     NotAPlugin {
@@ -345,6 +356,7 @@ impl LoadError {
             LoadError::Writable { .. } => "load.writable",
             LoadError::Escapes { .. } => "load.escapes",
             LoadError::NotALibrary { .. } => "load.not_a_library",
+            LoadError::TooManyBuilds { .. } => "load.too_many_builds",
             LoadError::NotAPlugin { .. } => "load.not_a_plugin",
             LoadError::Incompatible { .. } => "load.incompatible",
             LoadError::UndeclaredEvent { .. } => "load.undeclared_event",
@@ -367,6 +379,7 @@ impl LoadError {
             | LoadError::Writable { plugin, .. }
             | LoadError::Escapes { plugin, .. }
             | LoadError::NotALibrary { plugin, .. }
+            | LoadError::TooManyBuilds { plugin, .. }
             | LoadError::NotAPlugin { plugin, .. }
             | LoadError::Incompatible { plugin, .. }
             | LoadError::UndeclaredEvent { plugin, .. }

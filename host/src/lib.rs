@@ -55,4 +55,4 @@ pub use dispatch::{
 };
 pub use error::{ControlError, EmitError, HostError, LoadError, ManifestError};
 pub use manifest::{Manifest, ValidManifest};
-pub use runtime::{CurrentGeneration, Switchboard};
+pub use runtime::{CurrentGeneration, Reloaded, Switchboard};

@@ -5,11 +5,11 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use crate::dispatch::{Generation, ShutdownFailure};
+use crate::dispatch::{Generation, Prepared, ShutdownFailure};
 use crate::error::{HostError, LoadError};
 use crate::manifest::{builtin, Manifest, ValidManifest};
 
@@ -20,6 +20,25 @@ use crate::manifest::{builtin, Manifest, ValidManifest};
 pub struct Switchboard {
     current: Arc<ArcSwap<Generation>>,
     stopped: AtomicBool,
+    /// Held by a reload and by the shutdown: one at a time.
+    changing: Mutex<()>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reloaded {
+    /// The number of the generation now current.
+    pub generation: u64,
+    /// The number of the generation it replaced (which finishes its events, then shuts
+    /// down the plugins that were not carried over).
+    pub previous: u64,
+    /// Plugins carried over as they were (same build, config and settings).
+    pub carried: Vec<String>,
+    /// Plugins started anew (added, changed, or rebuilt).
+    pub started: Vec<String>,
+    /// Plugins of the previous generation not in this one.
+    pub removed: Vec<String>,
 }
 
 /// A cheap, clonable view of a running host's current generation, for threads that must
@@ -60,6 +79,7 @@ impl Switchboard {
         Switchboard {
             current: Arc::new(ArcSwap::new(generation.into_shared())),
             stopped: AtomicBool::new(false),
+            changing: Mutex::new(()),
         }
     }
 
@@ -83,10 +103,57 @@ impl Switchboard {
         self.current.swap(next.into_shared())
     }
 
+    /// Reads the manifest at `path` again and makes it the running generation: every
+    /// check `switchboard check` makes runs first (the manifest, each library that is new
+    /// or rebuilt, the callbacks against the events), then the plugins that changed are
+    /// started (`init`) while the plugins whose library build, config and settings are the
+    /// same are carried over as they are, and the new generation is swapped in. Emits
+    /// already running finish on the previous generation, which then shuts down the
+    /// instances it did not hand over (after their last call); every emit after the swap
+    /// sees the new one.
+    ///
+    /// On any error nothing changes: the running generation goes on, and the error says
+    /// what `check` would (file, line, plugin).
+    pub fn reload(&self, path: &Path) -> Result<Reloaded, HostError> {
+        let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(HostError::Load(LoadError::Init {
+                plugin: String::new(),
+                error: switchboard_plugin_api::Error::new("the host is shutting down"),
+            }));
+        }
+        let manifest = Manifest::load_valid(path)?;
+        let previous = self.current();
+        let next = Prepared::carrying(manifest, &previous)?.start_after(&previous)?;
+        let names = |g: &Generation| -> Vec<String> {
+            g.plugins().into_iter().map(|p| p.meta.name).collect()
+        };
+        let carried: Vec<String> = next.carried_over().map(str::to_owned).collect();
+        let now = names(&next);
+        let reloaded = Reloaded {
+            generation: next.number(),
+            previous: previous.number(),
+            started: now
+                .iter()
+                .filter(|n| !carried.contains(n))
+                .cloned()
+                .collect(),
+            removed: names(&previous)
+                .into_iter()
+                .filter(|n| !now.contains(n))
+                .collect(),
+            carried,
+        };
+        next.take_over_from(&previous);
+        self.current.swap(next.into_shared());
+        Ok(reloaded)
+    }
+
     /// Emits `host.stopping`, then runs every plugin's shutdown once, in reverse load
     /// order, and returns the failures. Emits that start afterwards are refused with
     /// [`EmitError::ShutDown`](crate::EmitError::ShutDown).
     pub fn shutdown(&self) -> Vec<ShutdownFailure> {
+        let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
         if self.stopped.swap(true, Ordering::AcqRel) {
             return Vec::new();
         }

@@ -106,8 +106,9 @@ fn a_failing_callback_exits_1_and_names_plugin_callback_and_message() {
         run.stdout()
     );
     assert!(
-        run.stderr()
-            .contains("callback a.boom failed on `boom`: panicked: probe a exploded"),
+        run.stderr().contains(
+            "callback a.boom failed on `boom` (generation 1): panicked: probe a exploded"
+        ),
         "{}",
         run.stderr()
     );

@@ -14,6 +14,8 @@ mod isolation;
 mod loading;
 mod operator;
 mod refusals;
+#[cfg(target_os = "linux")]
+mod reload;
 #[cfg(unix)]
 mod serve;
 mod signup;

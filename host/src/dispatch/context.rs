@@ -2,7 +2,7 @@
 //! plugin's name, nested emits, the chain of emits that led to the call) and the owned one
 //! a plugin may keep for its own threads.
 
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, RwLock, Weak};
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
@@ -27,15 +27,24 @@ static HOST_FEATURES: [RStr<'static>; 5] = [
 
 /// Where owned handles find their generation once it is shared: a generation is built
 /// (and its plugins' `init` run, which may keep a handle) before it is put behind an `Arc`.
+/// A reload hands the anchor on to the next generation, so that a plugin carried over (or
+/// any kept handle) reaches the generation that is current.
 #[derive(Default)]
 pub(crate) struct Anchor {
-    generation: OnceLock<Weak<Generation>>,
+    generation: RwLock<Weak<Generation>>,
 }
 
 impl Anchor {
     /// Points the anchor at the shared generation; owned handles work from then on.
     pub(crate) fn bind(&self, generation: &Arc<Generation>) {
-        let _ = self.generation.set(Arc::downgrade(generation));
+        *self.generation.write().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(generation);
+    }
+
+    fn get(&self) -> Option<Arc<Generation>> {
+        self.generation
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .upgrade()
     }
 }
 
@@ -218,7 +227,7 @@ struct OwnedHost {
 impl OwnedHost {
     /// The running generation, or why there is none.
     fn generation(&self) -> Result<Arc<Generation>, PluginError> {
-        let generation = self.anchor.generation.get().and_then(Weak::upgrade);
+        let generation = self.anchor.get();
         match generation {
             Some(generation) if !generation.is_shut_down() => Ok(generation),
             Some(_) | None => Err(PluginError::new(format!(

@@ -339,10 +339,11 @@ impl Generation {
                 *any_failed = true;
                 breaker.failed(&callback.plugin_name);
                 tracing::warn!(
-                    "callback {}.{} failed on `{}`: {error}",
+                    "callback {}.{} failed on `{}` (generation {}): {error}",
                     callback.plugin_name,
                     callback.name,
-                    event.name
+                    event.name,
+                    self.number()
                 );
             }
         }

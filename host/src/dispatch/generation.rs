@@ -17,7 +17,7 @@ use super::stats::{Counters, Counts, Tally};
 use crate::error::{EmitError, LoadError};
 use crate::isolate::quarantine;
 use crate::isolate::ProcessPlugin;
-use crate::load::{library_file, sha256_of, Emits, Library, LibraryInfo, Loader, Registered};
+use crate::load::{library_file, private_copy, Emits, Library, LibraryInfo, Loader, Registered};
 use crate::manifest::{
     BreakerSettings, Isolation, LoadErrorPolicy, PluginEntry, ProcessLimits, ValidManifest,
 };
@@ -40,6 +40,10 @@ pub struct PluginMeta {
     pub isolation: Isolation,
     /// Its worker limits, when it runs in worker processes.
     pub limits: Option<ProcessLimits>,
+    /// The SHA-256 of the library build it runs (of the file when it was loaded).
+    pub sha256: String,
+    /// What the library registered, kept for carrying the plugin over a reload.
+    pub(crate) registered: Vec<Registered>,
 }
 
 /// A plugin left out under `on_load_error = "skip"`.
@@ -67,13 +71,32 @@ impl Prepared {
     /// that cannot be loaded, or a callback for an undeclared event, is an error (or a
     /// skipped plugin, under `on_load_error = "skip"`).
     pub fn new(manifest: ValidManifest) -> Result<Prepared, LoadError> {
+        Prepared::open(manifest, None)
+    }
+
+    /// Like [`Prepared::new`], for the generation after `previous`: a plugin whose library
+    /// build, config and settings are unchanged keeps its running instance (no `init`,
+    /// its state and workers as they are); the others are opened anew.
+    pub(crate) fn carrying(
+        manifest: ValidManifest,
+        previous: &Generation,
+    ) -> Result<Prepared, LoadError> {
+        Prepared::open(manifest, Some(previous))
+    }
+
+    fn open(manifest: ValidManifest, previous: Option<&Generation>) -> Result<Prepared, LoadError> {
         let mut registry = Registry::with_events(&manifest);
-        let mut loader = Loader::new();
+        let mut loader = Loader::new(Some(manifest.base_dir().join(".switchboard")));
         let mut plugins = Vec::with_capacity(manifest.plugins.len());
         let mut skipped = Vec::new();
         for entry in &manifest.plugins {
             let name = entry.name.get_ref();
-            match open_checked(&manifest, &registry, &mut loader, entry) {
+            let opened = match previous.and_then(|p| carried(p, &manifest, entry)) {
+                Some((instance, index, found)) => check_found(&manifest, &registry, name, &found)
+                    .map(|()| (Opened::Carried(instance, index), found)),
+                None => open_checked(&manifest, &registry, &mut loader, entry),
+            };
+            match opened {
                 Ok((opened, found)) => {
                     registry.add_callbacks(plugins.len(), name, &found.registrations);
                     let isolation = entry.isolation();
@@ -86,6 +109,8 @@ impl Prepared {
                         isolation,
                         limits: (isolation == Isolation::Process)
                             .then(|| entry.limits(&manifest.host)),
+                        sha256: found.sha256,
+                        registered: found.registrations,
                     };
                     plugins.push((meta, opened));
                 }
@@ -128,6 +153,9 @@ impl Prepared {
     pub fn quarantined(&self, name: &str) -> Option<String> {
         self.plugins.iter().find_map(|(meta, opened)| match opened {
             Opened::Isolated(plugin) if meta.name == name => plugin.quarantined().map(|r| r.reason),
+            Opened::Carried(Instance::Process(plugin), _) if meta.name == name => {
+                plugin.quarantined().map(|r| r.reason)
+            }
             _ => None,
         })
     }
@@ -144,11 +172,15 @@ pub(crate) enum Opened {
     InProcess(Library),
     /// In a worker process, ready for `init`.
     Isolated(Box<ProcessPlugin>),
+    /// Running already: the instance of the previous generation, carried over unchanged
+    /// (same library build, same config, same settings), and its slot there.
+    Carried(Instance, usize),
 }
 
 /// What an opened library says about itself, wherever it was opened.
 pub(crate) struct Found {
     path: PathBuf,
+    sha256: String,
     info: LibraryInfo,
     registrations: Vec<Registered>,
     emits: Vec<Emits>,
@@ -166,6 +198,7 @@ fn open(
         let library = loader.open(name, &path)?;
         let found = Found {
             path: library.path.clone(),
+            sha256: library.sha256.clone(),
             info: library.info.clone(),
             registrations: library.registrations.clone(),
             emits: library.emits.clone(),
@@ -177,13 +210,19 @@ fn open(
         message,
     };
     let command = crate::isolate::worker_command().map_err(worker_failed)?;
-    let sha256 = sha256_of(&path)
-        .map_err(|e| worker_failed(format!("cannot read {}: {e}", path.display())))?;
-    let record = quarantine::current(manifest.base_dir(), name, &sha256);
+    let copy =
+        private_copy(&path, Some(&manifest.base_dir().join(".switchboard"))).map_err(|e| {
+            worker_failed(format!(
+                "cannot make a private copy of {} to load: {e}",
+                path.display()
+            ))
+        })?;
+    let record = quarantine::current(manifest.base_dir(), name, &copy.sha256);
     let (plugin, described) = ProcessPlugin::prepare(
         name,
         &path,
-        sha256,
+        &copy.path,
+        copy.sha256,
         command,
         entry.limits(&manifest.host),
         manifest.base_dir(),
@@ -192,6 +231,7 @@ fn open(
     )?;
     let found = Found {
         path,
+        sha256: plugin.sha256().to_owned(),
         info: described.info,
         registrations: described.registrations,
         emits: described.emits,
@@ -206,11 +246,21 @@ fn open_checked(
     loader: &mut Loader,
     entry: &PluginEntry,
 ) -> Result<(Opened, Found), LoadError> {
-    let name = entry.name.get_ref();
     let (opened, library) = open(manifest, loader, entry)?;
+    check_found(manifest, registry, entry.name.get_ref(), &library)?;
+    Ok((opened, library))
+}
+
+/// Checks a library's registrations against the manifest's events.
+fn check_found(
+    manifest: &ValidManifest,
+    registry: &Registry,
+    name: &str,
+    library: &Found,
+) -> Result<(), LoadError> {
     if let Some(registration) = registry.undeclared(&library.registrations) {
         return Err(LoadError::UndeclaredEvent {
-            plugin: name.clone(),
+            plugin: name.to_owned(),
             callback: registration.callback.clone(),
             event: registration.event.clone(),
             suggestion: registry.suggest(&registration.event),
@@ -222,12 +272,12 @@ fn open_checked(
             continue;
         };
         let event = registry.event(id).map_err(|_| LoadError::BadRegistration {
-            plugin: name.clone(),
+            plugin: name.to_owned(),
             problem: format!("event `{}` vanished", registration.event),
         })?;
         if let Some(problem) = super::typed::mismatch(registration, &event.schema) {
             return Err(LoadError::ArgsMismatch {
-                plugin: name.clone(),
+                plugin: name.to_owned(),
                 callback: registration.callback.clone(),
                 event: registration.event.clone(),
                 problem,
@@ -235,15 +285,55 @@ fn open_checked(
             });
         }
     }
-    Ok((opened, library))
+    Ok(())
 }
 
-/// What stands behind a plugin's slot.
+/// The previous generation's instance of `entry`, if it can be carried over as it is: the
+/// same name, running, the same library build (by content) where it runs, the same
+/// config and the same settings.
+fn carried(
+    previous: &Generation,
+    manifest: &ValidManifest,
+    entry: &PluginEntry,
+) -> Option<(Instance, usize, Found)> {
+    let name = entry.name.get_ref();
+    let index = previous.slots.iter().position(|s| s.meta.name == *name)?;
+    let slot = &previous.slots[index];
+    if matches!(slot.instance, Instance::Off(_)) || slot.handed_over.load(Ordering::Acquire) {
+        return None;
+    }
+    let before = previous
+        .manifest
+        .plugins
+        .iter()
+        .find(|e| e.name.get_ref() == name)?;
+    let path = library_file(manifest, entry).ok()?;
+    let same = path == slot.meta.path
+        && entry.config == before.config
+        && entry.isolation() == before.isolation()
+        && entry.limits(&manifest.host) == before.limits(&previous.manifest.host)
+        && manifest.host.quarantine == previous.manifest.host.quarantine
+        && crate::load::sha256_of(&path).ok()? == slot.meta.sha256;
+    same.then(|| {
+        let found = Found {
+            path: slot.meta.path.clone(),
+            sha256: slot.meta.sha256.clone(),
+            info: slot.meta.info.clone(),
+            registrations: slot.meta.registered.clone(),
+            emits: slot.meta.emits.clone(),
+        };
+        (slot.instance.clone(), index, found)
+    })
+}
+
+/// What stands behind a plugin's slot. Shared: a reload carries an unchanged plugin's
+/// instance over into the next generation as it is.
+#[derive(Clone)]
 pub(crate) enum Instance {
     /// Code loaded into this process.
-    InProcess(PluginBox),
+    InProcess(Arc<PluginBox>),
     /// Code in worker processes.
-    Process(Box<ProcessPlugin>),
+    Process(Arc<ProcessPlugin>),
     /// Not running, with the reason (its `init` failed and its policy is `skip`).
     Off(String),
 }
@@ -273,6 +363,11 @@ pub(crate) struct Slot {
     pub(crate) meta: PluginMeta,
     pub(crate) instance: Instance,
     pub(crate) breaker: Breaker,
+    /// Set when a newer generation took the instance over (a reload carried the plugin
+    /// over unchanged): this generation then never shuts it down.
+    pub(crate) handed_over: AtomicBool,
+    /// Whether this slot's instance came from the previous generation.
+    pub(crate) carried: bool,
 }
 
 /// Everything an emit reads: the validated manifest, the dispatch table, and one slot per
@@ -294,6 +389,8 @@ pub struct Generation {
     pub(crate) anchor: Arc<Anchor>,
     /// Told of the emits the host makes itself: see [`Generation::observe`].
     pub(crate) observer: std::sync::OnceLock<Observer>,
+    /// The slots of the previous generation whose instances this one carried over.
+    pub(crate) carried: Vec<usize>,
 }
 
 /// Told of the outcomes of every emit a generation makes on its own or on a plugin's
@@ -533,6 +630,25 @@ impl Generation {
     #[inline]
     pub(crate) fn is_shut_down(&self) -> bool {
         self.shut_down.load(Ordering::Relaxed)
+    }
+
+    /// Marks the instances this generation carried over as handed over by `previous`,
+    /// which then leaves them running when it shuts down. Called when this generation
+    /// becomes current.
+    pub(crate) fn take_over_from(&self, previous: &Generation) {
+        for &index in &self.carried {
+            if let Some(slot) = previous.slots.get(index) {
+                slot.handed_over.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// The names of the plugins this generation carried over from the previous one.
+    pub fn carried_over(&self) -> impl Iterator<Item = &str> {
+        self.slots
+            .iter()
+            .filter(|s| s.carried)
+            .map(|s| s.meta.name.as_str())
     }
 
     /// Sets the generation's [`Observer`], once; `false` if it already had one (which

@@ -23,6 +23,17 @@ impl Prepared {
     /// If an `init` fails (and the plugin's policy is not `skip`), the plugins initialized
     /// before it are shut down again and the error is returned.
     pub fn start(self) -> Result<Generation, LoadError> {
+        self.start_with(Arc::default())
+    }
+
+    /// Starts the generation after `previous`: the plugins carried over keep running as
+    /// they are (no `init`), and handles the plugins kept reach the new generation once it
+    /// is current.
+    pub(crate) fn start_after(self, previous: &Generation) -> Result<Generation, LoadError> {
+        self.start_with(Arc::clone(&previous.anchor))
+    }
+
+    fn start_with(self, anchor: Arc<super::context::Anchor>) -> Result<Generation, LoadError> {
         let Prepared {
             manifest,
             registry,
@@ -39,8 +50,9 @@ impl Prepared {
             counters,
             shut_down: AtomicBool::new(false),
             targets: Vec::new(),
-            anchor: Arc::default(),
+            anchor,
             observer: std::sync::OnceLock::new(),
+            carried: Vec::new(),
         };
         let mut failed = Vec::new();
         for (index, (meta, library)) in plugins.into_iter().enumerate() {
@@ -50,14 +62,21 @@ impl Prepared {
                 .iter()
                 .find(|e| *e.name.get_ref() == meta.name);
             let config = config_value(entry.and_then(|e| e.config.as_ref()));
+            let carried = matches!(library, Opened::Carried(..));
             let started = match library {
                 Opened::InProcess(library) => {
                     let ctx = CallCtx::for_init(&generation, &meta.name);
                     (library.module.init())(&config, ctx.handle())
                         .into_result()
-                        .map(Instance::InProcess)
+                        .map(|instance| Instance::InProcess(Arc::new(instance)))
                 }
-                Opened::Isolated(plugin) => plugin.init(config).map(|()| Instance::Process(plugin)),
+                Opened::Isolated(plugin) => plugin
+                    .init(config)
+                    .map(|()| Instance::Process(Arc::from(plugin))),
+                Opened::Carried(instance, previous) => {
+                    generation.carried.push(previous);
+                    Ok(instance)
+                }
             };
             let instance = match started {
                 Ok(instance) => instance,
@@ -70,6 +89,11 @@ impl Prepared {
                         e.load_error_policy(&generation.manifest.host)
                     });
                     if policy == LoadErrorPolicy::Fail {
+                        // The instances carried over keep running in the previous
+                        // generation, which still owns them.
+                        for slot in generation.slots.iter().filter(|s| s.carried) {
+                            slot.handed_over.store(true, Ordering::Release);
+                        }
                         generation.shutdown();
                         return Err(error);
                     }
@@ -83,6 +107,8 @@ impl Prepared {
                 meta,
                 instance,
                 breaker,
+                handed_over: AtomicBool::new(false),
+                carried,
             });
         }
         for (plugin, error) in failed {
@@ -189,6 +215,10 @@ impl Generation {
         }
         let mut failures = Vec::new();
         for slot in self.slots.iter().rev() {
+            if slot.handed_over.load(Ordering::Acquire) {
+                // A newer generation runs this instance now, and shuts it down.
+                continue;
+            }
             let stopped = match &slot.instance {
                 Instance::InProcess(instance) => {
                     let ctx = CallCtx::for_shutdown(self, &slot.meta.name);

@@ -53,7 +53,10 @@ pub(crate) struct FaultCounts {
 /// One isolated plugin.
 pub(crate) struct ProcessPlugin {
     name: String,
+    /// The library as the manifest names it (for reports and the quarantine).
     library: PathBuf,
+    /// Its private copy, which the workers load.
+    copy: PathBuf,
     sha256: String,
     command: PathBuf,
     limits: ProcessLimits,
@@ -74,6 +77,7 @@ impl ProcessPlugin {
     pub(crate) fn prepare(
         name: &str,
         library: &Path,
+        copy: &Path,
         sha256: String,
         command: PathBuf,
         limits: ProcessLimits,
@@ -84,6 +88,7 @@ impl ProcessPlugin {
         let plugin = ProcessPlugin {
             name: name.to_owned(),
             library: library.to_owned(),
+            copy: copy.to_owned(),
             sha256,
             command,
             limits,
@@ -124,7 +129,7 @@ impl ProcessPlugin {
             .map_err(Opening::Worker)?;
         let load = ToWorker::Load {
             plugin: self.name.clone(),
-            library: self.library.to_string_lossy().into_owned(),
+            library: self.copy.to_string_lossy().into_owned(),
             manifest_dir: std::path::absolute(&self.manifest_dir)
                 .unwrap_or_else(|_| self.manifest_dir.clone())
                 .to_string_lossy()
@@ -166,7 +171,14 @@ impl ProcessPlugin {
                         .collect(),
                 },
             )),
-            Ok(FromWorker::LoadFailed { kind, message }) => Err(Opening::Load { kind, message }),
+            // The worker loaded the private copy; the operator knows the library's own path.
+            Ok(FromWorker::LoadFailed { kind, message }) => Err(Opening::Load {
+                kind,
+                message: message.replace(
+                    &self.copy.display().to_string(),
+                    &self.library.display().to_string(),
+                ),
+            }),
             Ok(_) => Err(Opening::Worker(
                 "the worker answered the library's opening with something else".to_owned(),
             )),
@@ -196,6 +208,11 @@ impl ProcessPlugin {
     /// The quarantine record, while the plugin is quarantined.
     pub(crate) fn quarantined(&self) -> Option<QuarantineRecord> {
         self.watch.record()
+    }
+
+    /// The SHA-256 of the library build its workers run.
+    pub(crate) fn sha256(&self) -> &str {
+        &self.sha256
     }
 
     /// The plugin's limits.

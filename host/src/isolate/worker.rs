@@ -60,7 +60,7 @@ pub fn serve(input: Box<dyn Read + Send>, output: Box<dyn Write + Send>) -> i32 
             plugin,
             library,
             manifest_dir,
-        }) => match Loader::new().open(&plugin, Path::new(&library)) {
+        }) => match Loader::in_place().open(&plugin, Path::new(&library)) {
             Ok(opened) => (plugin, manifest_dir, opened),
             Err(error) => {
                 let _ = channel.send(&FromWorker::LoadFailed {

@@ -17,8 +17,10 @@ pub const HOST_API_VERSION: &str = switchboard_plugin_api::export::API_VERSION;
 /// An opened plugin library: its root module and what it declares about itself.
 #[derive(Clone)]
 pub(crate) struct Library {
-    /// The file it was loaded from.
+    /// The file it was loaded from (its private copy was what got mapped).
     pub(crate) path: PathBuf,
+    /// The SHA-256 of the build loaded (empty when loaded in place, by a worker).
+    pub(crate) sha256: String,
     /// The root module.
     pub(crate) module: PluginModuleRef,
     /// Name, version and plugin-api version, as the plugin reports them.
@@ -83,7 +85,7 @@ pub fn inspect(path: &Path) -> Result<LibraryReport, LoadError> {
     } else {
         path.to_owned()
     };
-    let library = Loader::new().open(&name, &path)?;
+    let library = Loader::new(None).open(&name, &path)?;
     Ok(LibraryReport {
         path: library.path,
         info: library.info,
@@ -170,15 +172,35 @@ fn check_registrations(plugin: &str, description: &Description) -> Result<(), Lo
 /// Libraries are never unloaded. abi_stable leaks them on purpose: unloading Rust
 /// libraries that use thread-locals is unsound on several platforms, and a callback may
 /// still be running on another thread when the host winds down.
-#[derive(Default)]
+///
+/// Each library is loaded from a private copy named by its content (see `copy`), unless
+/// the loader is [`Loader::in_place`] (a worker, handed a copy already).
 pub(crate) struct Loader {
     opened: HashMap<PathBuf, Library>,
+    /// Where copies go: `Some(state)` for a manifest's `.switchboard` folder, `None` for
+    /// this process's temporary folder; no copies at all when `copies` is false.
+    state: Option<PathBuf>,
+    copies: bool,
 }
 
 impl Loader {
-    /// A loader with nothing opened yet.
-    pub(crate) fn new() -> Self {
-        Loader::default()
+    /// A loader that keeps its private copies under `state` (a manifest's `.switchboard`
+    /// folder), or in a temporary folder of this process.
+    pub(crate) fn new(state: Option<PathBuf>) -> Self {
+        Loader {
+            opened: HashMap::new(),
+            state,
+            copies: true,
+        }
+    }
+
+    /// A loader that loads files where they are: for a worker, whose host made the copy.
+    pub(crate) fn in_place() -> Self {
+        Loader {
+            opened: HashMap::new(),
+            state: None,
+            copies: false,
+        }
     }
 
     /// Opens the library at `path` for the manifest entry `plugin`.
@@ -188,14 +210,45 @@ impl Loader {
         if let Some(library) = self.opened.get(&key) {
             return Ok(library.clone());
         }
-        let library = open_library(plugin, path)?;
+        let library = if self.copies {
+            let copy = super::copy::private_copy(path, self.state.as_deref()).map_err(|e| {
+                LoadError::NotALibrary {
+                    plugin: plugin.to_owned(),
+                    path: path.to_owned(),
+                    reason: format!("cannot make a private copy to load: {e}"),
+                }
+            })?;
+            if let Err(loaded) = super::copy::note_in_process(&copy.sha256) {
+                return Err(LoadError::TooManyBuilds {
+                    plugin: plugin.to_owned(),
+                    path: path.to_owned(),
+                    loaded,
+                });
+            }
+            open_library(plugin, path, &copy.path, copy.sha256)?
+        } else {
+            open_library(plugin, path, path, String::new())?
+        };
         self.opened.insert(key, library.clone());
         Ok(library)
     }
 }
 
-fn open_library(plugin: &str, path: &Path) -> Result<Library, LoadError> {
-    let header = lib_header_from_path(path).map_err(|e| library_error(plugin, path, e, None))?;
+/// Loads `file` (the private copy of `path`, or `path` itself) and reads its description;
+/// errors name `path`, the file the operator knows.
+fn open_library(
+    plugin: &str,
+    path: &Path,
+    file: &Path,
+    sha256: String,
+) -> Result<Library, LoadError> {
+    let header = lib_header_from_path(file).map_err(|e| {
+        let mut error = library_error(plugin, path, e, None);
+        if let LoadError::NotALibrary { reason, .. } = &mut error {
+            *reason = reason.replace(&file.display().to_string(), &path.display().to_string());
+        }
+        error
+    })?;
     let plugin_api = header.version_strings().version.to_string();
     let module = header
         .init_root_module::<PluginModuleRef>()
@@ -229,6 +282,7 @@ fn open_library(plugin: &str, path: &Path) -> Result<Library, LoadError> {
         .collect();
     Ok(Library {
         path: path.to_owned(),
+        sha256,
         module,
         info,
         registrations,

@@ -4,10 +4,13 @@
 //!
 //! Libraries are never unloaded: see [`HOST_API_VERSION`] and the crate docs.
 
+mod copy;
 mod identify;
 mod library;
 mod preflight;
 
+pub(crate) use copy::private_copy;
+pub use copy::MAX_IN_PROCESS_BUILDS;
 pub use library::{inspect, Emits, LibraryInfo, LibraryReport, Registered, HOST_API_VERSION};
 pub(crate) use library::{Library, Loader};
 pub use preflight::{library_file, sha256_of};

@@ -78,6 +78,8 @@ struct Reply<'a> {
     seq: u64,
     id: &'a Option<serde_json::Value>,
     event: &'a str,
+    /// The generation of plugins that served it (a reload starts a new one).
+    generation: u64,
     ok: bool,
     results: OutcomesJson<'a>,
 }
@@ -197,6 +199,7 @@ fn reply(
                 seq,
                 id: &input.id,
                 event: &input.event,
+                generation: outcomes.generation(),
                 ok,
                 results: OutcomesJson {
                     generation,

@@ -399,7 +399,7 @@ fn work(
         outcomes: Vec::new(),
     };
     while let Some(batch) = queue.next_batch() {
-        let generation = host.get();
+        let generation = batch.generation(|| host.get());
         generation.absorb(&mut duty.tally);
         let carry_on = duty.work_on(&generation, &batch);
         // Counted calls reach the host's counters however the batch ended.

@@ -8,16 +8,21 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use super::json_lines::Line;
+use crate::dispatch::Generation;
 
 /// Lines numbered from `first`, in input order, claimed one by one through `next`.
 pub(super) struct Batch {
     pub(super) first: u64,
     pub(super) lines: Vec<Line>,
     next: AtomicUsize,
+    /// The generation every line of the batch is dispatched on: the one current when the
+    /// first worker took the batch up. Batches are taken up in input order, so across a
+    /// reload the results switch generations at one point and never back.
+    generation: OnceLock<Arc<Generation>>,
 }
 
 impl Batch {
@@ -26,7 +31,13 @@ impl Batch {
             first,
             lines,
             next: AtomicUsize::new(0),
+            generation: OnceLock::new(),
         }
+    }
+
+    /// The batch's generation, `current` if no worker has taken the batch up yet.
+    pub(super) fn generation(&self, current: impl FnOnce() -> Arc<Generation>) -> Arc<Generation> {
+        Arc::clone(self.generation.get_or_init(current))
     }
 
     /// The next unclaimed line, with its sequence number.
