@@ -8,14 +8,17 @@
 //!
 //! Result lines own standard output: whatever plugins print there goes to standard error.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use serde_json::json;
 use switchboard::service::{self, Report, ServiceConfig, Stop, MAX_QUEUE, MAX_WORKERS};
 use switchboard::{Generation, Switchboard};
+use switchboard_serve::metrics::Metrics;
 
 use crate::cli::{exit, Cli, Format};
 use crate::output::{count, seconds};
@@ -48,6 +51,11 @@ pub struct RunArgs {
     /// reloads).
     #[arg(long)]
     pub watch: bool,
+
+    /// At the end, write the host's counters to FILE in Prometheus text format: the same
+    /// metrics `serve` exports at /metrics (call times are sampled, one emit in 64).
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
 }
 
 fn parse_seconds(text: &str) -> Result<f64, String> {
@@ -76,6 +84,14 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     })?;
     let results = crate::process::claim_stdout()?;
     let host = Arc::new(Switchboard::open(&cli.manifest)?);
+    let metrics = args.metrics.as_ref().map(|_| {
+        let metrics = Arc::new(Metrics::new(args.queue as usize));
+        let observer = Arc::clone(&metrics);
+        host.observe(Arc::new(move |generation, event, outcomes| {
+            observer.dispatched(generation, event, outcomes)
+        }));
+        metrics
+    });
     crate::reload::on_hangup(&host, &cli.manifest)?;
     let _watching = match args.watch {
         true => Some(crate::reload::watch(&host, &cli.manifest)?),
@@ -101,6 +117,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     print_summary(cli, &host.current(), &report);
+    if let (Some(path), Some(metrics)) = (&args.metrics, &metrics) {
+        std::fs::write(path, metrics.render(&host.current(), 0))
+            .with_context(|| format!("cannot write the metrics to {}", path.display()))?;
+    }
     if !report.still_running.is_empty() {
         // Dropping the host would shut the plugins down; the process exits instead.
         std::mem::forget(Arc::clone(&host));

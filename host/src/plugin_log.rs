@@ -3,12 +3,26 @@
 
 use switchboard_plugin_api::abi::level;
 
-/// Logs `message` at the plugin's `level` under the plugin's manifest name.
-pub(crate) fn log(plugin: &str, level: u8, message: &str) {
-    match level {
-        level::ERROR => tracing::error!(target: "plugin", plugin, "{message}"),
-        level::WARN => tracing::warn!(target: "plugin", plugin, "{message}"),
-        level::INFO => tracing::info!(target: "plugin", plugin, "{message}"),
-        _ => tracing::debug!(target: "plugin", plugin, "{message}"),
+/// Logs `message` at the plugin's `level` under the plugin's manifest name, with the
+/// generation it runs in when that is known (a line from inside a callback, or from a
+/// handle the plugin kept).
+pub(crate) fn log(plugin: &str, generation: Option<u64>, level: u8, message: &str) {
+    match (level, generation) {
+        (level::ERROR, Some(generation)) => {
+            tracing::error!(target: "plugin", plugin, generation, "{message}")
+        }
+        (level::ERROR, None) => tracing::error!(target: "plugin", plugin, "{message}"),
+        (level::WARN, Some(generation)) => {
+            tracing::warn!(target: "plugin", plugin, generation, "{message}")
+        }
+        (level::WARN, None) => tracing::warn!(target: "plugin", plugin, "{message}"),
+        (level::INFO, Some(generation)) => {
+            tracing::info!(target: "plugin", plugin, generation, "{message}")
+        }
+        (level::INFO, None) => tracing::info!(target: "plugin", plugin, "{message}"),
+        (_, Some(generation)) => {
+            tracing::debug!(target: "plugin", plugin, generation, "{message}")
+        }
+        (_, None) => tracing::debug!(target: "plugin", plugin, "{message}"),
     }
 }

@@ -5,11 +5,11 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 
-use crate::dispatch::{Generation, Prepared, ShutdownFailure};
+use crate::dispatch::{Generation, Observer, Prepared, ShutdownFailure};
 use crate::error::{HostError, LoadError};
 use crate::manifest::{builtin, Manifest, ValidManifest};
 
@@ -22,6 +22,8 @@ pub struct Switchboard {
     stopped: AtomicBool,
     /// Held by a reload and by the shutdown: one at a time.
     changing: Mutex<()>,
+    /// Given to every generation this host runs: see [`Switchboard::observe`].
+    observer: OnceLock<Observer>,
 }
 
 /// What a reload did.
@@ -80,6 +82,7 @@ impl Switchboard {
             current: Arc::new(ArcSwap::new(generation.into_shared())),
             stopped: AtomicBool::new(false),
             changing: Mutex::new(()),
+            observer: OnceLock::new(),
         }
     }
 
@@ -101,6 +104,17 @@ impl Switchboard {
     /// last reference to it (the returned one included) is dropped.
     pub fn swap(&self, next: Generation) -> Arc<Generation> {
         self.current.swap(next.into_shared())
+    }
+
+    /// Sets the [`Observer`] of every generation this host runs, the current one and
+    /// those reloads start, once; `false` if it had one already. The event service
+    /// (`run`) also tells it of every event it dispatches.
+    pub fn observe(&self, observer: Observer) -> bool {
+        let set = self.observer.set(Arc::clone(&observer)).is_ok();
+        if set {
+            self.current().observe(observer);
+        }
+        set
     }
 
     /// Reads the manifest at `path` again and makes it the running generation: every
@@ -144,6 +158,9 @@ impl Switchboard {
                 .collect(),
             carried,
         };
+        if let Some(observer) = self.observer.get() {
+            next.observe(Arc::clone(observer));
+        }
         next.take_over_from(&previous);
         self.current.swap(next.into_shared());
         Ok(reloaded)

@@ -129,7 +129,6 @@ impl Dispatcher {
                 .spawn(move || {
                     let mut worker = Worker {
                         outcomes: Outcomes::new(),
-                        observed: 0,
                     };
                     for job in jobs {
                         worker.run(&host, job, &metrics, &recent);
@@ -183,8 +182,6 @@ impl Dispatcher {
 struct Worker {
     /// Reused, so that a job allocates no outcome list.
     outcomes: Outcomes,
-    /// The generation this worker last gave the metrics observer to.
-    observed: u64,
 }
 
 impl Worker {
@@ -202,14 +199,6 @@ impl Worker {
         metrics: &Arc<Metrics>,
         recent: &Recent,
     ) -> Dispatched {
-        if self.observed != generation.number() {
-            // Nested emits and `plugin.failed` reports are counted as they happen.
-            let observer = Arc::clone(metrics);
-            generation.observe(Arc::new(move |generation, event, outcomes| {
-                observer.dispatched(generation, event, outcomes)
-            }));
-            self.observed = generation.number();
-        }
         let outcomes = &mut self.outcomes;
         outcomes.time_calls(true);
         match generation.emit_json_into(&job.event, &job.args, outcomes) {

@@ -179,6 +179,14 @@ pub fn serve(
         |w| *w.get_ref() as usize,
     );
     let metrics = Arc::new(metrics::Metrics::new(queue));
+    // Nested emits and `plugin.failed` reports are counted as they happen, in this
+    // generation and every one a reload starts.
+    let observer = Arc::clone(&metrics);
+    if !host.observe(Arc::new(move |generation, event, outcomes| {
+        observer.dispatched(generation, event, outcomes)
+    })) {
+        tracing::warn!("the host already has an observer: nested emits are left out of /metrics");
+    }
     let recent = Arc::new(dispatch::Recent::default());
     let dispatcher = dispatch::Dispatcher::start(
         host.watch(),

@@ -11,7 +11,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use switchboard::{BreakerState, Generation, Outcomes};
 
@@ -113,10 +113,14 @@ pub struct Metrics {
     events: RwLock<HashMap<String, (Counter, Counter)>>,
 }
 
+/// Bucket bounds of call durations, in seconds: an in-process call lands in the first, a
+/// worker's round trip in the tens of microseconds, a database write in the milliseconds.
+const DURATION_BUCKETS: [f64; 15] = [
+    1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0,
+];
+
 fn duration_histogram() -> Histogram {
-    // 1 us to about 14 s: an in-process call lands in the first bucket, a worker's round
-    // trip in the tens of microseconds, a slow database call in the milliseconds.
-    Histogram::new(exponential_buckets(1e-6, 3.0, 16))
+    Histogram::new(DURATION_BUCKETS)
 }
 
 impl Metrics {

@@ -413,6 +413,34 @@ fn metrics_count_exactly_the_requests_made() {
 }
 
 #[test]
+fn run_writes_the_same_counters_on_exit() {
+    let s = sandbox("", "fail_modulo = 5");
+    let input: String = (1..=20).map(|n| crate::util::job(n) + "\n").collect();
+    let run = s.run_with_stdin(&["run", "--metrics", "metrics.txt"], input);
+    assert_eq!(run.code(), 1, "two jobs fail: {}", run.stderr());
+    let m = Metrics::parse(&std::fs::read_to_string(s.path("metrics.txt")).unwrap());
+    assert_eq!(
+        m.get(r#"switchboard_events_dispatched_total{event="job"}"#),
+        20.0
+    );
+    assert_eq!(
+        m.get(r#"switchboard_callback_calls_total{plugin="faulty",callback="job"}"#),
+        20.0
+    );
+    assert_eq!(
+        m.get(
+            r#"switchboard_callback_failures_total{plugin="faulty",callback="job",kind="error"}"#
+        ),
+        4.0
+    );
+    // The failures' reports are counted as they happen (nested in the failing events).
+    assert_eq!(
+        m.get(r#"switchboard_events_dispatched_total{event="plugin.failed"}"#),
+        4.0
+    );
+}
+
+#[test]
 fn a_full_queue_answers_503_with_retry_after() {
     let s = sandbox("queue = 1\nworkers = 1", "");
     let server = Arc::new(Server::start(&s, &[]));

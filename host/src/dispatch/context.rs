@@ -176,7 +176,12 @@ impl HostApi for CallCtx<'_> {
     }
 
     fn log(&self, level: u8, message: RStr<'_>) {
-        log(self.plugin, level, message.as_str());
+        log(
+            self.plugin,
+            Some(self.board.number()),
+            level,
+            message.as_str(),
+        );
     }
 
     fn features(&self) -> RSlice<'static, RStr<'static>> {
@@ -247,7 +252,8 @@ impl HostApi for OwnedHost {
     }
 
     fn log(&self, level: u8, message: RStr<'_>) {
-        log(&self.plugin, level, message.as_str());
+        let generation = self.generation().ok().map(|g| g.number());
+        log(&self.plugin, generation, level, message.as_str());
     }
 
     fn emit(

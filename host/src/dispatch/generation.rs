@@ -657,6 +657,14 @@ impl Generation {
         self.observer.set(observer).is_ok()
     }
 
+    /// Tells the observer (if any) of an emit made through the public methods, which the
+    /// caller counted: the event service does this for every event it dispatches.
+    pub(crate) fn tell_observer(&self, event: &str, outcomes: &Outcomes) {
+        if let Some(observer) = self.observer.get() {
+            observer(self, event, outcomes);
+        }
+    }
+
     /// Counts the outcomes of an emit the host made itself, and tells the observer.
     pub(crate) fn record_own(&self, event: &str, outcomes: &Outcomes) {
         self.counters.record(outcomes);

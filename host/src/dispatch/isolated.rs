@@ -238,7 +238,7 @@ impl Generation {
         };
         let start = Instant::now();
         let mut results = Vec::with_capacity(admitted.len());
-        isolated.calls(&requests, &names, &emit, &mut results);
+        isolated.calls(self.number(), &requests, &names, &emit, &mut results);
         // The batch's time, shared evenly: the worker does not time each call.
         let each = start.elapsed().as_nanos() as u64 / admitted.len() as u64;
         drop(requests);

@@ -228,6 +228,7 @@ impl ProcessPlugin {
     /// and the calls after it, which never started, go to a fresh worker.
     pub(crate) fn calls(
         &self,
+        generation: u64,
         calls: &[CallRef<'_>],
         names: &[&str],
         emit: NestedEmit<'_>,
@@ -279,7 +280,15 @@ impl ProcessPlugin {
                     }
                 }
             };
-            let back = self.exchange(worker, &calls[done..], &names[done..], done, emit, results);
+            let back = self.exchange(
+                worker,
+                generation,
+                &calls[done..],
+                &names[done..],
+                done,
+                emit,
+                results,
+            );
             match slot {
                 Some(mut slot) => *slot = back,
                 None => {
@@ -306,9 +315,11 @@ impl ProcessPlugin {
     /// Calls on one worker, until all are answered or one faults: the worker back (unless
     /// it died or was killed), with one result pushed per call answered or faulted.
     /// `offset` is the first call's index in the whole batch (for nested emits).
+    #[allow(clippy::too_many_arguments)]
     fn exchange(
         &self,
         mut worker: WorkerProcess,
+        generation: u64,
         calls: &[CallRef<'_>],
         names: &[&str],
         offset: usize,
@@ -333,7 +344,9 @@ impl ProcessPlugin {
                     answered += 1;
                     deadline = Instant::now() + limit;
                 }
-                Ok(FromWorker::Log { level, message }) => log(&self.name, level, &message),
+                Ok(FromWorker::Log { level, message }) => {
+                    log(&self.name, Some(generation), level, &message)
+                }
                 Ok(FromWorker::Emit { event, args }) => {
                     let entries: Vec<Entry<'_>> = args
                         .iter()
@@ -463,7 +476,7 @@ impl ProcessPlugin {
         let answer = worker.send(&message).and_then(|()| loop {
             match worker.recv(Some(deadline))? {
                 FromWorker::Done(result) => break Ok(result),
-                FromWorker::Log { level, message } => log(&self.name, level, &message),
+                FromWorker::Log { level, message } => log(&self.name, None, level, &message),
                 _ => {
                     break Err(Fault::Died(
                         "it answered with another kind of message".into(),
@@ -552,7 +565,7 @@ fn init_worker(
     let answer = worker.send(&ToWorker::Init { config }).and_then(|()| loop {
         match worker.recv(Some(deadline))? {
             FromWorker::Done(result) => break Ok(result),
-            FromWorker::Log { level, message } => log(plugin, level, &message),
+            FromWorker::Log { level, message } => log(plugin, None, level, &message),
             _ => {
                 break Err(Fault::Died(
                     "it answered init with another kind of message".into(),

@@ -184,7 +184,7 @@ impl WorkerProcess {
                     break result.map(|_| ()).map_err(|e| Fault::Died(e.to_string()));
                 }
                 FromWorker::Log { level, message } => {
-                    crate::plugin_log::log(&self.plugin, level, &message);
+                    crate::plugin_log::log(&self.plugin, None, level, &message);
                 }
                 _ => break Ok(()),
             }

@@ -103,6 +103,9 @@ pub(super) fn handle(
     match parse(seq, line, report) {
         Ok(input) => {
             let result = generation.emit_json_into(&input.event, &input.args, outcomes);
+            if result.is_ok() {
+                generation.tell_observer(&input.event, outcomes);
+            }
             reply(generation, seq, &input, result, outcomes, report)
         }
         Err(reply) => reply,
@@ -147,6 +150,9 @@ pub(super) fn handle_batch(
             let input = input?;
             // One result per parsed line, in order: the batch leaves none out.
             let result = results.next().unwrap_or(Err(EmitError::ShutDown));
+            if result.is_ok() {
+                generation.tell_observer(&input.event, outcomes);
+            }
             Ok(reply(generation, seq, &input, result, outcomes, report))
         })
         .map(|line: Result<String, String>| line.unwrap_or_else(|refused| refused))
