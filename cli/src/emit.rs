@@ -34,6 +34,11 @@ pub struct EmitArgs {
     /// stderr). This is the default when stdin is a terminal.
     #[arg(long, short = 'i', conflicts_with = "json")]
     pub interactive: bool,
+
+    /// The event's id, for an event the manifest publishes to NATS: the same id is stored
+    /// once, however often it is published [default: one made up].
+    #[arg(long)]
+    pub id: Option<String>,
 }
 
 pub fn run(cli: &Cli, args: &EmitArgs) -> anyhow::Result<ExitCode> {
@@ -66,6 +71,14 @@ pub fn run(cli: &Cli, args: &EmitArgs) -> anyhow::Result<ExitCode> {
             decl.text_args(pairs.iter().map(|(n, t)| (n.as_str(), t.as_str())))?
         }
     };
+    if let Some(nats) = prepared
+        .manifest()
+        .nats
+        .as_ref()
+        .filter(|n| n.publishes(&args.event))
+    {
+        return publish(cli, args, nats, decl, &values);
+    }
     let interrupted = Arc::new(AtomicI32::new(0));
     crate::process::on_stop({
         let interrupted = Arc::clone(&interrupted);
@@ -113,6 +126,59 @@ pub fn run(cli: &Cli, args: &EmitArgs) -> anyhow::Result<ExitCode> {
     } else {
         exit::ok()
     })
+}
+
+/// Publishes the event to NATS instead of dispatching it (the manifest says so), and says
+/// where it was stored.
+fn publish(
+    cli: &Cli,
+    args: &EmitArgs,
+    nats: &switchboard::manifest::NatsSettings,
+    decl: &switchboard::dispatch::Event,
+    values: &[Value<'static>],
+) -> anyhow::Result<ExitCode> {
+    let object: serde_json::Map<String, serde_json::Value> = decl
+        .schema
+        .names
+        .iter()
+        .zip(values)
+        .filter(|(_, v)| !v.is_null())
+        .map(|(name, value)| (name.to_string(), value.to_json()))
+        .collect();
+    let id = args.id.clone().unwrap_or_else(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("sb-{}-{now:x}", std::process::id())
+    });
+    let publisher = switchboard_nats::Publisher::connect(nats)?;
+    let published = publisher.publish(&args.event, &object, &id)?;
+    let mut results = crate::process::claim_stdout()?;
+    let text = match cli.format {
+        Format::Json => format!(
+            "{}\n",
+            json!({
+                "event": args.event,
+                "id": id,
+                "ok": true,
+                "published": {"stream": published.stream, "seq": published.sequence, "duplicate": published.duplicate},
+            })
+        ),
+        Format::Text => format!(
+            "{}: published to stream {} as message {} (id {}){}\n",
+            args.event,
+            published.stream,
+            published.sequence,
+            id,
+            if published.duplicate {
+                "; the stream had this id already, so it is stored once"
+            } else {
+                ""
+            }
+        ),
+    };
+    write_quietly(&mut results, &text)?;
+    Ok(exit::ok())
 }
 
 /// How long a signal waits for the running event before the command exits without it.

@@ -14,7 +14,10 @@ use tracing_subscriber::registry::LookupSpan;
 /// overrides it.
 pub fn init(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        // The NATS client's connection chatter is for debugging it, not for operators.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("{default},async_nats=warn"))
+        });
     let ansi = std::io::stderr().is_terminal();
     tracing_subscriber::fmt()
         .with_env_filter(filter)

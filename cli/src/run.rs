@@ -105,6 +105,12 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(workers) = args.workers {
         config = config.with_workers(usize::from(workers));
     }
+    // Events the manifest publishes go to NATS instead of this host's plugins.
+    let manifest = host.current().manifest().clone();
+    if let Some(nats) = manifest.nats.as_ref().filter(|n| !n.publish.is_empty()) {
+        let publisher = switchboard_nats::Publisher::connect(nats)?;
+        config = config.with_forward(Arc::new(switchboard_nats::Forwarder::new(publisher)));
+    }
 
     let report = service::run_json_lines(&host, std::io::stdin(), results, &config, &stop)?;
     if report.still_running.is_empty() {

@@ -53,6 +53,16 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(address) = args.listen {
         options = options.listen(address);
     }
+    if let Some(nats) = host
+        .current()
+        .manifest()
+        .nats
+        .as_ref()
+        .filter(|n| !n.publish.is_empty())
+    {
+        let publisher = switchboard_nats::Publisher::connect(nats)?;
+        options = options.forward(Arc::new(switchboard_nats::Forwarder::new(publisher)));
+    }
     let report = serve(&host, &settings, options, &stop)?;
     let failures = host.shutdown();
     tracing::info!(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use serde_json::{Map, Value as Json};
-use switchboard::service::OutcomesJson;
+use switchboard::service::{Forward, OutcomesJson};
 use switchboard::{CurrentGeneration, EmitError, Generation, Outcomes};
 use tokio::sync::oneshot;
 
@@ -48,6 +48,34 @@ pub enum Dispatched {
     },
     /// The host refused it before any callback ran (its arguments, most likely).
     Refused(EmitError),
+}
+
+/// An event the manifest publishes: its arguments checked, then handed on (to NATS); the
+/// answer says where it was stored.
+fn forwarded(generation: &Generation, job: &Job, forward: &dyn Forward) -> Dispatched {
+    let checked = generation
+        .event(&job.event)
+        .and_then(|id| generation.registry().event(id))
+        .and_then(|event| event.json_args(&job.args));
+    if let Err(error) = checked {
+        return Dispatched::Refused(error);
+    }
+    let (ok, answer) = match forward.forward(&job.event, &job.args, &job.id) {
+        Ok(published) => (true, serde_json::json!({"published": published})),
+        Err(error) => (
+            false,
+            serde_json::json!({"error": {"kind": "nats.publish", "message": error}}),
+        ),
+    };
+    let mut body = serde_json::json!({"event": job.event, "id": job.id, "ok": ok});
+    if let (Some(body), serde_json::Value::Object(answer)) = (body.as_object_mut(), answer) {
+        body.extend(answer);
+    }
+    Dispatched::Done {
+        ok,
+        failed: usize::from(!ok),
+        body: body.to_string().into_bytes(),
+    }
 }
 
 /// The answer to an event request, serialized straight to the body (no JSON tree first).
@@ -113,15 +141,17 @@ impl Dispatcher {
         capacity: usize,
         metrics: Arc<Metrics>,
         recent: Arc<Recent>,
+        forward: Option<Arc<dyn Forward>>,
     ) -> std::io::Result<Dispatcher> {
         let (sender, jobs) = bounded::<Job>(capacity);
         let mut threads = Vec::with_capacity(workers);
         for n in 0..workers {
-            let (host, jobs, metrics, recent) = (
+            let (host, jobs, metrics, recent, forward) = (
                 host.clone(),
                 jobs.clone(),
                 Arc::clone(&metrics),
                 Arc::clone(&recent),
+                forward.clone(),
             );
             let thread = std::thread::Builder::new()
                 .name(format!("switchboard-dispatch-{n}"))
@@ -129,6 +159,7 @@ impl Dispatcher {
                 .spawn(move || {
                     let mut worker = Worker {
                         outcomes: Outcomes::new(),
+                        forward,
                     };
                     for job in jobs {
                         worker.run(&host, job, &metrics, &recent);
@@ -182,6 +213,8 @@ impl Dispatcher {
 struct Worker {
     /// Reused, so that a job allocates no outcome list.
     outcomes: Outcomes,
+    /// Where the events the manifest publishes go instead of the plugins.
+    forward: Option<Arc<dyn Forward>>,
 }
 
 impl Worker {
@@ -199,6 +232,9 @@ impl Worker {
         metrics: &Arc<Metrics>,
         recent: &Recent,
     ) -> Dispatched {
+        if let Some(forward) = self.forward.as_ref().filter(|f| f.forwards(&job.event)) {
+            return forwarded(generation, job, forward.as_ref());
+        }
         let outcomes = &mut self.outcomes;
         outcomes.time_calls(true);
         match generation.emit_json_into(&job.event, &job.args, outcomes) {

@@ -67,6 +67,8 @@ pub struct Options {
     pub listen: Option<SocketAddr>,
     /// What `POST /admin/reload` runs.
     pub reload: Option<Reload>,
+    /// Where the events the manifest publishes go (NATS) instead of the plugins.
+    pub forward: Option<Arc<dyn switchboard::service::Forward>>,
 }
 
 impl Options {
@@ -79,6 +81,12 @@ impl Options {
     /// Lets `POST /admin/reload` run `reload`.
     pub fn reload(mut self, reload: Reload) -> Self {
         self.reload = Some(reload);
+        self
+    }
+
+    /// Hands the events `forward` takes to it instead of dispatching them.
+    pub fn forward(mut self, forward: Arc<dyn switchboard::service::Forward>) -> Self {
+        self.forward = Some(forward);
         self
     }
 }
@@ -194,6 +202,7 @@ pub fn serve(
         queue,
         Arc::clone(&metrics),
         Arc::clone(&recent),
+        options.forward.clone(),
     )
     .map_err(ServeError::Threads)?;
     let admin_token = settings.admin_token_env.as_ref().and_then(|name| {

@@ -12,6 +12,8 @@ mod hostile;
 #[cfg(target_os = "linux")]
 mod isolation;
 mod loading;
+#[cfg(target_os = "linux")]
+mod nats;
 mod operator;
 mod refusals;
 #[cfg(target_os = "linux")]

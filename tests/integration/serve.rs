@@ -18,7 +18,7 @@ use crate::util::{binary, Sandbox};
 const KEEP_STDERR: usize = 1 << 20;
 
 /// A running `switchboard serve` on a free port.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     address: String,
     stderr: Arc<Mutex<String>>,
@@ -26,7 +26,7 @@ struct Server {
 
 impl Server {
     /// Starts the server on `sandbox`'s manifest with `env` set, and waits for it to listen.
-    fn start(sandbox: &Sandbox, env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(sandbox: &Sandbox, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(binary())
             .arg("--manifest")
             .arg(sandbox.manifest())
@@ -69,12 +69,16 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
 
     /// A request and its answer, whatever the status: (status, body, headers by name).
-    fn send(&self, request: ureq::Request, body: Option<&str>) -> (u16, String, Headers) {
+    pub(crate) fn send(
+        &self,
+        request: ureq::Request,
+        body: Option<&str>,
+    ) -> (u16, String, Headers) {
         let response = match body {
             Some(body) => request.send_string(body),
             None => request.call(),
@@ -96,7 +100,7 @@ impl Server {
         (status, response.into_string().unwrap(), headers)
     }
 
-    fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value, Headers) {
+    pub(crate) fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value, Headers) {
         let request = ureq::post(&self.url(path)).set("Content-Type", "application/json");
         let (status, text, headers) = self.send(request, Some(body));
         let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
@@ -145,7 +149,7 @@ impl Drop for Server {
     }
 }
 
-type Headers = HashMap<String, String>;
+pub(crate) type Headers = HashMap<String, String>;
 
 fn wait(child: &mut Child, within: Duration) -> ExitStatus {
     let deadline = Instant::now() + within;

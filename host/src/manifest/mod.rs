@@ -16,10 +16,12 @@ use crate::error::{ManifestError, Problem};
 use schema::ArgType;
 
 pub use isolation::{Isolation, ProcessLimits, QuarantineSettings};
+pub use nats::NatsSettings;
 pub use serve::ServeSettings;
 
 pub mod builtin;
 pub mod isolation;
+pub mod nats;
 pub mod schema;
 pub mod serve;
 
@@ -41,6 +43,9 @@ pub struct Manifest {
     /// How `switchboard serve` listens and what it accepts.
     #[serde(default)]
     pub serve: ServeSettings,
+    /// Events shared with other hosts through NATS JetStream, if any.
+    #[serde(default)]
+    pub nats: Option<NatsSettings>,
     /// The manifest's own path (not a TOML key).
     #[serde(skip)]
     pub path: PathBuf,
@@ -403,6 +408,12 @@ impl Manifest {
 
         for (span, message) in serve::problems(&self.serve) {
             problem(span, message);
+        }
+        if let Some(settings) = &self.nats {
+            let declared = |event: &str| self.events.keys().any(|k| k.get_ref() == event);
+            for (span, message) in nats::problems(settings, declared) {
+                problem(span, message);
+            }
         }
 
         let mut seen = HashSet::new();

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_plugin_api::{Error as PluginError, Value};
 
-use super::Report;
+use super::{Forward, Report};
 use crate::dispatch::{Generation, JsonEmit, Outcomes, StrictJson};
 use crate::error::EmitError;
 
@@ -97,10 +97,14 @@ pub(super) fn handle(
     line: &Line,
     outcomes: &mut Outcomes,
     report: &mut Report,
+    forward: Option<&dyn Forward>,
 ) -> String {
     // Nothing of this line's is counted unless it is dispatched.
     outcomes.reset(0);
     match parse(seq, line, report) {
+        Ok(input) if forward.is_some_and(|f| f.forwards(&input.event)) => {
+            forwarded(generation, seq, &input, forward, report)
+        }
         Ok(input) => {
             let result = generation.emit_json_into(&input.event, &input.args, outcomes);
             if result.is_ok() {
@@ -119,10 +123,17 @@ pub(super) fn handle_batch(
     lines: &[(u64, &Line)],
     outcomes: &mut [Outcomes],
     report: &mut Report,
+    forward: Option<&dyn Forward>,
 ) -> Vec<String> {
+    // A forwarded line's result is made here, like a refused line's: neither is dispatched.
     let parsed: Vec<Result<Input, String>> = lines
         .iter()
-        .map(|&(seq, line)| parse(seq, line, report))
+        .map(|&(seq, line)| match parse(seq, line, report) {
+            Ok(input) if forward.is_some_and(|f| f.forwards(&input.event)) => {
+                Err(forwarded(generation, seq, &input, forward, report))
+            }
+            other => other,
+        })
         .collect();
     let mut emits: Vec<JsonEmit<'_>> = parsed
         .iter()
@@ -157,6 +168,60 @@ pub(super) fn handle_batch(
         })
         .map(|line: Result<String, String>| line.unwrap_or_else(|refused| refused))
         .collect()
+}
+
+/// Checks a forwarded event's arguments against the manifest and hands it on; its result
+/// line: `{"seq", "id", "event", "ok": true, "published": ...}`, or the error.
+fn forwarded(
+    generation: &Generation,
+    seq: u64,
+    input: &Input,
+    forward: Option<&dyn Forward>,
+    report: &mut Report,
+) -> String {
+    let Some(forward) = forward else {
+        return bad_line(seq, "no forward".to_owned(), report);
+    };
+    let checked = generation
+        .event(&input.event)
+        .and_then(|id| generation.registry().event(id))
+        .and_then(|event| event.json_args(&input.args));
+    if let Err(e) = checked {
+        report.bad_lines += 1;
+        return json!({"seq": seq, "id": input.id, "event": input.event, "error": e.to_string()})
+            .to_string();
+    }
+    // The caller's id names the event everywhere (a publish retried or run again is
+    // stored once); without one, this run's own.
+    let id = match &input.id {
+        Some(serde_json::Value::String(id)) => id.clone(),
+        Some(other) => other.to_string(),
+        None => format!("{}-{seq}", run_token()),
+    };
+    report.dispatched += 1;
+    match forward.forward(&input.event, &input.args, &id) {
+        Ok(published) => json!({
+            "seq": seq, "id": input.id, "event": input.event, "ok": true, "published": published
+        })
+        .to_string(),
+        Err(error) => {
+            report.failed_events += 1;
+            json!({"seq": seq, "id": input.id, "event": input.event, "ok": false, "error": error})
+                .to_string()
+        }
+    }
+}
+
+/// What tells this process's runs apart in made-up ids: the process id and the time it
+/// started.
+fn run_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("sb-{}-{started:x}", std::process::id())
+    })
 }
 
 /// The event on a line, or the result line that refuses it.

@@ -56,6 +56,34 @@ pub const MAX_QUEUE: usize = 1_000_000;
 /// callback that runs under `emit` also runs under `run`. Untouched stack costs no memory.
 const WORKER_STACK: usize = 16 * 1024 * 1024;
 
+/// Where events that are not dispatched here go instead (another host, through NATS, for
+/// the events a manifest publishes). The service checks their arguments against the
+/// manifest first; the result line says what `forward` answered.
+pub trait Forward: Send + Sync {
+    /// Whether `event` goes out instead of being dispatched here.
+    fn forwards(&self, event: &str) -> bool;
+
+    /// Hands the event on under the caller's `id` (stable across retries, so that the
+    /// other side stores it once); what the result line says of it (its `published`
+    /// field), or why it failed.
+    fn forward(
+        &self,
+        event: &str,
+        args: &serde_json::Map<String, serde_json::Value>,
+        id: &str,
+    ) -> Result<serde_json::Value, String>;
+}
+
+/// A [`Forward`], in a [`ServiceConfig`].
+#[derive(Clone)]
+pub struct ForwardTo(pub Arc<dyn Forward>);
+
+impl std::fmt::Debug for ForwardTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ForwardTo(..)")
+    }
+}
+
 /// How the service runs.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -73,6 +101,8 @@ pub struct ServiceConfig {
     /// After a stop request, how long accepted events may take to finish before they are
     /// answered with an error instead.
     pub drain_timeout: Duration,
+    /// Where events that are not dispatched here go instead, if anywhere.
+    pub forward: Option<ForwardTo>,
 }
 
 impl Default for ServiceConfig {
@@ -83,6 +113,7 @@ impl Default for ServiceConfig {
             ordered: false,
             max_line_bytes: 16 * 1024 * 1024,
             drain_timeout: Duration::from_secs(10),
+            forward: None,
         }
     }
 }
@@ -115,6 +146,12 @@ impl ServiceConfig {
     /// Sets how long a stop waits for accepted events.
     pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = timeout;
+        self
+    }
+
+    /// Sends the events `forward` takes there instead of dispatching them.
+    pub fn with_forward(mut self, forward: Arc<dyn Forward>) -> Self {
+        self.forward = Some(ForwardTo(forward));
         self
     }
 }
@@ -231,7 +268,8 @@ where
     let (tx, rx) = unbounded::<Message>();
     let mut workers = Vec::new();
     for n in 0..config.workers.clamp(1, MAX_WORKERS) {
-        match spawn_worker(n, host.watch(), &queue, &tx) {
+        let forward = config.forward.as_ref().map(|f| Arc::clone(&f.0));
+        match spawn_worker(n, host.watch(), &queue, &tx, forward) {
             Ok(worker) => workers.push(worker),
             Err(e) => {
                 queue.close();
@@ -359,6 +397,7 @@ fn spawn_worker(
     host: CurrentGeneration,
     queue: &Arc<Queue>,
     tx: &Sender<Message>,
+    forward: Option<Arc<dyn Forward>>,
 ) -> std::io::Result<Worker> {
     let slot = Arc::new(Mutex::new(Slot::default()));
     let counts = Arc::new(Published::default());
@@ -372,7 +411,7 @@ fn spawn_worker(
                 Arc::clone(queue),
                 tx.clone(),
             );
-            move || work(&host, &queue, &tx, &slot, &counts)
+            move || work(&host, &queue, &tx, &slot, &counts, forward)
         })?;
     Ok(Worker {
         slot,
@@ -389,8 +428,10 @@ fn work(
     tx: &Sender<Message>,
     slot: &Mutex<Slot>,
     counts: &Published,
+    forward: Option<Arc<dyn Forward>>,
 ) {
     let mut duty = Duty {
+        forward,
         tx,
         slot,
         counts,
@@ -413,6 +454,7 @@ fn work(
 /// What one worker holds while it works: where results go, its slot and counts, and the
 /// buffers it reuses from event to event.
 struct Duty<'w> {
+    forward: Option<Arc<dyn Forward>>,
     tx: &'w Sender<Message>,
     slot: &'w Mutex<Slot>,
     counts: &'w Published,
@@ -463,12 +505,18 @@ impl Duty<'_> {
             }
             if let [(seq, line)] = claimed[..] {
                 let outcomes = &mut self.outcomes[0];
-                let reply = handle(generation, seq, line, outcomes, &mut self.report);
+                let forward = self.forward.as_deref();
+                let reply = handle(generation, seq, line, outcomes, &mut self.report, forward);
                 self.tally.add(outcomes);
                 done.push((seq, reply));
             } else {
-                let replies =
-                    handle_batch(generation, &claimed, &mut self.outcomes, &mut self.report);
+                let replies = handle_batch(
+                    generation,
+                    &claimed,
+                    &mut self.outcomes,
+                    &mut self.report,
+                    self.forward.as_deref(),
+                );
                 for (&(seq, _), (reply, outcomes)) in
                     claimed.iter().zip(replies.into_iter().zip(&self.outcomes))
                 {
