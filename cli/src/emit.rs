@@ -145,12 +145,10 @@ fn publish(
         .filter(|(_, v)| !v.is_null())
         .map(|(name, value)| (name.to_string(), value.to_json()))
         .collect();
-    let id = args.id.clone().unwrap_or_else(|| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        format!("sb-{}-{now:x}", std::process::id())
-    });
+    let id = args
+        .id
+        .clone()
+        .unwrap_or_else(|| switchboard::service::made_up_id(1));
     let publisher = switchboard_nats::Publisher::connect(nats)?;
     let published = publisher.publish(&args.event, &object, &id)?;
     let mut results = crate::process::claim_stdout()?;

@@ -53,11 +53,7 @@ pub enum Dispatched {
 /// An event the manifest publishes: its arguments checked, then handed on (to NATS); the
 /// answer says where it was stored.
 fn forwarded(generation: &Generation, job: &Job, forward: &dyn Forward) -> Dispatched {
-    let checked = generation
-        .event(&job.event)
-        .and_then(|id| generation.registry().event(id))
-        .and_then(|event| event.json_args(&job.args));
-    if let Err(error) = checked {
+    if let Err(error) = generation.json_event(&job.event, &job.args) {
         return Dispatched::Refused(error);
     }
     let (ok, answer) = match forward.forward(&job.event, &job.args, &job.id) {

@@ -86,11 +86,22 @@ impl Generation {
         args: &serde_json::Map<String, serde_json::Value>,
         outcomes: &mut Outcomes,
     ) -> Result<(), EmitError> {
-        let decl = self.registry.event(self.event(event)?)?;
-        let values = decl.json_args(args)?;
+        let (decl, values) = self.json_event(event, args)?;
         self.begin(outcomes)?;
         self.dispatch(decl, &values, &Frame::root(&decl.name), outcomes);
         Ok(())
+    }
+
+    /// The declared event called `event`, with `args` (a JSON object) arranged and
+    /// checked against it, as the `emit_json*` methods read them: also for callers that
+    /// hand an event on instead of dispatching it.
+    pub fn json_event(
+        &self,
+        event: &str,
+        args: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(&Event, Vec<Value<'static>>), EmitError> {
+        let decl = self.registry.event(self.event(event)?)?;
+        Ok((decl, decl.json_args(args)?))
     }
 
     fn emit_arranged(&self, decl: &Event, values: &[Value<'_>]) -> Result<Outcomes, EmitError> {
@@ -104,7 +115,7 @@ impl Generation {
     /// Starts an outermost emit: refused once the generation is shut down, otherwise into
     /// `outcomes` emptied for this generation.
     #[inline]
-    fn begin(&self, outcomes: &mut Outcomes) -> Result<(), EmitError> {
+    pub(super) fn begin(&self, outcomes: &mut Outcomes) -> Result<(), EmitError> {
         if self.is_shut_down() {
             return Err(EmitError::ShutDown);
         }

@@ -76,23 +76,17 @@ impl Generation {
     pub(crate) fn emit_json_batch(&self, emits: &mut [JsonEmit<'_>]) {
         let mut pending = Vec::with_capacity(emits.len());
         for (index, emit) in emits.iter_mut().enumerate() {
-            let prepared = self
-                .event(emit.event)
-                .and_then(|id| self.registry.event(id))
-                .and_then(|event| Ok((event, event.json_args(emit.args)?)));
-            let (event, args) = match prepared {
+            let (event, args) = match self.json_event(emit.event, emit.args) {
                 Ok(prepared) => prepared,
                 Err(error) => {
                     emit.result = Err(error);
                     continue;
                 }
             };
-            if self.is_shut_down() {
-                emit.result = Err(EmitError::ShutDown);
+            emit.result = self.begin(emit.outcomes);
+            if emit.result.is_err() {
                 continue;
             }
-            emit.outcomes.reset(self.number());
-            emit.result = Ok(());
             pending.push(Pending {
                 index,
                 event,

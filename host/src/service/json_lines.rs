@@ -102,16 +102,16 @@ pub(super) fn handle(
     // Nothing of this line's is counted unless it is dispatched.
     outcomes.reset(0);
     match parse(seq, line, report) {
-        Ok(input) if forward.is_some_and(|f| f.forwards(&input.event)) => {
-            forwarded(generation, seq, &input, forward, report)
-        }
-        Ok(input) => {
-            let result = generation.emit_json_into(&input.event, &input.args, outcomes);
-            if result.is_ok() {
-                generation.tell_observer(&input.event, outcomes);
+        Ok(input) => match forward.filter(|f| f.forwards(&input.event)) {
+            Some(forward) => forwarded(generation, seq, &input, forward, report),
+            None => {
+                let result = generation.emit_json_into(&input.event, &input.args, outcomes);
+                if result.is_ok() {
+                    generation.tell_observer(&input.event, outcomes);
+                }
+                reply(generation, seq, &input, result, outcomes, report)
             }
-            reply(generation, seq, &input, result, outcomes, report)
-        }
+        },
         Err(reply) => reply,
     }
 }
@@ -128,11 +128,12 @@ pub(super) fn handle_batch(
     // A forwarded line's result is made here, like a refused line's: neither is dispatched.
     let parsed: Vec<Result<Input, String>> = lines
         .iter()
-        .map(|&(seq, line)| match parse(seq, line, report) {
-            Ok(input) if forward.is_some_and(|f| f.forwards(&input.event)) => {
-                Err(forwarded(generation, seq, &input, forward, report))
+        .map(|&(seq, line)| {
+            let input = parse(seq, line, report)?;
+            match forward.filter(|f| f.forwards(&input.event)) {
+                Some(forward) => Err(forwarded(generation, seq, &input, forward, report)),
+                None => Ok(input),
             }
-            other => other,
         })
         .collect();
     let mut emits: Vec<JsonEmit<'_>> = parsed
@@ -176,17 +177,10 @@ fn forwarded(
     generation: &Generation,
     seq: u64,
     input: &Input,
-    forward: Option<&dyn Forward>,
+    forward: &dyn Forward,
     report: &mut Report,
 ) -> String {
-    let Some(forward) = forward else {
-        return bad_line(seq, "no forward".to_owned(), report);
-    };
-    let checked = generation
-        .event(&input.event)
-        .and_then(|id| generation.registry().event(id))
-        .and_then(|event| event.json_args(&input.args));
-    if let Err(e) = checked {
+    if let Err(e) = generation.json_event(&input.event, &input.args) {
         report.bad_lines += 1;
         return json!({"seq": seq, "id": input.id, "event": input.event, "error": e.to_string()})
             .to_string();
@@ -196,7 +190,7 @@ fn forwarded(
     let id = match &input.id {
         Some(serde_json::Value::String(id)) => id.clone(),
         Some(other) => other.to_string(),
-        None => format!("{}-{seq}", run_token()),
+        None => super::made_up_id(seq),
     };
     report.dispatched += 1;
     match forward.forward(&input.event, &input.args, &id) {
@@ -210,18 +204,6 @@ fn forwarded(
                 .to_string()
         }
     }
-}
-
-/// What tells this process's runs apart in made-up ids: the process id and the time it
-/// started.
-fn run_token() -> &'static str {
-    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TOKEN.get_or_init(|| {
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        format!("sb-{}-{started:x}", std::process::id())
-    })
 }
 
 /// The event on a line, or the result line that refuses it.

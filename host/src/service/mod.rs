@@ -74,6 +74,19 @@ pub trait Forward: Send + Sync {
     ) -> Result<serde_json::Value, String>;
 }
 
+/// An id for the `n`th event of this process that came without one (for a publish, which
+/// needs one): `sb-<pid>-<start time>-<n>`, unique across runs.
+pub fn made_up_id(n: u64) -> String {
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let run = RUN.get_or_init(|| {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("sb-{}-{started:x}", std::process::id())
+    });
+    format!("{run}-{n}")
+}
+
 /// A [`Forward`], in a [`ServiceConfig`].
 #[derive(Clone)]
 pub struct ForwardTo(pub Arc<dyn Forward>);
