@@ -186,26 +186,29 @@ impl Publisher {
 
 /// A `Publisher` serves `run`'s (and `serve`'s) forwarded events; one at a time, since the
 /// client's runtime is single-threaded and publishes are bounded by the server's acks.
-pub struct Forwarder(std::sync::Mutex<Publisher>);
+pub struct Forwarder {
+    /// Which events are published: read for every event, so kept outside the lock.
+    settings: NatsSettings,
+    publisher: std::sync::Mutex<Publisher>,
+}
 
 impl Forwarder {
     /// Forwards through `publisher`.
     pub fn new(publisher: Publisher) -> Forwarder {
-        Forwarder(std::sync::Mutex::new(publisher))
+        Forwarder {
+            settings: publisher.settings.clone(),
+            publisher: std::sync::Mutex::new(publisher),
+        }
     }
 }
 
 impl Forward for Forwarder {
     fn forwards(&self, event: &str) -> bool {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .settings
-            .publishes(event)
+        self.settings.publishes(event)
     }
 
     fn forward(&self, event: &str, args: &Map<String, Json>, id: &str) -> Result<Json, String> {
-        let publisher = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let publisher = self.publisher.lock().unwrap_or_else(|e| e.into_inner());
         publisher
             .publish(event, args, id)
             .map(|p| json!({"stream": p.stream, "seq": p.sequence, "duplicate": p.duplicate}))
