@@ -15,6 +15,8 @@ use std::sync::{Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
 
+use super::preflight::hex;
+
 /// The largest library the host copies: 1 GiB.
 const MAX_LIBRARY_BYTES: u64 = 1 << 30;
 
@@ -44,10 +46,7 @@ pub(crate) fn private_copy(original: &Path, state: Option<&Path>) -> std::io::Re
     // One read: the hash names exactly the bytes that are copied, even if a build is
     // writing the file at this moment.
     let bytes = std::fs::read(original)?;
-    let sha256: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = hex(&Sha256::digest(&bytes));
     let file_name = original
         .file_name()
         .map_or_else(|| "plugin".into(), |n| n.to_string_lossy().into_owned());
@@ -75,11 +74,7 @@ fn write_once(folder: &Path, name: &str, bytes: &[u8], sha256: &str) -> std::io:
     std::fs::create_dir_all(folder)?;
     let path = folder.join(name);
     if let Ok(existing) = std::fs::read(&path) {
-        let same: String = Sha256::digest(&existing)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        if same == sha256 {
+        if hex(&Sha256::digest(&existing)) == sha256 {
             return Ok(path);
         }
     }
