@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use switchboard_plugin_api::Error as PluginError;
 
-/// Anything that stops a [`Switchboard`](crate::Switchboard) from starting.
+/// Anything that stops a [`Switchboard`](crate::Switchboard) from starting or reloading.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HostError {
@@ -15,6 +15,9 @@ pub enum HostError {
     /// A plugin could not be loaded or initialized.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// A reload came after the host began shutting down: nothing changed.
+    #[error("the host is shutting down; nothing was reloaded")]
+    ShuttingDown,
 }
 
 /// A problem with the manifest file.
@@ -443,6 +446,7 @@ impl HostError {
         match self {
             HostError::Manifest(e) => e.kind(),
             HostError::Load(e) => e.kind(),
+            HostError::ShuttingDown => "host.shutting_down",
         }
     }
 }

@@ -131,10 +131,7 @@ impl Switchboard {
     pub fn reload(&self, path: &Path) -> Result<Reloaded, HostError> {
         let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
         if self.stopped.load(Ordering::Acquire) {
-            return Err(HostError::Load(LoadError::Init {
-                plugin: String::new(),
-                error: switchboard_plugin_api::Error::new("the host is shutting down"),
-            }));
+            return Err(HostError::ShuttingDown);
         }
         let manifest = Manifest::load_valid(path)?;
         let previous = self.current();
