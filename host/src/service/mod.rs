@@ -15,6 +15,7 @@
 //! instead (a callback that never returns cannot be stopped in-process), so that each
 //! accepted line still gets exactly one result line.
 
+mod bridge;
 mod input;
 mod json_lines;
 mod output;
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
 use serde_json::json;
 
+pub use bridge::{made_up_id, Busy, Crossing, Done, Forward, Handled, Intake, Source, Traffic};
 pub use json_lines::OutcomesJson;
 use json_lines::{handle, handle_batch, Line};
 use output::Message;
@@ -55,37 +57,6 @@ pub const MAX_QUEUE: usize = 1_000_000;
 /// Each worker's stack: at least what the main thread has (8 MiB on Linux), so that a
 /// callback that runs under `emit` also runs under `run`. Untouched stack costs no memory.
 const WORKER_STACK: usize = 16 * 1024 * 1024;
-
-/// Where events that are not dispatched here go instead (another host, through NATS, for
-/// the events a manifest publishes). The service checks their arguments against the
-/// manifest first; the result line says what `forward` answered.
-pub trait Forward: Send + Sync {
-    /// Whether `event` goes out instead of being dispatched here.
-    fn forwards(&self, event: &str) -> bool;
-
-    /// Hands the event on under the caller's `id` (stable across retries, so that the
-    /// other side stores it once); what the result line says of it (its `published`
-    /// field), or why it failed.
-    fn forward(
-        &self,
-        event: &str,
-        args: &serde_json::Map<String, serde_json::Value>,
-        id: &str,
-    ) -> Result<serde_json::Value, String>;
-}
-
-/// An id for the `n`th event of this process that came without one (for a publish, which
-/// needs one): `sb-<pid>-<start time>-<n>`, unique across runs.
-pub fn made_up_id(n: u64) -> String {
-    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let run = RUN.get_or_init(|| {
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        format!("sb-{}-{started:x}", std::process::id())
-    });
-    format!("{run}-{n}")
-}
 
 /// A [`Forward`], in a [`ServiceConfig`].
 #[derive(Clone)]

@@ -1,0 +1,134 @@
+//! How events cross between this host and others: [`Forward`] hands the events a manifest
+//! publishes to another host (NATS) instead of this host's plugins; a [`Source`] (a NATS
+//! consumer) brings events from elsewhere into a long-running host through its [`Intake`];
+//! [`Traffic`] counts what crossed, for metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value as Json};
+
+/// Where events that are not dispatched here go instead (another host, through NATS, for
+/// the events a manifest publishes). The service checks their arguments against the
+/// manifest first; the result line says what `forward` answered.
+pub trait Forward: Send + Sync {
+    /// Whether `event` goes out instead of being dispatched here.
+    fn forwards(&self, event: &str) -> bool;
+
+    /// Hands the event on under the caller's `id` (stable across retries, so that the
+    /// other side stores it once); what the result line says of it (its `published`
+    /// field), or why it failed.
+    fn forward(&self, event: &str, args: &Map<String, Json>, id: &str) -> Result<Json, String>;
+}
+
+/// An id for the `n`th event of this process that came without one (for a publish, which
+/// needs one): `sb-<pid>-<start time>-<n>`, unique across runs.
+pub fn made_up_id(n: u64) -> String {
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let run = RUN.get_or_init(|| {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("sb-{}-{started:x}", std::process::id())
+    });
+    format!("{run}-{n}")
+}
+
+/// What became of an event handed to an [`Intake`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Handled {
+    /// Every callback ran and succeeded.
+    Completed,
+    /// A callback failed or was skipped: one line per failure, `plugin.callback (kind):
+    /// message`.
+    Failed(Vec<String>),
+    /// The host refused it before any callback ran (its arguments do not match the
+    /// declaration, or the event is not declared): why. Sending it again will not help.
+    Refused(String),
+}
+
+/// Why an [`Intake`] did not take an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Busy {
+    /// Its queue is full: offer it again shortly.
+    Full,
+    /// The host is stopping: it takes nothing more.
+    Stopping,
+}
+
+/// Called once with what became of an event, on the thread that dispatched it.
+pub type Done = Box<dyn FnOnce(Handled) + Send>;
+
+/// Where a [`Source`] hands its events: a long-running host's dispatch workers (`serve`'s),
+/// behind their bounded queue. Events taken here are dispatched to this host's plugins,
+/// never forwarded.
+pub trait Intake: Send + Sync {
+    /// Queues `event` with its arguments and the sender's `id` (for logs and answers);
+    /// `done` is called once every callback finished, or the host refused the event.
+    fn submit(
+        &self,
+        event: String,
+        args: Map<String, Json>,
+        id: String,
+        done: Done,
+    ) -> Result<(), Busy>;
+}
+
+/// Events from elsewhere (a NATS consumer) for a long-running host: started once its
+/// dispatch workers run, stopped before they stop.
+pub trait Source: Send + Sync {
+    /// Starts handing events to `intake`; why it cannot, if so (the host does not start).
+    fn start(&self, intake: Arc<dyn Intake>) -> Result<(), String>;
+
+    /// Takes nothing more, and waits up to `within` for the events already handed over to
+    /// finish (and be acknowledged where they came from); whether they all did.
+    fn stop(&self, within: Duration) -> bool;
+}
+
+/// One message crossing to or from another host, as metrics count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Crossing {
+    /// Published, and stored by the broker.
+    Published,
+    /// Delivered to this host by the broker (each delivery, redeliveries included).
+    Consumed,
+    /// Delivered again: an earlier delivery failed, timed out, or was never acknowledged.
+    Redelivered,
+    /// Delivered again after this host had completed it (its acknowledgement was lost):
+    /// recognized by its id and not dispatched again.
+    AlreadyCompleted,
+    /// Given up on and sent to the dead-letter subject.
+    DeadLettered,
+}
+
+impl Crossing {
+    /// Every crossing, in the order metrics list them.
+    pub const ALL: [Crossing; 5] = [
+        Crossing::Published,
+        Crossing::Consumed,
+        Crossing::Redelivered,
+        Crossing::AlreadyCompleted,
+        Crossing::DeadLettered,
+    ];
+
+    /// Its name in metrics: `published`, `consumed`, `redelivered`, `already_completed`,
+    /// `dead_lettered`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Crossing::Published => "published",
+            Crossing::Consumed => "consumed",
+            Crossing::Redelivered => "redelivered",
+            Crossing::AlreadyCompleted => "already_completed",
+            Crossing::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+/// Counts messages crossing to and from other hosts (`serve`'s metrics implement it).
+pub trait Traffic: Send + Sync {
+    /// One message of `event` crossed as `how`.
+    fn crossed(&self, event: &str, how: Crossing);
+}
