@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use serde_json::{Map, Value as Json};
-use switchboard::service::{Forward, OutcomesJson};
+use switchboard::service::{Busy, Done, Forward, Handled, Intake, OutcomesJson};
 use switchboard::{CurrentGeneration, EmitError, Generation, Outcomes};
 use tokio::sync::oneshot;
 
@@ -31,7 +31,16 @@ pub struct Job {
     /// The caller's id (or one the server made), for the log.
     pub id: String,
     /// Where the outcome goes.
-    pub reply: oneshot::Sender<Dispatched>,
+    pub reply: Reply,
+}
+
+/// Where a job's outcome goes.
+pub enum Reply {
+    /// An HTTP request's answer; the event may be forwarded (published) instead of
+    /// dispatched here.
+    Http(oneshot::Sender<Dispatched>),
+    /// An event from a [`Source`](switchboard::service::Source): always dispatched here.
+    Intake(Done),
 }
 
 /// What became of a job.
@@ -52,18 +61,22 @@ pub enum Dispatched {
 
 /// An event the manifest publishes: its arguments checked, then handed on (to NATS); the
 /// answer says where it was stored.
-fn forwarded(generation: &Generation, job: &Job, forward: &dyn Forward) -> Dispatched {
-    if let Err(error) = generation.json_event(&job.event, &job.args) {
+fn forwarded(
+    generation: &Generation,
+    (event, args, id): (&str, &Map<String, Json>, &str),
+    forward: &dyn Forward,
+) -> Dispatched {
+    if let Err(error) = generation.json_event(event, args) {
         return Dispatched::Refused(error);
     }
-    let (ok, answer) = match forward.forward(&job.event, &job.args, &job.id) {
+    let (ok, answer) = match forward.forward(event, args, id) {
         Ok(published) => (true, serde_json::json!({"published": published})),
         Err(error) => (
             false,
             serde_json::json!({"error": {"kind": "nats.publish", "message": error}}),
         ),
     };
-    let mut body = serde_json::json!({"event": job.event, "id": job.id, "ok": ok});
+    let mut body = serde_json::json!({"event": event, "id": id, "ok": ok});
     if let (Some(body), serde_json::Value::Object(answer)) = (body.as_object_mut(), answer) {
         body.extend(answer);
     }
@@ -76,7 +89,7 @@ fn forwarded(generation: &Generation, job: &Job, forward: &dyn Forward) -> Dispa
 
 /// The answer to an event request, serialized straight to the body (no JSON tree first).
 #[derive(serde::Serialize)]
-struct Reply<'a> {
+struct Answer<'a> {
     event: &'a str,
     id: &'a str,
     ok: bool,
@@ -169,6 +182,11 @@ impl Dispatcher {
         })
     }
 
+    /// An [`Intake`] for sources: their events go through the same queue and workers.
+    pub fn intake(self: &Arc<Self>) -> Arc<dyn Intake> {
+        Arc::new(SourceIntake(Arc::clone(self)))
+    }
+
     /// Queues a job, or says why not.
     pub fn submit(&self, job: Job) -> Result<(), Refusal> {
         let queue = self.queue.read().unwrap_or_else(|e| e.into_inner());
@@ -205,6 +223,25 @@ impl Dispatcher {
     }
 }
 
+/// A failed or skipped call, as the status page lists it.
+fn failure(
+    generation: &Generation,
+    callback: switchboard::CallbackId,
+    error: &switchboard_plugin_api::Error,
+    event: &str,
+    id: &str,
+) -> Failure {
+    let callback = generation.callback(callback);
+    Failure {
+        at: SystemTime::now(),
+        id: id.to_owned(),
+        event: event.to_owned(),
+        callback: format!("{}.{}", callback.plugin_name, callback.name),
+        kind: error.kind_name(),
+        message: error.message().to_owned(),
+    }
+}
+
 /// What a dispatch worker keeps from job to job.
 struct Worker {
     /// Reused, so that a job allocates no outcome list.
@@ -216,43 +253,90 @@ struct Worker {
 impl Worker {
     /// Dispatches one job on the current generation, counts it and answers it.
     fn run(&mut self, host: &CurrentGeneration, job: Job, metrics: &Arc<Metrics>, recent: &Recent) {
-        let answer = host.with(|generation| self.dispatch(generation, &job, metrics, recent));
-        // The client may have gone away; the event ran all the same.
-        let _ = job.reply.send(answer);
+        let Job {
+            event,
+            args,
+            id,
+            reply,
+        } = job;
+        let job = (event.as_str(), &args, id.as_str());
+        match reply {
+            Reply::Http(reply) => {
+                let answer =
+                    host.with(|generation| self.dispatch(generation, job, metrics, recent));
+                // The client may have gone away; the event ran all the same.
+                let _ = reply.send(answer);
+            }
+            Reply::Intake(done) => {
+                let handled =
+                    host.with(|generation| self.take_in(generation, job, metrics, recent));
+                done(handled);
+            }
+        }
+    }
+
+    /// Dispatches an event from a source (never forwarded): what became of it.
+    fn take_in(
+        &mut self,
+        generation: &Generation,
+        (event, args, id): (&str, &Map<String, Json>, &str),
+        metrics: &Arc<Metrics>,
+        recent: &Recent,
+    ) -> Handled {
+        let outcomes = &mut self.outcomes;
+        outcomes.time_calls(true);
+        if let Err(error) = generation.emit_json_into(event, args, outcomes) {
+            if generation.event(event).is_ok() {
+                metrics.refused(event, Refusal::BadArguments);
+            }
+            return Handled::Refused(error.to_string());
+        }
+        generation.record(outcomes);
+        metrics.dispatched(generation, event, outcomes);
+        let failures: Vec<String> = outcomes
+            .failures()
+            .map(|(outcome, error)| {
+                let failure = failure(generation, outcome.callback, error, event, id);
+                let line = format!(
+                    "{} ({}): {}",
+                    failure.callback, failure.kind, failure.message
+                );
+                recent.push(failure);
+                line
+            })
+            .collect();
+        if failures.is_empty() {
+            Handled::Completed
+        } else {
+            Handled::Failed(failures)
+        }
     }
 
     fn dispatch(
         &mut self,
         generation: &Generation,
-        job: &Job,
+        job: (&str, &Map<String, Json>, &str),
         metrics: &Arc<Metrics>,
         recent: &Recent,
     ) -> Dispatched {
-        if let Some(forward) = self.forward.as_ref().filter(|f| f.forwards(&job.event)) {
+        let (event, args, id) = job;
+        if let Some(forward) = self.forward.as_ref().filter(|f| f.forwards(event)) {
             return forwarded(generation, job, forward.as_ref());
         }
         let outcomes = &mut self.outcomes;
         outcomes.time_calls(true);
-        match generation.emit_json_into(&job.event, &job.args, outcomes) {
+        match generation.emit_json_into(event, args, outcomes) {
             Ok(()) => {
                 generation.record(outcomes);
-                metrics.dispatched(generation, &job.event, outcomes);
+                metrics.dispatched(generation, event, outcomes);
                 let mut failed = 0;
                 for (outcome, error) in outcomes.failures() {
                     failed += 1;
-                    let callback = generation.callback(outcome.callback);
-                    recent.push(Failure {
-                        at: SystemTime::now(),
-                        id: job.id.clone(),
-                        event: job.event.clone(),
-                        callback: format!("{}.{}", callback.plugin_name, callback.name),
-                        kind: error.kind_name(),
-                        message: error.message().to_owned(),
-                    });
+                    recent.push(failure(generation, outcome.callback, error, event, id));
                 }
-                let reply = Reply {
-                    event: &job.event,
-                    id: &job.id,
+                let reply = Answer {
+                    event,
+                    id,
                     ok: failed == 0,
                     generation: generation.number(),
                     request: outcomes.request_id(),
@@ -262,7 +346,7 @@ impl Worker {
                     },
                 };
                 let body = serde_json::to_vec(&reply).unwrap_or_else(|e| {
-                    serde_json::json!({"event": job.event, "id": job.id, "ok": false, "error": format!("cannot write the outcomes: {e}")})
+                    serde_json::json!({"event": event, "id": id, "ok": false, "error": format!("cannot write the outcomes: {e}")})
                         .to_string()
                         .into_bytes()
                 });
@@ -273,9 +357,33 @@ impl Worker {
                 }
             }
             Err(error) => {
-                metrics.refused(&job.event, Refusal::BadArguments);
+                metrics.refused(event, Refusal::BadArguments);
                 Dispatched::Refused(error)
             }
         }
+    }
+}
+
+/// The dispatcher as a source's [`Intake`].
+struct SourceIntake(Arc<Dispatcher>);
+
+impl Intake for SourceIntake {
+    fn submit(
+        &self,
+        event: String,
+        args: Map<String, Json>,
+        id: String,
+        done: Done,
+    ) -> Result<(), Busy> {
+        let job = Job {
+            event,
+            args,
+            id,
+            reply: Reply::Intake(done),
+        };
+        self.0.submit(job).map_err(|why| match why {
+            Refusal::QueueFull => Busy::Full,
+            _ => Busy::Stopping,
+        })
     }
 }

@@ -44,6 +44,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use switchboard::manifest::ServeSettings;
+use switchboard::service::Source;
 use switchboard::Switchboard;
 use tokio::sync::{Notify, Semaphore};
 
@@ -69,6 +70,11 @@ pub struct Options {
     pub reload: Option<Reload>,
     /// Where the events the manifest publishes go (NATS) instead of the plugins.
     pub forward: Option<Arc<dyn switchboard::service::Forward>>,
+    /// Sources of events from elsewhere (a NATS consumer), dispatched by the same workers.
+    pub sources: Vec<Arc<dyn Source>>,
+    /// The metrics to count into and export, when the caller shares them (with a NATS
+    /// publisher or consumer); new ones otherwise.
+    pub metrics: Option<Arc<metrics::Metrics>>,
 }
 
 impl Options {
@@ -87,6 +93,19 @@ impl Options {
     /// Hands the events `forward` takes to it instead of dispatching them.
     pub fn forward(mut self, forward: Arc<dyn switchboard::service::Forward>) -> Self {
         self.forward = Some(forward);
+        self
+    }
+
+    /// Dispatches the events of `source` too: started with the workers, stopped before
+    /// them.
+    pub fn source(mut self, source: Arc<dyn Source>) -> Self {
+        self.sources.push(source);
+        self
+    }
+
+    /// Counts into `metrics` (and exports them) instead of new ones.
+    pub fn metrics(mut self, metrics: Arc<metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 }
@@ -147,6 +166,9 @@ pub enum ServeError {
     /// A thread or the runtime could not be started.
     #[error("cannot start the server's threads: {0}")]
     Threads(std::io::Error),
+    /// A source of events (a NATS consumer) could not start.
+    #[error("{0}")]
+    Source(String),
 }
 
 /// Serves `host` over HTTP until `stop`; see the crate's documentation.
@@ -186,7 +208,11 @@ pub fn serve(
         },
         |w| *w.get_ref() as usize,
     );
-    let metrics = Arc::new(metrics::Metrics::new(queue));
+    let metrics = options
+        .metrics
+        .clone()
+        .unwrap_or_else(|| Arc::new(metrics::Metrics::new(queue)));
+    metrics.capacity(queue);
     // Nested emits and `plugin.failed` reports are counted as they happen, in this
     // generation and every one a reload starts.
     let observer = Arc::clone(&metrics);
@@ -204,7 +230,17 @@ pub fn serve(
         Arc::clone(&recent),
         options.forward.clone(),
     )
+    .map(Arc::new)
     .map_err(ServeError::Threads)?;
+    for (n, source) in options.sources.iter().enumerate() {
+        if let Err(why) = source.start(dispatcher.intake()) {
+            for started in &options.sources[..n] {
+                started.stop(Duration::from_secs(5));
+            }
+            dispatcher.close(Instant::now());
+            return Err(ServeError::Source(why));
+        }
+    }
     let admin_token = settings.admin_token_env.as_ref().and_then(|name| {
         let token = std::env::var(name.get_ref()).ok().filter(|t| !t.is_empty());
         if token.is_none() {
@@ -285,14 +321,24 @@ pub fn serve(
             () = tokio::time::sleep(drain_timeout) => false,
         }
     });
-    let finished = shared.dispatcher.close(
-        Instant::now()
-            + if drained {
-                drain_timeout
-            } else {
-                Duration::ZERO
-            },
-    );
+    // Sources stop taking events, and their events finish (and are acknowledged) while
+    // the workers still run.
+    // Every source is stopped, even after one that did not finish in time.
+    let unfinished = options
+        .sources
+        .iter()
+        .filter(|source| !source.stop(drain_timeout))
+        .count();
+    let sources_finished = unfinished == 0;
+    let finished = sources_finished
+        && shared.dispatcher.close(
+            Instant::now()
+                + if drained {
+                    drain_timeout
+                } else {
+                    Duration::ZERO
+                },
+        );
     if !drained || !finished {
         tracing::warn!(
             "some requests were still running when the drain timeout ({} s) ended",

@@ -13,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use switchboard::service::{Crossing, Traffic};
 use switchboard::{BreakerState, Generation, Outcomes};
 
 /// The route of event requests, as `switchboard_http_requests_total` labels it.
@@ -27,6 +28,12 @@ pub const PLUGIN_STATES: [&str; 5] = ["on", "switched_off", "trial", "quarantine
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
     event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CrossingLabels {
+    event: String,
+    crossing: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -99,6 +106,7 @@ pub struct Metrics {
     duration: Family<CallbackLabels, Histogram, fn() -> Histogram>,
     plugin_state: Family<PluginStateLabels, Gauge>,
     requests: Family<RequestLabels, Counter>,
+    crossings: Family<CrossingLabels, Counter>,
     generation: Gauge,
     queue_depth: Gauge,
     queue_capacity: Gauge,
@@ -136,6 +144,7 @@ impl Metrics {
             duration: Family::new_with_constructor(duration_histogram),
             plugin_state: Family::default(),
             requests: Family::default(),
+            crossings: Family::default(),
             generation: Gauge::default(),
             queue_depth: Gauge::default(),
             queue_capacity: Gauge::default(),
@@ -187,6 +196,11 @@ impl Metrics {
             metrics.requests.clone(),
         );
         registry.register(
+            "nats_messages",
+            "Messages crossing to and from NATS, by event and crossing: published, consumed (each delivery), redelivered, already_completed (a redelivery recognized by its id and not dispatched again), dead_lettered",
+            metrics.crossings.clone(),
+        );
+        registry.register(
             "generation",
             "The number of the generation of plugins serving events",
             metrics.generation.clone(),
@@ -211,6 +225,11 @@ impl Metrics {
             registry,
             ..metrics
         }
+    }
+
+    /// Sets the queue's capacity, as exported.
+    pub fn capacity(&self, queue_capacity: usize) {
+        self.queue_capacity.set(queue_capacity as i64);
     }
 
     /// A request to emit the declared `event` arrived.
@@ -377,6 +396,16 @@ impl Metrics {
             *cached = (generation.number(), Arc::new(series));
         }
         Arc::clone(&cached.1)
+    }
+}
+
+impl Traffic for Metrics {
+    fn crossed(&self, event: &str, how: Crossing) {
+        let labels = CrossingLabels {
+            event: event.to_owned(),
+            crossing: how.name().to_owned(),
+        };
+        self.crossings.get_or_create(&labels).inc();
     }
 }
 

@@ -17,7 +17,7 @@ use switchboard::dispatch::StrictJson;
 use switchboard::{CurrentGeneration, EmitError};
 use tokio::sync::oneshot;
 
-use crate::dispatch::{Dispatched, Dispatcher, Job, Recent};
+use crate::dispatch::{Dispatched, Dispatcher, Job, Recent, Reply};
 use crate::metrics::{Metrics, Refusal, EVENTS_ROUTE};
 use crate::Reload;
 
@@ -31,7 +31,7 @@ const MAX_ID_BYTES: usize = 200;
 /// What every route shares.
 pub(crate) struct Shared {
     pub(crate) host: CurrentGeneration,
-    pub(crate) dispatcher: Dispatcher,
+    pub(crate) dispatcher: Arc<Dispatcher>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) recent: Arc<Recent>,
     pub(crate) max_body_bytes: usize,
@@ -215,7 +215,7 @@ async fn emit_inner(
         event: event.to_owned(),
         args,
         id: id.clone(),
-        reply,
+        reply: Reply::Http(reply),
     };
     if let Err(why) = app.dispatcher.submit(job) {
         app.metrics.refused(event, why);
