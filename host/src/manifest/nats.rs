@@ -14,6 +14,14 @@ use toml::Spanned;
 /// subject_prefix = "switchboard"  # an event `user_joined` is `switchboard.user_joined`
 /// publish = ["user_joined"]       # published to the stream instead of dispatched here
 /// publish_timeout_ms = 10000      # how long a publish retries while the server is away
+///
+/// consume = ["user_joined"]       # `serve` pulls these and dispatches them here
+/// consumer = "signups"            # the durable consumer's name (one per event)
+/// ack_wait_ms = 30000             # unacknowledged this long: delivered again
+/// max_deliveries = 5              # then the event goes to the dead-letter subject
+/// redeliver_after_ms = 1000       # a failed event is delivered again after this pause
+/// in_flight = 256                 # events being dispatched at once, at most
+/// remember_completed = 100000     # completed ids kept, to recognize lost acknowledgements
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +46,62 @@ pub struct NatsSettings {
     /// milliseconds (default 10000); past it the publish fails with the reason.
     #[serde(default = "default_publish_timeout_ms")]
     pub publish_timeout_ms: Spanned<u64>,
+    /// Events `switchboard serve` pulls from the stream and dispatches to this host's
+    /// plugins, each acknowledged once all its callbacks finished; each must be declared.
+    #[serde(default)]
+    pub consume: Vec<Spanned<String>>,
+    /// The durable consumer's name (default `switchboard`): hosts that share it share the
+    /// work, each event going to one of them. Each consumed event has a consumer of its
+    /// own on the server, `<consumer>-<event>` (a `.` in the event becomes `-`).
+    #[serde(default = "default_consumer")]
+    pub consumer: Spanned<String>,
+    /// How long a delivered event may stay unacknowledged before the server delivers it
+    /// again, in milliseconds (default 30000). A callback that takes longer is not cut
+    /// off: the host tells the server it is still working, every third of this time.
+    #[serde(default = "default_ack_wait_ms")]
+    pub ack_wait_ms: Spanned<u64>,
+    /// How many times an event is delivered before it goes to the dead-letter subject
+    /// `<subject_prefix>.dead-letter.<event>` with the failures that sent it there
+    /// (default 5).
+    #[serde(default = "default_max_deliveries")]
+    pub max_deliveries: Spanned<u32>,
+    /// How long after a failed dispatch the event is delivered again, in milliseconds
+    /// (default 1000; doubled on each further delivery, up to a minute).
+    #[serde(default = "default_redeliver_after_ms")]
+    pub redeliver_after_ms: Spanned<u64>,
+    /// The most consumed events being dispatched or waiting at once (default 256).
+    #[serde(default = "default_in_flight")]
+    pub in_flight: Spanned<u32>,
+    /// How many completed event ids the host remembers (default 100000; kept in
+    /// `.switchboard/nats/` beside the manifest, so they survive a restart): an event
+    /// delivered again after it completed, because its acknowledgement was lost, is
+    /// recognized by its id and acknowledged without running its callbacks again.
+    #[serde(default = "default_remember_completed")]
+    pub remember_completed: Spanned<u32>,
+}
+
+fn default_consumer() -> Spanned<String> {
+    Spanned::new(0..0, "switchboard".to_owned())
+}
+
+fn default_ack_wait_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 30_000)
+}
+
+fn default_max_deliveries() -> Spanned<u32> {
+    Spanned::new(0..0, 5)
+}
+
+fn default_redeliver_after_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 1_000)
+}
+
+fn default_in_flight() -> Spanned<u32> {
+    Spanned::new(0..0, 256)
+}
+
+fn default_remember_completed() -> Spanned<u32> {
+    Spanned::new(0..0, 100_000)
 }
 
 fn default_url() -> Spanned<String> {
@@ -62,9 +126,25 @@ impl NatsSettings {
         self.publish.iter().any(|e| e.get_ref() == event)
     }
 
+    /// Whether this host (under `serve`) consumes `event`.
+    pub fn consumes(&self, event: &str) -> bool {
+        self.consume.iter().any(|e| e.get_ref() == event)
+    }
+
     /// The subject of `event`.
     pub fn subject(&self, event: &str) -> String {
         format!("{}.{event}", self.subject_prefix.get_ref())
+    }
+
+    /// The dead-letter subject of `event`: `<subject_prefix>.dead-letter.<event>` (event
+    /// names have no `-`, so it is never an event's subject).
+    pub fn dead_letter_subject(&self, event: &str) -> String {
+        format!("{}.dead-letter.{event}", self.subject_prefix.get_ref())
+    }
+
+    /// The name of the durable consumer of `event` on the server.
+    pub fn consumer_of(&self, event: &str) -> String {
+        format!("{}-{}", self.consumer.get_ref(), event.replace('.', "-"))
     }
 }
 
@@ -113,6 +193,74 @@ pub(super) fn problems(
             nats.publish_timeout_ms.span(),
             format!("`nats.publish_timeout_ms` must be from 1 to 600000 (it is {timeout})"),
         ));
+    }
+    let consumer = nats.consumer.get_ref();
+    if consumer.is_empty()
+        || consumer.len() > 64
+        || !consumer
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        problems.push((
+            nats.consumer.span(),
+            format!("`nats.consumer` must be 1 to 64 letters, digits, `_` and `-` (a durable consumer's name), not `{consumer}`"),
+        ));
+    }
+    let bounds: [(&str, u64, std::ops::RangeInclusive<u64>, Range<usize>); 5] = [
+        (
+            "ack_wait_ms",
+            *nats.ack_wait_ms.get_ref(),
+            100..=3_600_000,
+            nats.ack_wait_ms.span(),
+        ),
+        (
+            "max_deliveries",
+            u64::from(*nats.max_deliveries.get_ref()),
+            1..=1000,
+            nats.max_deliveries.span(),
+        ),
+        (
+            "redeliver_after_ms",
+            *nats.redeliver_after_ms.get_ref(),
+            0..=3_600_000,
+            nats.redeliver_after_ms.span(),
+        ),
+        (
+            "in_flight",
+            u64::from(*nats.in_flight.get_ref()),
+            1..=65_536,
+            nats.in_flight.span(),
+        ),
+        (
+            "remember_completed",
+            u64::from(*nats.remember_completed.get_ref()),
+            1..=10_000_000,
+            nats.remember_completed.span(),
+        ),
+    ];
+    for (name, value, range, span) in bounds {
+        if !range.contains(&value) {
+            problems.push((
+                span,
+                format!(
+                    "`nats.{name}` must be from {} to {} (it is {value})",
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+    }
+    for event in &nats.consume {
+        if !declared(event.get_ref()) {
+            problems.push((
+                event.span(),
+                format!(
+                    "`nats.consume` names `{}`, which the manifest does not declare; declare it as [events.{}] (consumed messages are checked against its arguments)",
+                    event.get_ref(),
+                    event.get_ref()
+                ),
+            ));
+        }
     }
     for event in &nats.publish {
         if !declared(event.get_ref()) {
