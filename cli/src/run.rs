@@ -109,7 +109,11 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let manifest = host.current().manifest().clone();
     if let Some(nats) = manifest.nats.as_ref().filter(|n| !n.publish.is_empty()) {
         let publisher = switchboard_nats::Publisher::connect(nats)?;
-        config = config.with_forward(Arc::new(switchboard_nats::Forwarder::new(publisher)));
+        let mut forwarder = switchboard_nats::Forwarder::new(publisher);
+        if let Some(metrics) = &metrics {
+            forwarder = forwarder.counting(Arc::clone(metrics) as Arc<dyn service::Traffic>);
+        }
+        config = config.with_forward(Arc::new(forwarder));
     }
 
     let report = service::run_json_lines(&host, std::io::stdin(), results, &config, &stop)?;

@@ -1,7 +1,10 @@
 //! `switchboard serve`: the host as an HTTP service ([`switchboard_serve`]): events in,
 //! metrics, health checks and a status page.
 //!
-//! SIGTERM or SIGINT stops accepting connections, lets the requests in flight finish and be
+//! With `[nats] consume` in the manifest it also pulls those events from NATS and
+//! dispatches them on the same workers (see [`switchboard_nats`]).
+//!
+//! SIGTERM or SIGINT stops accepting connections (and pulling from NATS), lets the requests in flight finish and be
 //! answered, runs `host.stopping` and every plugin's shutdown, and exits 0. A second signal
 //! exits at once.
 
@@ -10,7 +13,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use switchboard::service::Traffic;
 use switchboard::Switchboard;
+use switchboard_nats::{Connection, Consumer, Forwarder, Publisher};
+use switchboard_serve::metrics::Metrics;
 use switchboard_serve::{serve, Options, Reload, Stop};
 
 use crate::cli::{exit, Cli};
@@ -53,15 +59,27 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(address) = args.listen {
         options = options.listen(address);
     }
-    if let Some(nats) = host
-        .current()
-        .manifest()
+    let metrics = Arc::new(Metrics::new(*settings.queue.get_ref() as usize));
+    options = options.metrics(Arc::clone(&metrics));
+    // Events the manifest publishes go to NATS instead of the plugins; the events it
+    // consumes come from NATS to them.
+    let manifest = host.current().manifest().clone();
+    if let Some(nats) = manifest
         .nats
         .as_ref()
-        .filter(|n| !n.publish.is_empty())
+        .filter(|n| !n.publish.is_empty() || !n.consume.is_empty())
     {
-        let publisher = switchboard_nats::Publisher::connect(nats)?;
-        options = options.forward(Arc::new(switchboard_nats::Forwarder::new(publisher)));
+        let connection = Connection::open(nats)?;
+        if !nats.publish.is_empty() {
+            let forwarder = Forwarder::new(Publisher::on(Arc::clone(&connection)))
+                .counting(Arc::clone(&metrics) as Arc<dyn Traffic>);
+            options = options.forward(Arc::new(forwarder));
+        }
+        if !nats.consume.is_empty() {
+            let state = manifest.base_dir().join(".switchboard");
+            let consumer = Consumer::on(connection, &state, Some(metrics as Arc<dyn Traffic>))?;
+            options = options.source(Arc::new(consumer));
+        }
     }
     let report = serve(&host, &settings, options, &stop)?;
     let failures = host.shutdown();

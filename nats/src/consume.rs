@@ -1,0 +1,551 @@
+//! Consuming: the events a manifest lists under `consume`, pulled through one durable
+//! consumer per event and handed to a long-running host's dispatch workers.
+//!
+//! A delivery is acknowledged only after every callback finished; while callbacks run,
+//! the server is told the host is still working (every third of `ack_wait_ms`), so a slow
+//! callback is not delivered twice. A failed event is delivered again after a pause that
+//! doubles each time; at `max_deliveries` it goes to the dead-letter subject with the
+//! failures. A message that does not match its event's declaration (not a JSON object,
+//! wrong arguments) goes there at once with the reason. Completed ids are remembered
+//! ([`Completed`]), so an event whose acknowledgement was lost is acknowledged again
+//! without running its callbacks.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::{self, AckKind};
+use async_nats::HeaderMap;
+use futures_util::StreamExt;
+use serde_json::{Map, Value as Json};
+use switchboard::manifest::NatsSettings;
+use switchboard::service::{Busy, Crossing, Handled, Intake, Source, Traffic};
+use tokio::sync::{oneshot, watch, Semaphore};
+
+use crate::completed::Completed;
+
+/// A durable pull consumer on the server.
+type PullConsumer = jetstream::consumer::Consumer<pull::Config>;
+use crate::publish::{store, Message};
+use crate::{Connection, NatsError};
+
+/// The most messages one pull asks for.
+const MOST_PER_PULL: usize = 256;
+
+/// How long one pull waits for messages before it asks again.
+const PULL_WAIT: Duration = Duration::from_secs(1);
+
+/// The longest pause before a failed event is delivered again.
+const LONGEST_PAUSE: Duration = Duration::from_secs(60);
+
+/// How much of a dead-letter reason goes into its header.
+const MOST_REASON_BYTES: usize = 4096;
+
+/// Pulls the events a manifest consumes and hands them to a host's [`Intake`].
+pub struct Consumer {
+    connection: Arc<Connection>,
+    /// The durable consumer of each consumed event.
+    consumers: Vec<(String, PullConsumer)>,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+}
+
+/// What every message's handling reads.
+struct Shared {
+    settings: NatsSettings,
+    jetstream: jetstream::Context,
+    stream: String,
+    completed: Mutex<Completed>,
+    /// Ids being dispatched now: a second delivery of one waits its turn.
+    in_progress: Mutex<HashSet<String>>,
+    traffic: Option<Arc<dyn Traffic>>,
+    /// One permit per event being handled (`in_flight`).
+    slots: Arc<Semaphore>,
+}
+
+impl Consumer {
+    /// Creates (or opens) the durable consumer of every event the manifest consumes, and
+    /// reads the completed ids kept under `state` (the manifest's `.switchboard` folder).
+    pub fn on(
+        connection: Arc<Connection>,
+        state: &Path,
+        traffic: Option<Arc<dyn Traffic>>,
+    ) -> Result<Consumer, NatsError> {
+        let settings = connection.settings.clone();
+        let mut consumers = Vec::new();
+        for event in &settings.consume {
+            let event = event.get_ref();
+            let name = settings.consumer_of(event);
+            let config = pull::Config {
+                durable_name: Some(name.clone()),
+                description: Some(format!("switchboard: `{event}` events")),
+                filter_subject: settings.subject(event),
+                ack_policy: AckPolicy::Explicit,
+                deliver_policy: DeliverPolicy::All,
+                ack_wait: Duration::from_millis(*settings.ack_wait_ms.get_ref()),
+                // The host bounds deliveries itself, so that the last one is dead-lettered
+                // with its reason instead of dropped by the server.
+                max_deliver: -1,
+                max_ack_pending: i64::from(*settings.in_flight.get_ref()),
+                ..Default::default()
+            };
+            let consumer = connection
+                .runtime
+                .block_on(connection.stream.create_consumer(config))
+                .map_err(|e| NatsError::Consumer {
+                    consumer: name.clone(),
+                    stream: settings.stream.get_ref().clone(),
+                    url: settings.url.get_ref().clone(),
+                    reason: e.to_string(),
+                })?;
+            consumers.push((event.clone(), consumer));
+        }
+        let path = state
+            .join("nats")
+            .join(format!("{}.completed", settings.consumer.get_ref()));
+        let completed = Completed::open(&path, *settings.remember_completed.get_ref() as usize)?;
+        let shared = Arc::new(Shared {
+            jetstream: connection.jetstream.clone(),
+            stream: settings.stream.get_ref().clone(),
+            completed: Mutex::new(completed),
+            in_progress: Mutex::default(),
+            traffic,
+            slots: Arc::new(Semaphore::new(*settings.in_flight.get_ref() as usize)),
+            settings,
+        });
+        Ok(Consumer {
+            connection,
+            consumers,
+            shared,
+            stop: watch::channel(false).0,
+        })
+    }
+
+    /// The events it consumes.
+    pub fn events(&self) -> impl Iterator<Item = &str> {
+        self.consumers.iter().map(|(event, _)| event.as_str())
+    }
+}
+
+impl Source for Consumer {
+    fn start(&self, intake: Arc<dyn Intake>) -> Result<(), String> {
+        for (event, consumer) in &self.consumers {
+            let pulling = pull_loop(
+                Arc::clone(&self.shared),
+                Arc::clone(&intake),
+                event.clone(),
+                consumer.clone(),
+                self.stop.subscribe(),
+            );
+            self.connection.runtime.spawn(pulling);
+        }
+        tracing::info!(
+            "consuming {} from NATS stream {} as `{}`",
+            self.consumers
+                .iter()
+                .map(|(event, _)| format!("`{event}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.shared.stream,
+            self.shared.settings.consumer.get_ref(),
+        );
+        Ok(())
+    }
+
+    fn stop(&self, within: Duration) -> bool {
+        let _ = self.stop.send(true);
+        let deadline = Instant::now() + within;
+        let all = *self.shared.settings.in_flight.get_ref() as usize;
+        let finished = loop {
+            if self.shared.slots.available_permits() == all {
+                break true;
+            }
+            if Instant::now() >= deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // The acknowledgements sent so far reach the server before the host exits.
+        let client = self.connection.client.clone();
+        let flushed = self
+            .connection
+            .runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(2), client.flush()).await });
+        if !matches!(flushed, Ok(Ok(()))) {
+            tracing::warn!("acknowledgements may not have reached NATS before the stop; those events will be delivered again and recognized by their ids");
+        }
+        let completed = self
+            .shared
+            .completed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = completed.sync() {
+            tracing::warn!("cannot write the completed ids through to the disk: {e}");
+        }
+        finished
+    }
+}
+
+/// Pulls `event`'s messages while there is room, until the stop.
+async fn pull_loop(
+    shared: Arc<Shared>,
+    intake: Arc<dyn Intake>,
+    event: String,
+    consumer: PullConsumer,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut pause = Duration::from_millis(100);
+    let mut failing = false;
+    while !*stop.borrow() {
+        let room = shared.slots.available_permits();
+        if room == 0 {
+            // Wait for a free slot (or the stop), then look again.
+            tokio::select! {
+                permit = shared.slots.acquire() => drop(permit),
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let pulled = consumer
+            .batch()
+            .max_messages(room.min(MOST_PER_PULL))
+            .expires(PULL_WAIT)
+            .messages()
+            .await;
+        let mut batch = match pulled {
+            Ok(batch) => batch,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!("cannot pull `{event}` events from NATS: {e}; trying again (the client reconnects)");
+                    failing = true;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    _ = stop.changed() => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                next = batch.next() => next,
+                _ = stop.changed() => None,
+            };
+            match next {
+                None => break,
+                Some(Ok(message)) => {
+                    if failing {
+                        tracing::info!("pulling `{event}` events from NATS again");
+                        failing = false;
+                        pause = Duration::from_millis(100);
+                    }
+                    let Ok(permit) = Arc::clone(&shared.slots).acquire_owned().await else {
+                        return;
+                    };
+                    let (shared, intake, event) =
+                        (Arc::clone(&shared), Arc::clone(&intake), event.clone());
+                    tokio::spawn(async move {
+                        handle(&shared, intake.as_ref(), &event, message).await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(e)) => {
+                    tracing::debug!("a pull of `{event}` events ended: {e}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One delivery of one message: dispatched, or recognized as done, or dead-lettered.
+async fn handle(
+    shared: &Arc<Shared>,
+    intake: &dyn Intake,
+    event: &str,
+    message: jetstream::Message,
+) {
+    let (delivered, sequence) = match message.info() {
+        Ok(info) => (info.delivered.max(1) as u64, info.stream_sequence),
+        Err(e) => {
+            tracing::warn!("a `{event}` message without delivery information was skipped: {e}");
+            return;
+        }
+    };
+    let id = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Msg-Id"))
+        .map(|v| v.as_str().to_owned())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| format!("{}-{sequence}", shared.stream));
+    shared.count(event, Crossing::Consumed);
+    if delivered > 1 {
+        shared.count(event, Crossing::Redelivered);
+    }
+    let letter = Letter {
+        shared,
+        event,
+        id: &id,
+        delivered,
+        message: &message,
+    };
+    if shared.is_completed(&id) {
+        tracing::debug!("event `{event}` (id {id}) was completed before; acknowledged again");
+        shared.count(event, Crossing::AlreadyCompleted);
+        letter.acknowledge(AckKind::Ack).await;
+        return;
+    }
+    let most = u64::from(*shared.settings.max_deliveries.get_ref());
+    if delivered > most {
+        let reason = format!("delivered {delivered} times without completing (the host stopped, or its acknowledgement was lost, each time)");
+        letter.dead_letter(&reason).await;
+        return;
+    }
+    let args = match arguments(&message.payload) {
+        Ok(args) => args,
+        Err(reason) => {
+            letter.dead_letter(&reason).await;
+            return;
+        }
+    };
+    if !shared.begin(&id) {
+        // Another delivery of the same id is being dispatched: this one comes back later.
+        let wait = Duration::from_millis(*shared.settings.ack_wait_ms.get_ref());
+        letter.acknowledge(AckKind::Nak(Some(wait))).await;
+        return;
+    }
+    let handled = dispatch(shared, &letter, intake, args).await;
+    match handled {
+        None => {
+            // The host is stopping: another host (or this one, restarted) takes it.
+            letter.acknowledge(AckKind::Nak(None)).await;
+        }
+        // Remembered as completed already, on the dispatch thread.
+        Some(Handled::Completed) => letter.acknowledge(AckKind::Ack).await,
+        Some(Handled::Failed(failures)) if delivered >= most => {
+            let reason = format!(
+                "callbacks failed on each of {delivered} deliveries; the last time: {}",
+                failures.join("; ")
+            );
+            letter.dead_letter(&reason).await;
+        }
+        Some(Handled::Failed(failures)) => {
+            let base = Duration::from_millis(*shared.settings.redeliver_after_ms.get_ref());
+            let pause = base
+                .saturating_mul(1 << (delivered - 1).min(16))
+                .min(LONGEST_PAUSE);
+            tracing::warn!(
+                "event `{event}` (id {id}) failed on delivery {delivered} of {most}: {}; delivered again in {} ms",
+                failures.join("; "),
+                pause.as_millis()
+            );
+            letter.acknowledge(AckKind::Nak(Some(pause))).await;
+        }
+        Some(Handled::Refused(reason)) => letter.dead_letter(&reason).await,
+        Some(_) => letter.acknowledge(AckKind::Nak(None)).await,
+    }
+    shared.end(&id);
+}
+
+/// Hands the event to the host and waits for its callbacks, telling the server the host
+/// is still working meanwhile; `None` when the host is stopping. A completed event is
+/// remembered on the dispatch thread, as its last callback returns: the events between
+/// their callbacks and the acknowledgement are then never run twice after a kill.
+async fn dispatch(
+    shared: &Arc<Shared>,
+    letter: &Letter<'_>,
+    intake: &dyn Intake,
+    args: Map<String, Json>,
+) -> Option<Handled> {
+    let every = Duration::from_millis(*letter.shared.settings.ack_wait_ms.get_ref() / 3)
+        .max(Duration::from_millis(30));
+    let mut told = Instant::now();
+    let mut args = Some(args);
+    let outcome = loop {
+        let (done, outcome) = oneshot::channel();
+        // The arguments are copied only when the queue was full and they are offered again.
+        let offered = args.take().unwrap_or_default();
+        let kept = offered.clone();
+        let (journal, id) = (Arc::clone(shared), letter.id.to_owned());
+        match intake.submit(
+            letter.event.to_owned(),
+            offered,
+            letter.id.to_owned(),
+            Box::new(move |handled| {
+                if handled == Handled::Completed {
+                    journal.remember(&id);
+                }
+                let _ = done.send(handled);
+            }),
+        ) {
+            Ok(()) => break outcome,
+            Err(Busy::Full) => {
+                args = Some(kept);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                if told.elapsed() >= every {
+                    letter.acknowledge(AckKind::Progress).await;
+                    told = Instant::now();
+                }
+            }
+            Err(_) => return None,
+        }
+    };
+    tokio::pin!(outcome);
+    loop {
+        tokio::select! {
+            handled = &mut outcome => {
+                return Some(handled.unwrap_or_else(|_| {
+                    Handled::Failed(vec!["the dispatch worker stopped before the event finished".to_owned()])
+                }));
+            }
+            () = tokio::time::sleep(every) => letter.acknowledge(AckKind::Progress).await,
+        }
+    }
+}
+
+/// The arguments a message carries: a JSON object, or why not.
+fn arguments(payload: &[u8]) -> Result<Map<String, Json>, String> {
+    match serde_json::from_slice::<Json>(payload) {
+        Ok(Json::Object(args)) => Ok(args),
+        Ok(other) => Err(format!(
+            "the message is not a JSON object of arguments but {}",
+            match other {
+                Json::Array(_) => "an array",
+                Json::String(_) => "a string",
+                Json::Number(_) => "a number",
+                Json::Bool(_) => "a boolean",
+                _ => "null",
+            }
+        )),
+        Err(e) => Err(format!("the message is not JSON: {e}")),
+    }
+}
+
+impl Shared {
+    fn count(&self, event: &str, how: Crossing) {
+        if let Some(traffic) = &self.traffic {
+            traffic.crossed(event, how);
+        }
+    }
+
+    /// Remembers that `id` completed.
+    fn remember(&self, id: &str) {
+        let recorded = self
+            .completed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(id);
+        if let Err(e) = recorded {
+            tracing::warn!("cannot remember that the event with id {id} completed: {e}; if its acknowledgement is lost it runs again");
+        }
+    }
+
+    fn is_completed(&self, id: &str) -> bool {
+        self.completed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
+    }
+
+    /// Marks `id` as being dispatched; `false` if it already is.
+    fn begin(&self, id: &str) -> bool {
+        self.in_progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned())
+    }
+
+    fn end(&self, id: &str) {
+        self.in_progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+}
+
+/// One delivery, and what can be answered to it.
+struct Letter<'a> {
+    shared: &'a Shared,
+    event: &'a str,
+    id: &'a str,
+    delivered: u64,
+    message: &'a jetstream::Message,
+}
+
+impl Letter<'_> {
+    /// Answers the server; a lost answer is covered by redelivery and the completed ids.
+    async fn acknowledge(&self, kind: AckKind) {
+        if let Err(e) = self.message.ack_with(kind).await {
+            tracing::debug!(
+                "cannot answer NATS for event `{}` (id {}): {e}",
+                self.event,
+                self.id
+            );
+        }
+    }
+
+    /// Stores the message, as it came, in the dead-letter subject with `reason` and where
+    /// it came from in its headers, then ends its deliveries. If it cannot be stored, it is
+    /// delivered again later (and dead-lettered then).
+    async fn dead_letter(&self, reason: &str) {
+        let settings = &self.shared.settings;
+        let subject = settings.dead_letter_subject(self.event);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "Nats-Msg-Id",
+            header_safe(&format!("dead-letter-{}", self.id)),
+        );
+        headers.insert("Switchboard-Reason", header_safe(reason));
+        headers.insert("Switchboard-Event", self.event);
+        headers.insert("Switchboard-Id", header_safe(self.id));
+        headers.insert("Switchboard-Deliveries", self.delivered.to_string());
+        headers.insert("Switchboard-Subject", self.message.subject.as_str());
+        let letter = Message {
+            subject: subject.clone(),
+            headers,
+            payload: self.message.payload.to_vec(),
+        };
+        let bound = Duration::from_millis(*settings.publish_timeout_ms.get_ref());
+        match store(&self.shared.jetstream, &letter, bound).await {
+            Ok(_) => {
+                tracing::warn!(
+                    "event `{}` (id {}) sent to {subject}: {reason}",
+                    self.event,
+                    self.id
+                );
+                self.shared.count(self.event, Crossing::DeadLettered);
+                self.acknowledge(AckKind::Term).await;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "cannot send event `{}` (id {}) to {subject}: {e}; it will be delivered again",
+                    self.event,
+                    self.id
+                );
+                let pause = Duration::from_millis(*settings.redeliver_after_ms.get_ref());
+                self.acknowledge(AckKind::Nak(Some(pause))).await;
+            }
+        }
+    }
+}
+
+/// `text` as one header line: no control characters, at most [`MOST_REASON_BYTES`].
+fn header_safe(text: &str) -> String {
+    let mut safe: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if safe.len() > MOST_REASON_BYTES {
+        let mut end = MOST_REASON_BYTES;
+        while !safe.is_char_boundary(end) {
+            end -= 1;
+        }
+        safe.truncate(end);
+        safe.push_str("...");
+    }
+    safe
+}

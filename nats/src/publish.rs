@@ -1,0 +1,174 @@
+//! Publishing: an event goes to its subject in the stream, stored once per id.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::{jetstream, HeaderMap};
+use serde_json::{json, Map, Value as Json};
+use switchboard::manifest::NatsSettings;
+use switchboard::service::{Crossing, Forward, Traffic};
+
+use crate::{Connection, NatsError};
+
+/// How long one attempt at a publish waits for the server's acknowledgement.
+const ACK_WITHIN: Duration = Duration::from_secs(2);
+
+/// Where a message was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Published {
+    /// The stream.
+    pub stream: String,
+    /// Its sequence number in the stream.
+    pub sequence: u64,
+    /// Whether the stream had this id already (a retry or a repeated run): stored once.
+    pub duplicate: bool,
+}
+
+/// Publishes events to the stream of a manifest's `[nats]` table.
+pub struct Publisher {
+    connection: Arc<Connection>,
+}
+
+impl Publisher {
+    /// Connects to the server and makes sure the stream exists.
+    pub fn connect(settings: &NatsSettings) -> Result<Publisher, NatsError> {
+        Ok(Publisher::on(Connection::open(settings)?))
+    }
+
+    /// Publishes through an open connection.
+    pub fn on(connection: Arc<Connection>) -> Publisher {
+        Publisher { connection }
+    }
+
+    /// Publishes `event` with its arguments under the message id `id`, and waits until
+    /// the server has stored it (retrying with the same id while it cannot be reached).
+    pub fn publish(
+        &self,
+        event: &str,
+        args: &Map<String, Json>,
+        id: &str,
+    ) -> Result<Published, NatsError> {
+        let settings = &self.connection.settings;
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
+        let message = Message {
+            subject: settings.subject(event),
+            headers,
+            payload: bytes_of(args),
+        };
+        let bound = Duration::from_millis(*settings.publish_timeout_ms.get_ref());
+        let started = Instant::now();
+        self.connection
+            .runtime
+            .block_on(store(&self.connection.jetstream, &message, bound))
+            .map_err(|reason| NatsError::Publish {
+                event: event.to_owned(),
+                id: id.to_owned(),
+                url: settings.url.get_ref().clone(),
+                waited_ms: started.elapsed().as_millis(),
+                reason,
+            })
+    }
+}
+
+/// A message to store in the stream.
+pub(crate) struct Message {
+    pub subject: String,
+    pub headers: HeaderMap,
+    pub payload: Vec<u8>,
+}
+
+/// Publishes `message` and waits until the server stored it, trying again (with the same
+/// id, so it is stored once) while it cannot be reached, for `bound` at most; the last
+/// reason when it gives up.
+pub(crate) async fn store(
+    jetstream: &jetstream::Context,
+    message: &Message,
+    bound: Duration,
+) -> Result<Published, String> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let attempt = async {
+            let ack = jetstream
+                .publish_with_headers(
+                    message.subject.clone(),
+                    message.headers.clone(),
+                    message.payload.clone().into(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            match tokio::time::timeout(ACK_WITHIN, ack).await {
+                Ok(Ok(ack)) => Ok(Published {
+                    stream: ack.stream,
+                    sequence: ack.sequence,
+                    duplicate: ack.duplicate,
+                }),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("no acknowledgement from the server".to_owned()),
+            }
+        };
+        match attempt.await {
+            Ok(published) => return Ok(published),
+            Err(reason) if started.elapsed() + pause >= bound => return Err(reason),
+            Err(reason) => {
+                tracing::debug!(
+                    "publishing to {} again in {pause:?}: {reason}",
+                    message.subject
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// A `Publisher` serves `run`'s (and `serve`'s) forwarded events, from any number of
+/// threads at once: their publishes wait for the server's acknowledgements side by side.
+pub struct Forwarder {
+    settings: NatsSettings,
+    publisher: Publisher,
+    traffic: Option<Arc<dyn Traffic>>,
+}
+
+impl Forwarder {
+    /// Forwards through `publisher`.
+    pub fn new(publisher: Publisher) -> Forwarder {
+        Forwarder {
+            settings: publisher.connection.settings.clone(),
+            publisher,
+            traffic: None,
+        }
+    }
+
+    /// Counts every stored message into `traffic` (metrics).
+    pub fn counting(mut self, traffic: Arc<dyn Traffic>) -> Forwarder {
+        self.traffic = Some(traffic);
+        self
+    }
+}
+
+impl Forward for Forwarder {
+    fn forwards(&self, event: &str) -> bool {
+        self.settings.publishes(event)
+    }
+
+    fn forward(&self, event: &str, args: &Map<String, Json>, id: &str) -> Result<Json, String> {
+        let published = self
+            .publisher
+            .publish(event, args, id)
+            .map_err(|e| e.to_string())?;
+        if let Some(traffic) = &self.traffic {
+            traffic.crossed(event, Crossing::Published);
+        }
+        Ok(
+            json!({"stream": published.stream, "seq": published.sequence, "duplicate": published.duplicate}),
+        )
+    }
+}
+
+/// The message body: the arguments as a JSON object.
+fn bytes_of(args: &Map<String, Json>) -> Vec<u8> {
+    serde_json::to_vec(args).unwrap_or_else(|_| b"{}".to_vec())
+}
