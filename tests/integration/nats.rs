@@ -277,3 +277,475 @@ fn serve_publishes_and_answers_with_the_stream_sequence() {
     assert_eq!(status, 400, "arguments are checked before publishing");
     assert_eq!(server.messages("SIGNUPS"), 1);
 }
+
+// ---- Consuming ----
+
+impl NatsServer {
+    /// The server's view of a durable consumer (`num_pending`, `num_ack_pending`, ...).
+    fn consumer(&self, name: &str) -> serde_json::Value {
+        let url = format!("http://127.0.0.1:{}/jsz?consumers=1", self.monitor);
+        let jsz: serde_json::Value =
+            serde_json::from_str(&ureq::get(&url).call().unwrap().into_string().unwrap()).unwrap();
+        jsz["account_details"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+            .flat_map(|s| s["consumer_detail"].as_array().into_iter().flatten())
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Whether the consumer has nothing left: no message undelivered or unacknowledged.
+    fn drained(&self, consumer: &str) -> bool {
+        let c = self.consumer(consumer);
+        c["num_pending"] == 0 && c["num_ack_pending"] == 0
+    }
+
+    /// Publishes `payload` to `subject` as a client outside switchboard would (no id, no
+    /// checks), and waits for the stream to store it.
+    fn publish_raw(&self, subject: &str, payload: &[u8]) {
+        let (url, subject, payload) = (self.url(), subject.to_owned(), payload.to_vec());
+        outside(async move {
+            let client = async_nats::connect(url).await.unwrap();
+            let jetstream = async_nats::jetstream::new(client);
+            jetstream
+                .publish(subject, payload.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        });
+    }
+
+    /// Every message in the dead-letter subjects of `stream` (prefix `switchboard`): its
+    /// headers and body.
+    fn dead_letters(
+        &self,
+        stream: &str,
+    ) -> Vec<(std::collections::HashMap<String, String>, String)> {
+        use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+        use futures_util::StreamExt;
+        let (url, stream) = (self.url(), stream.to_owned());
+        outside(async move {
+            let client = async_nats::connect(url).await.unwrap();
+            let jetstream = async_nats::jetstream::new(client);
+            let stream = jetstream.get_stream(stream).await.unwrap();
+            let reader = stream
+                .create_consumer(pull::Config {
+                    filter_subject: "switchboard.dead-letter.>".to_owned(),
+                    deliver_policy: DeliverPolicy::All,
+                    ack_policy: AckPolicy::None,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let mut letters = Vec::new();
+            let mut batch = reader
+                .fetch()
+                .max_messages(10_000)
+                .messages()
+                .await
+                .unwrap();
+            while let Some(Ok(message)) = batch.next().await {
+                let headers = message
+                    .headers
+                    .iter()
+                    .flat_map(|h| h.iter())
+                    .map(|(name, values)| (name.to_string(), values[0].to_string()))
+                    .collect();
+                letters.push((
+                    headers,
+                    String::from_utf8_lossy(&message.payload).into_owned(),
+                ));
+            }
+            letters
+        })
+    }
+}
+
+/// Runs `work` on a runtime of its own: the test's client, outside switchboard.
+fn outside<T>(work: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(work)
+}
+
+/// A host that consumes `events` (declared in `declarations`) from `url` with `plugins`.
+fn consuming(url: &str, declarations: &str, events: &str, plugins: &str) -> Sandbox {
+    Sandbox::new(&format!(
+        r#"
+{declarations}
+[serve]
+workers = 2
+[nats]
+url = "{url}"
+stream = "SIGNUPS"
+consume = [{events}]
+consumer = "c"
+ack_wait_ms = 1500
+max_deliveries = 3
+redeliver_after_ms = 100
+{plugins}
+"#
+    ))
+}
+
+const SIGN_UP_EVENTS: &str = r#"
+[events.user_joined]
+args = { name = "string", email = "string" }
+on_error = "stop"
+[events.user_lookup]
+args = { email = "string" }
+result = "first"
+"#;
+
+/// Waits up to `within` for `done`, saying what it waited for when it gives up.
+fn wait_for(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn users_in(db: &std::path::Path) -> Vec<String> {
+    let Ok(db) = rusqlite::Connection::open(db) else {
+        return Vec::new();
+    };
+    let Ok(mut query) = db.prepare("SELECT email FROM users") else {
+        return Vec::new();
+    };
+    let emails = query
+        .query_map([], |row| row.get::<_, String>(0))
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default();
+    emails
+}
+
+/// Host P publishes 10,000 sign-ups, host C consumes them into its own database and
+/// outbox; C is killed with SIGKILL midway and started again. At the end C's database
+/// has every user exactly once, and no callback ran twice for an event C had completed.
+#[test]
+fn a_consumer_killed_midway_ends_with_every_sign_up_stored_once() {
+    const USERS: usize = 10_000;
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let p = publishing(&server.url());
+    let c = consuming(
+        &server.url(),
+        SIGN_UP_EVENTS,
+        r#""user_joined""#,
+        r#"
+[[plugins]]
+name = "database"
+config = { path = "users.db" }
+[[plugins]]
+name = "emails"
+config = { transport = "file", outbox = "outbox" }
+"#,
+    );
+    let db = c.path("users.db");
+    let first = crate::serve::Server::start(&c, &[]);
+    let published = p.run_with_stdin(&["run", "--workers", "4"], sign_ups(USERS));
+    published.assert_code(0);
+    wait_for(Duration::from_secs(60), "a third of the users", || {
+        users_in(&db).len() >= USERS / 3
+    });
+    drop(first); // SIGKILL, in the middle of the run
+    let killed_at = users_in(&db).len();
+    assert!(killed_at < USERS, "the kill came too late to test anything");
+    // What C had completed (and remembered) when it was killed.
+    let completed_before: Vec<String> =
+        std::fs::read_to_string(c.path(".switchboard/nats/c.completed"))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+    assert!(!completed_before.is_empty());
+
+    let second = crate::serve::Server::start(&c, &[]);
+    wait_for(Duration::from_secs(120), "every sign-up consumed", || {
+        server.drained("c-user_joined")
+    });
+    drop(second);
+
+    let users = users_in(&db);
+    let distinct: std::collections::HashSet<&String> = users.iter().collect();
+    assert_eq!(users.len(), USERS, "every user stored");
+    assert_eq!(distinct.len(), USERS, "no user twice");
+    // One welcome per address at most, and exactly one for each completed event.
+    let mut mails: std::collections::HashMap<String, usize> = Default::default();
+    let mut cut_short = 0;
+    for entry in std::fs::read_dir(c.path("outbox")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        // The mailer writes its file in place: the kill may have cut one short.
+        let Some(to) = text.lines().find_map(|l| l.strip_prefix("To: ")) else {
+            cut_short += 1;
+            continue;
+        };
+        // `To: name <address>` or `To: address`.
+        let to = to
+            .rsplit_once('<')
+            .map_or(to, |(_, rest)| rest.trim_end_matches('>'))
+            .to_owned();
+        *mails.entry(to).or_default() += 1;
+    }
+    assert!(mails.values().all(|&n| n == 1), "a welcome was sent twice");
+    assert!(
+        cut_short <= 2,
+        "{cut_short} welcomes cut short: more than the kill can explain"
+    );
+    for id in &completed_before {
+        let n: usize = id.strip_prefix("signup-").unwrap().parse().unwrap();
+        assert_eq!(mails.get(&format!("user{n}@example.com")), Some(&1), "{id}");
+    }
+    // Only an event cut off inside its callbacks by the kill can have been given up on:
+    // its user was stored, and the database refuses it again on redelivery.
+    let letters = server.dead_letters("SIGNUPS");
+    assert!(letters.len() <= 2, "{letters:?}");
+    for (headers, _) in &letters {
+        assert!(
+            headers["Switchboard-Reason"].contains("already"),
+            "{headers:?}"
+        );
+    }
+    assert!(
+        mails.len() + letters.len() >= USERS,
+        "{} welcomes",
+        mails.len()
+    );
+}
+
+#[test]
+fn a_message_that_does_not_match_its_declaration_is_dead_lettered_and_consuming_goes_on() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let p = publishing(&server.url());
+    let c = consuming(
+        &server.url(),
+        SIGN_UP_EVENTS,
+        r#""user_joined""#,
+        "[[plugins]]\nname = \"database\"\nconfig = { path = \"users.db\" }\n",
+    );
+    let http = crate::serve::Server::start(&c, &[]);
+    server.publish_raw(
+        "switchboard.user_joined",
+        br#"{"name": 1, "email": "x@example.com"}"#,
+    );
+    server.publish_raw("switchboard.user_joined", b"{not json");
+    server.publish_raw("switchboard.user_joined", b"[1, 2]");
+    p.run(&[
+        "emit",
+        "user_joined",
+        "name=Ann",
+        "email=ann@example.com",
+        "--id",
+        "ann",
+    ])
+    .assert_code(0);
+    wait_for(Duration::from_secs(30), "the good event", || {
+        users_in(&c.path("users.db")) == ["ann@example.com"]
+    });
+    wait_for(Duration::from_secs(30), "three dead letters", || {
+        server.dead_letters("SIGNUPS").len() == 3
+    });
+    // Dispatched concurrently: the letters come in any order.
+    let letters = server.dead_letters("SIGNUPS");
+    let letter = |why: &str| {
+        letters
+            .iter()
+            .find(|(h, _)| h["Switchboard-Reason"].contains(why))
+            .unwrap_or_else(|| panic!("no letter for {why}: {letters:?}"))
+    };
+    let bad_arguments = letter("argument `name` of event `user_joined`: expected string");
+    letter("the message is not JSON");
+    // The message itself is kept as it came, with where it came from.
+    assert_eq!(
+        letter("not a JSON object of arguments but an array").1,
+        "[1, 2]"
+    );
+    assert_eq!(bad_arguments.1, r#"{"name": 1, "email": "x@example.com"}"#);
+    assert_eq!(
+        bad_arguments.0["Switchboard-Subject"],
+        "switchboard.user_joined"
+    );
+    assert_eq!(bad_arguments.0["Switchboard-Event"], "user_joined");
+    assert_eq!(bad_arguments.0["Switchboard-Deliveries"], "1");
+    let metrics = http.metrics();
+    let count = |crossing: &str| {
+        metrics.get(&format!(
+            r#"switchboard_nats_messages_total{{event="user_joined",crossing="{crossing}"}}"#
+        ))
+    };
+    assert_eq!(count("dead_lettered"), 3.0);
+    assert_eq!(count("consumed"), 4.0);
+    assert!(http
+        .stderr()
+        .contains("sent to switchboard.dead-letter.user_joined"));
+}
+
+/// A callback that keeps failing: delivered `max_deliveries` times, with pauses, then
+/// dead-lettered with its failures; a slow callback (longer than the ack wait) is kept
+/// alive by progress acknowledgements and runs once.
+#[test]
+fn failures_are_delivered_again_then_dead_lettered_and_slow_callbacks_run_once() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let c = consuming(
+        &server.url(),
+        crate::faults::EVENTS,
+        r#""flaky", "slow""#,
+        "[[plugins]]\nname = \"faulty\"\n",
+    );
+    let http = crate::serve::Server::start(&c, &[]);
+    server.publish_raw("switchboard.flaky", br#"{"fail": true}"#);
+    // Twice the ack wait (1.5 s).
+    server.publish_raw("switchboard.slow", br#"{"ms": 3000}"#);
+    wait_for(
+        Duration::from_secs(30),
+        "the failing event's dead letter",
+        || !server.dead_letters("SIGNUPS").is_empty(),
+    );
+    wait_for(Duration::from_secs(30), "the slow event", || {
+        server.drained("c-slow")
+    });
+    let letters = server.dead_letters("SIGNUPS");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let reason = &letters[0].0["Switchboard-Reason"];
+    assert!(
+        reason.contains("failed on each of 3 deliveries")
+            && reason.contains("faulty.flaky (error)"),
+        "{reason}"
+    );
+    assert_eq!(letters[0].0["Switchboard-Deliveries"], "3");
+    let metrics = http.metrics();
+    let count = |event: &str, crossing: &str| {
+        metrics.get(&format!(
+            r#"switchboard_nats_messages_total{{event="{event}",crossing="{crossing}"}}"#
+        ))
+    };
+    assert_eq!(count("flaky", "consumed"), 3.0);
+    assert_eq!(count("flaky", "redelivered"), 2.0);
+    assert_eq!(count("flaky", "dead_lettered"), 1.0);
+    assert_eq!(
+        count("slow", "consumed"),
+        1.0,
+        "the slow event was delivered again"
+    );
+    assert_eq!(
+        metrics.get(r#"switchboard_callback_calls_total{plugin="faulty",callback="slow"}"#),
+        1.0
+    );
+}
+
+/// The server goes away while a host consumes; the host reconnects and goes on.
+#[test]
+fn consuming_goes_on_after_the_server_restarts() {
+    let Some(mut server) = NatsServer::start() else {
+        return;
+    };
+    let p = publishing(&server.url());
+    let c = consuming(
+        &server.url(),
+        SIGN_UP_EVENTS,
+        r#""user_joined""#,
+        "[[plugins]]\nname = \"database\"\nconfig = { path = \"users.db\" }\n",
+    );
+    let _http = crate::serve::Server::start(&c, &[]);
+    p.run_with_stdin(&["run"], sign_ups(100)).assert_code(0);
+    wait_for(Duration::from_secs(30), "the first 100 users", || {
+        users_in(&c.path("users.db")).len() == 100
+    });
+    server.restart(Duration::from_millis(500));
+    let more: String = sign_ups(200)
+        .lines()
+        .skip(100)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    p.run_with_stdin(&["run"], more).assert_code(0);
+    wait_for(Duration::from_secs(60), "the next 100 users", || {
+        users_in(&c.path("users.db")).len() == 200
+    });
+}
+
+/// An event delivered again after this host completed it (its acknowledgement was lost:
+/// the host was killed between the two) is recognized by its id and not run again.
+#[test]
+fn an_event_completed_before_a_lost_acknowledgement_is_not_run_again() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let p = publishing(&server.url());
+    let c = consuming(
+        &server.url(),
+        SIGN_UP_EVENTS,
+        r#""user_joined""#,
+        "[[plugins]]\nname = \"database\"\nconfig = { path = \"users.db\" }\n",
+    );
+    // What a host killed after completing `bob` (and before its ack) left behind.
+    std::fs::create_dir_all(c.path(".switchboard/nats")).unwrap();
+    c.write(".switchboard/nats/c.completed", "bob\n");
+    for (name, id) in [("Bob", "bob"), ("Cy", "cy")] {
+        let email = format!("email={}@example.com", name.to_lowercase());
+        p.run(&[
+            "emit",
+            "user_joined",
+            &format!("name={name}"),
+            &email,
+            "--id",
+            id,
+        ])
+        .assert_code(0);
+    }
+    let http = crate::serve::Server::start(&c, &[]);
+    wait_for(Duration::from_secs(30), "both events", || {
+        server.drained("c-user_joined")
+    });
+    assert_eq!(users_in(&c.path("users.db")), ["cy@example.com"]);
+    let metrics = http.metrics();
+    assert_eq!(
+        metrics.get(
+            r#"switchboard_nats_messages_total{event="user_joined",crossing="already_completed"}"#
+        ),
+        1.0
+    );
+    let completed = std::fs::read_to_string(c.path(".switchboard/nats/c.completed")).unwrap();
+    assert_eq!(completed, "bob\ncy\n");
+}
+
+#[test]
+fn check_refuses_a_consumed_event_that_is_not_declared_and_bad_bounds() {
+    let s = Sandbox::new(
+        r#"
+[events.user_joined]
+args = { name = "string" }
+[nats]
+consume = ["user_joind"]
+consumer = "has space"
+max_deliveries = 0
+"#,
+    );
+    let check = s.run(&["check"]);
+    check.assert_code(2);
+    let err = check.stderr();
+    assert!(
+        err.contains("`nats.consume` names `user_joind`, which the manifest does not declare"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`nats.consumer` must be 1 to 64 letters"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`nats.max_deliveries` must be from 1 to 1000 (it is 0)"),
+        "{err}"
+    );
+    assert!(err.contains("events.toml:"), "errors name the line: {err}");
+}

@@ -113,7 +113,7 @@ impl Server {
     }
 
     /// The metrics, parsed.
-    fn metrics(&self) -> Metrics {
+    pub(crate) fn metrics(&self) -> Metrics {
         let (status, text) = self.get("/metrics");
         assert_eq!(status, 200);
         Metrics::parse(&text)
@@ -137,7 +137,7 @@ impl Server {
         (status, stderr)
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 }
@@ -163,7 +163,7 @@ fn wait(child: &mut Child, within: Duration) -> ExitStatus {
 }
 
 /// A Prometheus text exposition, checked line by line and read into `series -> value`.
-struct Metrics(HashMap<String, f64>);
+pub(crate) struct Metrics(HashMap<String, f64>);
 
 impl Metrics {
     fn parse(text: &str) -> Metrics {
@@ -211,7 +211,7 @@ impl Metrics {
     }
 
     /// The value of one series, 0 when absent.
-    fn get(&self, series: &str) -> f64 {
+    pub(crate) fn get(&self, series: &str) -> f64 {
         self.0.get(series).copied().unwrap_or(0.0)
     }
 }

@@ -84,13 +84,16 @@ impl Sandbox {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("cannot start switchboard");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_ref())
-            .unwrap();
-        Run(child.wait_with_output().unwrap())
+        // Written from a thread of its own, so that a long output never blocks the input.
+        let mut input = child.stdin.take().unwrap();
+        let stdin = stdin.as_ref().to_vec();
+        let writer = std::thread::spawn(move || {
+            // The child may stop reading early (a bad manifest): that is its answer.
+            let _ = input.write_all(&stdin);
+        });
+        let output = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        Run(output)
     }
 }
 
