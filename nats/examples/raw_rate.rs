@@ -16,7 +16,9 @@ use futures_util::StreamExt;
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());
     let count: usize = args.next().map_or(Ok(50_000), |n| n.parse())?;
     let client = async_nats::connect(&url).await?;
     let js = jetstream::new(client);
@@ -28,9 +30,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..Default::default()
         })
         .await?;
-    let payload = |n: usize| {
-        format!(r#"{{"name":"user{n}","email":"user{n}@example.com"}}"#).into_bytes()
-    };
+    let payload =
+        |n: usize| format!(r#"{{"name":"user{n}","email":"user{n}@example.com"}}"#).into_bytes();
     let publish = |n: usize| {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", format!("raw-{n}"));

@@ -280,7 +280,9 @@ async fn handle(
         .as_ref()
         .and_then(|h| h.get("Nats-Msg-Id"))
         .map(|v| v.as_str().to_owned())
-        .filter(|id| !id.is_empty())
+        // An id from a publisher outside switchboard may be unusable (too long to keep):
+        // the stream sequence names the message as well for its redeliveries.
+        .filter(|id| crate::id_problem(id).is_none())
         .unwrap_or_else(|| format!("{}-{sequence}", shared.stream));
     shared.count(event, Crossing::Consumed);
     if delivered > 1 {

@@ -37,6 +37,23 @@ const CONNECT_WITHIN: Duration = Duration::from_secs(5);
 /// is stored once.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
+/// The longest message id: ids are kept in headers and in the completed-ids file.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// Why `id` cannot be a message id, if it cannot: ids travel in a header line, so no
+/// control characters or spaces, and they are bounded.
+pub(crate) fn id_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("it is empty")
+    } else if id.len() > MAX_ID_BYTES {
+        Some("it is too long")
+    } else if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        Some("it holds a space or a control character")
+    } else {
+        None
+    }
+}
+
 /// Why NATS could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -92,6 +109,16 @@ pub enum NatsError {
         waited_ms: u128,
         /// The last reason.
         reason: String,
+    },
+    /// A message id that cannot travel in a header.
+    #[error("event `{event}` cannot be published with the id `{id}`: {why}; give it an id of 1 to {MAX_ID_BYTES} printable characters without spaces")]
+    Id {
+        /// The event.
+        event: String,
+        /// The id, shortened.
+        id: String,
+        /// What is wrong with it.
+        why: &'static str,
     },
     /// The runtime could not be started.
     #[error("cannot start the NATS client's thread: {0}")]

@@ -50,6 +50,13 @@ impl Publisher {
         id: &str,
     ) -> Result<Published, NatsError> {
         let settings = &self.connection.settings;
+        if let Some(why) = crate::id_problem(id) {
+            return Err(NatsError::Id {
+                event: event.to_owned(),
+                id: id.chars().take(64).collect(),
+                why,
+            });
+        }
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", id);
         let message = Message {

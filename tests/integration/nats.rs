@@ -749,3 +749,29 @@ max_deliveries = 0
     );
     assert!(err.contains("events.toml:"), "errors name the line: {err}");
 }
+
+/// Ids travel in a header line: one with a line break (which would forge headers) or too
+/// long is refused with the reason, and nothing is published.
+#[test]
+fn an_id_that_cannot_travel_in_a_header_is_refused() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let s = publishing(&server.url());
+    let long = "x".repeat(300);
+    let input = format!(
+        "{{\"event\": \"user_joined\", \"args\": {{\"name\": \"a\", \"email\": \"a@example.com\"}}, \"id\": \"a\\r\\nNats-Msg-Id: b\"}}\n{{\"event\": \"user_joined\", \"args\": {{\"name\": \"a\", \"email\": \"a@example.com\"}}, \"id\": \"{long}\"}}\n"
+    );
+    let run = s.run_with_stdin(&["run", "--ordered"], input);
+    run.assert_code(1);
+    let lines = run.json_lines();
+    assert_eq!(lines.len(), 2);
+    let error = |n: usize| lines[n]["error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        error(0).contains("holds a space or a control character"),
+        "{}",
+        lines[0]
+    );
+    assert!(error(1).contains("it is too long"), "{}", lines[1]);
+    assert_eq!(server.messages("SIGNUPS"), 0);
+}
