@@ -52,7 +52,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for n in half..count {
         waiting.push_back(publish(n).await?);
         if waiting.len() == 256 {
-            waiting.pop_front().unwrap().await?;
+            if let Some(oldest) = waiting.pop_front() {
+                oldest.await?;
+            }
         }
     }
     for ack in waiting {
