@@ -276,6 +276,13 @@ fn serve_publishes_and_answers_with_the_stream_sequence() {
     let (status, _, _) = http.post("/events/user_joined", r#"{"name": 1}"#);
     assert_eq!(status, 400, "arguments are checked before publishing");
     assert_eq!(server.messages("SIGNUPS"), 1);
+    // Both publishes were stored (the second as a duplicate); the refused one was not.
+    assert_eq!(
+        http.metrics().get(
+            r#"switchboard_nats_messages_total{event="user_joined",crossing="published"}"#
+        ),
+        2.0
+    );
 }
 
 // ---- Consuming ----
