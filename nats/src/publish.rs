@@ -50,20 +50,7 @@ impl Publisher {
         id: &str,
     ) -> Result<Published, NatsError> {
         let settings = &self.connection.settings;
-        if let Some(why) = crate::id_problem(id) {
-            return Err(NatsError::Id {
-                event: event.to_owned(),
-                id: id.chars().take(64).collect(),
-                why,
-            });
-        }
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", id);
-        let message = Message {
-            subject: settings.subject(event),
-            headers,
-            payload: bytes_of(args),
-        };
+        let message = self.message(event, args, id)?;
         let bound = Duration::from_millis(*settings.publish_timeout_ms.get_ref());
         let started = Instant::now();
         self.connection
@@ -76,6 +63,75 @@ impl Publisher {
                 waited_ms: started.elapsed().as_millis(),
                 reason,
             })
+    }
+}
+
+impl Publisher {
+    /// Publishes several events at once, each as [`Publisher::publish`] does, waiting for
+    /// their acknowledgements together: one answer per event, in order.
+    pub fn publish_all(
+        &self,
+        events: &[(&str, &Map<String, Json>, &str)],
+    ) -> Vec<Result<Published, NatsError>> {
+        let settings = &self.connection.settings;
+        let bound = Duration::from_millis(*settings.publish_timeout_ms.get_ref());
+        let started = Instant::now();
+        let messages: Vec<Result<Message, NatsError>> = events
+            .iter()
+            .map(|&(event, args, id)| self.message(event, args, id))
+            .collect();
+        let jetstream = &self.connection.jetstream;
+        let stored = self
+            .connection
+            .runtime
+            .block_on(futures_util::future::join_all(messages.iter().map(
+                |message| async move {
+                    match message {
+                        Ok(message) => Some(store(jetstream, message, bound).await),
+                        Err(_) => None,
+                    }
+                },
+            )));
+        messages
+            .into_iter()
+            .zip(stored)
+            .zip(events)
+            .map(|((message, stored), &(event, _, id))| {
+                message?;
+                stored
+                    .unwrap_or_else(|| Err("not sent".to_owned()))
+                    .map_err(|reason| NatsError::Publish {
+                        event: event.to_owned(),
+                        id: id.to_owned(),
+                        url: settings.url.get_ref().clone(),
+                        waited_ms: started.elapsed().as_millis(),
+                        reason,
+                    })
+            })
+            .collect()
+    }
+
+    /// The message of `event`, or why its id cannot be used.
+    fn message(
+        &self,
+        event: &str,
+        args: &Map<String, Json>,
+        id: &str,
+    ) -> Result<Message, NatsError> {
+        if let Some(why) = crate::id_problem(id) {
+            return Err(NatsError::Id {
+                event: event.to_owned(),
+                id: id.chars().take(64).collect(),
+                why,
+            });
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id);
+        Ok(Message {
+            subject: self.connection.settings.subject(event),
+            headers,
+            payload: bytes_of(args),
+        })
     }
 }
 

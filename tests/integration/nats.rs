@@ -278,9 +278,8 @@ fn serve_publishes_and_answers_with_the_stream_sequence() {
     assert_eq!(server.messages("SIGNUPS"), 1);
     // Both publishes were stored (the second as a duplicate); the refused one was not.
     assert_eq!(
-        http.metrics().get(
-            r#"switchboard_nats_messages_total{event="user_joined",crossing="published"}"#
-        ),
+        http.metrics()
+            .get(r#"switchboard_nats_messages_total{event="user_joined",crossing="published"}"#),
         2.0
     );
 }
@@ -781,4 +780,54 @@ fn an_id_that_cannot_travel_in_a_header_is_refused() {
     );
     assert!(error(1).contains("it is too long"), "{}", lines[1]);
     assert_eq!(server.messages("SIGNUPS"), 0);
+}
+
+/// A run whose lines mix published and local events: the published ones go out together
+/// (their acknowledgements awaited at once), the local ones reach the plugins, and every
+/// line keeps its own result, in order.
+#[test]
+fn a_run_mixing_published_and_local_events_answers_each_line() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let s = Sandbox::with_probe(&format!(
+        r#"
+[events.user_joined]
+args = {{ name = "string", email = "string" }}
+[nats]
+url = "{}"
+stream = "SIGNUPS"
+publish = ["user_joined"]
+[[plugins]]
+name = "probe"
+config = {{ label = "p" }}
+"#,
+        server.url()
+    ));
+    let input: String = (0..1_000)
+        .map(|n| match n % 3 {
+            0 => "{\"event\": \"ping\"}\n".to_owned(),
+            1 => format!("{{\"event\": \"user_joined\", \"args\": {{\"name\": \"u{n}\", \"email\": \"u{n}@example.com\"}}, \"id\": \"mix-{n}\"}}\n"),
+            _ => "{\"event\": \"user_joined\", \"args\": {\"name\": 1}}\n".to_owned(),
+        })
+        .collect();
+    let run = s.run_with_stdin(&["run", "--ordered", "--workers", "2"], input);
+    let lines = run.json_lines();
+    assert_eq!(lines.len(), 1_000, "{}", run.stderr());
+    run.assert_code(2); // the bad lines
+    for (n, line) in lines.iter().enumerate() {
+        assert_eq!(line["seq"], n as u64 + 1, "{line}");
+        match n % 3 {
+            0 => assert_eq!(line["results"][1]["value"], "p.ping", "{line}"),
+            1 => {
+                assert_eq!(line["id"], format!("mix-{n}"), "{line}");
+                assert!(line["published"]["seq"].as_u64().unwrap() >= 1, "{line}");
+            }
+            _ => assert!(
+                line["error"].as_str().unwrap().contains("argument `name`"),
+                "{line}"
+            ),
+        }
+    }
+    assert_eq!(server.messages("SIGNUPS"), 333);
 }

@@ -19,6 +19,21 @@ pub trait Forward: Send + Sync {
     /// other side stores it once); what the result line says of it (its `published`
     /// field), or why it failed.
     fn forward(&self, event: &str, args: &Map<String, Json>, id: &str) -> Result<Json, String>;
+
+    /// Hands several events on at once (a batch of `run`'s lines), each as [`forward`]
+    /// would, one answer per event in order. The default forwards them one by one; a
+    /// publisher overrides it to wait for all their acknowledgements together.
+    ///
+    /// [`forward`]: Forward::forward
+    fn forward_all(
+        &self,
+        events: &[(&str, &Map<String, Json>, &str)],
+    ) -> Vec<Result<Json, String>> {
+        events
+            .iter()
+            .map(|&(event, args, id)| self.forward(event, args, id))
+            .collect()
+    }
 }
 
 /// An id for the `n`th event of this process that came without one (for a publish, which

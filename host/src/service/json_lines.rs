@@ -126,16 +126,13 @@ pub(super) fn handle_batch(
     forward: Option<&dyn Forward>,
 ) -> Vec<String> {
     // A forwarded line's result is made here, like a refused line's: neither is dispatched.
-    let parsed: Vec<Result<Input, String>> = lines
+    let mut parsed: Vec<Result<Input, String>> = lines
         .iter()
-        .map(|&(seq, line)| {
-            let input = parse(seq, line, report)?;
-            match forward.filter(|f| f.forwards(&input.event)) {
-                Some(forward) => Err(forwarded(generation, seq, &input, forward, report)),
-                None => Ok(input),
-            }
-        })
+        .map(|&(seq, line)| parse(seq, line, report))
         .collect();
+    if let Some(forward) = forward {
+        forward_together(generation, lines, &mut parsed, forward, report);
+    }
     let mut emits: Vec<JsonEmit<'_>> = parsed
         .iter()
         .zip(outcomes.iter_mut())
@@ -180,20 +177,89 @@ fn forwarded(
     forward: &dyn Forward,
     report: &mut Report,
 ) -> String {
+    match forwardable(generation, seq, input, report) {
+        Ok(id) => {
+            let answer = forward.forward(&input.event, &input.args, &id);
+            forward_line(seq, input, answer, report)
+        }
+        Err(refused) => refused,
+    }
+}
+
+/// Hands on every line of a batch whose event is forwarded, all at once (their
+/// acknowledgements are awaited together); each such line becomes its result line.
+fn forward_together(
+    generation: &Generation,
+    lines: &[(u64, &Line)],
+    parsed: &mut [Result<Input, String>],
+    forward: &dyn Forward,
+    report: &mut Report,
+) {
+    let mut done = Vec::new();
+    let mut going = Vec::new();
+    for (n, (input, &(seq, _))) in parsed.iter().zip(lines).enumerate() {
+        let Ok(input) = input else { continue };
+        if !forward.forwards(&input.event) {
+            continue;
+        }
+        match forwardable(generation, seq, input, report) {
+            Ok(id) => going.push((n, seq, id)),
+            Err(line) => done.push((n, line)),
+        }
+    }
+    if !going.is_empty() {
+        let events: Vec<(&str, &serde_json::Map<String, serde_json::Value>, &str)> = going
+            .iter()
+            .filter_map(|(n, _, id)| {
+                let input = parsed[*n].as_ref().ok()?;
+                Some((input.event.as_str(), &input.args, id.as_str()))
+            })
+            .collect();
+        let answers = forward.forward_all(&events);
+        for ((n, seq, _), answer) in going.iter().zip(answers) {
+            if let Ok(input) = &parsed[*n] {
+                done.push((*n, forward_line(*seq, input, answer, report)));
+            }
+        }
+    }
+    for (n, line) in done {
+        parsed[n] = Err(line);
+    }
+}
+
+/// The id a forwarded event goes under, once its arguments are checked; or its result
+/// line if they are refused.
+fn forwardable(
+    generation: &Generation,
+    seq: u64,
+    input: &Input,
+    report: &mut Report,
+) -> Result<String, String> {
     if let Err(e) = generation.json_event(&input.event, &input.args) {
         report.bad_lines += 1;
-        return json!({"seq": seq, "id": input.id, "event": input.event, "error": e.to_string()})
-            .to_string();
+        return Err(
+            json!({"seq": seq, "id": input.id, "event": input.event, "error": e.to_string()})
+                .to_string(),
+        );
     }
     // The caller's id names the event everywhere (a publish retried or run again is
     // stored once); without one, this run's own.
-    let id = match &input.id {
+    Ok(match &input.id {
         Some(serde_json::Value::String(id)) => id.clone(),
         Some(other) => other.to_string(),
         None => super::made_up_id(seq),
-    };
+    })
+}
+
+/// The result line of a forwarded event.
+fn forward_line(
+    seq: u64,
+    input: &Input,
+    answer: Result<serde_json::Value, String>,
+    report: &mut Report,
+) -> String {
     report.dispatched += 1;
-    match forward.forward(&input.event, &input.args, &id) {
+    match answer {
         Ok(published) => json!({
             "seq": seq, "id": input.id, "event": input.event, "ok": true, "published": published
         })

@@ -41,8 +41,9 @@ use crate::runtime::{CurrentGeneration, Switchboard};
 /// The most lines that travel together from the reader.
 const BATCH: usize = 256;
 
-/// The most events a worker dispatches together when a plugin is isolated: their calls to
-/// each worker process travel in one frame (see BENCHMARKS.md for the throughput).
+/// The most events a worker dispatches together when a plugin is isolated (their calls to
+/// each worker process travel in one frame) or events are forwarded (their publishes wait
+/// for their acknowledgements together); see BENCHMARKS.md for the throughput.
 const ISOLATED_BATCH: usize = 128;
 
 /// One emit in this many is timed per worker, for the counters' time spent: timing every
@@ -451,9 +452,12 @@ struct Duty<'w> {
 impl Duty<'_> {
     /// Claims and dispatches lines of one batch until it is exhausted; `false` when the
     /// worker must stop (the writer is gone, or an abandoning drain took it off duty).
-    /// Lines are claimed one at a time, or several together when a plugin is isolated.
+    /// Lines are claimed one at a time, or several together when a plugin is isolated or
+    /// events are forwarded.
     fn work_on(&mut self, generation: &Generation, batch: &Batch) -> bool {
-        let together = if generation.isolates() {
+        // Together when a plugin is isolated (one frame per worker process) or events go
+        // elsewhere (their acknowledgements awaited together).
+        let together = if generation.isolates() || self.forward.is_some() {
             ISOLATED_BATCH
         } else {
             1
