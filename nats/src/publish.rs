@@ -49,20 +49,16 @@ impl Publisher {
         args: &Map<String, Json>,
         id: &str,
     ) -> Result<Published, NatsError> {
-        let settings = &self.connection.settings;
-        let message = self.message(event, args, id)?;
-        let bound = Duration::from_millis(*settings.publish_timeout_ms.get_ref());
-        let started = Instant::now();
-        self.connection
-            .runtime
-            .block_on(store(&self.connection.jetstream, &message, bound))
-            .map_err(|reason| NatsError::Publish {
+        let mut answers = self.publish_all(&[(event, args, id)]);
+        answers.pop().unwrap_or_else(|| {
+            Err(NatsError::Publish {
                 event: event.to_owned(),
                 id: id.to_owned(),
-                url: settings.url.get_ref().clone(),
-                waited_ms: started.elapsed().as_millis(),
-                reason,
+                url: self.connection.settings.url.get_ref().clone(),
+                waited_ms: 0,
+                reason: "not sent".to_owned(),
             })
+        })
     }
 }
 

@@ -409,6 +409,16 @@ args = { email = "string" }
 result = "first"
 "#;
 
+/// A host that consumes sign-ups into its database.
+fn consuming_sign_ups(url: &str) -> Sandbox {
+    consuming(
+        url,
+        SIGN_UP_EVENTS,
+        r#""user_joined""#,
+        "[[plugins]]\nname = \"database\"\nconfig = { path = \"users.db\" }\n",
+    )
+}
+
 /// Waits up to `within` for `done`, saying what it waited for when it gives up.
 fn wait_for(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
@@ -533,12 +543,7 @@ fn a_message_that_does_not_match_its_declaration_is_dead_lettered_and_consuming_
         return;
     };
     let p = publishing(&server.url());
-    let c = consuming(
-        &server.url(),
-        SIGN_UP_EVENTS,
-        r#""user_joined""#,
-        "[[plugins]]\nname = \"database\"\nconfig = { path = \"users.db\" }\n",
-    );
+    let c = consuming_sign_ups(&server.url());
     let http = crate::serve::Server::start(&c, &[]);
     server.publish_raw(
         "switchboard.user_joined",
@@ -658,12 +663,7 @@ fn consuming_goes_on_after_the_server_restarts() {
         return;
     };
     let p = publishing(&server.url());
-    let c = consuming(
-        &server.url(),
-        SIGN_UP_EVENTS,
-        r#""user_joined""#,
-        "[[plugins]]\nname = \"database\"\nconfig = { path = \"users.db\" }\n",
-    );
+    let c = consuming_sign_ups(&server.url());
     let _http = crate::serve::Server::start(&c, &[]);
     p.run_with_stdin(&["run"], sign_ups(100)).assert_code(0);
     wait_for(Duration::from_secs(30), "the first 100 users", || {
@@ -689,12 +689,7 @@ fn an_event_completed_before_a_lost_acknowledgement_is_not_run_again() {
         return;
     };
     let p = publishing(&server.url());
-    let c = consuming(
-        &server.url(),
-        SIGN_UP_EVENTS,
-        r#""user_joined""#,
-        "[[plugins]]\nname = \"database\"\nconfig = { path = \"users.db\" }\n",
-    );
+    let c = consuming_sign_ups(&server.url());
     // What a host killed after completing `bob` (and before its ack) left behind.
     std::fs::create_dir_all(c.path(".switchboard/nats")).unwrap();
     c.write(".switchboard/nats/c.completed", "bob\n");
