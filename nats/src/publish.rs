@@ -76,6 +76,7 @@ impl Publisher {
             .iter()
             .map(|&(event, args, id)| self.message(event, args, id))
             .collect();
+        // Every message is sent before any acknowledgement is awaited.
         let jetstream = &self.connection.jetstream;
         let stored = self
             .connection
@@ -214,16 +215,34 @@ impl Forward for Forwarder {
     }
 
     fn forward(&self, event: &str, args: &Map<String, Json>, id: &str) -> Result<Json, String> {
-        let published = self
-            .publisher
-            .publish(event, args, id)
-            .map_err(|e| e.to_string())?;
+        self.answer(event, self.publisher.publish(event, args, id))
+    }
+
+    fn forward_all(
+        &self,
+        events: &[(&str, &Map<String, Json>, &str)],
+    ) -> Vec<Result<Json, String>> {
+        self.publisher
+            .publish_all(events)
+            .into_iter()
+            .zip(events)
+            .map(|(published, &(event, _, _))| self.answer(event, published))
+            .collect()
+    }
+}
+
+impl Forwarder {
+    /// What a result line says of a publish, counted.
+    fn answer(&self, event: &str, published: Result<Published, NatsError>) -> Result<Json, String> {
+        let published = published.map_err(|e| e.to_string())?;
         if let Some(traffic) = &self.traffic {
             traffic.crossed(event, Crossing::Published);
         }
-        Ok(
-            json!({"stream": published.stream, "seq": published.sequence, "duplicate": published.duplicate}),
-        )
+        Ok(json!({
+            "stream": published.stream,
+            "seq": published.sequence,
+            "duplicate": published.duplicate,
+        }))
     }
 }
 
