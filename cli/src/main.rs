@@ -65,7 +65,8 @@ enum Command {
     Emit(emit::EmitArgs),
     /// Read JSON-lines events on stdin, write one result line per event on stdout.
     Run(run::RunArgs),
-    /// Serve events over HTTP, with Prometheus metrics, health checks and a status page.
+    /// Serve events over HTTP, with Prometheus metrics, health checks and a status page;
+    /// also consume the events `[nats] consume` lists.
     Serve(serve::ServeArgs),
     /// Show what a plugin library exports, without a manifest.
     Inspect(inspect::InspectArgs),
