@@ -81,12 +81,37 @@ fn as_json(prepared: &Prepared) -> serde_json::Value {
                 .map(|(n, t)| (n.to_owned(), json!(t.to_string())))
                 .collect::<serde_json::Map<_, _>>(),
             "result": e.result.to_string(),
+            "nats": prepared.manifest().nats.as_ref().map(|n| json!({
+                "published": n.publishes(&e.name),
+                "consumed": n.consumes(&e.name),
+                "subject": n.subject(&e.name),
+            })),
             "callbacks": e.callbacks.iter().map(|id| {
                 let c = registry.callback(*id);
                 json!({"plugin": c.plugin_name, "callback": c.name, "priority": c.priority})
             }).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// How `event` crosses to or from NATS on this host, if it does.
+fn nats_crossing(prepared: &Prepared, event: &str) -> Option<String> {
+    let nats = prepared.manifest().nats.as_ref()?;
+    let (stream, subject) = (nats.stream.get_ref(), nats.subject(event));
+    match (nats.publishes(event), nats.consumes(event)) {
+        (false, false) => None,
+        (true, false) => Some(format!(
+            "published to NATS stream {stream} as {subject} by emit, run and serve (the callbacks below run here only for emits from plugins)"
+        )),
+        (false, true) => Some(format!(
+            "consumed from NATS stream {stream} ({subject}) by serve, as durable consumer {}",
+            nats.consumer_of(event)
+        )),
+        (true, true) => Some(format!(
+            "published to NATS stream {stream} as {subject}, and consumed from it by serve (durable consumer {})",
+            nats.consumer_of(event)
+        )),
+    }
 }
 
 fn as_text(prepared: &Prepared) -> String {
@@ -134,6 +159,9 @@ fn as_text(prepared: &Prepared) -> String {
             text.push_str(&format!("  # {}", e.doc));
         }
         text.push('\n');
+        if let Some(crossing) = nats_crossing(prepared, &e.name) {
+            text.push_str(&format!("    {crossing}\n"));
+        }
         if e.callbacks.is_empty() {
             text.push_str("    (no callbacks)\n");
         }

@@ -825,3 +825,35 @@ config = {{ label = "p" }}
     }
     assert_eq!(server.messages("SIGNUPS"), 333);
 }
+
+/// `list` says which events go to NATS and which come from it (it needs no server).
+#[test]
+fn list_shows_what_crosses_to_and_from_nats() {
+    let s = Sandbox::new(
+        r#"
+[events.user_joined]
+args = { name = "string", email = "string" }
+[events.user_left]
+args = { email = "string" }
+[events.audit]
+[nats]
+stream = "SIGNUPS"
+publish = ["user_joined"]
+consume = ["user_left"]
+consumer = "c"
+"#,
+    );
+    let list = s.run(&["list"]);
+    list.assert_code(0);
+    let out = list.stdout();
+    assert!(
+        out.contains("published to NATS stream SIGNUPS as switchboard.user_joined"),
+        "{out}"
+    );
+    assert!(out.contains("consumed from NATS stream SIGNUPS (switchboard.user_left) by serve, as durable consumer c-user_left"), "{out}");
+    let json = s.run(&["--format", "json", "list"]).json();
+    let events = json["events"].as_array().unwrap();
+    let audit = events.iter().find(|e| e["name"] == "audit").unwrap();
+    assert_eq!(audit["nats"]["published"], false);
+    assert_eq!(audit["nats"]["consumed"], false);
+}
