@@ -21,7 +21,7 @@ use async_nats::HeaderMap;
 use futures_util::StreamExt;
 use serde_json::{Map, Value as Json};
 use switchboard::manifest::NatsSettings;
-use switchboard::service::{Busy, Crossing, Handled, Intake, Source, Traffic};
+use switchboard::service::{Busy, Crossing, Handled, Intake, Offer, Source, Traffic};
 use tokio::sync::{oneshot, watch, Semaphore};
 
 use crate::completed::Completed;
@@ -366,27 +366,25 @@ async fn dispatch(
     let every = Duration::from_millis(*letter.shared.settings.ack_wait_ms.get_ref() / 3)
         .max(Duration::from_millis(30));
     let mut told = Instant::now();
-    let mut args = Some(args);
-    let outcome = loop {
-        let (done, outcome) = oneshot::channel();
-        // The arguments are copied only when the queue was full and they are offered again.
-        let offered = args.take().unwrap_or_default();
-        let kept = offered.clone();
-        let (journal, id) = (Arc::clone(shared), letter.id.to_owned());
-        match intake.submit(
-            letter.event.to_owned(),
-            offered,
-            letter.id.to_owned(),
-            Box::new(move |handled| {
-                if handled == Handled::Completed {
-                    journal.remember(&id);
-                }
-                let _ = done.send(handled);
-            }),
-        ) {
-            Ok(()) => break outcome,
-            Err(Busy::Full) => {
-                args = Some(kept);
+    let (done, outcome) = oneshot::channel();
+    let (journal, id) = (Arc::clone(shared), letter.id.to_owned());
+    let mut offer = Offer {
+        event: letter.event.to_owned(),
+        args,
+        id: letter.id.to_owned(),
+        done: Box::new(move |handled| {
+            if handled == Handled::Completed {
+                journal.remember(&id);
+            }
+            let _ = done.send(handled);
+        }),
+    };
+    loop {
+        match intake.submit(offer).map_err(|declined| *declined) {
+            Ok(()) => break,
+            Err((Busy::Full, back)) => {
+                // Handed back whole: offered again once there is room.
+                offer = back;
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 if told.elapsed() >= every {
                     letter.acknowledge(AckKind::Progress).await;
@@ -395,7 +393,7 @@ async fn dispatch(
             }
             Err(_) => return None,
         }
-    };
+    }
     tokio::pin!(outcome);
     loop {
         tokio::select! {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use serde_json::{Map, Value as Json};
-use switchboard::service::{Busy, Done, Forward, Handled, Intake, OutcomesJson};
+use switchboard::service::{Busy, Done, Forward, Handled, Intake, Offer, OutcomesJson};
 use switchboard::{CurrentGeneration, EmitError, Generation, Outcomes};
 use tokio::sync::oneshot;
 
@@ -189,13 +189,20 @@ impl Dispatcher {
 
     /// Queues a job, or says why not.
     pub fn submit(&self, job: Job) -> Result<(), Refusal> {
+        self.offer(job).map_err(|refused| refused.0)
+    }
+
+    /// Queues a job, or says why not and hands it back.
+    fn offer(&self, job: Job) -> Result<(), Box<(Refusal, Job)>> {
         let queue = self.queue.read().unwrap_or_else(|e| e.into_inner());
         let Some(sender) = queue.as_ref() else {
-            return Err(Refusal::Stopping);
+            return Err(Box::new((Refusal::Stopping, job)));
         };
-        sender.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => Refusal::QueueFull,
-            TrySendError::Disconnected(_) => Refusal::Stopping,
+        sender.try_send(job).map_err(|e| {
+            Box::new(match e {
+                TrySendError::Full(job) => (Refusal::QueueFull, job),
+                TrySendError::Disconnected(job) => (Refusal::Stopping, job),
+            })
         })
     }
 
@@ -368,22 +375,30 @@ impl Worker {
 struct SourceIntake(Arc<Dispatcher>);
 
 impl Intake for SourceIntake {
-    fn submit(
-        &self,
-        event: String,
-        args: Map<String, Json>,
-        id: String,
-        done: Done,
-    ) -> Result<(), Busy> {
+    fn submit(&self, offer: Offer) -> Result<(), Box<(Busy, Offer)>> {
         let job = Job {
-            event,
-            args,
-            id,
-            reply: Reply::Intake(done),
+            event: offer.event,
+            args: offer.args,
+            id: offer.id,
+            reply: Reply::Intake(offer.done),
         };
-        self.0.submit(job).map_err(|why| match why {
-            Refusal::QueueFull => Busy::Full,
-            _ => Busy::Stopping,
+        self.0.offer(job).map_err(|refused| {
+            let (why, job) = *refused;
+            let busy = match why {
+                Refusal::QueueFull => Busy::Full,
+                _ => Busy::Stopping,
+            };
+            let done = match job.reply {
+                Reply::Intake(done) => done,
+                Reply::Http(_) => unreachable!("the job just made has an intake's reply"),
+            };
+            let offer = Offer {
+                event: job.event,
+                args: job.args,
+                id: job.id,
+                done,
+            };
+            Box::new((busy, offer))
         })
     }
 }

@@ -76,19 +76,26 @@ pub enum Busy {
 /// Called once with what became of an event, on the thread that dispatched it.
 pub type Done = Box<dyn FnOnce(Handled) + Send>;
 
+/// An event handed to an [`Intake`], with the sender's `id` (for logs and answers) and
+/// what to call once every callback finished or the host refused it. An intake that does
+/// not take it hands it back whole, so that it can be offered again without a copy.
+pub struct Offer {
+    /// The declared event.
+    pub event: String,
+    /// Its arguments.
+    pub args: Map<String, Json>,
+    /// The sender's id.
+    pub id: String,
+    /// Called once with what became of it.
+    pub done: Done,
+}
+
 /// Where a [`Source`] hands its events: a long-running host's dispatch workers (`serve`'s),
 /// behind their bounded queue. Events taken here are dispatched to this host's plugins,
 /// never forwarded.
 pub trait Intake: Send + Sync {
-    /// Queues `event` with its arguments and the sender's `id` (for logs and answers);
-    /// `done` is called once every callback finished, or the host refused the event.
-    fn submit(
-        &self,
-        event: String,
-        args: Map<String, Json>,
-        id: String,
-        done: Done,
-    ) -> Result<(), Busy>;
+    /// Queues `offer`; when it cannot now, why, with the offer handed back.
+    fn submit(&self, offer: Offer) -> Result<(), Box<(Busy, Offer)>>;
 }
 
 /// Events from elsewhere (a NATS consumer) for a long-running host: started once its

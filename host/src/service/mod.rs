@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
 use serde_json::json;
 
-pub use bridge::{made_up_id, Busy, Crossing, Done, Forward, Handled, Intake, Source, Traffic};
+pub use bridge::{
+    made_up_id, Busy, Crossing, Done, Forward, Handled, Intake, Offer, Source, Traffic,
+};
 pub use json_lines::OutcomesJson;
 use json_lines::{handle, handle_batch, Line};
 use output::Message;
