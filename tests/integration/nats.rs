@@ -81,9 +81,10 @@ impl NatsServer {
         self.child = NatsServer::spawn(self.port, self.monitor, self.store.path());
     }
 
-    /// How many messages the stream holds, from the server's monitoring endpoint.
-    fn messages(&self, stream: &str) -> u64 {
-        let url = format!("http://127.0.0.1:{}/jsz?streams=1", self.monitor);
+    /// The streams the server's monitoring endpoint describes, asked with `query`
+    /// (`streams=1`, `consumers=1`).
+    fn streams(&self, query: &str) -> Vec<serde_json::Value> {
+        let url = format!("http://127.0.0.1:{}/jsz?{query}", self.monitor);
         let jsz: serde_json::Value =
             serde_json::from_str(&ureq::get(&url).call().unwrap().into_string().unwrap()).unwrap();
         jsz["account_details"]
@@ -91,6 +92,14 @@ impl NatsServer {
             .into_iter()
             .flatten()
             .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+            .cloned()
+            .collect()
+    }
+
+    /// How many messages the stream holds.
+    fn messages(&self, stream: &str) -> u64 {
+        self.streams("streams=1")
+            .iter()
             .find(|s| s["name"] == stream)
             .map_or(0, |s| s["state"]["messages"].as_u64().unwrap())
     }
@@ -289,14 +298,8 @@ fn serve_publishes_and_answers_with_the_stream_sequence() {
 impl NatsServer {
     /// The server's view of a durable consumer (`num_pending`, `num_ack_pending`, ...).
     fn consumer(&self, name: &str) -> serde_json::Value {
-        let url = format!("http://127.0.0.1:{}/jsz?consumers=1", self.monitor);
-        let jsz: serde_json::Value =
-            serde_json::from_str(&ureq::get(&url).call().unwrap().into_string().unwrap()).unwrap();
-        jsz["account_details"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+        self.streams("consumers=1")
+            .iter()
             .flat_map(|s| s["consumer_detail"].as_array().into_iter().flatten())
             .find(|c| c["name"] == name)
             .cloned()
