@@ -159,7 +159,7 @@ fn publish(
                 "event": args.event,
                 "id": id,
                 "ok": true,
-                "published": {"stream": published.stream, "seq": published.sequence, "duplicate": published.duplicate},
+                "published": published.to_json(),
             })
         ),
         Format::Text => format!(

@@ -25,6 +25,13 @@ pub struct Published {
     pub duplicate: bool,
 }
 
+impl Published {
+    /// As result lines and answers give it: `{"stream", "seq", "duplicate"}`.
+    pub fn to_json(&self) -> Json {
+        json!({"stream": self.stream, "seq": self.sequence, "duplicate": self.duplicate})
+    }
+}
+
 /// Publishes events to the stream of a manifest's `[nats]` table.
 pub struct Publisher {
     connection: Arc<Connection>,
@@ -238,11 +245,7 @@ impl Forwarder {
         if let Some(traffic) = &self.traffic {
             traffic.crossed(event, Crossing::Published);
         }
-        Ok(json!({
-            "stream": published.stream,
-            "seq": published.sequence,
-            "duplicate": published.duplicate,
-        }))
+        Ok(published.to_json())
     }
 }
 
