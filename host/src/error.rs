@@ -246,6 +246,18 @@ pub enum LoadError {
         /// The system loader's message.
         reason: String,
     },
+    /// The file is in a library format but cut short or damaged: a segment the system
+    /// loader would map lies past its end (mapping it would crash the host), or its headers
+    /// do not parse. Nothing of it was loaded.
+    #[error("plugin `{plugin}`: {} is cut short or damaged ({reason}); it was not loaded. A build or a copy may still be writing it: let it finish, or copy the library again", path.display())]
+    Damaged {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A new build of an in-process plugin past the number of builds one process keeps
     /// loaded (libraries are never unloaded).
     #[error("plugin `{plugin}`: {} is a new build, and this host already keeps {loaded} plugin builds loaded in-process (each stays mapped until the host exits; the limit is {}); restart the host to release them, or give the plugin isolation = \"process\" to reload it without limit", path.display(), crate::load::MAX_IN_PROCESS_BUILDS)]
@@ -280,7 +292,7 @@ pub enum LoadError {
         report: String,
     },
     /// The plugin registers a callback for an event the manifest does not declare.
-    #[error("plugin `{plugin}` registers callback `{callback}` for undeclared event `{event}`{suggestion}; declare it in {} as [events.{event}] or remove the callback", manifest.display())]
+    #[error("plugin `{plugin}` registers callback `{callback}` for undeclared event `{event}`{suggestion}; declare it in {} as {} or remove the callback", manifest.display(), crate::manifest::event_table(event))]
     UndeclaredEvent {
         /// The plugin's manifest name.
         plugin: String,
@@ -295,7 +307,7 @@ pub enum LoadError {
     },
     /// A typed callback reads an argument its event does not declare, or declares with a
     /// type it cannot read.
-    #[error("callback {plugin}.{callback} {problem}; fix [events.{event}] in {} or the callback's argument struct", manifest.display())]
+    #[error("callback {plugin}.{callback} {problem}; fix {} in {} or the callback's argument struct", crate::manifest::event_table(event), manifest.display())]
     ArgsMismatch {
         /// The plugin's manifest name.
         plugin: String,
@@ -359,6 +371,7 @@ impl LoadError {
             LoadError::Writable { .. } => "load.writable",
             LoadError::Escapes { .. } => "load.escapes",
             LoadError::NotALibrary { .. } => "load.not_a_library",
+            LoadError::Damaged { .. } => "load.damaged",
             LoadError::TooManyBuilds { .. } => "load.too_many_builds",
             LoadError::NotAPlugin { .. } => "load.not_a_plugin",
             LoadError::Incompatible { .. } => "load.incompatible",
@@ -382,6 +395,7 @@ impl LoadError {
             | LoadError::Writable { plugin, .. }
             | LoadError::Escapes { plugin, .. }
             | LoadError::NotALibrary { plugin, .. }
+            | LoadError::Damaged { plugin, .. }
             | LoadError::TooManyBuilds { plugin, .. }
             | LoadError::NotAPlugin { plugin, .. }
             | LoadError::Incompatible { plugin, .. }
@@ -414,6 +428,7 @@ fn worker_kind(kind: &str) -> &'static str {
         "load.writable",
         "load.escapes",
         "load.not_a_library",
+        "load.damaged",
         "load.not_a_plugin",
         "load.incompatible",
         "load.bad_registration",

@@ -19,7 +19,8 @@ use crate::isolate::quarantine;
 use crate::isolate::ProcessPlugin;
 use crate::load::{library_file, private_copy, Emits, Library, LibraryInfo, Loader, Registered};
 use crate::manifest::{
-    BreakerSettings, Isolation, LoadErrorPolicy, PluginEntry, ProcessLimits, ValidManifest,
+    event_table, BreakerSettings, Isolation, LoadErrorPolicy, PluginEntry, ProcessLimits,
+    ValidManifest,
 };
 
 /// A plugin as the manifest and its library describe it.
@@ -210,13 +211,8 @@ fn open(
         message,
     };
     let command = crate::isolate::worker_command().map_err(worker_failed)?;
-    let copy =
-        private_copy(&path, Some(&manifest.base_dir().join(".switchboard"))).map_err(|e| {
-            worker_failed(format!(
-                "cannot make a private copy of {} to load: {e}",
-                path.display()
-            ))
-        })?;
+    let copy = private_copy(&path, Some(&manifest.base_dir().join(".switchboard")))
+        .map_err(|problem| problem.for_plugin(name, &path))?;
     let record = quarantine::current(manifest.base_dir(), name, &copy.sha256);
     let (plugin, described) = ProcessPlugin::prepare(
         name,
@@ -513,7 +509,7 @@ impl Generation {
                 let event = &emits.event;
                 let Some(declared) = self.registry.event_id(event) else {
                     warnings.push(format!(
-                        "plugin `{plugin}` emits `{event}`, which the manifest does not declare; declare it as [events.{event}] (`switchboard add` does) or its emits fail"
+                        "plugin `{plugin}` emits `{event}`, which the manifest does not declare; declare it as {} (`switchboard add` does) or its emits fail", event_table(event)
                     ));
                     continue;
                 };

@@ -11,11 +11,12 @@
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
 use super::preflight::hex;
+use super::structure::damage;
 
 /// The largest library the host copies: 1 GiB.
 const MAX_LIBRARY_BYTES: u64 = 1 << 30;
@@ -34,25 +35,69 @@ pub(crate) struct Copy {
     pub(crate) sha256: String,
 }
 
+/// Why a library could not be copied.
+#[derive(Debug)]
+pub(crate) enum CopyProblem {
+    /// Reading the library or writing its copy failed.
+    Io(std::io::Error),
+    /// The bytes read are not a whole library (see [`damage`]): nothing was copied.
+    Damaged(String),
+}
+
+impl CopyProblem {
+    /// The load error for plugin `plugin`, whose library is `path`.
+    pub(crate) fn for_plugin(self, plugin: &str, path: &Path) -> crate::error::LoadError {
+        use crate::error::LoadError;
+        match self {
+            CopyProblem::Io(e) => LoadError::NotALibrary {
+                plugin: plugin.to_owned(),
+                path: path.to_owned(),
+                reason: format!("cannot make a private copy to load: {e}"),
+            },
+            CopyProblem::Damaged(reason) => LoadError::Damaged {
+                plugin: plugin.to_owned(),
+                path: path.to_owned(),
+                reason,
+            },
+        }
+    }
+}
+
+impl From<std::io::Error> for CopyProblem {
+    fn from(error: std::io::Error) -> Self {
+        CopyProblem::Io(error)
+    }
+}
+
 /// Copies `original` under `state` (a manifest's `.switchboard` folder), or into this
-/// process's private temporary folder if `state` is `None` or cannot be written.
-pub(crate) fn private_copy(original: &Path, state: Option<&Path>) -> std::io::Result<Copy> {
+/// process's private temporary folder if `state` is `None` or cannot be written. A file
+/// whose structure says it is cut short is refused before anything is written.
+pub(crate) fn private_copy(original: &Path, state: Option<&Path>) -> Result<Copy, CopyProblem> {
     let size = std::fs::metadata(original)?.len();
     if size > MAX_LIBRARY_BYTES {
-        return Err(std::io::Error::other(format!(
+        return Err(CopyProblem::Io(std::io::Error::other(format!(
             "it is {size} bytes, over the {MAX_LIBRARY_BYTES}-byte limit for a plugin library"
-        )));
+        ))));
     }
-    // One read: the hash names exactly the bytes that are copied, even if a build is
-    // writing the file at this moment.
+    // One read: the hash names exactly the bytes that are checked and copied, even if a
+    // build is writing the file at this moment.
     let bytes = std::fs::read(original)?;
+    if let Some(why) = damage(&bytes) {
+        return Err(CopyProblem::Damaged(why));
+    }
     let sha256 = hex(&Sha256::digest(&bytes));
     let file_name = original
         .file_name()
         .map_or_else(|| "plugin".into(), |n| n.to_string_lossy().into_owned());
     let name = format!("{}-{file_name}", &sha256[..16]);
     let beside_manifest = state.map(|s| s.join("libs"));
-    for folder in beside_manifest.iter().cloned().chain(process_folder()) {
+    // The temporary folder only when the manifest's cannot be written: it is made then,
+    // not before.
+    let folders = beside_manifest
+        .into_iter()
+        .map(Some)
+        .chain(std::iter::once_with(process_folder));
+    for folder in folders.flatten() {
         match write_once(&folder, &name, &bytes, &sha256) {
             Ok(path) => return Ok(Copy { path, sha256 }),
             Err(error) => {
@@ -64,9 +109,9 @@ pub(crate) fn private_copy(original: &Path, state: Option<&Path>) -> std::io::Re
             }
         }
     }
-    Err(std::io::Error::other(
+    Err(CopyProblem::Io(std::io::Error::other(
         "no folder to keep a private copy in: neither `.switchboard/libs` beside the manifest nor the temporary folder can be written",
-    ))
+    )))
 }
 
 /// Writes `bytes` as `folder/name` unless a file with the same content is there already.
@@ -100,18 +145,41 @@ fn write_once(folder: &Path, name: &str, bytes: &[u8], sha256: &str) -> std::io:
     Ok(path)
 }
 
-/// This process's own temporary folder (created once, readable only by this user).
+/// This process's own temporary folder (created at its first use, readable only by this
+/// user), removed by [`remove_temporary_copies`].
+static PROCESS_FOLDER: Mutex<Option<PathBuf>> = Mutex::new(None);
+
 fn process_folder() -> Option<PathBuf> {
-    static FOLDER: OnceLock<Option<tempfile::TempDir>> = OnceLock::new();
-    FOLDER
-        .get_or_init(|| {
-            tempfile::Builder::new()
-                .prefix("switchboard-libs-")
-                .tempdir()
-                .ok()
-        })
-        .as_ref()
-        .map(|dir| dir.path().to_owned())
+    let mut folder = PROCESS_FOLDER.lock().unwrap_or_else(|e| e.into_inner());
+    if folder.is_none() {
+        let made = tempfile::Builder::new()
+            .prefix("switchboard-libs-")
+            .tempdir()
+            .ok()?;
+        // Kept until the process ends, then removed by `remove_temporary_copies`.
+        *folder = Some(made.keep());
+    }
+    folder.clone()
+}
+
+/// Removes this process's temporary folder of library copies, if it made one: a host
+/// calls it as it exits. Libraries loaded from it stay mapped (on Unix a removed file
+/// lives on while mapped); on Windows a loaded library cannot be removed, and the folder
+/// is left for the system's temporary-file cleanup.
+#[doc(hidden)]
+pub fn remove_temporary_copies() {
+    let folder = PROCESS_FOLDER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(folder) = folder {
+        if let Err(error) = std::fs::remove_dir_all(&folder) {
+            tracing::debug!(
+                "cannot remove the temporary copies in {}: {error}",
+                folder.display()
+            );
+        }
+    }
 }
 
 /// Records that the build `sha256` is loaded in this process; refuses a new build past

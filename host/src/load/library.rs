@@ -9,6 +9,7 @@ use switchboard_plugin_api::abi::{ArgDecl, Description, PluginInfo, PluginModule
 
 use super::identify::explain_not_loadable;
 use super::preflight::require_file;
+use super::structure::damage;
 use crate::error::LoadError;
 
 /// The plugin-api version this host was built against.
@@ -211,13 +212,8 @@ impl Loader {
             return Ok(library.clone());
         }
         let library = if self.copies {
-            let copy = super::copy::private_copy(path, self.state.as_deref()).map_err(|e| {
-                LoadError::NotALibrary {
-                    plugin: plugin.to_owned(),
-                    path: path.to_owned(),
-                    reason: format!("cannot make a private copy to load: {e}"),
-                }
-            })?;
+            let copy = super::copy::private_copy(path, self.state.as_deref())
+                .map_err(|problem| problem.for_plugin(plugin, path))?;
             if let Err(loaded) = super::copy::note_in_process(&copy.sha256) {
                 return Err(LoadError::TooManyBuilds {
                     plugin: plugin.to_owned(),
@@ -227,6 +223,20 @@ impl Loader {
             }
             open_library(plugin, path, &copy.path, copy.sha256)?
         } else {
+            // The host checked the copy it hands a worker; a file changed since is
+            // checked again before it is mapped.
+            let bytes = std::fs::read(path).map_err(|e| LoadError::NotALibrary {
+                plugin: plugin.to_owned(),
+                path: path.to_owned(),
+                reason: format!("cannot read it: {e}"),
+            })?;
+            if let Some(reason) = damage(&bytes) {
+                return Err(LoadError::Damaged {
+                    plugin: plugin.to_owned(),
+                    path: path.to_owned(),
+                    reason,
+                });
+            }
             open_library(plugin, path, path, String::new())?
         };
         self.opened.insert(key, library.clone());

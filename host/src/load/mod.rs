@@ -8,9 +8,10 @@ mod copy;
 mod identify;
 mod library;
 mod preflight;
+mod structure;
 
 pub(crate) use copy::private_copy;
-pub use copy::MAX_IN_PROCESS_BUILDS;
+pub use copy::{remove_temporary_copies, MAX_IN_PROCESS_BUILDS};
 pub use library::{inspect, Emits, LibraryInfo, LibraryReport, Registered, HOST_API_VERSION};
 pub(crate) use library::{Library, Loader};
 pub use preflight::{library_file, sha256_of};
