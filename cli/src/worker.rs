@@ -19,7 +19,37 @@ pub fn main(args: &[String]) -> ExitCode {
         }
     };
     let code = switchboard::isolate::serve(Box::new(std::io::stdin()), frames);
+    end_own_group();
     ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// The worker leads a process group (the host starts it so): what the plugin started ends
+/// with the worker. Asked with SIGTERM, so that the worker itself can still exit with its
+/// own code; the host kills the group after the worker has exited, for the rest.
+fn end_own_group() {
+    #[cfg(unix)]
+    // SAFETY: signal and kill have no memory preconditions; SIGTERM is ignored here first,
+    // so that only the other members of the group receive it.
+    unsafe {
+        if libc::getpgrp() == libc::getpid() {
+            libc::signal(libc::SIGTERM, libc::SIG_IGN);
+            libc::kill(0, libc::SIGTERM);
+        }
+    }
+}
+
+/// What the worker does when its host dies: it ends its whole process group, itself and
+/// whatever the plugin started, at once. Only async-signal-safe calls (getpgrp, getpid,
+/// kill, _exit).
+#[cfg(target_os = "linux")]
+extern "C" fn on_host_death(_signal: libc::c_int) {
+    // SAFETY: these calls are async-signal-safe and touch no memory of the process.
+    unsafe {
+        if libc::getpgrp() == libc::getpid() {
+            libc::kill(0, libc::SIGKILL);
+        }
+        libc::_exit(1);
+    }
 }
 
 fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
@@ -27,16 +57,20 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.get(at + 1).map(String::as_str)
 }
 
-/// A worker never outlives its host, even one killed with SIGKILL: on Linux the kernel
-/// kills the worker when its parent dies; everywhere, the worker ends at the end of its
-/// input (the host's side of the pipe closes when the host goes).
+/// A worker never outlives its host, even one killed with SIGKILL, and takes what the
+/// plugin started with it: on Linux the kernel signals the worker when its parent dies,
+/// and the worker then kills its process group; everywhere, the worker ends at the end of
+/// its input (the host's side of the pipe closes when the host goes).
 fn die_with_parent() {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: prctl(PR_SET_PDEATHSIG) only sets this process's death signal; getppid
-        // has no preconditions.
+        // SAFETY: `on_host_death` makes only async-signal-safe calls; signal installs it,
+        // prctl(PR_SET_PDEATHSIG) only sets this process's death signal, and getppid has no
+        // preconditions.
         unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            let handler: extern "C" fn(libc::c_int) = on_host_death;
+            libc::signal(libc::SIGUSR2, handler as libc::sighandler_t);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR2);
             // The parent may have died before the prctl: then we were reparented.
             if libc::getppid() == 1 {
                 libc::_exit(1);

@@ -12,7 +12,7 @@ use switchboard_plugin_api::abi::status;
 use switchboard_plugin_api::{Entry, Error as PluginError, Value};
 
 use super::process::{Fault, WorkerProcess};
-use super::protocol::{encode_calls, CallRef, FromWorker, ToWorker};
+use super::protocol::{encode_calls, over_frame, CallRef, FromWorker, ToWorker, MAX_FRAME};
 use super::quarantine::{QuarantineRecord, Watch};
 use crate::error::LoadError;
 use crate::load::{Emits, LibraryInfo, Registered};
@@ -331,7 +331,28 @@ impl ProcessPlugin {
         let limit = Duration::from_millis(self.limits.timeout_ms);
         let mut deadline = Instant::now() + limit;
         let mut answered = 0;
-        let mut fault = worker.send_encoded(&encode_calls(calls)).err();
+        // As many calls as fit in one frame; the rest go in the next exchange.
+        let mut sending = calls.len();
+        let mut body = encode_calls(calls);
+        while body.len() > MAX_FRAME && sending > 1 {
+            sending /= 2;
+            body = encode_calls(&calls[..sending]);
+        }
+        if body.len() > MAX_FRAME {
+            let error = PluginError::new(over_frame(
+                &format!(
+                    "the call of `{}` on `{}` with its arguments",
+                    names[0], calls[0].event
+                ),
+                body.len(),
+            ))
+            .with_help("send smaller arguments, or run this plugin in-process");
+            results.push((status::ERROR, RResult::RErr(error)));
+            return Some(worker);
+        }
+        let calls = &calls[..sending];
+        let mut fault = worker.send_encoded(&body).err();
+        drop(body);
         while fault.is_none() && answered < calls.len() {
             match worker.recv(Some(deadline)) {
                 Ok(FromWorker::Result { status, result }) => {
@@ -357,7 +378,15 @@ impl ProcessPlugin {
                     match take_lent(key) {
                         Some(back) => {
                             worker = back;
-                            fault = worker.send(&ToWorker::Emitted(outcomes)).err();
+                            let mut answer = ToWorker::Emitted(outcomes).encode();
+                            if answer.len() > MAX_FRAME {
+                                let error = PluginError::new(over_frame(
+                                    &format!("the outcomes of the nested emit of `{event}`"),
+                                    answer.len(),
+                                ));
+                                answer = ToWorker::Emitted(Err(error)).encode();
+                            }
+                            fault = worker.send_encoded(&answer).err();
                         }
                         // A nested call on this worker crashed or timed out: so did this one.
                         None => {

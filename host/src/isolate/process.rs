@@ -56,6 +56,11 @@ impl WorkerProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env("SWITCHBOARD_WORKER_PLUGIN", plugin);
+        // The worker leads a process group of its own: whatever the plugin starts is in
+        // it, and ends with it (see `end_group`). It also keeps a terminal's Ctrl-C, meant
+        // for the host, from reaching the worker before the host has drained.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = spawn_from_lasting_thread(cmd)
             .map_err(|e| format!("cannot start a worker process ({}): {e}", command.display()))?;
         let pid = child.id();
@@ -169,10 +174,25 @@ impl WorkerProcess {
             .map_err(|e| Fault::Died(self.death(&e)))
     }
 
-    /// Kills the worker and waits for it.
+    /// Kills the worker and every process it started, and waits for it.
     pub(crate) fn kill(&mut self) {
+        self.end_group();
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Kills the worker's process group: the worker and whatever the plugin started that
+    /// did not leave the group (a process that calls `setsid` or `setpgid` leaves it, and
+    /// is its own keeper). Called before the worker is reaped, so that its pid, which names
+    /// the group, cannot have been given to another process yet.
+    fn end_group(&self) {
+        #[cfg(unix)]
+        if let Ok(pid) = libc::pid_t::try_from(self.pid) {
+            // SAFETY: kill has no memory preconditions; a negative pid names the process
+            // group this worker leads (it was started with `process_group(0)`), and the
+            // worker is not reaped yet, so the group id is still ours.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
     }
 
     /// Asks the worker to stop after `shutdown`, gives it `grace`, then kills it.
@@ -197,6 +217,10 @@ impl WorkerProcess {
 
     fn wait_until(&mut self, deadline: Instant) -> Option<ExitStatus> {
         loop {
+            if self.exited() {
+                // What the plugin started goes with the worker, before its pid is freed.
+                self.end_group();
+            }
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
             }
@@ -228,6 +252,28 @@ impl WorkerProcess {
         }
     }
 
+    /// Whether the worker has exited, without reaping it.
+    fn exited(&self) -> bool {
+        #[cfg(unix)]
+        {
+            let pid: libc::id_t = self.pid;
+            // SAFETY: waitid writes only into `info`, a zeroed siginfo_t owned here;
+            // WNOWAIT leaves the child to be reaped by `Child::try_wait`.
+            unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                let done = libc::waitid(
+                    libc::P_PID,
+                    pid,
+                    &mut info,
+                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                );
+                done == 0 && info.si_pid() != 0
+            }
+        }
+        #[cfg(not(unix))]
+        false
+    }
+
     /// The worker's last lines of standard error, joined with ` | `.
     pub(crate) fn stderr_tail(&self) -> String {
         let lines = self.stderr.lock().unwrap_or_else(|e| e.into_inner());
@@ -238,7 +284,9 @@ impl WorkerProcess {
 impl Drop for WorkerProcess {
     /// A worker never outlives the host's handle to it.
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
+        // Not reaped yet (still running, or exited unseen): its group ends before it is
+        // reaped. One reaped already had its group ended by whoever reaped it.
+        if self.exited() || matches!(self.child.try_wait(), Ok(None)) {
             self.kill();
         }
     }

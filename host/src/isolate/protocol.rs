@@ -18,6 +18,19 @@ pub(crate) const VERSION: u32 = 2;
 /// sends (a result, a log line, an emit).
 pub(crate) const MAX_FRAME: usize = 64 << 20;
 
+/// The frame limit in words, for errors: `64 MiB`.
+pub(crate) fn frame_limit() -> String {
+    format!("{} MiB", MAX_FRAME >> 20)
+}
+
+/// Why a message of `bytes` bytes encoded cannot travel in one frame, for an error.
+pub(crate) fn over_frame(what: &str, bytes: usize) -> String {
+    format!(
+        "{what} is {bytes} bytes encoded, over the {} limit of one frame between the host and a worker process",
+        frame_limit()
+    )
+}
+
 /// One callback's outcome in a nested emit: plugin, callback, result.
 pub(crate) type NestedOutcome = (String, String, Result<Value<'static>, PluginError>);
 

@@ -17,7 +17,8 @@ use switchboard_plugin_api::abi::{
 use switchboard_plugin_api::{Entry, Error as PluginError, Value};
 
 use super::protocol::{
-    read_frame, write_frame, FromWorker, ToWorker, WireCall, WireError, VERSION,
+    over_frame, read_frame, write_frame, FromWorker, ToWorker, WireCall, WireError, MAX_FRAME,
+    VERSION,
 };
 use crate::load::{Library, Loader};
 
@@ -29,9 +30,34 @@ struct Channel {
 }
 
 impl Channel {
+    /// Sends a message; one too large for a frame is replaced by an error of the same
+    /// kind that says so (the plugin's answer is refused, the worker goes on).
     fn send(&self, message: &FromWorker) -> Result<(), WireError> {
+        let mut body = message.encode();
+        if body.len() > MAX_FRAME {
+            let too_large = |what: &str| {
+                PluginError::new(over_frame(what, body.len())).with_help(
+                    "return less (write large data to a file and return its path), or run this plugin in-process",
+                )
+            };
+            let instead = match message {
+                FromWorker::Result { .. } => FromWorker::Result {
+                    status: status::ERROR,
+                    result: Some(Err(too_large("the callback's result"))),
+                },
+                FromWorker::Done(_) => FromWorker::Done(Err(too_large("the answer"))),
+                // Emits and logs are bounded where they are made.
+                _ => return Err(WireError::Broken(over_frame("a message", body.len()))),
+            };
+            body = instead.encode();
+        }
+        self.send_encoded(&body)
+    }
+
+    /// Sends a message already encoded (and checked against the frame limit).
+    fn send_encoded(&self, body: &[u8]) -> Result<(), WireError> {
         let mut output = self.output.lock().unwrap_or_else(|e| e.into_inner());
-        write_frame(&mut *output, &message.encode())
+        write_frame(&mut *output, body)
     }
 
     fn recv(&self) -> Result<ToWorker, WireError> {
@@ -257,6 +283,25 @@ fn call_plugin(
     }
 }
 
+/// The longest log line a worker passes on, in bytes; the rest is cut with a note.
+const MAX_LOG_LINE: usize = 64 * 1024;
+
+/// `message`, cut at [`MAX_LOG_LINE`] bytes (on a character boundary) with a note.
+fn bounded_log_line(message: &str) -> String {
+    if message.len() <= MAX_LOG_LINE {
+        return message.to_owned();
+    }
+    let mut end = MAX_LOG_LINE;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}... [{} more bytes cut: a log line from a worker is at most {MAX_LOG_LINE} bytes]",
+        &message[..end],
+        message.len() - end
+    )
+}
+
 /// What a worker's host supports: no emits from a plugin's own threads (yet).
 static WORKER_FEATURES: [RStr<'static>; 4] = [
     RStr::from_str(feature::MANIFEST_DIR),
@@ -290,7 +335,7 @@ impl HostApi for WorkerHost {
     fn log(&self, level: u8, message: RStr<'_>) {
         let _ = self.channel.send(&FromWorker::Log {
             level,
-            message: message.to_string(),
+            message: bounded_log_line(message.as_str()),
         });
     }
 
@@ -311,7 +356,14 @@ impl HostApi for WorkerHost {
                 .map(|e| (e.key().to_owned(), e.value().clone().into_owned()))
                 .collect(),
         };
-        if let Err(error) = self.channel.send(&message) {
+        let body = message.encode();
+        if body.len() > MAX_FRAME {
+            return RResult::RErr(
+                PluginError::new(over_frame(&format!("the emit of `{event}`"), body.len()))
+                    .with_help("emit smaller arguments, or run this plugin in-process"),
+            );
+        }
+        if let Err(error) = self.channel.send_encoded(&body) {
             return RResult::RErr(PluginError::new(format!("the host is gone: {error}")));
         }
         loop {
