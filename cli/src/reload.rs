@@ -13,11 +13,24 @@ use switchboard::{Manifest, Switchboard};
 /// write in several steps.
 const SETTLE: Duration = Duration::from_millis(500);
 
+/// When the reload under way started, if one is (reloads run one at a time).
+static UNDER_WAY: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+
 /// Reloads `host` from `manifest` and says what happened on the log; the new generation's
-/// number, or the error (the running generation goes on).
+/// number, or the error (the running generation goes on). A reload asked for while another
+/// is under way (a plugin's `init` taking its time) says so, and waits for it.
 pub fn reload(host: &Switchboard, manifest: &Path, why: &str) -> Result<u64, String> {
     let started = Instant::now();
-    match host.reload(manifest) {
+    let earlier = UNDER_WAY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .replace(started);
+    if let Some(earlier) = earlier {
+        say_under_way(why, earlier);
+    }
+    let result = host.reload(manifest);
+    *UNDER_WAY.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    match result {
         Ok(done) => {
             let list = |names: &[String]| {
                 if names.is_empty() {
@@ -47,17 +60,39 @@ pub fn reload(host: &Switchboard, manifest: &Path, why: &str) -> Result<u64, Str
     }
 }
 
-/// Reloads on every SIGHUP, on a thread of its own.
+/// Says that a reload asked for `why` waits for the one under way since `since`.
+fn say_under_way(why: &str, since: Instant) {
+    tracing::warn!(
+        "reload ({why}) waits: the reload started {} ms ago is still under way (a plugin's init may run for up to [host] setup_timeout_ms)",
+        since.elapsed().as_millis()
+    );
+}
+
+/// Reloads on every SIGHUP, on a thread of its own; SIGHUPs that arrive during a reload
+/// are said at once and make one more reload after it.
 pub fn on_hangup(host: &Arc<Switchboard>, manifest: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
         let (host, manifest) = (Arc::clone(host), manifest.to_owned());
+        // One reload waiting at most: it reads the manifest as it is when it runs.
+        let (asked, asks) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("switchboard-reload".into())
+            .spawn(move || {
+                for () in asks {
+                    let _ = reload(&host, &manifest, "SIGHUP");
+                }
+            })?;
         std::thread::Builder::new()
             .name("switchboard-sighup".into())
             .spawn(move || {
                 for _ in signals.forever() {
-                    let _ = reload(&host, &manifest, "SIGHUP");
+                    let under_way = *UNDER_WAY.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(since) = under_way {
+                        say_under_way("SIGHUP", since);
+                    }
+                    let _ = asked.try_send(());
                 }
             })?;
     }

@@ -78,11 +78,12 @@ impl<'p> Frame<'p> {
     }
 }
 
-/// What a plugin is doing when it calls back into the host.
+/// What a plugin is doing when it calls back into the host (`init` and `shutdown` get a
+/// [`SetupCtx`] instead).
 enum Phase<'p> {
-    Init,
+    /// A control operation.
+    Control,
     Callback(&'p Frame<'p>),
-    Shutdown,
 }
 
 /// The context of one call into a plugin; lives on the stack for that call.
@@ -93,14 +94,6 @@ pub(crate) struct CallCtx<'b> {
 }
 
 impl<'b> CallCtx<'b> {
-    pub(crate) fn for_init(board: &'b Generation, plugin: &'b str) -> Self {
-        CallCtx {
-            board,
-            plugin,
-            phase: Phase::Init,
-        }
-    }
-
     pub(crate) fn for_callback(
         board: &'b Generation,
         plugin: &'b str,
@@ -117,15 +110,7 @@ impl<'b> CallCtx<'b> {
         CallCtx {
             board,
             plugin,
-            phase: Phase::Init,
-        }
-    }
-
-    pub(crate) fn for_shutdown(board: &'b Generation, plugin: &'b str) -> Self {
-        CallCtx {
-            board,
-            plugin,
-            phase: Phase::Shutdown,
+            phase: Phase::Control,
         }
     }
 
@@ -148,10 +133,17 @@ fn boundary_outcomes(board: &Generation, outcomes: &Outcomes) -> RVec<Outcome> {
 
 /// The operations of [`HostApi::call`].
 fn operation(board: &Generation, operation: &str) -> RResult<Value<'static>, PluginError> {
+    self::operation_in(board.manifest().base_dir(), operation)
+}
+
+/// An operation of [`HostApi::call`] for a plugin whose manifest is in `base_dir`.
+fn operation_in(
+    base_dir: &std::path::Path,
+    operation: &str,
+) -> RResult<Value<'static>, PluginError> {
     match operation {
         operation::MANIFEST_DIR => {
-            let folder = board.manifest().base_dir();
-            let folder = std::path::absolute(folder).unwrap_or_else(|_| folder.to_owned());
+            let folder = std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.to_owned());
             RResult::ROk(Value::from(folder.to_string_lossy().as_ref()))
         }
         _ => RResult::RErr(PluginError::unsupported(format!(
@@ -294,5 +286,75 @@ impl HostApi for OwnedHost {
             Ok(board) => self::operation(&board, operation.as_str()),
             Err(error) => RResult::RErr(error),
         }
+    }
+}
+
+/// The handle of a plugin's `init` or `shutdown`, which the host runs on a thread of its
+/// own so that it can stop waiting for one that never returns (see `bounded`): it owns
+/// what it serves, and borrows nothing from a generation that may go away meanwhile.
+pub(crate) struct SetupCtx {
+    plugin: String,
+    generation: u64,
+    anchor: Arc<Anchor>,
+    base_dir: std::path::PathBuf,
+}
+
+impl SetupCtx {
+    /// The handle for plugin `plugin` of `board`.
+    pub(crate) fn new(board: &Generation, plugin: &str) -> SetupCtx {
+        SetupCtx {
+            plugin: plugin.to_owned(),
+            generation: board.number(),
+            anchor: Arc::clone(&board.anchor),
+            base_dir: board.manifest().base_dir().to_owned(),
+        }
+    }
+
+    /// A borrowed handle to pass across the boundary.
+    pub(crate) fn handle(&self) -> HostRef<'_> {
+        HostApi_TO::from_ptr(RRef::new(self), TD_Opaque)
+    }
+}
+
+impl HostApi for SetupCtx {
+    fn plugin_name(&self) -> RStr<'_> {
+        RStr::from(self.plugin.as_str())
+    }
+
+    fn log(&self, level: u8, message: RStr<'_>) {
+        log(&self.plugin, Some(self.generation), level, message.as_str());
+    }
+
+    fn features(&self) -> RSlice<'static, RStr<'static>> {
+        RSlice::from_slice(&HOST_FEATURES)
+    }
+
+    fn keep(&self) -> RResult<HostBox, PluginError> {
+        RResult::ROk(HostApi_TO::from_value(
+            OwnedHost {
+                plugin: self.plugin.clone(),
+                anchor: Arc::clone(&self.anchor),
+            },
+            TD_Opaque,
+        ))
+    }
+
+    fn emit(
+        &self,
+        event: RStr<'_>,
+        _args: RSlice<'_, Entry<'_>>,
+    ) -> RResult<RVec<Outcome>, PluginError> {
+        RResult::RErr(
+            PluginError::new(format!("cannot emit `{event}` outside a callback"))
+                .with_help("emit from a callback; init and shutdown run before and after dispatch"),
+        )
+    }
+
+    fn call(
+        &self,
+        operation: RStr<'_>,
+        _argument: &Value<'_>,
+    ) -> RResult<Value<'static>, PluginError> {
+        operation_in(&self.base_dir, operation.as_str())
     }
 }

@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use switchboard_plugin_api::Value;
+use switchboard_plugin_api::{Error as PluginError, Value};
 
+use super::bounded::{self, Unfinished};
 use super::breaker::Breaker;
-use super::context::CallCtx;
+use super::context::{CallCtx, SetupCtx};
 use super::generation::{
     Generation, Instance, Opened, Prepared, Route, ShutdownFailure, SkippedPlugin, Slot, Target,
 };
@@ -65,10 +66,14 @@ impl Prepared {
             let carried = matches!(library, Opened::Carried(..));
             let started = match library {
                 Opened::InProcess(library) => {
-                    let ctx = CallCtx::for_init(&generation, &meta.name);
-                    (library.module.init())(&config, ctx.handle())
-                        .into_result()
-                        .map(|instance| Instance::InProcess(Arc::new(instance)))
+                    let ctx = SetupCtx::new(&generation, &meta.name);
+                    let init = library.module.init();
+                    let limit = generation.manifest.host.setup_timeout();
+                    bounded::within(&meta.name, limit, move || {
+                        init(&config, ctx.handle()).into_result()
+                    })
+                    .unwrap_or_else(|why| Err(unfinished("init", why, limit)))
+                    .map(|instance| Instance::InProcess(Arc::new(instance)))
                 }
                 Opened::Isolated(plugin) => plugin
                     .init(config)
@@ -221,8 +226,13 @@ impl Generation {
             }
             let stopped = match &slot.instance {
                 Instance::InProcess(instance) => {
-                    let ctx = CallCtx::for_shutdown(self, &slot.meta.name);
-                    instance.shutdown(ctx.handle()).into_result()
+                    let ctx = SetupCtx::new(self, &slot.meta.name);
+                    let instance = Arc::clone(instance);
+                    let limit = self.manifest.host.setup_timeout();
+                    bounded::within(&slot.meta.name, limit, move || {
+                        instance.shutdown(ctx.handle()).into_result()
+                    })
+                    .unwrap_or_else(|why| Err(unfinished("shutdown", why, limit)))
                 }
                 Instance::Process(isolated) => isolated.shutdown(),
                 Instance::Off(_) => continue,
@@ -242,6 +252,22 @@ impl Generation {
 impl Drop for Generation {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// The error of a plugin's `init` or `shutdown` that the host stopped waiting for.
+fn unfinished(what: &str, why: Unfinished, limit: std::time::Duration) -> PluginError {
+    match why {
+        Unfinished::TimedOut => PluginError::timed_out(format!(
+            "its {what} did not return within {} ms ([host] setup_timeout_ms); the host stopped waiting, and the call goes on on a thread of its own until the process exits",
+            limit.as_millis()
+        ))
+        .with_help(format!(
+            "find out why the plugin's {what} hangs, raise [host] setup_timeout_ms if it is only slow, or give the plugin isolation = \"process\""
+        )),
+        Unfinished::NoThread(error) => {
+            PluginError::new(format!("its {what} could not be run: no thread for it ({error})"))
+        }
     }
 }
 

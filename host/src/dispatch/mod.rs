@@ -9,6 +9,7 @@
 //! import).
 
 mod args;
+mod bounded;
 mod breaker;
 mod context;
 mod emit;

@@ -83,6 +83,24 @@ pub struct HostSettings {
     /// When an isolated plugin whose workers keep crashing is quarantined.
     #[serde(default)]
     pub quarantine: QuarantineSettings,
+    /// How long a plugin's `init`, and its `shutdown`, may run before the host stops
+    /// waiting for it, in milliseconds: an `init` past it fails the plugin's start (a reload
+    /// then changes nothing), a `shutdown` past it is reported and the host goes on. A call
+    /// that never returns keeps its thread until the process exits.
+    #[serde(default = "default_setup_timeout_ms")]
+    pub setup_timeout_ms: u64,
+}
+
+/// 30 seconds.
+fn default_setup_timeout_ms() -> u64 {
+    30_000
+}
+
+impl HostSettings {
+    /// [`HostSettings::setup_timeout_ms`] as a duration (at least a millisecond).
+    pub fn setup_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.setup_timeout_ms.max(1))
+    }
 }
 
 /// What a plugin that fails to load does to the host.
@@ -106,6 +124,7 @@ impl Default for HostSettings {
             allow_writable: false,
             timeout_ms: isolation::default_timeout_ms(),
             quarantine: QuarantineSettings::default(),
+            setup_timeout_ms: default_setup_timeout_ms(),
         }
     }
 }
@@ -298,6 +317,20 @@ fn not_utf8(path: &Path, error: std::string::FromUtf8Error) -> ManifestError {
 /// Drops the `.` components that joining onto `.` leaves (`././libx.so` reads as `./libx.so`).
 fn tidy(path: PathBuf) -> PathBuf {
     path.components().collect()
+}
+
+/// The table header that declares event `name` in a manifest: `[events.user_joined]`,
+/// or `[events."c.ping"]` for a name TOML must quote (a dot there would nest tables).
+pub fn event_table(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        format!("[events.{name}]")
+    } else {
+        format!("[events.{}]", toml::Value::from(name))
+    }
 }
 
 /// The platform's file name for a library called `name`.
@@ -580,6 +613,17 @@ mod tests {
     }
 
     #[test]
+    fn event_tables_quote_what_toml_would_nest() {
+        assert_eq!(event_table("user_joined"), "[events.user_joined]");
+        assert_eq!(event_table("c.ping"), "[events.\"c.ping\"]");
+        assert_eq!(event_table("a b"), "[events.\"a b\"]");
+        // What the hint says parses back to the one event.
+        let text = format!("{}\n", event_table("c.ping"));
+        let table: toml::Table = text.parse().unwrap();
+        assert!(table["events"].as_table().unwrap().contains_key("c.ping"));
+    }
+
+    #[test]
     fn parses_the_documented_shape() {
         let m = parse(
             r#"
@@ -620,7 +664,7 @@ mod tests {
         assert!(text.contains("--> dir/events.toml:2:1"), "{text}");
         assert!(text.contains("2 | plugin_dri = \"x\""), "{text}");
         assert!(
-            text.contains("unknown field `plugin_dri`, expected one of `plugin_dir`, `max_depth`, `breaker`, `on_load_error`, `allow_writable`, `timeout_ms`, `quarantine` (did you mean `plugin_dir`?)"),
+            text.contains("unknown field `plugin_dri`, expected one of `plugin_dir`, `max_depth`, `breaker`, `on_load_error`, `allow_writable`, `timeout_ms`, `quarantine`, `setup_timeout_ms` (did you mean `plugin_dir`?)"),
             "{text}"
         );
     }
