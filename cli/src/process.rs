@@ -8,6 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[cfg(unix)]
 pub const EXIT_BY_PLUGIN: i32 = 70;
 
+/// How long a plugin's `exit()` waits for the results already computed to be written.
+#[cfg(unix)]
+const FLUSH_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Whether the command itself is ending the process; a plugin's `exit()` is not.
 static ENDING: AtomicBool = AtomicBool::new(false);
 
@@ -37,9 +41,11 @@ pub fn own_panics() {
     }));
 }
 
-/// Marks the exit that follows as the command's own.
+/// Marks the exit that follows as the command's own, and removes the temporary copies of
+/// libraries this process made (the host leaves nothing in the temporary folder).
 pub fn ending() {
     ENDING.store(true, Ordering::SeqCst);
+    switchboard::load::remove_temporary_copies();
 }
 
 #[cfg(unix)]
@@ -47,9 +53,15 @@ extern "C" fn refuse_foreign_exit() {
     if ENDING.load(Ordering::SeqCst) {
         return;
     }
+    // Results already computed are owed to the reader: they are written first.
+    let written = match switchboard::service::flush_results_now(FLUSH_WITHIN) {
+        Some(0) | None => String::new(),
+        Some(n) => format!(" ({n} result lines were written before it)"),
+    };
+    switchboard::load::remove_temporary_copies();
     let _ = writeln!(
         std::io::stderr(),
-        "error: plugin code called exit() while the host was running; results of the events in flight and the summary are lost (exit code {EXIT_BY_PLUGIN}). Run that plugin with isolation = \"process\""
+        "error: plugin code called exit() while the host was running{written}; the events still in flight got no result line and the summary is lost (exit code {EXIT_BY_PLUGIN}). Run that plugin with isolation = \"process\""
     );
     // SAFETY: `_exit` ends the process at once, running no further handlers; nothing runs
     // after it.
@@ -94,5 +106,40 @@ pub fn claim_stdout() -> std::io::Result<Box<dyn Write + Send>> {
     #[cfg(not(unix))]
     {
         Ok(Box::new(std::io::stdout()))
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit, as servers do (the
+/// common soft limit, 1,024, is below what `serve` holds); the soft limit now, or `None`
+/// where there is no such limit.
+pub fn raise_open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit read or write only the struct passed by reference,
+        // and change only this process's limit.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return None;
+            }
+            if limit.rlim_cur < limit.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: limit.rlim_max,
+                    rlim_max: limit.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    limit.rlim_cur = limit.rlim_max;
+                }
+            }
+        }
+        #[allow(clippy::useless_conversion)] // rlim_t is u64 here, not on every Unix
+        Some(u64::try_from(limit.rlim_cur).unwrap_or(u64::MAX))
+    }
+    #[cfg(not(unix))]
+    {
+        None
     }
 }

@@ -4,13 +4,14 @@
 //! SIGINT or SIGTERM stops accepting input; the accepted events are finished within
 //! `--drain-timeout`, then the plugins shut down. A second signal stops waiting at once.
 //! Either way every accepted line gets its result line, and a run stopped before the end
-//! of its input exits with 128 + the signal's number.
+//! of its input exits with 128 + the signal's number. A second signal while the plugins
+//! shut down (each within `[host] setup_timeout_ms`) exits at once.
 //!
 //! Result lines own standard output: whatever plugins print there goes to standard error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,12 +72,22 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     // Signals first: one that arrives while plugins start still stops the run cleanly.
     let stop = Arc::new(Stop::new());
     let signal = Arc::new(AtomicI32::new(0));
+    let shutting_down = Arc::new(AtomicBool::new(false));
     crate::process::on_stop({
-        let (stop, signal) = (Arc::clone(&stop), Arc::clone(&signal));
+        let (stop, signal, shutting_down) = (
+            Arc::clone(&stop),
+            Arc::clone(&signal),
+            Arc::clone(&shutting_down),
+        );
         move |number, count| {
             if count == 1 {
                 signal.store(number, Ordering::Relaxed);
                 stop.drain();
+            } else if shutting_down.load(Ordering::Acquire) {
+                // Every line has its result already; only the plugins' shutdown is left.
+                eprintln!("error: interrupted again (signal {number}) while the plugins shut down; exiting without waiting for them");
+                crate::process::ending();
+                std::process::exit(128 + number.clamp(1, 127));
             } else {
                 stop.abandon();
             }
@@ -117,6 +128,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     let report = service::run_json_lines(&host, std::io::stdin(), results, &config, &stop)?;
+    shutting_down.store(true, Ordering::Release);
     if report.still_running.is_empty() {
         host.shutdown();
     } else {
@@ -136,6 +148,13 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
         std::mem::forget(Arc::clone(&host));
     }
     let signal = signal.load(Ordering::Relaxed);
+    if let Some(error) = &report.output_failed {
+        eprintln!(
+            "error: cannot write result lines to standard output: {error}; the run stopped reading there, and the results of {} accepted events were not all written (free space, or send the output elsewhere)",
+            report.accepted
+        );
+        return Ok(exit::output_failed());
+    }
     Ok(if report.output_closed {
         // The reader went away (`run | head`): quiet, with the shell's code for SIGPIPE.
         ExitCode::from(141)
@@ -178,6 +197,7 @@ fn print_summary(cli: &Cli, generation: &Generation, report: &Report) {
                         "bad_lines": report.bad_lines, "stopped_by_signal": report.stopped,
                         "input_remained": report.input_remained, "abandoned": report.abandoned,
                         "output_closed": report.output_closed,
+                        "output_failed": report.output_failed,
                         "still_running": report.still_running,
                         "generation": generation.number(),
                         "plugins": plugins,
@@ -202,6 +222,9 @@ fn print_summary(cli: &Cli, generation: &Generation, report: &Report) {
             }
             if report.output_closed {
                 eprintln!("  standard output was closed by its reader: the run stopped there");
+            }
+            if let Some(error) = &report.output_failed {
+                eprintln!("  writing to standard output failed ({error}): the run stopped there");
             }
             if report.abandoned > 0 {
                 eprintln!(

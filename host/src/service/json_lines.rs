@@ -36,6 +36,20 @@ impl Line {
         }
     }
 
+    /// The event a line names, read without the rest of it; `None` for a line that is not
+    /// an event.
+    pub(super) fn event(&self) -> Option<std::borrow::Cow<'_, str>> {
+        #[derive(Deserialize)]
+        struct EventOnly<'a> {
+            #[serde(borrow)]
+            event: std::borrow::Cow<'a, str>,
+        }
+        match self {
+            Line::Text(text) => Some(serde_json::from_str::<EventOnly<'_>>(text).ok()?.event),
+            _ => None,
+        }
+    }
+
     /// The caller's `id`, if the line is an event that has one.
     pub(super) fn id(&self) -> Option<serde_json::Value> {
         #[derive(Deserialize)]

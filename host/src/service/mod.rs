@@ -203,6 +203,9 @@ pub struct Report {
     /// Whether the output was closed by its reader (a broken pipe): the run stopped reading
     /// then, and results after that point were not written.
     pub output_closed: bool,
+    /// Why writing the output failed otherwise (a full disk, say): the run stopped reading
+    /// then, and results after that point were not written.
+    pub output_failed: Option<String>,
 }
 
 /// What one worker is doing, guarded so that the worker and an abandoning drain never
@@ -269,6 +272,7 @@ where
         }
     }
     let lines = input::read_in_background(input, config.max_line_bytes);
+    let _flushable = output::register(tx.clone());
 
     let mut report = Report::default();
     std::thread::scope(|scope| -> std::io::Result<()> {
@@ -341,11 +345,25 @@ where
                 report.output_closed = true;
                 Ok(())
             }
-            Ok(written) => written,
+            Ok(Err(e)) => {
+                report.output_failed = Some(e.to_string());
+                Ok(())
+            }
+            Ok(Ok(())) => Ok(()),
             Err(_) => Err(std::io::Error::other("the writer thread panicked")),
         }
     })?;
     Ok(report)
+}
+
+/// Writes out at once every result line the services running in this process have
+/// (lines held back for `ordered` output too), waiting `within` at most: for a process
+/// that is ending under its services (a plugin called `exit()`), so that results already
+/// computed still reach the reader. How many result lines were written in all, or `None`
+/// if a service's writer did not answer in time.
+#[doc(hidden)]
+pub fn flush_results_now(within: Duration) -> Option<u64> {
+    output::flush_now(within)
 }
 
 /// Answers every accepted event that has no result yet, and takes the workers off duty.
@@ -483,7 +501,21 @@ impl Duty<'_> {
                     }
                 }
                 claimed.clear();
-                claimed.extend(std::iter::from_fn(|| batch.claim()).take(together));
+                claimed.extend(batch.claim());
+                if together > 1 {
+                    // Together only with lines of the same event: they reach the same
+                    // plugins, so a call that hangs holds back only lines that would wait
+                    // on that plugin anyway, never another event's.
+                    if let Some(&(_, first)) = claimed.first() {
+                        let event = first.event();
+                        while claimed.len() < together {
+                            match batch.claim_if(|line| line.event() == event) {
+                                Some(line) => claimed.push(line),
+                                None => break,
+                            }
+                        }
+                    }
+                }
                 slot.running.clear();
                 slot.running.extend(claimed.iter().map(|&(seq, _)| seq));
             }

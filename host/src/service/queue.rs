@@ -48,6 +48,27 @@ impl Batch {
             .map(|line| (self.first + index as u64, line))
     }
 
+    /// The next unclaimed line, with its sequence number, if `wanted` says yes to it; a
+    /// line another worker claims meanwhile is not looked at twice.
+    pub(super) fn claim_if(&self, wanted: impl Fn(&Line) -> bool) -> Option<(u64, &Line)> {
+        let mut index = self.next.load(Ordering::Relaxed);
+        loop {
+            let line = self.lines.get(index)?;
+            if !wanted(line) {
+                return None;
+            }
+            match self.next.compare_exchange_weak(
+                index,
+                index + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some((self.first + index as u64, line)),
+                Err(now) => index = now,
+            }
+        }
+    }
+
     fn exhausted(&self) -> bool {
         self.next.load(Ordering::Relaxed) >= self.lines.len()
     }
