@@ -5,8 +5,9 @@
 //! dispatches them on the same workers (see [`switchboard_nats`]).
 //!
 //! SIGTERM or SIGINT stops accepting connections (and pulling from NATS), lets the requests in flight finish and be
-//! answered, runs `host.stopping` and every plugin's shutdown, and exits 0. A second signal
-//! exits at once.
+//! answered, runs `host.stopping` and every plugin's shutdown, and exits 0. When the drain
+//! timeout ends first, the requests still waiting are answered with a 503 that says why,
+//! and the exit code is 128 + the signal's number. A second signal exits at once.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,10 +37,12 @@ pub struct ServeArgs {
 
 pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(Stop::new());
+    let stopped_by = Arc::new(std::sync::atomic::AtomicI32::new(0));
     crate::process::on_stop({
-        let stop = Arc::clone(&stop);
+        let (stop, stopped_by) = (Arc::clone(&stop), Arc::clone(&stopped_by));
         move |signal, count| {
             if count == 1 {
+                stopped_by.store(signal, std::sync::atomic::Ordering::Relaxed);
                 stop.stop();
             } else {
                 eprintln!("error: interrupted again (signal {signal}); exiting without waiting for requests in flight");
@@ -56,6 +59,17 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let settings = host.current().manifest().serve.clone();
     let mut options = Options::default().reload(reloader(&host, cli.manifest.clone()));
+    if let Some(open_files) = crate::process::raise_open_files_limit() {
+        // Files for the plugins, the libraries, the log and NATS, beside the connections.
+        let connections = open_files.saturating_sub(FILES_KEPT_FOR_THE_HOST) as usize;
+        if connections < switchboard_serve::MAX_CONNECTIONS {
+            tracing::warn!(
+                "this process may open {open_files} files (ulimit -n), so serve holds at most {connections} connections at once, not {}; raise the limit (LimitNOFILE= in a systemd unit) to hold more",
+                switchboard_serve::MAX_CONNECTIONS
+            );
+        }
+        options = options.max_connections(connections.max(1));
+    }
     if let Some(address) = args.listen {
         options = options.listen(address);
     }
@@ -97,8 +111,22 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
             format!(" ({} with errors, logged above)", failures.len())
         },
     );
+    if !report.drained {
+        // The drain gave up: not a clean stop, whatever the plugins' shutdown said.
+        let signal = stopped_by.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!(
+            "error: the drain timeout ended before every request finished: {} answered with 503 (serve.drain_timeout_ms)",
+            report.abandoned
+        );
+        return Ok(std::process::ExitCode::from(
+            (128 + signal.clamp(1, 127)) as u8,
+        ));
+    }
     Ok(exit::ok())
 }
+
+/// Open files kept for the host itself when serve sizes its connections to the limit.
+const FILES_KEPT_FOR_THE_HOST: u64 = 128;
 
 /// What `POST /admin/reload` runs: [`Switchboard::reload`], reported on the log.
 fn reloader(host: &Arc<Switchboard>, manifest: PathBuf) -> Reload {

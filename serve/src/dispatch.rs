@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{bounded, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use serde_json::{Map, Value as Json};
 use switchboard::service::{Busy, Done, Forward, Handled, Intake, Offer, OutcomesJson};
 use switchboard::{CurrentGeneration, EmitError, Generation, Outcomes};
@@ -57,7 +57,13 @@ pub enum Dispatched {
     },
     /// The host refused it before any callback ran (its arguments, most likely).
     Refused(EmitError),
+    /// The server stopped and its drain gave up before the event ran: why.
+    Abandoned(&'static str),
 }
+
+/// The answer to a request whose event never started because the drain gave up.
+pub const NOT_DISPATCHED: &str =
+    "not dispatched: the server stopped and its drain timeout ended before this event ran; send it again to a running server";
 
 /// An event the manifest publishes: its arguments checked, then handed on (to NATS); the
 /// answer says where it was stored.
@@ -139,6 +145,8 @@ impl Recent {
 pub struct Dispatcher {
     /// `None` once closed: nothing more is accepted.
     queue: RwLock<Option<Sender<Job>>>,
+    /// The queue's other end, for a drain that gives up on the jobs not yet started.
+    waiting: Receiver<Job>,
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -178,8 +186,23 @@ impl Dispatcher {
         }
         Ok(Dispatcher {
             queue: RwLock::new(Some(sender)),
+            waiting: jobs,
             workers: Mutex::new(threads),
         })
+    }
+
+    /// Takes every job no worker has started and answers each as not dispatched: for a
+    /// drain that gives up. How many HTTP requests were answered so. A source's event is
+    /// left unanswered: its broker delivers it again.
+    pub fn abandon_waiting(&self) -> u64 {
+        let mut answered = 0;
+        for job in self.waiting.try_iter() {
+            if let Reply::Http(reply) = job.reply {
+                let _ = reply.send(Dispatched::Abandoned(NOT_DISPATCHED));
+                answered += 1;
+            }
+        }
+        answered
     }
 
     /// An [`Intake`] for sources: their events go through the same queue and workers.

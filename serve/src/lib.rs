@@ -34,6 +34,7 @@ mod dispatch;
 pub mod metrics;
 mod routes;
 mod status_page;
+mod unread;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -56,6 +57,9 @@ pub const HTTP_THREADS: usize = 2;
 /// The most connections open at once; past it, new ones wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 4096;
 
+/// How long the answers to requests a drain gave up on have to be written.
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
+
 /// A reload: builds the next generation and makes it current; its number, or why it was
 /// refused (the running generation goes on).
 pub type Reload = Arc<dyn Fn() -> Result<u64, String> + Send + Sync>;
@@ -75,6 +79,9 @@ pub struct Options {
     /// The metrics to count into and export, when the caller shares them (with a NATS
     /// publisher or consumer); new ones otherwise.
     pub metrics: Option<Arc<metrics::Metrics>>,
+    /// The most connections open at once, when fewer than [`MAX_CONNECTIONS`] fit the
+    /// process's limit on open files.
+    pub max_connections: Option<usize>,
 }
 
 impl Options {
@@ -100,6 +107,13 @@ impl Options {
     /// them.
     pub fn source(mut self, source: Arc<dyn Source>) -> Self {
         self.sources.push(source);
+        self
+    }
+
+    /// Holds at most `connections` open at once (at most [`MAX_CONNECTIONS`]); the ones
+    /// past it wait in the listen backlog.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = Some(connections.clamp(1, MAX_CONNECTIONS));
         self
     }
 
@@ -144,6 +158,9 @@ pub struct Report {
     pub listened: Option<SocketAddr>,
     /// Whether every request in flight at the stop was answered within the drain timeout.
     pub drained: bool,
+    /// Requests answered with a 503 because the drain gave up on them (their events had
+    /// not started, or were still running).
+    pub abandoned: u64,
     /// Event requests answered.
     pub events: u64,
 }
@@ -259,6 +276,7 @@ pub fn serve(
         max_body_bytes: *settings.max_body_bytes.get_ref() as usize,
         body_timeout: Duration::from_millis(*settings.body_timeout_ms.get_ref()),
         draining: AtomicBool::new(false),
+        gave_up: tokio::sync::watch::Sender::new(false),
         admin_token,
         reload: options.reload,
         started: Instant::now(),
@@ -274,7 +292,9 @@ pub fn serve(
     let drain_timeout = Duration::from_millis(*settings.drain_timeout_ms.get_ref());
     let drained = runtime.block_on(async {
         let graceful = GracefulShutdown::new();
-        let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let connections = Arc::new(Semaphore::new(
+            options.max_connections.unwrap_or(MAX_CONNECTIONS),
+        ));
         loop {
             let permit = tokio::select! {
                 permit = Arc::clone(&connections).acquire_owned() => permit,
@@ -316,11 +336,29 @@ pub fn serve(
             "stopping: no new connections; finishing the requests in flight (at most {} s)",
             drain_timeout.as_secs_f64()
         );
-        tokio::select! {
-            () = graceful.shutdown() => true,
+        let finishing = graceful.shutdown();
+        tokio::pin!(finishing);
+        let drained = tokio::select! {
+            () = &mut finishing => true,
             () = tokio::time::sleep(drain_timeout) => false,
+        };
+        if drained {
+            return (true, 0);
         }
+        // Every accepted request still gets an answer: a 503 that says why, written
+        // within a moment.
+        let waiting = shared.dispatcher.abandon_waiting();
+        let running = shared.metrics.requests_in_flight();
+        shared.gave_up.send_replace(true);
+        tracing::warn!(
+            "the drain timeout ({} s) ended: {waiting} request(s) not yet dispatched and {} still running answered with 503",
+            drain_timeout.as_secs_f64(),
+            running.saturating_sub(waiting)
+        );
+        let _ = tokio::time::timeout(ANSWER_WITHIN, &mut finishing).await;
+        (false, running.max(waiting))
     });
+    let (drained, abandoned) = drained;
     // Sources stop taking events, and their events finish (and are acknowledged) while
     // the workers still run.
     // Every source is stopped, even after one that did not finish in time.
@@ -351,6 +389,7 @@ pub fn serve(
     Ok(Report {
         listened: Some(listened),
         drained: drained && finished,
+        abandoned,
         events,
     })
 }

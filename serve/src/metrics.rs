@@ -306,6 +306,11 @@ impl Metrics {
         self.in_flight.inc_by(delta);
     }
 
+    /// Event requests being answered now.
+    pub fn requests_in_flight(&self) -> u64 {
+        u64::try_from(self.in_flight.get()).unwrap_or(0)
+    }
+
     /// Counts one dispatched event and each of its calls, with their durations when the
     /// emit was timed.
     pub fn dispatched(&self, generation: &Generation, event: &str, outcomes: &Outcomes) {

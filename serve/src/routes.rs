@@ -38,6 +38,9 @@ pub(crate) struct Shared {
     pub(crate) body_timeout: Duration,
     /// Set when a stop was asked for: `/readyz` says 503.
     pub(crate) draining: AtomicBool,
+    /// Set when the drain gave up: requests still waiting for their events are answered
+    /// with a 503 at once.
+    pub(crate) gave_up: tokio::sync::watch::Sender<bool>,
     /// The admin token, when admin routes are on.
     pub(crate) admin_token: Option<String>,
     pub(crate) reload: Option<Reload>,
@@ -59,6 +62,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(readyz))
         .route("/admin/reload", post(reload))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(crate::unread::close_if_unread))
         .with_state(shared)
 }
 
@@ -232,7 +236,19 @@ async fn emit_inner(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return (id, response);
     }
-    let response = match answer.await {
+    let mut gave_up = app.gave_up.subscribe();
+    let answer = tokio::select! {
+        answer = answer => answer,
+        _ = gave_up.wait_for(|gave_up| *gave_up) => Ok(Dispatched::Abandoned(STILL_RUNNING)),
+    };
+    let response = match answer {
+        Ok(Dispatched::Abandoned(why)) => {
+            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "http.abandoned", why);
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
         Ok(Dispatched::Done { ok, failed, body }) => {
             if !ok {
                 tracing::warn!("request {id}: event `{event}` had {failed} failed callback(s)");
@@ -251,6 +267,9 @@ async fn emit_inner(
     tracing::debug!("request {id}: `{event}` answered {}", response.status());
     (id, response)
 }
+
+/// The answer to a request whose event was still running when the drain gave up.
+const STILL_RUNNING: &str = "the server stopped and its drain timeout ended while this event's callbacks were still running: they may have run in part, and their outcome is unknown; give slow plugins isolation = \"process\" with a timeout_ms, or raise serve.drain_timeout_ms";
 
 /// An emit refused by the host: 404 for an event the manifest does not declare (with the
 /// closest name), 503 once the host is shutting down, 400 for arguments.
