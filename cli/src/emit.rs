@@ -66,7 +66,13 @@ pub fn run(cli: &Cli, args: &EmitArgs) -> anyhow::Result<ExitCode> {
             }
             if args.interactive || std::io::stdin().is_terminal() {
                 let stdin = std::io::stdin();
-                prompt::ask_missing(decl, &mut pairs, &mut stdin.lock(), &mut std::io::stderr())?;
+                prompt::ask_missing(
+                    &decl.name,
+                    &decl.schema,
+                    &mut pairs,
+                    &mut stdin.lock(),
+                    &mut std::io::stderr(),
+                )?;
             }
             decl.text_args(pairs.iter().map(|(n, t)| (n.as_str(), t.as_str())))?
         }

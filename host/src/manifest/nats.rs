@@ -255,9 +255,9 @@ pub(super) fn problems(
             problems.push((
                 event.span(),
                 format!(
-                    "`nats.consume` names `{}`, which the manifest does not declare; declare it as [events.{}] (consumed messages are checked against its arguments)",
+                    "`nats.consume` names `{}`, which the manifest does not declare; declare it as {} (consumed messages are checked against its arguments)",
                     event.get_ref(),
-                    event.get_ref()
+                    super::event_table(event.get_ref())
                 ),
             ));
         }
@@ -267,9 +267,9 @@ pub(super) fn problems(
             problems.push((
                 event.span(),
                 format!(
-                    "`nats.publish` names `{}`, which the manifest does not declare; declare it as [events.{}] (its arguments are checked before it is published)",
+                    "`nats.publish` names `{}`, which the manifest does not declare; declare it as {} (its arguments are checked before it is published)",
                     event.get_ref(),
-                    event.get_ref()
+                    super::event_table(event.get_ref())
                 ),
             ));
         }

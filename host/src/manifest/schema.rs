@@ -104,6 +104,15 @@ impl ArgType {
                 Value::bytes(bytes.ok_or("expected bytes (a list of numbers 0 to 255)")?)
             }
             (Kind::Bytes, serde_json::Value::String(s)) => Value::bytes(s.as_bytes()),
+            (Kind::Int, serde_json::Value::Number(n)) if n.as_i64().is_none() => {
+                let whole = n.is_u64()
+                    || n.as_f64()
+                        .is_some_and(|f| f.is_finite() && f.fract() == 0.0);
+                if whole {
+                    return Err(out_of_range(&n.to_string()));
+                }
+                Value::from_json(json)
+            }
             _ => Value::from_json(json),
         };
         if self.accepts(&value) {
@@ -118,10 +127,13 @@ impl ArgType {
         match self.kind {
             Kind::String => Ok(Value::from(text)),
             Kind::Bytes => Ok(Value::bytes(text.as_bytes())),
-            Kind::Int => text
-                .parse::<i64>()
-                .map(Value::from)
-                .map_err(|_| format!("expected an int, got `{text}`")),
+            Kind::Int => text.parse::<i64>().map(Value::from).map_err(|e| {
+                use std::num::IntErrorKind::{NegOverflow, PosOverflow};
+                match e.kind() {
+                    PosOverflow | NegOverflow => out_of_range(text),
+                    _ => format!("expected an int, got `{text}`"),
+                }
+            }),
             Kind::Float => text
                 .parse::<f64>()
                 .map(Value::from)
@@ -141,6 +153,15 @@ impl ArgType {
             }
         }
     }
+}
+
+/// The refusal of a whole number an `int` cannot hold.
+fn out_of_range(number: &str) -> String {
+    format!(
+        "`{number}` is out of the 64-bit range of an int ({} to {}); send a smaller number, or declare the argument as a float or a string",
+        i64::MIN,
+        i64::MAX
+    )
 }
 
 /// "a string", "an int", "null".
@@ -197,6 +218,35 @@ impl Schema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ints_past_64_bits_are_out_of_range_not_floats() {
+        let int = ArgType::parse("int").unwrap();
+        for text in [
+            "9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999",
+        ] {
+            let json: serde_json::Value = serde_json::from_str(text).unwrap();
+            let from_json = int.from_json(&json).unwrap_err();
+            assert!(from_json.contains("out of the 64-bit range"), "{from_json}");
+            let from_text = int.from_text(text).unwrap_err();
+            assert!(from_text.contains("out of the 64-bit range"), "{from_text}");
+            assert!(from_text.contains(text), "{from_text}");
+        }
+        assert_eq!(
+            int.from_text("9223372036854775807").unwrap(),
+            Value::from(i64::MAX)
+        );
+        assert_eq!(
+            int.from_json(&serde_json::json!(1.5)).unwrap_err(),
+            "expected int, got a float"
+        );
+        assert_eq!(
+            int.from_text("12x").unwrap_err(),
+            "expected an int, got `12x`"
+        );
+    }
 
     #[test]
     fn parses_types_and_optional_marks() {
