@@ -12,6 +12,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,10 @@ struct Shared {
     jetstream: jetstream::Context,
     stream: String,
     completed: Mutex<Completed>,
+    /// Where the completed ids are written, for messages.
+    completed_path: std::path::PathBuf,
+    /// Whether writing a completed id failed last time (said once, until it works again).
+    cannot_record: AtomicBool,
     /// Ids being dispatched now: a second delivery of one waits its turn.
     in_progress: Mutex<HashSet<String>>,
     traffic: Option<Arc<dyn Traffic>>,
@@ -110,6 +115,8 @@ impl Consumer {
             jetstream: connection.jetstream.clone(),
             stream: settings.stream.get_ref().clone(),
             completed: Mutex::new(completed),
+            completed_path: path.clone(),
+            cannot_record: AtomicBool::new(false),
             in_progress: Mutex::default(),
             traffic,
             slots: Arc::new(Semaphore::new(*settings.in_flight.get_ref() as usize)),
@@ -439,8 +446,19 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .record(id);
-        if let Err(e) = recorded {
-            tracing::warn!("cannot remember that the event with id {id} completed: {e}; if its acknowledgement is lost it runs again");
+        // Said once while writing fails (a full disk would otherwise say it per event), and
+        // once when it works again.
+        match recorded {
+            Err(e) if !self.cannot_record.swap(true, Ordering::AcqRel) => tracing::warn!(
+                "cannot record completed events in {}: {e} (first for id {}); until it can, an event whose acknowledgement is lost runs again. Said once until writing works again",
+                self.completed_path.display(),
+                id.escape_debug()
+            ),
+            Ok(()) if self.cannot_record.swap(false, Ordering::AcqRel) => tracing::info!(
+                "recording completed events in {} works again",
+                self.completed_path.display()
+            ),
+            _ => {}
         }
     }
 

@@ -125,7 +125,13 @@ impl Publisher {
         if let Some(why) = crate::id_problem(id) {
             return Err(NatsError::Id {
                 event: event.to_owned(),
-                id: id.chars().take(64).collect(),
+                // Escaped: an id with control characters must not reach a terminal raw.
+                id: id
+                    .chars()
+                    .take(64)
+                    .collect::<String>()
+                    .escape_debug()
+                    .to_string(),
                 why,
             });
         }
@@ -154,6 +160,23 @@ pub(crate) async fn store(
     message: &Message,
     bound: Duration,
 ) -> Result<Published, String> {
+    // A message the server will never take fails at once, naming both sizes, instead of
+    // being tried again until the bound.
+    let limit = jetstream.client().server_info().max_payload;
+    let size = message.payload.len()
+        + message
+            .headers
+            .iter()
+            .map(|(name, values)| {
+                AsRef::<str>::as_ref(name).len()
+                    + values.iter().map(|v| v.as_str().len() + 4).sum::<usize>()
+            })
+            .sum::<usize>();
+    if limit > 0 && size > limit {
+        return Err(format!(
+            "the message is {size} bytes, over this server's limit of {limit} bytes (max_payload); send smaller events, or raise max_payload in the server's configuration"
+        ));
+    }
     let started = Instant::now();
     let mut pause = Duration::from_millis(50);
     loop {
