@@ -41,6 +41,10 @@ args = { code = "int" }
 args = { mb = "int" }
 [events.crash_every]
 args = { n = "int", every = "int" }
+[events.fork]
+args = { pid_file = "string" }
+[events.big]
+args = { mb = "int" }
 "#;
 
 /// A plugin's name, breaker state and how often the breaker tripped.

@@ -8,6 +8,7 @@ mod dispatch;
 mod faults;
 mod generations;
 mod guide;
+mod hardening;
 mod hostile;
 #[cfg(target_os = "linux")]
 mod isolation;

@@ -860,3 +860,40 @@ consumer = "c"
     assert_eq!(audit["nats"]["published"], false);
     assert_eq!(audit["nats"]["consumed"], false);
 }
+
+/// Issue 22: an event larger than the server takes fails at once, naming both sizes, and
+/// an id with control characters is shown escaped, never raw (it would split the error
+/// across lines of an operator's terminal).
+#[test]
+fn an_event_past_max_payload_fails_at_once_and_ids_are_shown_escaped() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let s = publishing(&server.url());
+    let big = "x".repeat(2 << 20); // the server's default max_payload is 1 MiB
+    let input = format!(
+        "{{\"event\": \"user_joined\", \"args\": {{\"name\": \"{big}\", \"email\": \"a@example.com\"}}, \"id\": \"big\"}}\n"
+    );
+    let started = Instant::now();
+    let run = s.run_with_stdin(&["run"], input);
+    // publish_timeout_ms is 15 s: failing at once is well under it.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let line = &run.json_lines()[0];
+    let error = line["error"].as_str().unwrap_or_default();
+    assert!(error.contains("max_payload"), "{line}");
+    assert!(error.contains("1048576 bytes"), "{line}");
+    assert_eq!(server.messages("SIGNUPS"), 0);
+
+    let run = s.run(&[
+        "emit",
+        "user_joined",
+        "name=a",
+        "email=a@example.com",
+        "--id",
+        "a\r\nb",
+    ]);
+    run.assert_code(2);
+    let stderr = run.stderr();
+    assert!(stderr.contains("a\\r\\nb"), "{stderr}");
+    assert!(!stderr.contains("a\r\nb"), "{stderr}");
+}

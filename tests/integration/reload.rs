@@ -371,3 +371,32 @@ fn watch_picks_up_an_edit_without_a_signal() {
     assert!(said.contains("a watched file changed"), "{said}");
     assert_eq!(run.ping().0, "after.ping");
 }
+
+/// Issue 22: a library cut short (a copy still being written) put in place under a running
+/// host and followed by SIGHUP is refused before it is mapped; the host goes on serving.
+#[test]
+fn a_reload_onto_a_library_cut_short_is_refused_and_the_host_goes_on() {
+    let s = Sandbox::new(&manifest(
+        &format!("path = \"lib/{}\"", library_file("p")),
+        "p",
+        "",
+    ));
+    install(&s, "probe");
+    let mut run = Running::start(&s, &["--workers", "1"]);
+    let (value, generation) = run.ping();
+    assert_eq!(value, "p.ping");
+    let whole = std::fs::read(profile_dir().join(library_file("probe_v2"))).unwrap();
+    std::fs::write(
+        s.path("lib").join(library_file("p")),
+        &whole[..whole.len() / 2],
+    )
+    .unwrap();
+    hangup(&run.child);
+    let said = run.wait_for("is cut short or damaged");
+    assert!(said.contains("goes on serving"), "{said}");
+    assert_eq!(run.ping(), ("p.ping".to_owned(), generation));
+    assert!(
+        run.child.try_wait().unwrap().is_none(),
+        "the host is still up"
+    );
+}

@@ -744,3 +744,160 @@ fn a_hundred_thousand_sign_ups_at_64_connections() {
         .unwrap();
     assert_eq!((rows, distinct), (SIGN_UPS as i64, SIGN_UPS as i64));
 }
+
+/// Issue 22: a drain that gives up still answers every accepted request (a 503 that says
+/// why), and the exit code says the drain gave up.
+#[test]
+fn a_drain_that_gives_up_answers_every_request_and_says_so() {
+    let s = sandbox("workers = 2\ndrain_timeout_ms = 2000", "");
+    let server = Arc::new(Server::start(&s, &[]));
+    let answers = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..12)
+            .map(|_| {
+                let server = Arc::clone(&server);
+                scope.spawn(move || {
+                    let (status, body, _) = server.post("/events/slow", r#"{"ms": 1500}"#);
+                    (status, body)
+                })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.metrics().get("switchboard_requests_in_flight") < 12.0 {
+            assert!(Instant::now() < deadline, "the requests did not arrive");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        server.signal("TERM");
+        calls
+            .into_iter()
+            .map(|c| c.join().expect("every request gets an HTTP answer"))
+            .collect::<Vec<_>>()
+    });
+    let ok = answers.iter().filter(|(status, _)| *status == 200).count();
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == 503)
+        .collect();
+    assert_eq!(ok + refused.len(), 12, "{answers:?}");
+    // 2 s of drain at 2 workers x 1.5 s: some finish, the rest cannot.
+    assert!(ok >= 2 && !refused.is_empty(), "{answers:?}");
+    for (_, body) in &refused {
+        assert_eq!(body["error"]["kind"], "http.abandoned", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("drain timeout"), "{message}");
+    }
+    let mut server = Arc::into_inner(server).unwrap();
+    let status = wait(&mut server.child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(128 + 15), "{}", server.stderr());
+    assert!(
+        server.stderr().contains("answered with 503"),
+        "{}",
+        server.stderr()
+    );
+}
+
+/// Issue 22: an answer given before the request's body was read (an undeclared event, a
+/// wrong token) says `Connection: close`, so that a client reusing connections does not
+/// send its next request into a closed one; a normal answer keeps the connection.
+#[test]
+fn an_early_answer_closes_the_connection_and_says_so() {
+    let s = sandbox("admin_token_env = \"TEST_ADMIN_TOKEN\"", "");
+    let server = Server::start(&s, &[("TEST_ADMIN_TOKEN", "s3cret")]);
+    let exchange = |head: &str, body: &str| -> String {
+        let mut stream = TcpStream::connect(&server.address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        // The body arrives in a second packet, after the server may have answered.
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = stream.write_all(body.as_bytes());
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).to_lowercase()
+    };
+    let body = r#"{"name": "Ann"}"#;
+    for path in ["/events/nope", "/admin/reload"] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer wrong\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let answer = exchange(&head, body);
+        assert!(
+            answer.starts_with("http/1.1 404") || answer.starts_with("http/1.1 401"),
+            "{answer}"
+        );
+        assert!(answer.contains("connection: close"), "{path}: {answer}");
+    }
+    // A request whose body was read keeps its connection: two on one.
+    let mut stream = TcpStream::connect(&server.address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = "POST /events/stats HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    for _ in 0..2 {
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let lower = line.to_lowercase();
+            assert!(!lower.starts_with("connection: close"), "{line}");
+            if let Some(n) = lower.strip_prefix("content-length:") {
+                length = n.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+    }
+}
+
+/// Issue 22: with the common soft limit of 1,024 open files, serve raises it to the hard
+/// limit at start, so 2,000 idle connections do not keep a normal request from an answer.
+#[cfg(target_os = "linux")]
+#[test]
+fn idle_connections_past_the_soft_file_limit_leave_room_for_requests() {
+    let s = sandbox("", "");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -S -n 1024 && exec \"$0\" --manifest \"$1\" serve --listen 127.0.0.1:0")
+        .arg(binary())
+        .arg(s.manifest())
+        .current_dir(s.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut address = None;
+    let mut line = String::new();
+    while address.is_none() && err.read_line(&mut line).unwrap() > 0 {
+        address = line
+            .split("serving on http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned);
+        line.clear();
+    }
+    let address = address.expect("serve says where it listens");
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let idle: Vec<TcpStream> = (0..2000)
+        .map(|_| TcpStream::connect(&address).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let answer = ureq::post(&format!("http://{address}/events/stats"))
+        .timeout(Duration::from_secs(10))
+        .send_string("{}");
+    drop(idle);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answer.map(|r| r.status()).ok(), Some(200));
+}
