@@ -897,3 +897,39 @@ fn an_event_past_max_payload_fails_at_once_and_ids_are_shown_escaped() {
     assert!(stderr.contains("a\\r\\nb"), "{stderr}");
     assert!(!stderr.contains("a\r\nb"), "{stderr}");
 }
+
+/// Issue 22: when the completed-ids file cannot be written (a file-size limit reached), the
+/// host says so once, naming the file, instead of once per event, and goes on consuming.
+#[test]
+fn a_completed_ids_file_that_cannot_be_written_is_said_once_by_name() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let p = publishing(&server.url());
+    let c = consuming(&server.url(), SIGN_UP_EVENTS, r#""user_joined""#, "");
+    // Every write to a file fails with EFBIG (SIGXFSZ ignored, as it stays across exec).
+    let mut host = Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 0; exec \"$0\" --manifest \"$1\" serve --listen 127.0.0.1:0")
+        .arg(crate::util::binary())
+        .arg(c.manifest())
+        .current_dir(c.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = crate::faults::drain_stderr(&mut host);
+    p.run_with_stdin(&["run"], sign_ups(50)).assert_code(0);
+    wait_for(Duration::from_secs(30), "the sign-ups consumed", || {
+        server.drained("c-user_joined")
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &host.id().to_string()])
+        .status();
+    host.wait().unwrap();
+    let stderr = stderr.join().unwrap();
+    let said = stderr.matches("cannot record completed events in").count();
+    assert_eq!(said, 1, "{stderr}");
+    assert!(stderr.contains("c.completed"), "{stderr}");
+}
