@@ -152,14 +152,24 @@ fn operation_in(
     }
 }
 
-fn keep(board: &Generation, plugin: &str) -> RResult<HostBox, PluginError> {
+/// An owned handle for `plugin`, reaching its generation through `anchor`.
+fn keep(anchor: &Arc<Anchor>, plugin: &str) -> RResult<HostBox, PluginError> {
     RResult::ROk(HostApi_TO::from_value(
         OwnedHost {
             plugin: plugin.to_owned(),
-            anchor: Arc::clone(&board.anchor),
+            anchor: Arc::clone(anchor),
         },
         TD_Opaque,
     ))
+}
+
+/// The refusal of an emit made outside a callback (from `init`, `shutdown` or a control
+/// operation).
+fn outside_callback(event: RStr<'_>) -> RResult<RVec<Outcome>, PluginError> {
+    RResult::RErr(
+        PluginError::new(format!("cannot emit `{event}` outside a callback"))
+            .with_help("emit from a callback; init and shutdown run before and after dispatch"),
+    )
 }
 
 impl HostApi for CallCtx<'_> {
@@ -181,7 +191,7 @@ impl HostApi for CallCtx<'_> {
     }
 
     fn keep(&self) -> RResult<HostBox, PluginError> {
-        keep(self.board, self.plugin)
+        keep(&self.board.anchor, self.plugin)
     }
 
     fn emit(
@@ -190,11 +200,7 @@ impl HostApi for CallCtx<'_> {
         args: RSlice<'_, Entry<'_>>,
     ) -> RResult<RVec<Outcome>, PluginError> {
         let Phase::Callback(frame) = self.phase else {
-            return RResult::RErr(
-                PluginError::new(format!("cannot emit `{event}` outside a callback")).with_help(
-                    "emit from a callback; init and shutdown run before and after dispatch",
-                ),
-            );
+            return outside_callback(event);
         };
         match self
             .board
@@ -268,13 +274,7 @@ impl HostApi for OwnedHost {
     }
 
     fn keep(&self) -> RResult<HostBox, PluginError> {
-        RResult::ROk(HostApi_TO::from_value(
-            OwnedHost {
-                plugin: self.plugin.clone(),
-                anchor: Arc::clone(&self.anchor),
-            },
-            TD_Opaque,
-        ))
+        keep(&self.anchor, &self.plugin)
     }
 
     fn call(
@@ -330,13 +330,7 @@ impl HostApi for SetupCtx {
     }
 
     fn keep(&self) -> RResult<HostBox, PluginError> {
-        RResult::ROk(HostApi_TO::from_value(
-            OwnedHost {
-                plugin: self.plugin.clone(),
-                anchor: Arc::clone(&self.anchor),
-            },
-            TD_Opaque,
-        ))
+        keep(&self.anchor, &self.plugin)
     }
 
     fn emit(
@@ -344,10 +338,7 @@ impl HostApi for SetupCtx {
         event: RStr<'_>,
         _args: RSlice<'_, Entry<'_>>,
     ) -> RResult<RVec<Outcome>, PluginError> {
-        RResult::RErr(
-            PluginError::new(format!("cannot emit `{event}` outside a callback"))
-                .with_help("emit from a callback; init and shutdown run before and after dispatch"),
-        )
+        outside_callback(event)
     }
 
     fn call(
