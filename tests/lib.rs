@@ -85,3 +85,46 @@ pub fn binary() -> PathBuf {
     build();
     profile_dir().join(format!("switchboard{}", std::env::consts::EXE_SUFFIX))
 }
+
+/// A C-ABI plugin library built from `sources` (paths in the workspace) by `compiler`
+/// (`gcc`, `g++`, ...) with `flags`, once per test run, as `lib<name>.so` in a folder of its
+/// own under `target/<profile>/c-abi/` (one folder per set of flags, so that variants of
+/// one plugin keep their file name). The header's folder is on the include path.
+pub fn c_library(compiler: &str, sources: &[&str], name: &str, flags: &[&str]) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let key = format!("{compiler} {name} {}", flags.join(" "));
+    let built = BUILT.get_or_init(Mutex::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(&key) {
+        return path.clone();
+    }
+    let variant: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let folder = profile_dir().join("c-abi").join(variant);
+    std::fs::create_dir_all(&folder).unwrap();
+    let output = folder.join(format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    let status = Command::new(compiler)
+        .args(["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror"])
+        .arg("-I")
+        .arg(workspace().join("plugin-api/include"))
+        .args(flags)
+        .args(sources.iter().map(|s| workspace().join(s)))
+        .arg("-o")
+        .arg(&output)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    assert!(
+        status.success(),
+        "{compiler} could not build {name} from {sources:?}"
+    );
+    built.insert(key, output.clone());
+    output
+}

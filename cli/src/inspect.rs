@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::json;
-use switchboard::load::{inspect, HOST_API_VERSION};
+use switchboard::load::{inspect, PluginKind, C_ABI_MAJOR, C_ABI_MINOR, HOST_API_VERSION};
 
 use crate::cli::{exit, Cli, Format};
 
@@ -24,8 +24,12 @@ pub fn run(cli: &Cli, args: &InspectArgs) -> anyhow::Result<ExitCode> {
                 "library": library.path,
                 "name": info.name,
                 "version": info.version,
+                "kind": kind_name(info.kind()),
                 "plugin_api": info.api_version,
-                "host_plugin_api": HOST_API_VERSION,
+                "host_plugin_api": match info.kind() {
+                    PluginKind::C => format!("{C_ABI_MAJOR}.{C_ABI_MINOR}"),
+                    _ => HOST_API_VERSION.to_owned(),
+                },
                 "features": info.features,
                 "callbacks": library.registrations.iter().map(|r| json!({
                     "event": r.event,
@@ -42,10 +46,16 @@ pub fn run(cli: &Cli, args: &InspectArgs) -> anyhow::Result<ExitCode> {
         Format::Text => {
             println!("{}", library.path.display());
             println!("  plugin      {} {}", info.name, info.version);
-            println!(
-                "  plugin-api  {} (this host: {HOST_API_VERSION})",
-                info.api_version
-            );
+            match info.kind() {
+                PluginKind::C => println!(
+                    "  C ABI       {} (this host: {C_ABI_MAJOR}.{C_ABI_MINOR})",
+                    info.api_version
+                ),
+                _ => println!(
+                    "  plugin-api  {} (this host: {HOST_API_VERSION})",
+                    info.api_version
+                ),
+            }
             if !info.features.is_empty() {
                 println!("  features    {}", info.features.join(", "));
             }
@@ -84,4 +94,12 @@ fn args_json(args: &[(String, String)]) -> serde_json::Value {
             .map(|(n, k)| (n.clone(), serde_json::Value::from(k.as_str())))
             .collect(),
     )
+}
+
+/// The kind of a library, as `--format json` names it: `rust` or `c`.
+pub fn kind_name(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::C => "c",
+        _ => "rust",
+    }
 }

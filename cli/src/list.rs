@@ -72,6 +72,7 @@ fn as_json(prepared: &Prepared) -> serde_json::Value {
             "library": p.path,
             "crate": p.info.name,
             "version": p.info.version,
+            "kind": crate::inspect::kind_name(p.info.kind()),
             "plugin_api": p.info.api_version,
         })).collect::<Vec<_>>(),
         "events": registry.events().iter().map(|e| json!({
@@ -127,11 +128,11 @@ fn as_text(prepared: &Prepared) -> String {
             None => "on".to_owned(),
         };
         text.push_str(&format!(
-            "  {:width$}  {} {} (plugin-api {})  {}\n  {:width$}  {state}; {}; {}\n",
+            "  {:width$}  {} {} ({})  {}\n  {:width$}  {state}; {}; {}\n",
             p.name,
             p.info.name,
             p.info.version,
-            p.info.api_version,
+            p.info.interface(),
             p.path.display(),
             "",
             describe_isolation(p.limits),

@@ -246,6 +246,29 @@ pub enum LoadError {
         /// The system loader's message.
         reason: String,
     },
+    /// A C-ABI plugin whose table breaks the header's rules (a size, a count, a string, a
+    /// missing hook).
+    #[error("plugin `{plugin}`: {} is a C-ABI plugin whose table is broken: {problem}; fix the plugin to follow switchboard.h (C ABI {}.{})", path.display(), crate::load::C_ABI_MAJOR, crate::load::C_ABI_MINOR)]
+    CAbi {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A C-ABI plugin built for another major version of the C ABI.
+    #[error("plugin `{plugin}`: {} was built for C ABI {plugin_abi}, and this host speaks C ABI {host_abi}; the major versions must match: rebuild the plugin against this host's switchboard.h", path.display())]
+    CAbiVersion {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// The ABI version the plugin was built for.
+        plugin_abi: String,
+        /// The host's.
+        host_abi: String,
+    },
     /// The file is in a library format but cut short or damaged: a segment the system
     /// loader would map lies past its end (mapping it would crash the host), or its headers
     /// do not parse. Nothing of it was loaded.
@@ -307,7 +330,7 @@ pub enum LoadError {
     },
     /// A typed callback reads an argument its event does not declare, or declares with a
     /// type it cannot read.
-    #[error("callback {plugin}.{callback} {problem}; fix {} in {} or the callback's argument struct", crate::manifest::event_table(event), manifest.display())]
+    #[error("callback {plugin}.{callback} {problem}; fix {} in {} or the arguments the callback reads (its argument struct in Rust, its `reads` in C)", crate::manifest::event_table(event), manifest.display())]
     ArgsMismatch {
         /// The plugin's manifest name.
         plugin: String,
@@ -372,6 +395,8 @@ impl LoadError {
             LoadError::Escapes { .. } => "load.escapes",
             LoadError::NotALibrary { .. } => "load.not_a_library",
             LoadError::Damaged { .. } => "load.damaged",
+            LoadError::CAbi { .. } => "load.c_abi",
+            LoadError::CAbiVersion { .. } => "load.c_abi_version",
             LoadError::TooManyBuilds { .. } => "load.too_many_builds",
             LoadError::NotAPlugin { .. } => "load.not_a_plugin",
             LoadError::Incompatible { .. } => "load.incompatible",
@@ -396,6 +421,8 @@ impl LoadError {
             | LoadError::Escapes { plugin, .. }
             | LoadError::NotALibrary { plugin, .. }
             | LoadError::Damaged { plugin, .. }
+            | LoadError::CAbi { plugin, .. }
+            | LoadError::CAbiVersion { plugin, .. }
             | LoadError::TooManyBuilds { plugin, .. }
             | LoadError::NotAPlugin { plugin, .. }
             | LoadError::Incompatible { plugin, .. }
@@ -429,6 +456,8 @@ fn worker_kind(kind: &str) -> &'static str {
         "load.escapes",
         "load.not_a_library",
         "load.damaged",
+        "load.c_abi",
+        "load.c_abi_version",
         "load.not_a_plugin",
         "load.incompatible",
         "load.bad_registration",

@@ -2,6 +2,8 @@
 //! `switchboard` binary. One test binary, so the plugins are built once.
 
 mod abi;
+#[cfg(target_os = "linux")]
+mod c_abi;
 mod cli;
 mod corpus;
 mod dispatch;

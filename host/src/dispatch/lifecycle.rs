@@ -67,10 +67,10 @@ impl Prepared {
             let started = match library {
                 Opened::InProcess(library) => {
                     let ctx = SetupCtx::new(&generation, &meta.name);
-                    let init = library.module.init();
+                    let module = library.module;
                     let limit = generation.manifest.host.setup_timeout();
                     bounded::within(&meta.name, limit, move || {
-                        init(&config, ctx.handle()).into_result()
+                        module.init(&config, ctx.handle()).into_result()
                     })
                     .unwrap_or_else(|why| Err(unfinished("init", why, limit)))
                     .map(|instance| Instance::InProcess(Arc::new(instance)))

@@ -172,7 +172,7 @@ impl Session {
             let reply = match message {
                 ToWorker::Init { config } => {
                     let host = self.host(false);
-                    let result = (self.library.module.init())(&config, host.handle());
+                    let result = self.library.module.init(&config, host.handle());
                     FromWorker::Done(match result.into_result() {
                         Ok(instance) => {
                             let _ = self.host.instance.set(instance);

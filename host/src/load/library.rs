@@ -4,8 +4,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
-use switchboard_plugin_api::abi::{ArgDecl, Description, PluginInfo, PluginModuleRef};
+use abi_stable::library::{lib_header_from_raw_library, LibraryError, RawLibrary, RootModule};
+use abi_stable::std_types::RResult;
+use switchboard_plugin_api::abi::{ArgDecl, HostRef, PluginBox, PluginInfo, PluginModuleRef};
+use switchboard_plugin_api::{Error as PluginError, Value};
 
 use super::identify::explain_not_loadable;
 use super::preflight::require_file;
@@ -22,14 +24,37 @@ pub(crate) struct Library {
     pub(crate) path: PathBuf,
     /// The SHA-256 of the build loaded (empty when loaded in place, by a worker).
     pub(crate) sha256: String,
-    /// The root module.
-    pub(crate) module: PluginModuleRef,
+    /// The plugin's entry: a Rust root module or a C-ABI table.
+    pub(crate) module: Module,
     /// Name, version and plugin-api version, as the plugin reports them.
     pub(crate) info: LibraryInfo,
     /// The callbacks the plugin registers.
     pub(crate) registrations: Vec<Registered>,
     /// The events it says it emits.
     pub(crate) emits: Vec<Emits>,
+}
+
+/// A loaded library's way in, by its kind.
+#[derive(Clone, Copy)]
+pub(crate) enum Module {
+    /// A Rust plugin (`switchboard-plugin-api`, abi_stable).
+    Rust(PluginModuleRef),
+    /// A C-ABI plugin (`switchboard.h`).
+    C(super::c_plugin::Table),
+}
+
+impl Module {
+    /// Runs the plugin's `init` with its config: the live plugin, whatever its kind.
+    pub(crate) fn init(
+        self,
+        config: &Value<'_>,
+        host: HostRef<'_>,
+    ) -> RResult<PluginBox, PluginError> {
+        match self {
+            Module::Rust(module) => (module.init())(config, host),
+            Module::C(table) => table.init(config, host),
+        }
+    }
 }
 
 /// One callback a library registers, as the host reads it at load.
@@ -109,6 +134,39 @@ pub struct LibraryInfo {
     pub features: Vec<String>,
 }
 
+/// The two kinds of plugin library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PluginKind {
+    /// Built with the Rust SDK, `switchboard-plugin-api` (`api_version` is its version).
+    Rust,
+    /// Built against `switchboard.h`, the C ABI (`api_version` is the ABI's `major.minor`).
+    C,
+}
+
+impl LibraryInfo {
+    /// Which kind of plugin the library is.
+    pub fn kind(&self) -> PluginKind {
+        if self
+            .features
+            .iter()
+            .any(|f| f == super::c_plugin::C_ABI_FEATURE)
+        {
+            PluginKind::C
+        } else {
+            PluginKind::Rust
+        }
+    }
+
+    /// The interface and its version, for people: `plugin-api 1.0.0` or `C ABI 1.0`.
+    pub fn interface(&self) -> String {
+        match self.kind() {
+            PluginKind::Rust => format!("plugin-api {}", self.api_version),
+            PluginKind::C => format!("C ABI {}", self.api_version),
+        }
+    }
+}
+
 impl From<PluginInfo> for LibraryInfo {
     fn from(info: PluginInfo) -> Self {
         LibraryInfo {
@@ -131,16 +189,15 @@ fn pairs(decls: &[ArgDecl]) -> Vec<(String, String)> {
 /// The longest callback name the host accepts (the SDK's own limit).
 const MAX_CALLBACK_NAME: usize = 64;
 
-/// Checks what a plugin registers against the interface's rules: the SDK keeps them, but a
-/// library built without it, or with a modified copy, may not.
-fn check_registrations(plugin: &str, description: &Description) -> Result<(), LoadError> {
+/// Checks what a plugin registers against the interface's rules: the SDKs keep them, but a
+/// library built without one, or with a modified copy, may not.
+fn check_registrations(plugin: &str, callbacks: &[Registered]) -> Result<(), LoadError> {
     let bad = |problem: String| LoadError::BadRegistration {
         plugin: plugin.to_owned(),
         problem,
     };
-    let callbacks = description.callbacks.as_slice();
     for (index, registration) in callbacks.iter().enumerate() {
-        let name = registration.name.as_str();
+        let name = registration.callback.as_str();
         if name.is_empty()
             || name.len() > MAX_CALLBACK_NAME
             || !name
@@ -153,7 +210,7 @@ fn check_registrations(plugin: &str, description: &Description) -> Result<(), Lo
         }
         if callbacks[..index]
             .iter()
-            .any(|r| r.name == registration.name)
+            .any(|r| r.callback == registration.callback)
         {
             return Err(bad(format!("two callbacks are named `{name}`")));
         }
@@ -244,21 +301,63 @@ impl Loader {
     }
 }
 
-/// Loads `file` (the private copy of `path`, or `path` itself) and reads its description;
-/// errors name `path`, the file the operator knows.
+/// Loads `file` (the private copy of `path`, or `path` itself) and reads what it
+/// registers; its kind is told by what it exports: `switchboard_plugin` for the C ABI,
+/// abi_stable's root module for Rust. Errors name `path`, the file the operator knows.
 fn open_library(
     plugin: &str,
     path: &Path,
     file: &Path,
     sha256: String,
 ) -> Result<Library, LoadError> {
-    let header = lib_header_from_path(file).map_err(|e| {
-        let mut error = library_error(plugin, path, e, None);
+    let named_as_known = |mut error: LoadError| {
         if let LoadError::NotALibrary { reason, .. } = &mut error {
             *reason = reason.replace(&file.display().to_string(), &path.display().to_string());
         }
         error
-    })?;
+    };
+    let raw = RawLibrary::load_at(file)
+        .map_err(|e| named_as_known(library_error(plugin, path, e, None)))?;
+    // Libraries are never unloaded (see `Loader`).
+    let raw: &'static RawLibrary = Box::leak(Box::new(raw));
+    // SAFETY: a library exporting `switchboard_plugin` declares it as the header's entry
+    // point (that name is the C ABI's); the symbol lives as long as the leaked library.
+    let c_entry = unsafe { raw.get::<super::c_abi::EntryPoint>(super::c_abi::ENTRY_POINT) }
+        .ok()
+        .map(|symbol| *symbol);
+    let (module, info, registrations, emits) = match c_entry {
+        Some(entry) => {
+            // SAFETY: the library's own entry point; its table is checked as it is read.
+            let described = unsafe { super::c_plugin::describe(plugin, path, entry) }?;
+            (
+                Module::C(described.table),
+                described.info,
+                described.registrations,
+                described.emits,
+            )
+        }
+        None => rust_module(plugin, path, raw)?,
+    };
+    check_registrations(plugin, &registrations)?;
+    Ok(Library {
+        path: path.to_owned(),
+        sha256,
+        module,
+        info,
+        registrations,
+        emits,
+    })
+}
+
+/// A Rust plugin's root module, checked by abi_stable, and what it registers.
+fn rust_module(
+    plugin: &str,
+    path: &Path,
+    raw: &'static RawLibrary,
+) -> Result<(Module, LibraryInfo, Vec<Registered>, Vec<Emits>), LoadError> {
+    // SAFETY: the library is leaked, so the header's references stay valid.
+    let header = unsafe { lib_header_from_raw_library(raw) }
+        .map_err(|e| library_error(plugin, path, e, None))?;
     let plugin_api = header.version_strings().version.to_string();
     let module = header
         .init_root_module::<PluginModuleRef>()
@@ -270,7 +369,6 @@ fn open_library(
             plugin: plugin.to_owned(),
             error,
         })?;
-    check_registrations(plugin, &description)?;
     let registrations = description
         .callbacks
         .iter()
@@ -290,14 +388,7 @@ fn open_library(
             args: pairs(&e.args),
         })
         .collect();
-    Ok(Library {
-        path: path.to_owned(),
-        sha256,
-        module,
-        info,
-        registrations,
-        emits,
-    })
+    Ok((Module::Rust(module), info, registrations, emits))
 }
 
 fn library_error(

@@ -1,0 +1,134 @@
+/* hostile: a C-ABI plugin that breaks the rules on purpose, for the host's refusals.
+ *
+ * Built several times with -D flags, each a table the host must refuse or accept:
+ *   TABLE_MAJOR=N, TABLE_MINOR=N  the ABI version the table claims (default 1.0)
+ *   SHORT_TABLE                   struct_size smaller than a 1.0 table
+ *   DUP_NAME                      two callbacks named alike
+ *   BAD_TYPE                      a callback reading an argument of a type that does not exist
+ *   NO_ON_CALL                    no on_call hook
+ *   READ_UNDECLARED               a callback reading `nick`, which `misbehave` does not declare
+ *
+ * At run time `misbehave` (what: string) answers as `what` says: "bad_utf8", "bad_status",
+ * "null_string", "bad_kind", "bad_bool", "pending", "deep", "dup_key", "fail",
+ * "fail_silent", "emit" (emits `ok` and answers how many outcomes came back), or "fine";
+ * `ok` answers "ok"; `releases` answers how many replies the host has released.
+ */
+#include <stdatomic.h>
+#include <string.h>
+#include "switchboard.h"
+
+#ifndef TABLE_MAJOR
+#define TABLE_MAJOR SB_ABI_MAJOR
+#endif
+#ifndef TABLE_MINOR
+#define TABLE_MINOR SB_ABI_MINOR
+#endif
+
+static atomic_long released;
+static void count_release(void *data) { (void)data; atomic_fetch_add(&released, 1); }
+
+static sb_value deep_list[100];
+
+static int32_t on_init(const sb_host *host, const sb_value *config, void **state, sb_reply *reply) {
+    (void)host; (void)config; (void)reply;
+    for (int i = 1; i < 100; i++) {
+        deep_list[i].kind = SB_LIST;
+        deep_list[i].as.list.items = &deep_list[i - 1];
+        deep_list[i].as.list.len = 1;
+    }
+    *state = NULL;
+    return SB_OK;
+}
+
+static const char bad_text[] = {'o', 'k', (char)0xff, (char)0xfe, 0};
+static const sb_entry dup_entries[] = {{{"k", 1}, {SB_NULL, 0, {0}}}, {{"k", 1}, {SB_NULL, 0, {0}}}};
+
+#ifdef NO_ON_CALL
+__attribute__((unused))
+#endif
+static int32_t on_call(void *state, const sb_call *call, const sb_host *host, sb_reply *reply) {
+    (void)state;
+    reply->release = count_release;
+    if (call->callback == 1) { /* ok */
+        reply->value = sb_string(sb_cstr("ok"));
+        return SB_OK;
+    }
+    if (call->callback == 2) { /* releases */
+        reply->release = NULL;
+        reply->value = sb_int(atomic_load(&released));
+        return SB_OK;
+    }
+    const sb_value *what = sb_arg_of(call, "what");
+    if (!what || what->kind != SB_STRING) return sb_fail(reply, "no `what`", NULL);
+    sb_str w = what->as.string;
+    if (sb_str_eq(w, "bad_utf8")) { reply->value = sb_string(sb_cstr(bad_text)); return SB_OK; }
+    if (sb_str_eq(w, "bad_status")) return 7;
+    if (sb_str_eq(w, "null_string")) { reply->value.kind = SB_STRING; reply->value.as.string.ptr = NULL; reply->value.as.string.len = 5; return SB_OK; }
+    if (sb_str_eq(w, "bad_kind")) { reply->value.kind = 99; return SB_OK; }
+    if (sb_str_eq(w, "bad_bool")) { reply->value.kind = SB_BOOL; reply->value.as.integer = 3; return SB_OK; }
+    if (sb_str_eq(w, "pending")) return SB_PENDING;
+    if (sb_str_eq(w, "deep")) { reply->value = deep_list[99]; return SB_OK; }
+    if (sb_str_eq(w, "dup_key")) { reply->value.kind = SB_MAP; reply->value.as.map.entries = dup_entries; reply->value.as.map.len = 2; return SB_OK; }
+    if (sb_str_eq(w, "fail")) return sb_fail(reply, "hostile fails on purpose", "do not ask it to");
+    if (sb_str_eq(w, "fail_silent")) return SB_ERROR;
+    if (sb_str_eq(w, "emit")) {
+        sb_outcomes outcomes;
+        int32_t code = host->callback_emit(host, sb_cstr("ok"), NULL, 0, &outcomes);
+        size_t count = outcomes.count;
+        int same = count > 0 && outcomes.items[0].status == SB_OK && sb_str_eq(outcomes.items[0].value.as.string, "ok");
+        host->callback_outcomes_free(host, &outcomes);
+        if (code != SB_OK || !same) return sb_fail(reply, "the nested emit did not answer `ok`", NULL);
+        reply->value = sb_int((int64_t)count);
+        return SB_OK;
+    }
+    reply->value = sb_string(sb_cstr("fine"));
+    return SB_OK;
+}
+
+static const sb_arg misbehave_reads[] = {{"what", "string"}};
+#ifdef BAD_TYPE
+static const sb_arg ok_reads[] = {{"what", "strng"}};
+#define OK_FLAGS SB_CALLBACK_TYPED
+#define OK_COUNT 1
+#elif defined(READ_UNDECLARED)
+static const sb_arg ok_reads[] = {{"nick", "string"}};
+#define OK_FLAGS SB_CALLBACK_TYPED
+#define OK_COUNT 1
+#else
+#define ok_reads NULL
+#define OK_FLAGS 0
+#define OK_COUNT 0
+#endif
+#ifdef DUP_NAME
+#define OK_NAME "misbehave"
+#else
+#define OK_NAME "ok"
+#endif
+
+static const sb_callback callbacks[] = {
+    {"misbehave", "misbehave", 0, SB_CALLBACK_TYPED, misbehave_reads, 1},
+#ifdef READ_UNDECLARED
+    {"misbehave", OK_NAME, 0, OK_FLAGS, ok_reads, OK_COUNT},
+#else
+    {"ok", OK_NAME, 0, OK_FLAGS, ok_reads, OK_COUNT},
+#endif
+    {"releases", "releases", 0, 0, NULL, 0},
+};
+
+static const sb_plugin plugin = {
+#ifdef SHORT_TABLE
+    16,
+#else
+    sizeof(sb_plugin),
+#endif
+    TABLE_MAJOR, TABLE_MINOR, "hostile", "0.1.0",
+    callbacks, 3, sizeof(sb_callback), NULL, 0, on_init,
+#ifdef NO_ON_CALL
+    NULL,
+#else
+    on_call,
+#endif
+    NULL, NULL,
+};
+
+SB_EXPORT const sb_plugin *switchboard_plugin(void) { return &plugin; }

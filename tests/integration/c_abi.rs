@@ -1,0 +1,450 @@
+//! The C ABI (`plugin-api/include/switchboard.h`) through the real binary: C plugins built
+//! by gcc, beside Rust ones in one manifest, in-process and isolated; the same refusals as
+//! Rust plugins; a plugin that breaks every rule it can; the version rules; and the header
+//! and the host's mirror of it compared field by field.
+
+use std::process::Command;
+
+use crate::util::{binary, Sandbox};
+use switchboard_tests::{c_library, profile_dir, workspace};
+
+/// The example C plugin of `plugins/c-abi`.
+fn welcome() -> std::path::PathBuf {
+    c_library(
+        "gcc",
+        &["plugins/c-abi/welcome.c"],
+        "welcome",
+        &["-std=c11", "-pedantic"],
+    )
+}
+
+/// The hostile fixture, built with `flags`.
+fn hostile(flags: &[&str]) -> std::path::PathBuf {
+    c_library("gcc", &["tests/c-abi/hostile.c"], "hostile", flags)
+}
+
+const SIGN_UP: &str = r#"
+[events.user_joined]
+args = { name = "string", email = "string" }
+[events.greetings_count]
+result = "first"
+[events.greeting_sent]
+args = { name = "string" }
+"#;
+
+#[test]
+fn one_emit_reaches_rust_and_c_callbacks_in_process_and_isolated() {
+    let s = Sandbox::new(&format!(
+        r#"{SIGN_UP}
+[[plugins]]
+name = "greeter"
+config = {{ greeting = "Hi" }}
+[[plugins]]
+name = "welcome"
+path = {path:?}
+config = {{ greeting = "Hello" }}
+[[plugins]]
+name = "welcome_isolated"
+path = {path:?}
+isolation = "process"
+config = {{ greeting = "Howdy" }}
+"#,
+        path = welcome().to_str().unwrap()
+    ));
+    s.run(&["check"]).assert_code(0);
+    let run = s.run(&[
+        "--format",
+        "json",
+        "emit",
+        "user_joined",
+        "name=Ann",
+        "email=ann@example.com",
+    ]);
+    run.assert_code(0);
+    let results: Vec<String> = run.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{}.{} = {}", r["plugin"], r["callback"], r["value"]))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            r#""greeter"."welcome" = "Hi, Ann!""#,
+            r#""welcome"."greet" = "Hello, Ann! (from C)""#,
+            r#""welcome_isolated"."greet" = "Howdy, Ann! (from C)""#,
+        ]
+    );
+    // `list` and `inspect` say which kind each library is.
+    let list = s.run(&["list"]);
+    assert!(
+        list.stdout().contains("welcome 0.1.0 (C ABI 1.0)"),
+        "{}",
+        list.stdout()
+    );
+    assert!(
+        list.stdout().contains("greeter 0.1.0 (plugin-api 1.0.0)"),
+        "{}",
+        list.stdout()
+    );
+    let inspect = s.run(&["--format", "json", "inspect", welcome().to_str().unwrap()]);
+    assert_eq!(inspect.json()["kind"], "c");
+    assert_eq!(inspect.json()["plugin_api"], "1.0");
+    assert_eq!(
+        inspect.json()["callbacks"][0]["reads"],
+        serde_json::json!({"name": "string"})
+    );
+}
+
+#[test]
+fn a_c_callback_reading_an_undeclared_argument_is_refused_as_a_rust_one_is() {
+    let declared = SIGN_UP.replace(
+        "args = { name = \"string\", email",
+        "args = { nmae = \"string\", email",
+    );
+    let refusal = |plugin: &str| {
+        let s = Sandbox::new(&format!("{declared}\n[[plugins]]\n{plugin}\n"));
+        let run = s.run(&["check"]);
+        run.assert_code(2);
+        run.stderr()
+    };
+    let rust = refusal("name = \"greeter\"");
+    let c = refusal(&format!(
+        "name = \"welcome\"\npath = {:?}",
+        welcome().to_str().unwrap()
+    ));
+    assert!(
+        rust.contains("callback greeter.welcome reads `name`, but `user_joined` declares nmae, email (did you mean `nmae`?)"),
+        "{rust}"
+    );
+    assert!(
+        c.contains("callback welcome.greet reads `name`, but `user_joined` declares nmae, email (did you mean `nmae`?)"),
+        "{c}"
+    );
+}
+
+/// A manifest with the hostile plugin built with `flags`.
+fn hostile_sandbox(flags: &[&str], extra: &str) -> Sandbox {
+    Sandbox::new(&format!(
+        "[events.misbehave]\nargs = {{ what = \"string\" }}\n[events.ok]\n[events.releases]\nresult = \"first\"\n[[plugins]]\nname = \"hostile\"\npath = {:?}\n{extra}\n",
+        hostile(flags).to_str().unwrap()
+    ))
+}
+
+#[test]
+fn broken_tables_are_refused_naming_the_plugin_and_the_rule() {
+    for (flags, kind, says) in [
+        (
+            &["-DTABLE_MAJOR=2"][..],
+            "load.c_abi_version",
+            "was built for C ABI 2.0, and this host speaks C ABI 1.0",
+        ),
+        (
+            &["-DSHORT_TABLE"],
+            "load.c_abi",
+            "its table says it is 16 bytes, smaller than",
+        ),
+        (&["-DNO_ON_CALL"], "load.c_abi", "no `on_call` hook"),
+        (&["-DBAD_TYPE"], "load.c_abi", "has type `strng`"),
+        (
+            &["-DDUP_NAME"],
+            "load.bad_registration",
+            "two callbacks are named `misbehave`",
+        ),
+        (&["-DREAD_UNDECLARED"], "load.args_mismatch", "reads `nick`"),
+    ] {
+        let s = hostile_sandbox(flags, "");
+        let run = s.run(&["--format", "json", "check"]);
+        run.assert_code(2);
+        let report: serde_json::Value = serde_json::from_str(&run.stderr()).unwrap();
+        let error = &report["error"];
+        assert_eq!(error["kind"], kind, "{flags:?}: {error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.contains("plugin `hostile`") || message.contains("callback hostile."),
+            "{message}"
+        );
+        assert!(message.contains(says), "{flags:?}: {message}");
+    }
+    // A plugin built for a later minor of the same major loads: the host reads what it knows.
+    hostile_sandbox(&["-DTABLE_MINOR=7"], "")
+        .run(&["check"])
+        .assert_code(0);
+}
+
+#[test]
+fn nothing_a_c_plugin_answers_is_trusted_and_the_host_goes_on() {
+    for isolation in ["", "isolation = \"process\""] {
+        let s = hostile_sandbox(&[], isolation);
+        let cases = [
+            ("bad_utf8", "is not UTF-8"),
+            (
+                "bad_status",
+                "returned status 7, which is not a status of the C ABI",
+            ),
+            ("null_string", "points to nothing (NULL) but says it has 5"),
+            ("bad_kind", "has kind 99, which is not a kind of the C ABI"),
+            ("bad_bool", "is a bool holding 3, not 0 or 1"),
+            ("pending", "answered SB_PENDING"),
+            ("deep", "nests deeper than 64 levels"),
+            ("dup_key", "has the key `k` twice"),
+            ("fail", "hostile fails on purpose"),
+            ("fail_silent", "failed without a message"),
+        ];
+        let mut input = String::new();
+        for (what, _) in &cases {
+            input.push_str(&format!("{{\"event\": \"misbehave\", \"args\": {{\"what\": \"{what}\"}}}}\n{{\"event\": \"ok\"}}\n"));
+        }
+        input.push_str("{\"event\": \"misbehave\", \"args\": {\"what\": \"emit\"}}\n{\"event\": \"releases\"}\n");
+        let run = s.run_with_stdin(&["run", "--ordered", "--workers", "1"], input);
+        let lines = run.json_lines();
+        assert_eq!(lines.len(), cases.len() * 2 + 2, "{}", run.stderr());
+        for (n, (what, says)) in cases.iter().enumerate() {
+            let error = &lines[n * 2]["results"][0]["error"];
+            let message = error["message"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{what}: {}", lines[n * 2]));
+            assert!(message.contains(says), "{isolation} {what}: {message}");
+            assert_eq!(
+                lines[n * 2 + 1]["results"][0]["value"],
+                "ok",
+                "the next event is served"
+            );
+        }
+        assert_eq!(error_help(&lines[16]), Some("do not ask it to".to_owned()));
+        // A nested emit from C reaches the plugin's own `ok` callback.
+        assert_eq!(
+            lines[cases.len() * 2]["results"][0]["value"],
+            1,
+            "{}",
+            lines[cases.len() * 2]
+        );
+        // Every reply whose hook set a `release` was released once: every call before
+        // `releases` (the nested emit's `ok` too), whatever it answered.
+        let released = lines.last().unwrap()["results"][0]["value"]
+            .as_i64()
+            .unwrap();
+        assert_eq!(released as usize, cases.len() * 2 + 2, "{}", run.stderr());
+    }
+}
+
+fn error_help(line: &serde_json::Value) -> Option<String> {
+    line["results"][0]["error"]["help"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// The header and the host's Rust mirror of it cannot drift: a C program prints every
+/// struct's size and every field's offset, and the host's mirror must print the same.
+#[test]
+fn the_header_and_the_host_agree_on_every_size_and_offset() {
+    let header = layout_of_header(&workspace().join("plugin-api/include/switchboard.h"));
+    let host = switchboard::load::c_abi_layout_report();
+    let differing: Vec<String> = header
+        .lines()
+        .zip(host.lines())
+        .filter(|(c, rust)| c != rust)
+        .map(|(c, rust)| format!("C says `{c}`, the host's mirror `{rust}`"))
+        .collect();
+    assert!(
+        differing.is_empty() && header.lines().count() == host.lines().count(),
+        "switchboard.h and host/src/load/c_abi.rs differ:\n{}",
+        differing.join("\n")
+    );
+}
+
+/// Every struct's size and field offsets as C lays out `header`, in the mirror's format.
+pub(crate) fn layout_of_header(header: &std::path::Path) -> String {
+    let program = profile_dir().join("c-abi").join("layout.c");
+    std::fs::create_dir_all(program.parent().unwrap()).unwrap();
+    let structs: &[(&str, &[&str])] = &[
+        ("sb_str", &["ptr", "len"]),
+        ("sb_bytes", &["ptr", "len"]),
+        ("sb_value", &["kind", "reserved", "as"]),
+        ("sb_entry", &["key", "value"]),
+        ("sb_arg", &["name", "type"]),
+        (
+            "sb_callback",
+            &["event", "name", "priority", "flags", "reads", "read_count"],
+        ),
+        ("sb_emit", &["event", "args", "arg_count"]),
+        (
+            "sb_call",
+            &[
+                "struct_size",
+                "callback",
+                "event",
+                "names",
+                "values",
+                "count",
+                "request_id",
+                "event_id",
+            ],
+        ),
+        (
+            "sb_reply",
+            &[
+                "struct_size",
+                "reserved",
+                "value",
+                "error",
+                "help",
+                "release",
+                "release_data",
+            ],
+        ),
+        (
+            "sb_outcome",
+            &["plugin", "callback", "status", "reserved", "value", "error"],
+        ),
+        ("sb_outcomes", &["items", "count", "host_data"]),
+        (
+            "sb_host",
+            &[
+                "struct_size",
+                "abi_major",
+                "abi_minor",
+                "host_data",
+                "callback_plugin_name",
+                "callback_log",
+                "callback_emit",
+                "callback_outcomes_free",
+                "callback_has_feature",
+                "callback_manifest_dir",
+                "callback_keep",
+                "callback_release",
+            ],
+        ),
+        (
+            "sb_plugin",
+            &[
+                "struct_size",
+                "abi_major",
+                "abi_minor",
+                "name",
+                "version",
+                "callbacks",
+                "callback_count",
+                "callback_size",
+                "emits",
+                "emit_count",
+                "on_init",
+                "on_call",
+                "on_control",
+                "on_shutdown",
+            ],
+        ),
+    ];
+    let mut c = format!(
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"{}\"\nint main(void) {{\n",
+        header.display()
+    );
+    for (name, fields) in structs {
+        c.push_str(&format!("    printf(\"{name} %zu\\n\", sizeof({name}));\n"));
+        for field in *fields {
+            c.push_str(&format!(
+                "    printf(\"{name}.{field} %zu\\n\", offsetof({name}, {field}));\n"
+            ));
+        }
+    }
+    c.push_str("    return 0;\n}\n");
+    std::fs::write(&program, c).unwrap();
+    let exe = program.with_extension("bin");
+    let status = Command::new("gcc")
+        .args(["-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror"])
+        .arg(&program)
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the layout program did not build");
+    let out = Command::new(&exe).output().unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The header compiles warning-free as C99 and as C++.
+#[test]
+fn the_header_compiles_warning_free_as_c_and_cpp() {
+    let folder = profile_dir().join("c-abi");
+    std::fs::create_dir_all(&folder).unwrap();
+    let source = folder.join("header_only.c");
+    std::fs::write(&source, "#include \"switchboard.h\"\nint main(void) { sb_value v = sb_int(1); return (int)(v.kind - SB_INT); }\n").unwrap();
+    for (compiler, standard, language) in [("gcc", "-std=c99", "c"), ("g++", "-std=c++11", "c++")] {
+        let status = Command::new(compiler)
+            .args([
+                standard,
+                "-Wall",
+                "-Wextra",
+                "-pedantic",
+                "-Werror",
+                "-x",
+                language,
+            ])
+            .arg("-I")
+            .arg(workspace().join("plugin-api/include"))
+            .arg(&source)
+            .arg("-o")
+            .arg(folder.join(format!("header_only_{language}")))
+            .status()
+            .unwrap();
+        assert!(status.success(), "{compiler} refused the header");
+    }
+    let _ = binary();
+}
+
+/// The frozen copy of the 1.0 header (`tests/abi/c-v1.0`) never changes, its structs are a
+/// prefix of today's (structs grow only at their end), and a plugin built against it loads
+/// in this host and uses every service.
+#[test]
+fn a_plugin_built_against_the_frozen_1_0_header_keeps_loading() {
+    let root = workspace().join("tests/abi/c-v1.0");
+    let recorded = std::fs::read_to_string(root.join("CHECKSUMS")).unwrap();
+    for line in recorded.lines() {
+        let (hash, file) = line.split_once("  ").unwrap();
+        assert_eq!(
+            switchboard::load::sha256_of(&root.join(file)).unwrap(),
+            hash,
+            "tests/abi/c-v1.0/{file} changed: the frozen 1.0 header must never be edited"
+        );
+    }
+    let frozen = layout_of_header(&root.join("switchboard.h"));
+    let today = switchboard::load::c_abi_layout_report();
+    for line in frozen.lines().filter(|l| l.contains('.')) {
+        assert!(today.lines().any(|t| t == line), "1.0 field moved: {line}");
+    }
+
+    let legacy = c_library(
+        "gcc",
+        &["tests/abi/c-v1.0/legacy.c"],
+        "legacy",
+        &["-std=c11", "-I", root.to_str().unwrap()],
+    );
+    let s = Sandbox::new(&format!(
+        "{}\n[[plugins]]\nname = \"legacy\"\npath = {:?}\nconfig = {{ label = \"old\" }}\n",
+        crate::util::PROBE_EVENTS,
+        legacy.to_str().unwrap()
+    ));
+    let input = [
+        r#"{"event": "ping"}"#,
+        r#"{"event": "echo", "args": {"name": "Ann"}}"#,
+        r#"{"event": "nest"}"#,
+        r#"{"event": "config"}"#,
+        r#"{"event": "fail"}"#,
+    ]
+    .join("\n");
+    let run = s.run_with_stdin(&["run", "--ordered", "--workers", "1"], input);
+    let lines = run.json_lines();
+    let value = |n: usize| lines[n]["results"][0]["value"].clone();
+    assert_eq!(value(0), "old", "{}", run.stderr());
+    assert_eq!(value(1), "Ann");
+    assert_eq!(value(2), 1);
+    assert_eq!(value(3), 1);
+    assert_eq!(
+        lines[4]["results"][0]["error"]["help"],
+        "ask something else"
+    );
+    let stderr = run.stderr();
+    for said in ["legacy ready", "from a kept handle", "legacy shut down"] {
+        assert!(stderr.contains(said), "{said}: {stderr}");
+    }
+}
