@@ -128,3 +128,114 @@ pub fn c_library(compiler: &str, sources: &[&str], name: &str, flags: &[&str]) -
     built.insert(key, output.clone());
     output
 }
+
+/// A Zig C-ABI plugin built from `source` (in the workspace) by the `ziglang` package's
+/// compiler (`python3 -m ziglang`), once per test run; `None` when that compiler is not
+/// installed (scripts/setup installs it).
+pub fn zig_library(source: &str, name: &str) -> Option<PathBuf> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let zig = |args: &[&std::ffi::OsStr]| {
+                Command::new(python())
+                    .args(["-m", "ziglang"])
+                    .args(args)
+                    .output()
+            };
+            zig(&["version".as_ref()])
+                .ok()
+                .filter(|o| o.status.success())?;
+            let folder = profile_dir().join("c-abi").join("zig");
+            std::fs::create_dir_all(&folder).unwrap();
+            let include = workspace().join("plugin-api/include");
+            let translated = zig(&[
+                "translate-c".as_ref(),
+                "-lc".as_ref(),
+                "-I".as_ref(),
+                include.as_os_str(),
+                include.join("switchboard.h").as_os_str(),
+            ])
+            .unwrap();
+            assert!(
+                translated.status.success(),
+                "zig translate-c failed: {}",
+                String::from_utf8_lossy(&translated.stderr)
+            );
+            let module = folder.join("switchboard.zig");
+            std::fs::write(&module, translated.stdout).unwrap();
+            let output = folder.join(format!("lib{name}.so"));
+            let root = format!("-Mroot={}", workspace().join(source).display());
+            let header = format!("-Mswitchboard={}", module.display());
+            let emit = format!("-femit-bin={}", output.display());
+            let built = zig(&[
+                "build-lib".as_ref(),
+                "-dynamic".as_ref(),
+                "-O".as_ref(),
+                "ReleaseSafe".as_ref(),
+                "-lc".as_ref(),
+                "--dep".as_ref(),
+                "switchboard".as_ref(),
+                root.as_ref(),
+                header.as_ref(),
+                emit.as_ref(),
+            ])
+            .unwrap();
+            assert!(
+                built.status.success(),
+                "zig could not build {source}: {}",
+                String::from_utf8_lossy(&built.stderr)
+            );
+            Some(output)
+        })
+        .clone()
+}
+
+/// A Go C-ABI plugin built from the Go module in `folder` (in the workspace) with
+/// `go build -buildmode=c-shared`, once per test run; `None` when Go is not installed.
+pub fn go_library(folder: &str, name: &str) -> Option<PathBuf> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            Command::new("go")
+                .arg("version")
+                .output()
+                .ok()
+                .filter(|o| o.status.success())?;
+            let output = profile_dir()
+                .join("c-abi")
+                .join("go")
+                .join(format!("lib{name}.so"));
+            std::fs::create_dir_all(output.parent().unwrap()).unwrap();
+            let built = Command::new("go")
+                .args(["build", "-buildmode=c-shared", "-o"])
+                .arg(&output)
+                .arg(".")
+                .current_dir(workspace().join(folder))
+                .env("CGO_ENABLED", "1")
+                .env(
+                    "CGO_CFLAGS",
+                    format!("-I{}", workspace().join("plugin-api/include").display()),
+                )
+                // No module is fetched: the plugin needs only the standard library.
+                .env("GOFLAGS", "-mod=mod")
+                .env("GOPROXY", "off")
+                .output()
+                .unwrap();
+            assert!(
+                built.status.success(),
+                "go could not build {folder}: {}",
+                String::from_utf8_lossy(&built.stderr)
+            );
+            Some(output)
+        })
+        .clone()
+}
+
+/// The Python the tests run tools with.
+fn python() -> &'static str {
+    if Command::new("python3").arg("--version").output().is_ok() {
+        "python3"
+    } else {
+        "python"
+    }
+}

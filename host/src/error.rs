@@ -269,6 +269,16 @@ pub enum LoadError {
         /// The host's.
         host_abi: String,
     },
+    /// A second Go library for one process: Go supports one Go runtime per process.
+    #[error("plugin `{plugin}`: {} is a Go library, and plugin `{first}` already loaded another Go library into this process; Go supports one Go runtime per process (golang/go#18976): run this plugin with isolation = \"process\" (the default for Go plugins)", path.display())]
+    SecondGoRuntime {
+        /// The plugin's manifest name.
+        plugin: String,
+        /// The file.
+        path: PathBuf,
+        /// The plugin whose Go library is loaded already.
+        first: String,
+    },
     /// The file is in a library format but cut short or damaged: a segment the system
     /// loader would map lies past its end (mapping it would crash the host), or its headers
     /// do not parse. Nothing of it was loaded.
@@ -396,6 +406,7 @@ impl LoadError {
             LoadError::NotALibrary { .. } => "load.not_a_library",
             LoadError::Damaged { .. } => "load.damaged",
             LoadError::CAbi { .. } => "load.c_abi",
+            LoadError::SecondGoRuntime { .. } => "load.second_go_runtime",
             LoadError::CAbiVersion { .. } => "load.c_abi_version",
             LoadError::TooManyBuilds { .. } => "load.too_many_builds",
             LoadError::NotAPlugin { .. } => "load.not_a_plugin",
@@ -422,6 +433,7 @@ impl LoadError {
             | LoadError::NotALibrary { plugin, .. }
             | LoadError::Damaged { plugin, .. }
             | LoadError::CAbi { plugin, .. }
+            | LoadError::SecondGoRuntime { plugin, .. }
             | LoadError::CAbiVersion { plugin, .. }
             | LoadError::TooManyBuilds { plugin, .. }
             | LoadError::NotAPlugin { plugin, .. }
@@ -457,6 +469,7 @@ fn worker_kind(kind: &str) -> &'static str {
         "load.not_a_library",
         "load.damaged",
         "load.c_abi",
+        "load.second_go_runtime",
         "load.c_abi_version",
         "load.not_a_plugin",
         "load.incompatible",

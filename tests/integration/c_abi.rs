@@ -448,3 +448,121 @@ fn a_plugin_built_against_the_frozen_1_0_header_keeps_loading() {
         assert!(stderr.contains(said), "{said}: {stderr}");
     }
 }
+
+/// Says why a test that needs `tool` is skipped, or fails it in CI (scripts/setup installs
+/// every tool there).
+fn skipped(tool: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must have {tool} (scripts/setup installs it)"
+    );
+    eprintln!("SKIPPED: this test needs {tool} (scripts/setup installs it)");
+}
+
+/// One manifest, one emit: Rust, C, C++, Zig and Go callbacks run in dispatch order, the
+/// Go plugin in a worker process by default.
+#[test]
+fn one_emit_reaches_rust_c_cpp_zig_and_go_callbacks_in_order() {
+    let Some(zig) = switchboard_tests::zig_library("plugins/c-abi/tally.zig", "tally") else {
+        return skipped("the Zig compiler (pip install ziglang)");
+    };
+    let Some(go) = switchboard_tests::go_library("plugins/c-abi/go", "ledger") else {
+        return skipped("Go (apt-get install golang-go)");
+    };
+    let audit = c_library(
+        "g++",
+        &["plugins/c-abi/audit.cpp"],
+        "audit",
+        &["-std=c++17"],
+    );
+    let s = Sandbox::new(&format!(
+        r#"{SIGN_UP}
+[events.audit_count]
+[events.tally_count]
+[events.ledger_count]
+[[plugins]]
+name = "greeter"
+[[plugins]]
+name = "welcome"
+path = {welcome:?}
+[[plugins]]
+name = "audit"
+path = {audit:?}
+[[plugins]]
+name = "tally"
+path = {zig:?}
+[[plugins]]
+name = "ledger"
+path = {go:?}
+"#,
+        welcome = welcome().to_str().unwrap(),
+        audit = audit.to_str().unwrap(),
+        zig = zig.to_str().unwrap(),
+        go = go.to_str().unwrap(),
+    ));
+    let run = s.run(&[
+        "--format",
+        "json",
+        "emit",
+        "user_joined",
+        "name=Ann",
+        "email=ann@example.com",
+    ]);
+    run.assert_code(0);
+    let results: Vec<String> = run.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}.{}: {}",
+                r["plugin"].as_str().unwrap(),
+                r["callback"].as_str().unwrap(),
+                r["value"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            "greeter.welcome: Welcome, Ann!",
+            "welcome.greet: Hello, Ann! (from C)",
+            "audit.record: audit: Ann <ann@example.com> (from C++)",
+            "tally.count: example.com: sign-up 1 (from Zig)",
+            "ledger.record: entry 1: Ann at example.com (from Go)",
+        ],
+        "{}",
+        run.stderr()
+    );
+    let list = s.run(&["list"]).stdout();
+    let ledger = list
+        .lines()
+        .skip_while(|l| !l.contains("ledger 0.1.0"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        ledger.contains("in 1 worker process"),
+        "Go runs isolated by default: {list}"
+    );
+
+    // A second, different Go library in one process is refused, naming the first.
+    let copy = s.path("libledger2.so");
+    let mut bytes = std::fs::read(&go).unwrap();
+    bytes.extend_from_slice(b"another build");
+    std::fs::write(&copy, bytes).unwrap();
+    s.write(
+        "events.toml",
+        &format!(
+            "[host]\nplugin_dir = \".\"\n{SIGN_UP}\n[events.ledger_count]\n[[plugins]]\nname = \"first\"\npath = {:?}\nisolation = \"in_process\"\n[[plugins]]\nname = \"second\"\npath = \"libledger2.so\"\nisolation = \"in_process\"\n",
+            go.to_str().unwrap()
+        ),
+    );
+    let run = s.run(&["check"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr()
+            .contains("plugin `first` already loaded another Go library into this process"),
+        "{}",
+        run.stderr()
+    );
+}

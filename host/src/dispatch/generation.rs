@@ -100,7 +100,7 @@ impl Prepared {
             match opened {
                 Ok((opened, found)) => {
                     registry.add_callbacks(plugins.len(), name, &found.registrations);
-                    let isolation = entry.isolation();
+                    let isolation = found.isolation;
                     let meta = PluginMeta {
                         name: name.clone(),
                         path: found.path,
@@ -181,10 +181,23 @@ pub(crate) enum Opened {
 /// What an opened library says about itself, wherever it was opened.
 pub(crate) struct Found {
     path: PathBuf,
+    /// Where the plugin runs (see [`isolation_of`]).
+    isolation: Isolation,
     sha256: String,
     info: LibraryInfo,
     registrations: Vec<Registered>,
     emits: Vec<Emits>,
+}
+
+/// Where a plugin runs: where its entry says, and otherwise in-process, except a Go library,
+/// which brings a Go runtime of its own (Go supports one per process, golang/go#18976):
+/// it runs in a worker process unless its entry says `isolation = "in_process"`.
+fn isolation_of(entry: &PluginEntry, path: &std::path::Path) -> Isolation {
+    match entry.isolation {
+        Some(isolation) => isolation,
+        None if crate::load::library_runs_go(path) => Isolation::Process,
+        None => Isolation::InProcess,
+    }
 }
 
 /// Opens one plugin's library where it will run: here, or in a worker process.
@@ -195,10 +208,12 @@ fn open(
 ) -> Result<(Opened, Found), LoadError> {
     let name = entry.name.get_ref();
     let path = library_file(manifest, entry)?;
-    if entry.isolation() == Isolation::InProcess {
+    let isolation = isolation_of(entry, &path);
+    if isolation == Isolation::InProcess {
         let library = loader.open(name, &path)?;
         let found = Found {
             path: library.path.clone(),
+            isolation,
             sha256: library.sha256.clone(),
             info: library.info.clone(),
             registrations: library.registrations.clone(),
@@ -227,6 +242,7 @@ fn open(
     )?;
     let found = Found {
         path,
+        isolation,
         sha256: plugin.sha256().to_owned(),
         info: described.info,
         registrations: described.registrations,
@@ -313,6 +329,7 @@ fn carried(
     same.then(|| {
         let found = Found {
             path: slot.meta.path.clone(),
+            isolation: slot.meta.isolation,
             sha256: slot.meta.sha256.clone(),
             info: slot.meta.info.clone(),
             registrations: slot.meta.registered.clone(),

@@ -33,6 +33,8 @@ pub(crate) struct Copy {
     pub(crate) path: PathBuf,
     /// The content's SHA-256, lowercase hex.
     pub(crate) sha256: String,
+    /// Whether the library brings a Go runtime (see `structure::runs_go`).
+    pub(crate) go: bool,
 }
 
 /// Why a library could not be copied.
@@ -86,6 +88,7 @@ pub(crate) fn private_copy(original: &Path, state: Option<&Path>) -> Result<Copy
         return Err(CopyProblem::Damaged(why));
     }
     let sha256 = hex(&Sha256::digest(&bytes));
+    let go = super::structure::runs_go(&bytes);
     let file_name = original
         .file_name()
         .map_or_else(|| "plugin".into(), |n| n.to_string_lossy().into_owned());
@@ -99,7 +102,7 @@ pub(crate) fn private_copy(original: &Path, state: Option<&Path>) -> Result<Copy
         .chain(std::iter::once_with(process_folder));
     for folder in folders.flatten() {
         match write_once(&folder, &name, &bytes, &sha256) {
-            Ok(path) => return Ok(Copy { path, sha256 }),
+            Ok(path) => return Ok(Copy { path, sha256, go }),
             Err(error) => {
                 tracing::debug!(
                     "cannot keep a copy of {} in {}: {error}",
@@ -178,6 +181,22 @@ pub fn remove_temporary_copies() {
                 "cannot remove the temporary copies in {}: {error}",
                 folder.display()
             );
+        }
+    }
+}
+
+/// Records that the Go library `sha256` (plugin `plugin`) is loaded in this process; the
+/// plugin that loaded another Go library here already, if one did (a second Go runtime in
+/// one process is not supported by Go).
+pub(crate) fn note_go_runtime(sha256: &str, plugin: &str) -> Result<(), String> {
+    static GO: Mutex<Option<(String, String)>> = Mutex::new(None);
+    let mut loaded = GO.lock().unwrap_or_else(|e| e.into_inner());
+    match loaded.as_ref() {
+        Some((build, _)) if build == sha256 => Ok(()),
+        Some((_, first)) => Err(first.clone()),
+        None => {
+            *loaded = Some((sha256.to_owned(), plugin.to_owned()));
+            Ok(())
         }
     }
 }

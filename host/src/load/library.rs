@@ -271,6 +271,15 @@ impl Loader {
         let library = if self.copies {
             let copy = super::copy::private_copy(path, self.state.as_deref())
                 .map_err(|problem| problem.for_plugin(plugin, path))?;
+            if copy.go {
+                if let Err(first) = super::copy::note_go_runtime(&copy.sha256, plugin) {
+                    return Err(LoadError::SecondGoRuntime {
+                        plugin: plugin.to_owned(),
+                        path: path.to_owned(),
+                        first,
+                    });
+                }
+            }
             if let Err(loaded) = super::copy::note_in_process(&copy.sha256) {
                 return Err(LoadError::TooManyBuilds {
                     plugin: plugin.to_owned(),

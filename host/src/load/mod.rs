@@ -23,3 +23,4 @@ pub use library::{
 };
 pub(crate) use library::{Library, Loader};
 pub use preflight::{library_file, sha256_of};
+pub use structure::library_runs_go;

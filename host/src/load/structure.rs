@@ -5,7 +5,7 @@
 //! must lie inside the bytes that are there, and the headers that say where they are must
 //! parse.
 
-use object::{FileKind, Object, ObjectSegment};
+use object::{FileKind, Object, ObjectSegment, ObjectSymbol};
 
 /// Why `bytes`, a file in a library format, must not be handed to the system loader; `None`
 /// when its headers parse and every segment it maps lies inside the file. Files in no
@@ -44,6 +44,36 @@ pub(crate) fn damage(bytes: &[u8]) -> Option<String> {
         }
     }
     None
+}
+
+/// The symbol every Go library built with `-buildmode=c-shared` exports: the mark of a
+/// library that brings a Go runtime.
+const GO_RUNTIME_SYMBOL: &str = "_cgo_wait_runtime_init_done";
+
+/// Whether `bytes` is a library that starts a Go runtime when it is loaded. Go supports one
+/// Go runtime per process (golang/go#18976), so the host runs such plugins in worker
+/// processes by default, and never loads two different ones into one process.
+pub(crate) fn runs_go(bytes: &[u8]) -> bool {
+    let Ok(file) = object::File::parse(bytes) else {
+        return false;
+    };
+    let found = file
+        .exports()
+        .map(|exports| {
+            exports
+                .iter()
+                .any(|e| e.name() == GO_RUNTIME_SYMBOL.as_bytes())
+        })
+        .unwrap_or(false);
+    found
+        || file
+            .dynamic_symbols()
+            .any(|symbol| symbol.name_bytes() == Ok(GO_RUNTIME_SYMBOL.as_bytes()))
+}
+
+/// [`runs_go`] for the file at `path`; false when it cannot be read (the load says why).
+pub fn library_runs_go(path: &std::path::Path) -> bool {
+    std::fs::read(path).is_ok_and(|bytes| runs_go(&bytes))
 }
 
 #[cfg(test)]

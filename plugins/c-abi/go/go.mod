@@ -1,0 +1,3 @@
+module switchboard.example/ledger
+
+go 1.19
