@@ -216,3 +216,32 @@ fn each_platform_names_the_others_library_for_what_it_is() {
         run.stderr()
     );
 }
+
+/// Issue 23: the C plugin cross-built with mingw as a `.dll` loads in `switchboard.exe`
+/// under wine beside the Rust `.dll`s, and answers the same emit.
+#[test]
+fn a_c_plugin_dll_runs_beside_the_rust_dlls() {
+    let Some(build) = windows_build() else { return };
+    let folder = windows_folder(build);
+    let status = Command::new("x86_64-w64-mingw32-gcc")
+        .args(["-shared", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(workspace().join("plugin-api/include"))
+        .arg(workspace().join("plugins/c-abi/welcome.c"))
+        .arg("-o")
+        .arg(folder.path("plugins").join("welcome.dll"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "mingw could not build welcome.dll");
+    let manifest = std::fs::read_to_string(folder.manifest()).unwrap();
+    folder.write(
+        "events.toml",
+        &format!("{manifest}\n[[plugins]]\nname = \"welcome\"\nconfig = {{ greeting = \"Hello\" }}\n"),
+    );
+    let signup = switchboard_exe(&folder, &["emit", "user_joined", "name=Ann", "email=ann@example.com"]);
+    let stdout = text(&signup.stdout);
+    assert_eq!(signup.status.code(), Some(0), "{stdout}{}", text(&signup.stderr));
+    assert!(stdout.contains("user_joined: 5 callbacks ran"), "{stdout}");
+    assert!(stdout.contains("\"Hello, Ann! (from C)\""), "{stdout}");
+    let inspect = switchboard_exe(&folder, &["inspect", "plugins\\welcome.dll"]);
+    assert!(text(&inspect.stdout).contains("C ABI       1.0"), "{}", text(&inspect.stdout));
+}
