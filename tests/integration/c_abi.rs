@@ -566,3 +566,27 @@ path = {go:?}
         run.stderr()
     );
 }
+
+/// The README's C, C++, Zig and Go plugins are the files the tests build, to the letter.
+#[test]
+fn the_readme_guide_is_the_code_the_tests_build() {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    for (block, file) in [
+        ("welcome.c", "plugins/c-abi/welcome.c"),
+        ("audit.cpp", "plugins/c-abi/audit.cpp"),
+        ("tally.zig", "plugins/c-abi/tally.zig"),
+        ("ledger.go", "plugins/c-abi/go/ledger.go"),
+        ("table.c", "plugins/c-abi/go/table.c"),
+    ] {
+        let marker = format!("<!-- guide: {block} -->");
+        let start = readme
+            .find(&marker)
+            .unwrap_or_else(|| panic!("the README lost {marker}"));
+        let after = &readme[start + marker.len()..];
+        let body = &after[after.find("```").unwrap()..];
+        let body = &body[body.find('\n').unwrap() + 1..];
+        let body = &body[..body.find("```").unwrap()];
+        let source = std::fs::read_to_string(workspace().join(file)).unwrap();
+        assert_eq!(body, source, "the README's {block} differs from {file}");
+    }
+}

@@ -224,7 +224,9 @@ fn a_c_plugin_dll_runs_beside_the_rust_dlls() {
     let Some(build) = windows_build() else { return };
     let folder = windows_folder(build);
     let status = Command::new("x86_64-w64-mingw32-gcc")
-        .args(["-shared", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I"])
+        .args([
+            "-shared", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I",
+        ])
         .arg(workspace().join("plugin-api/include"))
         .arg(workspace().join("plugins/c-abi/welcome.c"))
         .arg("-o")
@@ -235,13 +237,27 @@ fn a_c_plugin_dll_runs_beside_the_rust_dlls() {
     let manifest = std::fs::read_to_string(folder.manifest()).unwrap();
     folder.write(
         "events.toml",
-        &format!("{manifest}\n[[plugins]]\nname = \"welcome\"\nconfig = {{ greeting = \"Hello\" }}\n"),
+        &format!(
+            "{manifest}\n[[plugins]]\nname = \"welcome\"\nconfig = {{ greeting = \"Hello\" }}\n"
+        ),
     );
-    let signup = switchboard_exe(&folder, &["emit", "user_joined", "name=Ann", "email=ann@example.com"]);
+    let signup = switchboard_exe(
+        &folder,
+        &["emit", "user_joined", "name=Ann", "email=ann@example.com"],
+    );
     let stdout = text(&signup.stdout);
-    assert_eq!(signup.status.code(), Some(0), "{stdout}{}", text(&signup.stderr));
+    assert_eq!(
+        signup.status.code(),
+        Some(0),
+        "{stdout}{}",
+        text(&signup.stderr)
+    );
     assert!(stdout.contains("user_joined: 5 callbacks ran"), "{stdout}");
     assert!(stdout.contains("\"Hello, Ann! (from C)\""), "{stdout}");
     let inspect = switchboard_exe(&folder, &["inspect", "plugins\\welcome.dll"]);
-    assert!(text(&inspect.stdout).contains("C ABI       1.0"), "{}", text(&inspect.stdout));
+    assert!(
+        text(&inspect.stdout).contains("C ABI       1.0"),
+        "{}",
+        text(&inspect.stdout)
+    );
 }
