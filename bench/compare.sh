@@ -5,7 +5,7 @@
 #
 #   bench/compare.sh            # from anywhere; about two minutes
 #
-# Needs cargo, python3 and node. pluggy is installed into bench/.venv if missing.
+# Needs cargo, a C compiler (gcc), python3 and node. pluggy is installed into bench/.venv if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,11 @@ fi
 
 lines=$(mktemp)
 trap 'rm -f "$lines"' EXIT
-echo "timing switchboard, raw ABI and Rust function pointers..." >&2
+# The same workload in a C-ABI plugin (tests/c-abi/bench.c), built by the machine's C compiler.
+mkdir -p target/release/c-abi
+${CC:-gcc} -shared -fPIC -O2 -I plugin-api/include tests/c-abi/bench.c -o target/release/c-abi/libcbench.so
+export PROBE_C_LIBRARY="$PWD/target/release/c-abi/libcbench.so"
+echo "timing switchboard (Rust and C plugins), raw ABI and Rust function pointers..." >&2
 target/release/examples/dispatch_probe 1000000 15 | tee -a "$lines" >&2
 PROBE_RMW=1 target/release/examples/dispatch_probe 1000000 15 | tee -a "$lines" >&2
 echo "timing the Python loop..." >&2

@@ -48,6 +48,7 @@ def main():
         "switchboard",
         [
             ("switchboard", "switchboard"),
+            ("switchboard-c", "C plugin"),
             ("switchboard-by-name", "switchboard by name"),
             ("raw-abi", "raw ABI"),
             ("rust-fn-pointer", "Rust fn pointer"),

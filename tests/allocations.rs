@@ -125,3 +125,48 @@ fn the_counting_allocator_sees_allocations() {
     drop(v);
     assert_eq!(host_allocations() - before, 1);
 }
+
+/// The same for C-ABI plugins (`tests/c-abi/bench.c`, built by gcc): the host's side of a
+/// C callback (lowering the arguments, the call, the answer) allocates nothing either.
+#[cfg(target_os = "linux")]
+#[test]
+fn emits_to_c_plugins_allocate_nothing_in_the_host() {
+    let library =
+        switchboard_tests::c_library("gcc", &["tests/c-abi/bench.c"], "cbench", &["-std=c11"]);
+    let dir = tempfile::tempdir().unwrap();
+    let plugins: String = (1..=3)
+        .map(|i| {
+            format!(
+                "[[plugins]]\nname = \"cbench{i}\"\npath = {:?}\n",
+                library.to_str().unwrap()
+            )
+        })
+        .collect();
+    let manifest = format!(
+        "[host]\nplugin_dir = \".\"\n\n[events.user_joined]\nargs = {{ name = \"string\", email = \"string\" }}\n[events.user_lookup]\nargs = {{ email = \"string\" }}\nresult = \"first\"\n[events.bench_total]\n\n{plugins}"
+    );
+    std::fs::write(dir.path().join("events.toml"), manifest).unwrap();
+    let host = Switchboard::open(&dir.path().join("events.toml")).unwrap();
+    let board = host.current();
+    let joined = board.event("user_joined").unwrap();
+    let name = String::from("Ann");
+    let email = String::from("ann@example.com");
+    let args = [Value::borrowed(&name), Value::borrowed(&email)];
+    let mut outcomes = Outcomes::new();
+    // The first emit sizes the outcome buffer and finds each callback's arguments.
+    board.emit_into(joined, &args, &mut outcomes).unwrap();
+    let total_before = sum_of(&board, "bench_total");
+
+    const EMITS: u64 = 10_000;
+    let host_before = host_allocations();
+    for _ in 0..EMITS {
+        board.emit_into(joined, &args, &mut outcomes).unwrap();
+    }
+    let host_during = host_allocations() - host_before;
+    let work = sum_of(&board, "bench_total") - total_before;
+    assert_eq!(work, (EMITS * 3 * (name.len() + email.len()) as u64) as i64);
+    assert_eq!(
+        host_during, 0,
+        "the host allocated during {EMITS} emits to C plugins"
+    );
+}

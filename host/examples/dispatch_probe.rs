@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Each figure is the median of `samples` timed batches of `emits` emits. `PROBE_ONLY=peer`
-//! times one path; `PROBE_RMW=1` makes every callback count with `fetch_add` (peers are
+//! times one path; `PROBE_C_LIBRARY=path` adds the same workload in a C-ABI plugin
+//! (`tests/c-abi/bench.c`, peer `switchboard-c`); `PROBE_RMW=1` makes every callback count with `fetch_add` (peers are
 //! then named `switchboard-rmw`...).
 //!
 //! `cargo run --release -p switchboard --example dispatch_probe -- [emits] [samples]`
@@ -112,6 +113,29 @@ fn main() {
                         .emit_into(event, black_box(&args), &mut outcomes)
                         .unwrap()
                 }),
+            );
+        }
+        // The same workload in a C-ABI plugin (`tests/c-abi/bench.c`), when built.
+        if let Some(library) =
+            std::env::var_os("PROBE_C_LIBRARY").filter(|_| wanted("switchboard-c"))
+        {
+            let (_c_folder, c_board) =
+                support::c_board(n, counting, std::path::Path::new(&library));
+            let joined = c_board.event("user_joined").unwrap();
+            let before = support::total_work(&c_board);
+            report(
+                "switchboard-c",
+                n,
+                time(emits, samples, || {
+                    c_board
+                        .emit_into(joined, black_box(&args), &mut outcomes)
+                        .unwrap()
+                }),
+            );
+            let work = support::total_work(&c_board) - before;
+            assert!(
+                work > 0 && work % (n * (NAME.len() + EMAIL.len())) as i64 == 0,
+                "the C callbacks did their work"
             );
         }
         let work = support::total_work(&board) - before;

@@ -143,6 +143,31 @@ pub fn board(plugins: usize, counting: Counting) -> (tempfile::TempDir, Board) {
     )
 }
 
+/// A running host with `plugins` instances of the C-ABI twin of the bench plugin, the
+/// library at `library` (`tests/c-abi/bench.c`, built by `bench/compare.sh`).
+pub fn c_board(plugins: usize, counting: Counting, library: &Path) -> (tempfile::TempDir, Board) {
+    let folder = tempfile::tempdir().expect("cannot create a temporary folder");
+    let rmw = counting == Counting::FetchAdd;
+    let mut text = format!("[host]\nplugin_dir = \".\"\n{EVENTS}\n");
+    for i in 1..=plugins {
+        let answers = i == plugins;
+        text.push_str(&format!(
+            "[[plugins]]\nname = \"cbench{i}\"\npath = {library:?}\nconfig = {{ answers = {answers}, rmw = {rmw} }}\n\n"
+        ));
+    }
+    std::fs::write(folder.path().join("events.toml"), text).unwrap();
+    let host = Switchboard::open(&folder.path().join("events.toml"))
+        .unwrap_or_else(|e| panic!("cannot start the C bench host: {e}"));
+    let generation = host.current();
+    (
+        folder,
+        Board {
+            _host: host,
+            generation,
+        },
+    )
+}
+
 /// The total work the plugins did (the sum of their counters).
 pub fn total_work(board: &Generation) -> i64 {
     let id = board.event("bench_total").unwrap();

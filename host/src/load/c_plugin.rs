@@ -4,7 +4,9 @@
 //! treat both kinds alike. Everything a C plugin hands over is checked before it is used.
 
 use std::ffi::c_void;
+use std::mem::MaybeUninit;
 use std::path::Path;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::OnceLock;
 
 use abi_stable::sabi_trait::TD_Opaque;
@@ -19,7 +21,7 @@ use super::c_abi::{
     self, SbCall, SbCallback, SbEntry, SbHost, SbOutcome, SbOutcomes, SbPlugin, SbReply, SbStr,
     SbValue,
 };
-use super::c_value::{lift, sb_str, static_text, text_of, Lowering, NULL};
+use super::c_value::{lift, lower_flat, sb_str, static_text, text_of, Lowering, NULL};
 use super::library::{Emits, LibraryInfo, Registered};
 use crate::error::LoadError;
 use crate::manifest::schema::ArgType;
@@ -248,18 +250,27 @@ impl Table {
         if let Some(on_init) = self.0.on_init {
             let mut lowering = Lowering::default();
             let config = lowering.lower(config);
-            let shim = Shim::new(Handle::Borrowed(host));
             let mut reply = empty_reply();
             // SAFETY: the hook's contract: a host, a config and a reply valid for the call,
             // and a place for the state.
-            let code = unsafe { on_init(&shim.sb, &config, &mut state, &mut reply) };
+            let code = with_borrowed(host, |sb| unsafe {
+                on_init(sb, &config, &mut state, &mut reply)
+            });
             // SAFETY: the reply the plugin filled for this call.
             if let Err(error) = unsafe { take_reply(code, &reply, "on_init") } {
                 return RResult::RErr(error);
             }
         }
-        let inner = Box::new(Inner { table: self, state });
         let count = self.0.callback_count;
+        let inner = Box::new(Inner {
+            table: self,
+            state,
+            reads: (0..count).map(|id| self.reads(id)).collect(),
+            positions: (0..count)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+            replaced: std::sync::Mutex::default(),
+        });
         let instance = Instance {
             entries: (0..count)
                 .map(|id| CallEntry {
@@ -274,11 +285,61 @@ impl Table {
     }
 }
 
+impl Table {
+    /// The argument names typed callback `id` reads, borrowed from the static table (the
+    /// table was checked at load); `None` for a callback that reads by name.
+    fn reads(self, id: usize) -> Option<Box<[SbStr]>> {
+        // SAFETY: `id` is below `callback_count`, and entries are `callback_size` apart
+        // (both checked when the table was read); the names are checked static strings.
+        let callback = unsafe {
+            &*self
+                .0
+                .callbacks
+                .cast::<u8>()
+                .add(id * self.0.callback_size)
+                .cast::<SbCallback>()
+        };
+        if callback.flags & c_abi::CALLBACK_TYPED == 0 {
+            return None;
+        }
+        Some(
+            (0..callback.read_count)
+                .map(|n| {
+                    // SAFETY: as above: `read_count` checked arguments.
+                    let name = unsafe { std::ffi::CStr::from_ptr((*callback.reads.add(n)).name) };
+                    SbStr {
+                        ptr: name.as_ptr(),
+                        len: name.to_bytes().len(),
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
 /// A started C plugin's state, behind a box so that its address (in every call entry)
 /// holds while the instance moves.
 struct Inner {
     table: Table,
     state: *mut c_void,
+    /// Per callback: the names a typed callback reads (its `values` follow them).
+    reads: Vec<Option<Box<[SbStr]>>>,
+    /// Per typed callback: where its reads are among an event's arguments, found once per
+    /// argument list (a host passes one list per event and generation, so after a reload
+    /// a carried-over plugin finds them again once). Never freed while the plugin lives: a
+    /// call on another thread may still read one that a reload replaced (a few bytes per
+    /// typed callback per reload; freed with the instance).
+    positions: Vec<AtomicPtr<Positions>>,
+    /// Positions a reload replaced, freed with the instance.
+    replaced: std::sync::Mutex<Vec<usize>>,
+}
+
+/// A typed callback's arguments' places in one event's argument list.
+struct Positions {
+    /// The argument list they were found in (its address and length).
+    list: (usize, usize),
+    /// Per read argument, its index in the list (`usize::MAX`: not there).
+    at: Box<[usize]>,
 }
 
 /// A started C plugin, as the host's live-plugin interface.
@@ -292,19 +353,6 @@ struct Instance {
 unsafe impl Send for Instance {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Instance {}
-
-thread_local! {
-    /// The arrays one call lowers its arguments into, reused from call to call; a nested
-    /// call on the same thread takes fresh ones.
-    static BUFFERS: std::cell::Cell<Option<Box<Buffers>>> = const { std::cell::Cell::new(None) };
-}
-
-#[derive(Default)]
-struct Buffers {
-    names: Vec<SbStr>,
-    values: Vec<SbValue>,
-    nested: Lowering,
-}
 
 /// A call entry's function: `state` is the instance's `Inner`, `data` the callback's index.
 ///
@@ -335,34 +383,75 @@ impl Inner {
             *result = RResult::RErr(PluginError::new("the plugin has no `on_call` hook"));
             return status::ERROR;
         };
-        let mut buffers = BUFFERS.take().unwrap_or_default();
-        buffers.names.clear();
-        buffers.values.clear();
-        buffers.nested.clear();
-        buffers.names.extend(args.names.iter().map(|n| sb_str(n)));
-        for value in args.values.iter() {
-            let lowered = buffers.nested.lower(value);
-            buffers.values.push(lowered);
-        }
+        // Up to INLINE flat arguments are lowered on the stack; more, or lists and maps,
+        // spill into arrays of their own.
+        let mut values = [const { MaybeUninit::<SbValue>::uninit() }; INLINE];
+        let mut names = [const { MaybeUninit::<SbStr>::uninit() }; INLINE];
+        let mut spill: Option<Box<Spill>> = None;
+        let (names, values, count): (*const SbStr, *const SbValue, usize) =
+            match self.reads.get(id as usize).and_then(Option::as_deref) {
+                // A typed callback's values follow its reads: by position, no lookup.
+                Some(reads) => {
+                    let at = self.positions_of(id as usize, reads, args);
+                    let picked = at.iter().map(|&at| args.values.get(at));
+                    match lower_inline(&mut values, picked.clone()) {
+                        Some(count) => (reads.as_ptr(), values.as_ptr().cast(), count),
+                        None => {
+                            let spill = spill.insert(Box::default());
+                            let Spill {
+                                values, lowering, ..
+                            } = &mut **spill;
+                            values.extend(picked.map(|v| v.map_or(NULL, |v| lowering.lower(v))));
+                            (reads.as_ptr(), values.as_ptr(), values.len())
+                        }
+                    }
+                }
+                None => {
+                    let given = args.values.iter().map(Some);
+                    match lower_inline(&mut values, given) {
+                        Some(count) => {
+                            for (slot, name) in names.iter_mut().zip(args.names.iter()) {
+                                slot.write(sb_str(name));
+                            }
+                            (names.as_ptr().cast(), values.as_ptr().cast(), count)
+                        }
+                        None => {
+                            let spill = spill.insert(Box::default());
+                            let Spill {
+                                names,
+                                values,
+                                lowering,
+                            } = &mut **spill;
+                            names.extend(args.names.iter().map(|n| sb_str(n)));
+                            values.extend(args.values.iter().map(|v| lowering.lower(v)));
+                            (names.as_ptr(), values.as_ptr(), values.len())
+                        }
+                    }
+                }
+            };
         let call = SbCall {
             struct_size: std::mem::size_of::<SbCall>() as u32,
             callback: id,
             event: sb_str(args.event.as_str()),
-            names: buffers.names.as_ptr(),
-            values: buffers.values.as_ptr(),
-            count: buffers.values.len(),
+            names,
+            values,
+            count,
             request_id: args.request,
             event_id: sb_str(""),
         };
-        let shim = Shim::new(Handle::Borrowed(host));
         let mut reply = empty_reply();
-        // SAFETY: the hook's contract: the plugin's state, a call whose arrays live in
-        // `buffers` and `args` for the call, a host and a reply valid for the call.
-        let code = unsafe { on_call(self.state, &call, &shim.sb, &mut reply) };
+        // SAFETY: the hook's contract: the plugin's state, a call whose `count` names and
+        // values are initialized (on the stack or in `spill`) for the call, a host and a
+        // reply valid for the call.
+        let code = with_borrowed(host, |sb| unsafe {
+            on_call(self.state, &call, sb, &mut reply)
+        });
+        // The common answer, nothing: nothing to copy or release.
+        if code == c_abi::OK && reply.value.kind == c_abi::kind::NULL && reply.release.is_none() {
+            return status::NULL;
+        }
         // SAFETY: the reply the plugin filled for this call.
-        let answer = unsafe { take_reply(code, &reply, "on_call") };
-        BUFFERS.set(Some(buffers));
-        match answer {
+        match unsafe { take_reply(code, &reply, "on_call") } {
             Ok(value) if value.is_null() => status::NULL,
             Ok(value) => {
                 *result = RResult::ROk(value);
@@ -372,6 +461,89 @@ impl Inner {
                 *result = RResult::RErr(error);
                 status::ERROR
             }
+        }
+    }
+}
+
+/// How many arguments a call lowers on the stack.
+const INLINE: usize = 8;
+
+/// Arguments that do not fit on the stack (more than [`INLINE`], or lists and maps).
+#[derive(Default)]
+struct Spill {
+    names: Vec<SbStr>,
+    values: Vec<SbValue>,
+    lowering: Lowering,
+}
+
+/// Lowers `given` (`None`: an argument not there) into `slots` if they are flat and fit;
+/// how many were written.
+fn lower_inline<'v>(
+    slots: &mut [MaybeUninit<SbValue>; INLINE],
+    given: impl Iterator<Item = Option<&'v Value<'v>>>,
+) -> Option<usize> {
+    let mut count = 0;
+    for value in given {
+        let slot = slots.get_mut(count)?;
+        slot.write(match value {
+            Some(value) => lower_flat(value)?,
+            None => NULL,
+        });
+        count += 1;
+    }
+    Some(count)
+}
+
+impl Inner {
+    /// Where typed callback `id`'s reads are in `args`, found once per argument list.
+    fn positions_of(&self, id: usize, reads: &[SbStr], args: &ArgsRaw<'_>) -> &[usize] {
+        let list = (args.names.as_ptr() as usize, args.names.len());
+        let known = self.positions[id].load(Ordering::Acquire);
+        // SAFETY: a non-null pointer here came from `Box::into_raw` below and is never
+        // freed while the instance lives (see `positions`).
+        if let Some(known) = unsafe { known.as_ref() } {
+            if known.list == list {
+                return &known.at;
+            }
+        }
+        let at = reads
+            .iter()
+            .map(|read| {
+                // SAFETY: the table's checked static names.
+                let read = unsafe { text_of(*read) }.unwrap_or_default();
+                args.names
+                    .iter()
+                    .position(|name| name.as_str() == read)
+                    .unwrap_or(usize::MAX)
+            })
+            .collect();
+        let found = Box::into_raw(Box::new(Positions { list, at }));
+        // The one replaced, if any, is kept (another thread may be reading it) and freed
+        // with the instance.
+        let replaced = self.positions[id].swap(found, Ordering::AcqRel);
+        if !replaced.is_null() {
+            self.replaced
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(replaced as usize);
+        }
+        // SAFETY: just made, and never freed while the instance lives.
+        unsafe { &(*found).at }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let replaced =
+            std::mem::take(&mut *self.replaced.lock().unwrap_or_else(|e| e.into_inner()));
+        let current = self
+            .positions
+            .iter()
+            .map(|p| p.load(Ordering::Acquire) as usize);
+        for pointer in replaced.into_iter().chain(current).filter(|&p| p != 0) {
+            // SAFETY: every pointer came from `Box::into_raw` in `positions_of`, once, and
+            // no call runs any more: the instance is being dropped.
+            drop(unsafe { Box::from_raw(pointer as *mut Positions) });
         }
     }
 }
@@ -399,10 +571,11 @@ impl PluginObject for Instance {
         let Some(on_shutdown) = self.inner.table.0.on_shutdown else {
             return RResult::ROk(());
         };
-        let shim = Shim::new(Handle::Borrowed(host));
         let mut reply = empty_reply();
         // SAFETY: the hook's contract, as for `on_call`.
-        let code = unsafe { on_shutdown(self.inner.state, &shim.sb, &mut reply) };
+        let code = with_borrowed(host, |sb| unsafe {
+            on_shutdown(self.inner.state, sb, &mut reply)
+        });
         // SAFETY: the reply the plugin filled for this call.
         unsafe { take_reply(code, &reply, "on_shutdown") }
             .map(|_| ())
@@ -422,18 +595,17 @@ impl PluginObject for Instance {
         };
         let mut lowering = Lowering::default();
         let argument = lowering.lower(argument);
-        let shim = Shim::new(Handle::Borrowed(host));
         let mut reply = empty_reply();
         // SAFETY: the hook's contract, as for `on_call`.
-        let code = unsafe {
+        let code = with_borrowed(host, |sb| unsafe {
             on_control(
                 self.inner.state,
                 sb_str(operation.as_str()),
                 &argument,
-                &shim.sb,
+                sb,
                 &mut reply,
             )
-        };
+        });
         // SAFETY: the reply the plugin filled for this call.
         unsafe { take_reply(code, &reply, "on_control") }.into()
     }
@@ -464,6 +636,10 @@ unsafe fn take_reply(
     reply: &SbReply,
     hook: &str,
 ) -> Result<Value<'static>, PluginError> {
+    // The common answer, nothing: nothing to copy or release.
+    if code == c_abi::OK && reply.value.kind == c_abi::kind::NULL && reply.release.is_none() {
+        return Ok(Value::NULL);
+    }
     let answer = match code {
         // SAFETY: the plugin's value, valid until release.
         c_abi::OK => unsafe { lift(&reply.value) }.map_err(|why| {
@@ -515,74 +691,121 @@ unsafe fn optional_text(ptr: *const std::ffi::c_char) -> Result<Option<String>, 
     unsafe { static_text(ptr, "text") }.map(Some)
 }
 
-/// The host handle a C plugin holds: an `sb_host` (first, so that the pointer the plugin
-/// passes back is the shim's) over the host's own handle.
+thread_local! {
+    /// The borrowed handle of the hook running on this thread: what [`BORROWED`] stands
+    /// for. Set around each hook and restored after it (hooks nest: a callback's emit runs
+    /// other callbacks on the same thread).
+    static CURRENT: std::cell::Cell<*const HostRef<'static>> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// An `sb_host` of fixed content.
+struct StaticHost(SbHost);
+
+// SAFETY: function pointers and a null data pointer, never written: shared reads only.
+unsafe impl Sync for StaticHost {}
+
+/// The `sb_host` every hook receives for its call ("borrowed for the call"): its services
+/// act on the handle of the hook running on the calling thread, so nothing is built per
+/// call. A plugin that keeps it past its hook, or passes it to another thread, reaches no
+/// handle there: its services then do nothing and report failure.
+static BORROWED: StaticHost = StaticHost(SbHost {
+    struct_size: std::mem::size_of::<SbHost>() as u32,
+    abi_major: c_abi::ABI_MAJOR,
+    abi_minor: c_abi::ABI_MINOR,
+    host_data: std::ptr::null_mut(),
+    callback_plugin_name: host_plugin_name,
+    callback_log: host_log,
+    callback_emit: host_emit,
+    callback_outcomes_free: host_outcomes_free,
+    callback_has_feature: host_has_feature,
+    callback_manifest_dir: host_manifest_dir,
+    callback_keep: host_keep,
+    callback_release: host_release,
+});
+
+/// Runs `hook` with [`BORROWED`] standing for `host`.
+fn with_borrowed<R>(host: HostRef<'_>, hook: impl FnOnce(*const SbHost) -> R) -> R {
+    let here = (&host as *const HostRef<'_>).cast::<HostRef<'static>>();
+    let outer = CURRENT.replace(here);
+    let answer = hook(&BORROWED.0);
+    CURRENT.set(outer);
+    answer
+}
+
+/// A handle a plugin kept (`callback_keep`): an `sb_host` (first, so that the pointer the
+/// plugin holds is this box's) over an owned host handle.
 #[repr(C)]
-struct Shim<'h> {
+struct Kept {
     sb: SbHost,
-    handle: Handle<'h>,
+    host: HostBox,
     /// The manifest's folder, asked once.
     manifest_dir: OnceLock<String>,
 }
 
-/// The handle under a shim: borrowed for one hook, or owned (kept by the plugin).
-enum Handle<'h> {
-    Borrowed(HostRef<'h>),
-    Owned(HostBox),
+/// What a host pointer a plugin passes back stands for.
+enum Via<'a> {
+    Borrowed(&'a HostRef<'static>),
+    Kept(&'a Kept),
 }
 
 macro_rules! with_handle {
-    ($handle:expr, $h:ident => $body:expr) => {
-        match $handle {
-            Handle::Borrowed($h) => $body,
-            Handle::Owned($h) => $body,
+    ($via:expr, $h:ident => $body:expr) => {
+        match $via {
+            Via::Borrowed($h) => $body,
+            Via::Kept(kept) => {
+                let $h = &kept.host;
+                $body
+            }
         }
     };
 }
 
-impl<'h> Shim<'h> {
-    fn new(handle: Handle<'h>) -> Shim<'h> {
-        Shim {
-            sb: SbHost {
-                struct_size: std::mem::size_of::<SbHost>() as u32,
-                abi_major: c_abi::ABI_MAJOR,
-                abi_minor: c_abi::ABI_MINOR,
-                host_data: std::ptr::null_mut(),
-                callback_plugin_name: host_plugin_name,
-                callback_log: host_log,
-                callback_emit: host_emit,
-                callback_outcomes_free: host_outcomes_free,
-                callback_has_feature: host_has_feature,
-                callback_manifest_dir: host_manifest_dir,
-                callback_keep: host_keep,
-                callback_release: host_release,
-            },
-            handle,
-            manifest_dir: OnceLock::new(),
-        }
-    }
-}
-
-/// The shim behind a host pointer a plugin passes back.
+/// The handle behind `host`: the running hook's for [`BORROWED`], a kept one's otherwise;
+/// `None` for the borrowed host used outside its hook, or a null pointer.
 ///
 /// # Safety
 ///
-/// `host` must be a pointer the host handed the plugin, still valid (borrowed for the
-/// running hook, or kept and not released).
-unsafe fn shim<'a>(host: *const SbHost) -> &'a Shim<'a> {
-    // SAFETY: the caller's promise; `sb` is the first field of the `#[repr(C)]` shim.
-    unsafe { &*host.cast::<Shim<'a>>() }
+/// `host` must be [`BORROWED`], null, or a pointer `host_keep` returned and not released.
+unsafe fn via<'a>(host: *const SbHost) -> Option<Via<'a>> {
+    if std::ptr::eq(host, &BORROWED.0) {
+        // SAFETY: `CURRENT` points to the running hook's handle (on the stack of
+        // `with_borrowed`'s caller) while that hook runs on this thread, and is null
+        // otherwise.
+        return unsafe { CURRENT.get().as_ref() }.map(Via::Borrowed);
+    }
+    if host.is_null() {
+        return None;
+    }
+    // SAFETY: the caller's promise; `sb` is the first field of the `#[repr(C)]` box.
+    Some(Via::Kept(unsafe { &*host.cast::<Kept>() }))
+}
+
+/// A folder's text, kept for the life of the process (a borrowed handle's answer must
+/// outlive the call; there are as many as manifests this host reads).
+fn interned(text: String) -> &'static str {
+    static KEPT: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = kept.iter().find(|k| **k == text) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(text.into_boxed_str());
+    kept.push(leaked);
+    leaked
 }
 
 unsafe extern "C" fn host_plugin_name(host: *const SbHost) -> SbStr {
     // SAFETY: the header's contract for host pointers.
-    let shim = unsafe { shim(host) };
-    with_handle!(&shim.handle, h => sb_str(h.plugin_name().as_str()))
+    let Some(via) = (unsafe { via(host) }) else {
+        return sb_str("");
+    };
+    with_handle!(via, h => sb_str(h.plugin_name().as_str()))
 }
 
 unsafe extern "C" fn host_log(host: *const SbHost, log_level: i32, message: SbStr) {
     // SAFETY: the header's contract for host pointers.
-    let shim = unsafe { shim(host) };
+    let Some(via) = (unsafe { via(host) }) else {
+        return;
+    };
     // SAFETY: the plugin's borrowed string for this call.
     let text = match unsafe { text_of(message) } {
         Ok(text) => text.to_owned(),
@@ -594,7 +817,7 @@ unsafe extern "C" fn host_log(host: *const SbHost, log_level: i32, message: SbSt
         3 => level::INFO,
         _ => level::DEBUG,
     };
-    with_handle!(&shim.handle, h => h.log(level, RStr::from(text.as_str())));
+    with_handle!(via, h => h.log(level, RStr::from(text.as_str())));
 }
 
 /// The outcomes handed to a plugin, kept until it frees them.
@@ -616,9 +839,11 @@ unsafe extern "C" fn host_emit(
         return c_abi::ERROR;
     }
     // SAFETY: the header's contract for host pointers.
-    let shim = unsafe { shim(host) };
-    // SAFETY: the plugin's borrowed arguments, checked as they are copied.
-    let emitted = unsafe { emit(shim, event, args, count) };
+    let emitted = match unsafe { via(host) } {
+        // SAFETY: the plugin's borrowed arguments, checked as they are copied.
+        Some(via) => unsafe { emit(via, event, args, count) },
+        None => Err("this host handle was borrowed for a hook that has returned; keep one with callback_keep".to_owned()),
+    };
     let (code, handed) = match emitted {
         Ok(list) => (c_abi::OK, hand(list)),
         Err(error) => (
@@ -644,7 +869,7 @@ unsafe extern "C" fn host_emit(
 ///
 /// `args` must be valid for `count` entries, as the header requires.
 unsafe fn emit(
-    shim: &Shim<'_>,
+    via: Via<'_>,
     event: SbStr,
     args: *const SbEntry,
     count: usize,
@@ -668,8 +893,7 @@ unsafe fn emit(
             unsafe { lift(&entry.value) }.map_err(|why| format!("argument `{key}`: {why}"))?;
         entries.push(Entry::new(key, value));
     }
-    let answer =
-        with_handle!(&shim.handle, h => h.emit(RStr::from(event), RSlice::from_slice(&entries)));
+    let answer = with_handle!(via, h => h.emit(RStr::from(event), RSlice::from_slice(&entries)));
     answer
         .into_result()
         .map(RVec::into_vec)
@@ -736,37 +960,52 @@ unsafe extern "C" fn host_outcomes_free(_host: *const SbHost, outcomes: *mut SbO
 
 unsafe extern "C" fn host_has_feature(host: *const SbHost, name: SbStr) -> i32 {
     // SAFETY: the header's contract for host pointers.
-    let shim = unsafe { shim(host) };
+    let Some(via) = (unsafe { via(host) }) else {
+        return 0;
+    };
     // SAFETY: the plugin's borrowed string.
     let Ok(name) = (unsafe { text_of(name) }) else {
         return 0;
     };
-    let features = with_handle!(&shim.handle, h => h.features());
+    let features = with_handle!(via, h => h.features());
     i32::from(features.iter().any(|f| f.as_str() == name))
 }
 
 unsafe extern "C" fn host_manifest_dir(host: *const SbHost) -> SbStr {
     // SAFETY: the header's contract for host pointers.
-    let shim = unsafe { shim(host) };
-    let dir = shim.manifest_dir.get_or_init(|| {
-        let answer =
-            with_handle!(&shim.handle, h => h.call(RStr::from("manifest_dir"), &Value::NULL));
+    let Some(via) = (unsafe { via(host) }) else {
+        return sb_str("");
+    };
+    let asked = || {
+        let answer = with_handle!(&via, h => h.call(RStr::from("manifest_dir"), &Value::NULL));
         answer
             .into_result()
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default()
-    });
-    sb_str(dir)
+    };
+    match &via {
+        Via::Kept(kept) => sb_str(kept.manifest_dir.get_or_init(asked)),
+        Via::Borrowed(_) => sb_str(interned(asked())),
+    }
 }
 
 unsafe extern "C" fn host_keep(host: *const SbHost) -> *const SbHost {
     // SAFETY: the header's contract for host pointers.
-    let shim = unsafe { shim(host) };
-    let kept = with_handle!(&shim.handle, h => h.keep());
+    let Some(via) = (unsafe { via(host) }) else {
+        return std::ptr::null();
+    };
+    let kept = with_handle!(via, h => h.keep());
     match kept.into_result() {
         Ok(owned) => {
-            let kept: Box<Shim<'static>> = Box::new(Shim::new(Handle::Owned(owned)));
+            let kept = Box::new(Kept {
+                sb: SbHost {
+                    host_data: std::ptr::null_mut(),
+                    ..BORROWED.0
+                },
+                host: owned,
+                manifest_dir: OnceLock::new(),
+            });
             Box::into_raw(kept).cast::<SbHost>()
         }
         Err(_) => std::ptr::null(),
@@ -774,9 +1013,9 @@ unsafe extern "C" fn host_keep(host: *const SbHost) -> *const SbHost {
 }
 
 unsafe extern "C" fn host_release(kept: *const SbHost) {
-    if kept.is_null() {
-        return;
+    if kept.is_null() || std::ptr::eq(kept, &BORROWED.0) {
+        return; // the borrowed handle is not the plugin's to release
     }
     // SAFETY: a pointer `host_keep` returned, released once (the header's contract).
-    drop(unsafe { Box::from_raw(kept.cast::<Shim<'static>>().cast_mut()) });
+    drop(unsafe { Box::from_raw(kept.cast::<Kept>().cast_mut()) });
 }

@@ -38,6 +38,39 @@ pub(crate) const NULL: SbValue = SbValue {
     value: SbAs { integer: 0 },
 };
 
+/// `value` as the plugin reads it, when it is not a list or a map (those need arrays of
+/// their own: [`Lowering::lower`]); borrows from `value`.
+#[inline]
+pub(crate) fn lower_flat(value: &Value<'_>) -> Option<SbValue> {
+    let (kind, value) = match value.view() {
+        ValueView::Null => return Some(NULL),
+        ValueView::Bool(b) => (
+            kind::BOOL,
+            SbAs {
+                boolean: u8::from(b),
+            },
+        ),
+        ValueView::Int(i) => (kind::INT, SbAs { integer: i }),
+        ValueView::Float(f) => (kind::FLOAT, SbAs { number: f }),
+        ValueView::Str(s) => (kind::STRING, SbAs { string: sb_str(s) }),
+        ValueView::Bytes(b) => (
+            kind::BYTES,
+            SbAs {
+                bytes: SbBytes {
+                    ptr: b.as_ptr(),
+                    len: b.len(),
+                },
+            },
+        ),
+        ValueView::List(_) | ValueView::Map(_) => return None,
+    };
+    Some(SbValue {
+        kind,
+        reserved: 0,
+        value,
+    })
+}
+
 /// The storage of the lists and maps of values lowered for one call: their arrays live
 /// here until the call returns (boxed, so that their addresses hold while more are added).
 #[derive(Default)]
@@ -49,27 +82,12 @@ pub(crate) struct Lowering {
 impl Lowering {
     /// `value` as the plugin reads it, borrowing from `value` (and from `self` for nested
     /// lists and maps): valid while both are.
+    #[inline]
     pub(crate) fn lower(&mut self, value: &Value<'_>) -> SbValue {
+        if let Some(flat) = lower_flat(value) {
+            return flat;
+        }
         let (kind, value) = match value.view() {
-            ValueView::Null => return NULL,
-            ValueView::Bool(b) => (
-                kind::BOOL,
-                SbAs {
-                    boolean: u8::from(b),
-                },
-            ),
-            ValueView::Int(i) => (kind::INT, SbAs { integer: i }),
-            ValueView::Float(f) => (kind::FLOAT, SbAs { number: f }),
-            ValueView::Str(s) => (kind::STRING, SbAs { string: sb_str(s) }),
-            ValueView::Bytes(b) => (
-                kind::BYTES,
-                SbAs {
-                    bytes: SbBytes {
-                        ptr: b.as_ptr(),
-                        len: b.len(),
-                    },
-                },
-            ),
             ValueView::List(items) => {
                 let lowered: Box<[SbValue]> = items.iter().map(|v| self.lower(v)).collect();
                 let list = SbList {
@@ -94,18 +112,13 @@ impl Lowering {
                 self.maps.push(lowered);
                 (kind::MAP, SbAs { map })
             }
+            _ => return NULL, // flat values were lowered above
         };
         SbValue {
             kind,
             reserved: 0,
             value,
         }
-    }
-
-    /// Forgets the arrays of the last call (keeping the capacity).
-    pub(crate) fn clear(&mut self) {
-        self.lists.clear();
-        self.maps.clear();
     }
 }
 

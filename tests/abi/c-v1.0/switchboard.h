@@ -142,12 +142,16 @@ typedef struct sb_emit {
     size_t arg_count;
 } sb_emit;
 
-/* One call of a callback. Everything in it is borrowed for the call. */
+/* One call of a callback. Everything in it is borrowed for the call.
+   For a callback registered with SB_CALLBACK_TYPED, `names` and `values` follow its `reads`:
+   `values[i]` is the argument `reads[i]` names, so a typed callback reads its arguments by
+   position, with no lookup. A callback without SB_CALLBACK_TYPED gets every argument of
+   the event, in the manifest's order (find one with `sb_arg_of`). */
 typedef struct sb_call {
     uint32_t struct_size; /* sizeof(sb_call) as the host built it */
     uint32_t callback;    /* the index of the callback in `sb_plugin.callbacks` */
     sb_str event;
-    const sb_str *names;     /* the event's argument names, in manifest order */
+    const sb_str *names;     /* the arguments' names (see above) */
     const sb_value *values;  /* `values[i]` is `names[i]`; SB_NULL for an optional one left out */
     size_t count;
     uint64_t request_id;     /* unique in the host process: the key of an async result */
