@@ -61,6 +61,7 @@ def main():
         "switchboard-rmw",
         [
             ("switchboard-rmw", "switchboard"),
+            ("switchboard-c-rmw", "C plugin"),
             ("switchboard-by-name-rmw", "switchboard by name"),
             ("raw-abi-rmw", "raw ABI"),
             ("rust-fn-pointer-rmw", "Rust fn pointer"),

@@ -590,3 +590,40 @@ fn the_readme_guide_is_the_code_the_tests_build() {
         assert_eq!(body, source, "the README's {block} differs from {file}");
     }
 }
+
+/// `add` copies in, pins and declares a C-ABI library as it does a Rust one, and the
+/// manifest it writes checks and runs.
+#[test]
+fn add_takes_a_c_library_as_it_takes_a_rust_one() {
+    let s = Sandbox::new("");
+    s.write(
+        "events.toml",
+        &format!("[host]\nplugin_dir = \"plugins\"\n{SIGN_UP}"),
+    );
+    let run = s.run(&[
+        "add",
+        welcome().to_str().unwrap(),
+        "--config",
+        "greeting=Hey",
+    ]);
+    run.assert_code(0);
+    assert!(
+        run.stdout()
+            .contains("added plugin `welcome` (welcome 0.1.0)"),
+        "{}",
+        run.stdout()
+    );
+    let manifest = std::fs::read_to_string(s.manifest()).unwrap();
+    assert!(
+        manifest.contains("name = \"welcome\"") && manifest.contains("sha256 = "),
+        "{manifest}"
+    );
+    assert!(s.path("plugins/libwelcome.so").is_file());
+    let emit = s.run(&["emit", "user_joined", "name=Ann", "email=ann@example.com"]);
+    emit.assert_code(0);
+    assert!(
+        emit.stdout().contains("\"Hey, Ann! (from C)\""),
+        "{}",
+        emit.stdout()
+    );
+}
