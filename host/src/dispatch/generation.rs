@@ -17,7 +17,7 @@ use super::stats::{Counters, Counts, Tally};
 use crate::error::{EmitError, LoadError};
 use crate::isolate::quarantine;
 use crate::isolate::ProcessPlugin;
-use crate::load::{library_file, private_copy, Emits, Library, LibraryInfo, Loader, Registered};
+use crate::load::{library_file, Emits, Library, LibraryInfo, Loader, Registered};
 use crate::manifest::{
     event_table, BreakerSettings, Isolation, LoadErrorPolicy, PluginEntry, ProcessLimits,
     ValidManifest,
@@ -192,10 +192,10 @@ pub(crate) struct Found {
 /// Where a plugin runs: where its entry says, and otherwise in-process, except a Go library,
 /// which brings a Go runtime of its own (Go supports one per process, golang/go#18976):
 /// it runs in a worker process unless its entry says `isolation = "in_process"`.
-fn isolation_of(entry: &PluginEntry, path: &std::path::Path) -> Isolation {
+fn isolation_of(entry: &PluginEntry, runs_go: bool) -> Isolation {
     match entry.isolation {
         Some(isolation) => isolation,
-        None if crate::load::library_runs_go(path) => Isolation::Process,
+        None if runs_go => Isolation::Process,
         None => Isolation::InProcess,
     }
 }
@@ -208,9 +208,10 @@ fn open(
 ) -> Result<(Opened, Found), LoadError> {
     let name = entry.name.get_ref();
     let path = library_file(manifest, entry)?;
-    let isolation = isolation_of(entry, &path);
+    let copy = loader.copy(name, &path)?;
+    let isolation = isolation_of(entry, copy.go);
     if isolation == Isolation::InProcess {
-        let library = loader.open(name, &path)?;
+        let library = loader.open_copied(name, &path, copy)?;
         let found = Found {
             path: library.path.clone(),
             isolation,
@@ -226,8 +227,6 @@ fn open(
         message,
     };
     let command = crate::isolate::worker_command().map_err(worker_failed)?;
-    let copy = private_copy(&path, Some(&manifest.base_dir().join(".switchboard")))
-        .map_err(|problem| problem.for_plugin(name, &path))?;
     let record = quarantine::current(manifest.base_dir(), name, &copy.sha256);
     let (plugin, described) = ProcessPlugin::prepare(
         name,

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use super::preflight::hex;
-use super::structure::damage;
+use super::structure::examine;
 
 /// The largest library the host copies: 1 GiB.
 const MAX_LIBRARY_BYTES: u64 = 1 << 30;
@@ -33,7 +33,7 @@ pub(crate) struct Copy {
     pub(crate) path: PathBuf,
     /// The content's SHA-256, lowercase hex.
     pub(crate) sha256: String,
-    /// Whether the library brings a Go runtime (see `structure::runs_go`).
+    /// Whether the library brings a Go runtime (see `structure::examine`).
     pub(crate) go: bool,
 }
 
@@ -84,11 +84,8 @@ pub(crate) fn private_copy(original: &Path, state: Option<&Path>) -> Result<Copy
     // One read: the hash names exactly the bytes that are checked and copied, even if a
     // build is writing the file at this moment.
     let bytes = std::fs::read(original)?;
-    if let Some(why) = damage(&bytes) {
-        return Err(CopyProblem::Damaged(why));
-    }
+    let go = examine(&bytes).map_err(CopyProblem::Damaged)?;
     let sha256 = hex(&Sha256::digest(&bytes));
-    let go = super::structure::runs_go(&bytes);
     let file_name = original
         .file_name()
         .map_or_else(|| "plugin".into(), |n| n.to_string_lossy().into_owned());

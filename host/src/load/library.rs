@@ -269,25 +269,8 @@ impl Loader {
             return Ok(library.clone());
         }
         let library = if self.copies {
-            let copy = super::copy::private_copy(path, self.state.as_deref())
-                .map_err(|problem| problem.for_plugin(plugin, path))?;
-            if copy.go {
-                if let Err(first) = super::copy::note_go_runtime(&copy.sha256, plugin) {
-                    return Err(LoadError::SecondGoRuntime {
-                        plugin: plugin.to_owned(),
-                        path: path.to_owned(),
-                        first,
-                    });
-                }
-            }
-            if let Err(loaded) = super::copy::note_in_process(&copy.sha256) {
-                return Err(LoadError::TooManyBuilds {
-                    plugin: plugin.to_owned(),
-                    path: path.to_owned(),
-                    loaded,
-                });
-            }
-            open_library(plugin, path, &copy.path, copy.sha256)?
+            let copy = self.copy(plugin, path)?;
+            return self.open_copied(plugin, path, copy);
         } else {
             // The host checked the copy it hands a worker; a file changed since is
             // checked again before it is mapped.
@@ -305,6 +288,46 @@ impl Loader {
             }
             open_library(plugin, path, path, String::new())?
         };
+        self.opened.insert(key, library.clone());
+        Ok(library)
+    }
+
+    /// The private copy `path` is loaded from: checked and read once, its hash and whether
+    /// it brings a Go runtime known before anything maps it.
+    pub(crate) fn copy(&self, plugin: &str, path: &Path) -> Result<super::copy::Copy, LoadError> {
+        require_file(plugin, path)?;
+        super::copy::private_copy(path, self.state.as_deref())
+            .map_err(|problem| problem.for_plugin(plugin, path))
+    }
+
+    /// Opens `copy`, the private copy of `path` ([`Loader::copy`]), in this process.
+    pub(crate) fn open_copied(
+        &mut self,
+        plugin: &str,
+        path: &Path,
+        copy: super::copy::Copy,
+    ) -> Result<Library, LoadError> {
+        let key = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+        if let Some(library) = self.opened.get(&key) {
+            return Ok(library.clone());
+        }
+        if copy.go {
+            if let Err(first) = super::copy::note_go_runtime(&copy.sha256, plugin) {
+                return Err(LoadError::SecondGoRuntime {
+                    plugin: plugin.to_owned(),
+                    path: path.to_owned(),
+                    first,
+                });
+            }
+        }
+        if let Err(loaded) = super::copy::note_in_process(&copy.sha256) {
+            return Err(LoadError::TooManyBuilds {
+                plugin: plugin.to_owned(),
+                path: path.to_owned(),
+                loaded,
+            });
+        }
+        let library = open_library(plugin, path, &copy.path, copy.sha256)?;
         self.opened.insert(key, library.clone());
         Ok(library)
     }

@@ -16,11 +16,9 @@ mod structure;
 #[doc(hidden)]
 pub use c_abi::layout_report as c_abi_layout_report;
 pub use c_abi::{ABI_MAJOR as C_ABI_MAJOR, ABI_MINOR as C_ABI_MINOR};
-pub(crate) use copy::private_copy;
 pub use copy::{remove_temporary_copies, MAX_IN_PROCESS_BUILDS};
 pub use library::{
     inspect, Emits, LibraryInfo, LibraryReport, PluginKind, Registered, HOST_API_VERSION,
 };
 pub(crate) use library::{Library, Loader};
 pub use preflight::{library_file, sha256_of};
-pub use structure::library_runs_go;

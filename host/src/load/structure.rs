@@ -11,7 +11,15 @@ use object::{FileKind, Object, ObjectSegment, ObjectSymbol};
 /// when its headers parse and every segment it maps lies inside the file. Files in no
 /// library format pass: the system loader refuses those itself, without mapping them.
 pub(crate) fn damage(bytes: &[u8]) -> Option<String> {
-    let kind = FileKind::parse(bytes).ok()?;
+    examine(bytes).err()
+}
+
+/// One parse of a library's headers: whether it brings a Go runtime (see [`brings_go`]), or
+/// why it must not be mapped (see [`damage`]).
+pub(crate) fn examine(bytes: &[u8]) -> Result<bool, String> {
+    let Ok(kind) = FileKind::parse(bytes) else {
+        return Ok(false);
+    };
     if !matches!(
         kind,
         FileKind::Elf32
@@ -21,29 +29,26 @@ pub(crate) fn damage(bytes: &[u8]) -> Option<String> {
             | FileKind::MachO32
             | FileKind::MachO64
     ) {
-        return None;
+        return Ok(false);
     }
-    let file = match object::File::parse(bytes) {
-        Ok(file) => file,
-        Err(error) => {
-            return Some(format!(
-                "its headers do not parse ({error}) in its {} bytes",
-                bytes.len()
-            ))
-        }
-    };
+    let file = object::File::parse(bytes).map_err(|error| {
+        format!(
+            "its headers do not parse ({error}) in its {} bytes",
+            bytes.len()
+        )
+    })?;
     let size = bytes.len() as u64;
     for (n, segment) in file.segments().enumerate() {
         let (offset, length) = segment.file_range();
         let end = offset.checked_add(length);
         if end.is_none_or(|end| end > size) {
-            return Some(format!(
+            return Err(format!(
                 "segment {n} takes bytes {offset} to {} of the file, but the file has only {size} bytes",
                 offset.saturating_add(length)
             ));
         }
     }
-    None
+    Ok(brings_go(&file))
 }
 
 /// The symbol every Go library built with `-buildmode=c-shared` exports: the mark of a
@@ -53,10 +58,7 @@ const GO_RUNTIME_SYMBOL: &str = "_cgo_wait_runtime_init_done";
 /// Whether `bytes` is a library that starts a Go runtime when it is loaded. Go supports one
 /// Go runtime per process (golang/go#18976), so the host runs such plugins in worker
 /// processes by default, and never loads two different ones into one process.
-pub(crate) fn runs_go(bytes: &[u8]) -> bool {
-    let Ok(file) = object::File::parse(bytes) else {
-        return false;
-    };
+fn brings_go(file: &object::File<'_>) -> bool {
     let found = file
         .exports()
         .map(|exports| {
@@ -69,11 +71,6 @@ pub(crate) fn runs_go(bytes: &[u8]) -> bool {
         || file
             .dynamic_symbols()
             .any(|symbol| symbol.name_bytes() == Ok(GO_RUNTIME_SYMBOL.as_bytes()))
-}
-
-/// [`runs_go`] for the file at `path`; false when it cannot be read (the load says why).
-pub fn library_runs_go(path: &std::path::Path) -> bool {
-    std::fs::read(path).is_ok_and(|bytes| runs_go(&bytes))
 }
 
 #[cfg(test)]

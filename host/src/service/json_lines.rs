@@ -44,10 +44,19 @@ impl Line {
             #[serde(borrow)]
             event: std::borrow::Cow<'a, str>,
         }
-        match self {
-            Line::Text(text) => Some(serde_json::from_str::<EventOnly<'_>>(text).ok()?.event),
-            _ => None,
+        let Line::Text(text) = self else {
+            return None;
+        };
+        // Most lines start with their event: read it without parsing the line (it is
+        // parsed in full when it is dispatched). Anything else, escapes included, parses.
+        if let Some(rest) = text.trim_start().strip_prefix(r#"{"event":""#) {
+            if let Some(end) = rest.find(['"', '\\']) {
+                if rest.as_bytes()[end] == b'"' {
+                    return Some(std::borrow::Cow::Borrowed(&rest[..end]));
+                }
+            }
         }
+        Some(serde_json::from_str::<EventOnly<'_>>(text).ok()?.event)
     }
 
     /// The caller's `id`, if the line is an event that has one.
