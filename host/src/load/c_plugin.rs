@@ -21,7 +21,7 @@ use super::c_abi::{
     self, SbCall, SbCallback, SbEntry, SbHost, SbOutcome, SbOutcomes, SbPlugin, SbReply, SbStr,
     SbValue,
 };
-use super::c_value::{lift, lower_flat, sb_str, static_text, text_of, Lowering, NULL};
+use super::c_value::{lift, lower_flat, sb_str, slice, static_text, text_of, Lowering, NULL};
 use super::library::{Emits, LibraryInfo, Registered};
 use crate::error::LoadError;
 use crate::manifest::schema::ArgType;
@@ -219,15 +219,10 @@ unsafe fn args(
             "{whose} lists {count} arguments; at most {MAX_ARGS}"
         ));
     }
-    if count > 0 && args.is_null() {
-        return Err(format!(
-            "{whose} lists {count} arguments but points to none (NULL)"
-        ));
-    }
+    // SAFETY: the caller's promise: `count` entries at a non-null `args`.
+    let args = unsafe { slice(args, count) }.map_err(|why| format!("{whose}'s arguments {why}"))?;
     let mut pairs = Vec::with_capacity(count);
-    for n in 0..count {
-        // SAFETY: `count` entries at `args` (non-null when count > 0).
-        let arg = unsafe { &*args.add(n) };
+    for (n, arg) in args.iter().enumerate() {
         // SAFETY: strings of the table.
         let name = unsafe { static_text(arg.name, &format!("{whose}'s argument {n}")) }?;
         // SAFETY: as above.
@@ -876,15 +871,11 @@ unsafe fn emit(
 ) -> Result<Vec<Outcome>, String> {
     // SAFETY: the caller's promise.
     let event = unsafe { text_of(event) }.map_err(|why| format!("the event name {why}"))?;
-    if count > 0 && args.is_null() {
-        return Err(format!(
-            "the emit of `{event}` lists {count} arguments but points to none"
-        ));
-    }
+    // SAFETY: the caller's promise: `count` entries at a non-null `args`.
+    let args = unsafe { slice(args, count) }
+        .map_err(|why| format!("the arguments of the emit of `{event}` {why}"))?;
     let mut entries = Vec::with_capacity(count);
-    for n in 0..count {
-        // SAFETY: `count` entries at `args`, checked non-null.
-        let entry = unsafe { &*args.add(n) };
+    for (n, entry) in args.iter().enumerate() {
         // SAFETY: the plugin's borrowed strings and values.
         let key =
             unsafe { text_of(entry.key) }.map_err(|why| format!("argument {n}'s name {why}"))?;

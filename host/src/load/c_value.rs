@@ -248,7 +248,7 @@ fn spend(budget: &mut usize, n: usize, what: &str, at: &str) -> Result<(), Strin
 /// # Safety
 ///
 /// A non-null `ptr` must be valid for `len` items.
-unsafe fn slice<'a, T>(ptr: *const T, len: usize) -> Result<&'a [T], String> {
+pub(crate) unsafe fn slice<'a, T>(ptr: *const T, len: usize) -> Result<&'a [T], String> {
     if len == 0 {
         return Ok(&[]);
     }
