@@ -52,18 +52,8 @@ config = {{ greeting = "Howdy" }}
         path = welcome().to_str().unwrap()
     ));
     s.run(&["check"]).assert_code(0);
-    let run = s.run(&[
-        "--format",
-        "json",
-        "emit",
-        "user_joined",
-        "name=Ann",
-        "email=ann@example.com",
-    ]);
-    run.assert_code(0);
-    let results: Vec<String> = run.json()["results"]
-        .as_array()
-        .unwrap()
+    let (results, _) = sign_up(&s);
+    let results: Vec<String> = results
         .iter()
         .map(|r| format!("{}.{} = {}", r["plugin"], r["callback"], r["value"]))
         .collect();
@@ -121,6 +111,22 @@ fn a_c_callback_reading_an_undeclared_argument_is_refused_as_a_rust_one_is() {
         c.contains("callback welcome.greet reads `name`, but `user_joined` declares nmae, email (did you mean `nmae`?)"),
         "{c}"
     );
+}
+
+/// `emit user_joined` for Ann through the binary, which must succeed: every callback's
+/// outcome, and the run (for its standard error).
+fn sign_up(s: &Sandbox) -> (Vec<serde_json::Value>, crate::util::Run) {
+    let run = s.run(&[
+        "--format",
+        "json",
+        "emit",
+        "user_joined",
+        "name=Ann",
+        "email=ann@example.com",
+    ]);
+    run.assert_code(0);
+    let results = run.json()["results"].as_array().unwrap().clone();
+    (results, run)
 }
 
 /// A manifest with the hostile plugin built with `flags`.
@@ -500,18 +506,8 @@ path = {go:?}
         zig = zig.to_str().unwrap(),
         go = go.to_str().unwrap(),
     ));
-    let run = s.run(&[
-        "--format",
-        "json",
-        "emit",
-        "user_joined",
-        "name=Ann",
-        "email=ann@example.com",
-    ]);
-    run.assert_code(0);
-    let results: Vec<String> = run.json()["results"]
-        .as_array()
-        .unwrap()
+    let (results, run) = sign_up(&s);
+    let results: Vec<String> = results
         .iter()
         .map(|r| {
             format!(

@@ -631,10 +631,6 @@ unsafe fn take_reply(
     reply: &SbReply,
     hook: &str,
 ) -> Result<Value<'static>, PluginError> {
-    // The common answer, nothing: nothing to copy or release.
-    if code == c_abi::OK && reply.value.kind == c_abi::kind::NULL && reply.release.is_none() {
-        return Ok(Value::NULL);
-    }
     let answer = match code {
         // SAFETY: the plugin's value, valid until release.
         c_abi::OK => unsafe { lift(&reply.value) }.map_err(|why| {
