@@ -248,7 +248,7 @@ pub enum LoadError {
     },
     /// A C-ABI plugin whose table breaks the header's rules (a size, a count, a string, a
     /// missing hook).
-    #[error("plugin `{plugin}`: {} is a C-ABI plugin whose table is broken: {problem}; fix the plugin to follow switchboard.h (C ABI {}.{})", path.display(), crate::load::C_ABI_MAJOR, crate::load::C_ABI_MINOR)]
+    #[error("plugin `{plugin}`: {} is a C-ABI plugin whose table is broken: {problem}; fix the plugin to follow switchboard.h (C ABI {host_abi})", path.display())]
     CAbi {
         /// The plugin's manifest name.
         plugin: String,
@@ -256,6 +256,8 @@ pub enum LoadError {
         path: PathBuf,
         /// What is wrong.
         problem: String,
+        /// The C ABI version the host speaks (`major.minor`).
+        host_abi: String,
     },
     /// A C-ABI plugin built for another major version of the C ABI.
     #[error("plugin `{plugin}`: {} was built for C ABI {plugin_abi}, and this host speaks C ABI {host_abi}; the major versions must match: rebuild the plugin against this host's switchboard.h", path.display())]
@@ -293,7 +295,7 @@ pub enum LoadError {
     },
     /// A new build of an in-process plugin past the number of builds one process keeps
     /// loaded (libraries are never unloaded).
-    #[error("plugin `{plugin}`: {} is a new build, and this host already keeps {loaded} plugin builds loaded in-process (each stays mapped until the host exits; the limit is {}); restart the host to release them, or give the plugin isolation = \"process\" to reload it without limit", path.display(), crate::load::MAX_IN_PROCESS_BUILDS)]
+    #[error("plugin `{plugin}`: {} is a new build, and this host already keeps {loaded} plugin builds loaded in-process (each stays mapped until the host exits; the limit is {limit}); restart the host to release them, or give the plugin isolation = \"process\" to reload it without limit", path.display())]
     TooManyBuilds {
         /// The plugin's manifest name.
         plugin: String,
@@ -301,6 +303,8 @@ pub enum LoadError {
         path: PathBuf,
         /// Builds loaded so far.
         loaded: usize,
+        /// The most builds one process keeps loaded.
+        limit: usize,
     },
     /// A shared library without switchboard's root module.
     #[error("plugin `{plugin}`: {} is a shared library but not a switchboard plugin (it exports no root module); plugins call `export_plugin!`", path.display())]
@@ -325,7 +329,7 @@ pub enum LoadError {
         report: String,
     },
     /// The plugin registers a callback for an event the manifest does not declare.
-    #[error("plugin `{plugin}` registers callback `{callback}` for undeclared event `{event}`{suggestion}; declare it in {} as {} or remove the callback", manifest.display(), crate::manifest::event_table(event))]
+    #[error("plugin `{plugin}` registers callback `{callback}` for undeclared event `{event}`{suggestion}; declare it in {} as {} or remove the callback", manifest.display(), crate::suggest::event_table(event))]
     UndeclaredEvent {
         /// The plugin's manifest name.
         plugin: String,
@@ -340,7 +344,7 @@ pub enum LoadError {
     },
     /// A typed callback reads an argument its event does not declare, or declares with a
     /// type it cannot read.
-    #[error("callback {plugin}.{callback} {problem}; fix {} in {} or the arguments the callback reads (its argument struct in Rust, its `reads` in C)", crate::manifest::event_table(event), manifest.display())]
+    #[error("callback {plugin}.{callback} {problem}; fix {} in {} or the arguments the callback reads (its argument struct in Rust, its `reads` in C)", crate::suggest::event_table(event), manifest.display())]
     ArgsMismatch {
         /// The plugin's manifest name.
         plugin: String,

@@ -1,4 +1,5 @@
-//! "Did you mean" hints for misspelled names.
+//! What to write: "did you mean" hints for misspelled names, and the manifest text an
+//! error tells the user to add.
 
 /// ` (did you mean `x`?)` for the candidate nearest to `input`, or an empty string when
 /// none is close enough to be a likely typo.
@@ -22,6 +23,20 @@ pub(crate) fn nearest<'a>(
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
+}
+
+/// The table header that declares event `name` in a manifest: `[events.user_joined]`,
+/// or `[events."c.ping"]` for a name TOML must quote (a dot there would nest tables).
+pub fn event_table(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        format!("[events.{name}]")
+    } else {
+        format!("[events.{}]", toml::Value::from(name))
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ pub(crate) unsafe fn describe(
         plugin: plugin.to_owned(),
         path: path.to_owned(),
         problem,
+        host_abi: format!("{}.{}", c_abi::ABI_MAJOR, c_abi::ABI_MINOR),
     };
     // SAFETY: the caller's promise: a function of the header's type.
     let table = unsafe { entry() };

@@ -325,6 +325,7 @@ impl Loader {
                 plugin: plugin.to_owned(),
                 path: path.to_owned(),
                 loaded,
+                limit: super::copy::MAX_IN_PROCESS_BUILDS,
             });
         }
         let library = open_library(plugin, path, &copy.path, copy.sha256)?;

@@ -19,6 +19,8 @@ pub use isolation::{Isolation, ProcessLimits, QuarantineSettings};
 pub use nats::NatsSettings;
 pub use serve::ServeSettings;
 
+pub use crate::suggest::event_table;
+
 pub mod builtin;
 pub mod isolation;
 pub mod nats;
@@ -317,20 +319,6 @@ fn not_utf8(path: &Path, error: std::string::FromUtf8Error) -> ManifestError {
 /// Drops the `.` components that joining onto `.` leaves (`././libx.so` reads as `./libx.so`).
 fn tidy(path: PathBuf) -> PathBuf {
     path.components().collect()
-}
-
-/// The table header that declares event `name` in a manifest: `[events.user_joined]`,
-/// or `[events."c.ping"]` for a name TOML must quote (a dot there would nest tables).
-pub fn event_table(name: &str) -> String {
-    let bare = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if bare {
-        format!("[events.{name}]")
-    } else {
-        format!("[events.{}]", toml::Value::from(name))
-    }
 }
 
 /// The platform's file name for a library called `name`.
