@@ -31,6 +31,7 @@ mod add;
 mod bundle;
 mod check;
 mod cli;
+mod crossing;
 mod emit;
 mod inspect;
 mod list;

@@ -7,6 +7,12 @@
 //! of its input exits with 128 + the signal's number. A second signal while the plugins
 //! shut down (each within `[host] setup_timeout_ms`) exits at once.
 //!
+//! With `[nats] consume` in the manifest, the consumed events are dispatched beside the
+//! input's lines, on the same workers (they have no result lines: NATS is answered). The
+//! end of the input then does not end the run: it goes on consuming until SIGINT or
+//! SIGTERM, which stops consuming, lets the consumed events in flight finish and be
+//! acknowledged, and drains the lines as above (exit 0 when everything finished).
+//!
 //! Result lines own standard output: whatever plugins print there goes to standard error.
 
 use std::path::PathBuf;
@@ -22,6 +28,7 @@ use switchboard::{Generation, Switchboard};
 use switchboard_serve::metrics::Metrics;
 
 use crate::cli::{exit, Cli, Format};
+use crate::crossing::Crossing;
 use crate::output::{count, seconds};
 
 #[derive(Debug, clap::Args)]
@@ -116,15 +123,17 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(workers) = args.workers {
         config = config.with_workers(usize::from(workers));
     }
-    // Events the manifest publishes go to NATS instead of this host's plugins.
-    let manifest = host.current().manifest().clone();
-    if let Some(nats) = manifest.nats.as_ref().filter(|n| !n.publish.is_empty()) {
-        let publisher = switchboard_nats::Publisher::connect(nats)?;
-        let mut forwarder = switchboard_nats::Forwarder::new(publisher);
-        if let Some(metrics) = &metrics {
-            forwarder = forwarder.counting(Arc::clone(metrics) as Arc<dyn service::Traffic>);
-        }
-        config = config.with_forward(Arc::new(forwarder));
+    // Events the manifest publishes go to NATS instead of this host's plugins; the events
+    // it consumes come from NATS to them, beside the input's.
+    let traffic = metrics
+        .as_ref()
+        .map(|m| Arc::clone(m) as Arc<dyn service::Traffic>);
+    let crossing = Crossing::open(&host, traffic)?;
+    if let Some(forward) = crossing.forward {
+        config = config.with_forward(forward);
+    }
+    if let Some(source) = crossing.source {
+        config = config.with_source(source);
     }
 
     let report = service::run_json_lines(&host, std::io::stdin(), results, &config, &stop)?;
@@ -139,6 +148,9 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     print_summary(cli, &host.current(), &report);
+    if !report.sources_drained {
+        eprintln!("error: the drain timeout ended before every consumed event finished; NATS delivers those again (--drain-timeout)");
+    }
     if let (Some(path), Some(metrics)) = (&args.metrics, &metrics) {
         std::fs::write(path, metrics.render(&host.current(), 0))
             .with_context(|| format!("cannot write the metrics to {}", path.display()))?;
@@ -158,7 +170,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
     Ok(if report.output_closed {
         // The reader went away (`run | head`): quiet, with the shell's code for SIGPIPE.
         ExitCode::from(141)
-    } else if report.input_remained || report.abandoned > 0 {
+    } else if report.input_remained || report.abandoned > 0 || !report.sources_drained {
         ExitCode::from((128 + signal.clamp(1, 127)) as u8)
     } else if report.bad_lines > 0 {
         exit::bad_input()
@@ -199,6 +211,7 @@ fn print_summary(cli: &Cli, generation: &Generation, report: &Report) {
                         "output_closed": report.output_closed,
                         "output_failed": report.output_failed,
                         "still_running": report.still_running,
+                        "consumed": report.consumed, "consumed_failed": report.consumed_failed,
                         "generation": generation.number(),
                         "plugins": plugins,
                     }
@@ -219,6 +232,13 @@ fn print_summary(cli: &Cli, generation: &Generation, report: &Report) {
             );
             if report.input_remained {
                 eprintln!("  input was left unread: the run was stopped before its end");
+            }
+            if report.consumed > 0 || report.consumed_failed > 0 {
+                eprintln!(
+                    "  consumed from NATS: {} ({} failed or refused: NATS delivers those again or dead-letters them)",
+                    count(report.consumed, "event"),
+                    report.consumed_failed
+                );
             }
             if report.output_closed {
                 eprintln!("  standard output was closed by its reader: the run stopped there");

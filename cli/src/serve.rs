@@ -16,11 +16,11 @@ use std::sync::Arc;
 
 use switchboard::service::Traffic;
 use switchboard::Switchboard;
-use switchboard_nats::{Connection, Consumer, Forwarder, Publisher};
 use switchboard_serve::metrics::Metrics;
 use switchboard_serve::{serve, Options, Reload, Stop};
 
 use crate::cli::{exit, Cli};
+use crate::crossing::Crossing;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -77,23 +77,12 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     options = options.metrics(Arc::clone(&metrics));
     // Events the manifest publishes go to NATS instead of the plugins; the events it
     // consumes come from NATS to them.
-    let manifest = host.current().manifest().clone();
-    if let Some(nats) = manifest
-        .nats
-        .as_ref()
-        .filter(|n| !n.publish.is_empty() || !n.consume.is_empty())
-    {
-        let connection = Connection::open(nats)?;
-        if !nats.publish.is_empty() {
-            let forwarder = Forwarder::new(Publisher::on(Arc::clone(&connection)))
-                .counting(Arc::clone(&metrics) as Arc<dyn Traffic>);
-            options = options.forward(Arc::new(forwarder));
-        }
-        if !nats.consume.is_empty() {
-            let state = manifest.base_dir().join(".switchboard");
-            let consumer = Consumer::on(connection, &state, Some(metrics as Arc<dyn Traffic>))?;
-            options = options.source(Arc::new(consumer));
-        }
+    let crossing = Crossing::open(&host, Some(metrics as Arc<dyn Traffic>))?;
+    if let Some(forward) = crossing.forward {
+        options = options.forward(forward);
+    }
+    if let Some(source) = crossing.source {
+        options = options.source(source);
     }
     let report = serve(&host, &settings, options, &stop)?;
     let failures = host.shutdown();

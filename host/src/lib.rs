@@ -13,7 +13,8 @@
 //! - [`Generation::emit`] dispatches an event to every callback in order and returns their
 //!   [`Outcomes`]; [`Generation::emit_into`] does it without allocating.
 //! - [`service`] runs a stream of events through a bounded queue and a pool of workers,
-//!   as `switchboard run` does.
+//!   as `switchboard run` does, with the events of [`service::Source`]s (a NATS consumer)
+//!   beside them.
 //!
 //! ```no_run
 //! use switchboard::Switchboard;

@@ -933,3 +933,137 @@ fn a_completed_ids_file_that_cannot_be_written_is_said_once_by_name() {
     assert_eq!(said, 1, "{stderr}");
     assert!(stderr.contains("c.completed"), "{stderr}");
 }
+
+/// A running `run`'s standard output and error, read on threads as they come (so that a
+/// full pipe never holds the run up), and its exit, after SIGTERM or SIGINT.
+struct Consuming {
+    child: Child,
+    stdout: std::thread::JoinHandle<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl Consuming {
+    fn start(s: &Sandbox, args: &[&str], input: Vec<String>) -> Consuming {
+        let mut child = crate::util::spawn_run(s, args);
+        crate::util::feed(&mut child, input.into_iter(), false);
+        let read = |mut from: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = from.read_to_string(&mut text);
+                text
+            })
+        };
+        let stdout = read(Box::new(child.stdout.take().unwrap()));
+        let stderr = read(Box::new(child.stderr.take().unwrap()));
+        Consuming {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Sends `signal` and waits for the exit: its code, stdout, stderr and the summary.
+    fn stop(mut self, signal: &str) -> (Option<i32>, String, String, serde_json::Value) {
+        Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        let (stdout, stderr) = (self.stdout.join().unwrap(), self.stderr.join().unwrap());
+        let summary = stderr
+            .lines()
+            .find(|l| l.starts_with(r#"{"summary""#))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .unwrap_or_else(|| panic!("no summary: {stderr}"));
+        (status.code(), stdout, stderr, summary)
+    }
+}
+
+/// `run` consumes too: the consumed sign-ups are stored beside the input's lookups, the
+/// end of the input leaves it consuming, and SIGTERM ends it with every consumed event
+/// acknowledged and exit 0.
+#[test]
+fn run_consumes_beside_its_input_until_a_signal() {
+    const USERS: usize = 2_000;
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let p = publishing(&server.url());
+    let c = consuming_sign_ups(&server.url());
+    let db = c.path("users.db");
+    p.run_with_stdin(&["run", "--workers", "4"], sign_ups(USERS))
+        .assert_code(0);
+    let lookups = (0..300).map(|n| {
+        format!(r#"{{"event": "user_lookup", "args": {{"email": "user{n}@example.com"}}, "id": "look-{n}"}}"#)
+    });
+    let mut run = Consuming::start(&c, &["--workers", "2", "--ordered"], lookups.collect());
+    wait_for(Duration::from_secs(60), "every sign-up consumed", || {
+        users_in(&db).len() == USERS && server.drained("c-user_joined")
+    });
+    // Its input ended long ago; it is still consuming.
+    assert!(
+        run.child.try_wait().unwrap().is_none(),
+        "the run ended with its input"
+    );
+    server.publish_raw(
+        "switchboard.user_joined",
+        br#"{"name": "late", "email": "late@example.com"}"#,
+    );
+    wait_for(Duration::from_secs(30), "the late sign-up", || {
+        users_in(&db).len() == USERS + 1
+    });
+    let (code, stdout, stderr, summary) = run.stop("-TERM");
+    assert_eq!(code, Some(0), "{stderr}");
+    // One result line per input line, whatever the consumed events did.
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 300, "{stderr}");
+    for (n, line) in lines.iter().enumerate() {
+        assert_eq!(line["id"], format!("look-{n}"), "{line}");
+        assert_eq!(line["ok"], true, "{line}");
+    }
+    assert_eq!(summary["summary"]["accepted"], 300, "{stderr}");
+    assert_eq!(summary["summary"]["consumed"], USERS as u64 + 1, "{stderr}");
+    assert_eq!(summary["summary"]["consumed_failed"], 0, "{stderr}");
+    // Every consumed event was counted as a call of the database's callback.
+    let calls = summary["summary"]["plugins"][0]["calls"].as_u64().unwrap();
+    assert_eq!(calls, 300 + USERS as u64 + 1, "{stderr}");
+    assert!(server.drained("c-user_joined"));
+    let users = users_in(&db);
+    let distinct: std::collections::HashSet<&String> = users.iter().collect();
+    assert_eq!(distinct.len(), USERS + 1, "no user twice");
+}
+
+/// A consumed event that fails under `run` is answered to NATS (delivered again, then
+/// dead-lettered), counted in the summary, and does not change the run's exit code.
+#[test]
+fn run_answers_a_failing_consumed_event_to_nats() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let c = consuming_sign_ups(&server.url());
+    let run = Consuming::start(&c, &["--workers", "2"], Vec::new());
+    wait_for(Duration::from_secs(30), "the consumer", || {
+        server.streams("consumers=1").iter().any(|s| {
+            s["consumer_detail"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+        })
+    });
+    server.publish_raw("switchboard.user_joined", br#"{"name": 1, "email": "x"}"#);
+    wait_for(Duration::from_secs(30), "the dead letter", || {
+        server.dead_letters("SIGNUPS").len() == 1
+    });
+    let (code, stdout, stderr, summary) = run.stop("-INT");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(summary["summary"]["consumed"], 1, "{stderr}");
+    assert_eq!(summary["summary"]["consumed_failed"], 1, "{stderr}");
+    let letters = server.dead_letters("SIGNUPS");
+    assert!(
+        letters[0].0["Switchboard-Reason"].contains("argument `name`"),
+        "{letters:?}"
+    );
+}

@@ -90,9 +90,10 @@ pub struct Offer {
     pub done: Done,
 }
 
-/// Where a [`Source`] hands its events: a long-running host's dispatch workers (`serve`'s),
-/// behind their bounded queue. Events taken here are dispatched to this host's plugins,
-/// never forwarded.
+/// Where a [`Source`] hands its events: a long-running host's dispatch workers (the event
+/// service's, [`ServiceConfig::with_source`](super::ServiceConfig::with_source), or
+/// `serve`'s), behind their bounded queue. Events taken here are dispatched to this host's
+/// plugins, never forwarded.
 pub trait Intake: Send + Sync {
     /// Queues `offer`; when it cannot now, why, with the offer handed back.
     fn submit(&self, offer: Offer) -> Result<(), Box<(Busy, Offer)>>;

@@ -1,7 +1,7 @@
 //! The event service: a stream of events through one bounded queue and a pool of worker
 //! threads, with ordered output, a graceful drain, and counters kept by the host. The
-//! `switchboard run` command is this service fed from standard input; other sources (HTTP,
-//! NATS) feed the same queue.
+//! `switchboard run` command is this service fed from standard input; [`Source`]s (a NATS
+//! consumer, [`ServiceConfig::with_source`]) feed the same queue and workers.
 //!
 //! Threads: a reader turns the input into batches of lines; the calling thread accepts them
 //! while there is room (events accepted but not yet written stay under the queue bound, so
@@ -20,6 +20,7 @@ mod input;
 mod json_lines;
 mod output;
 mod queue;
+mod sources;
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -35,7 +36,9 @@ pub use bridge::{
 pub use json_lines::OutcomesJson;
 use json_lines::{handle, handle_batch, Line};
 use output::Message;
-use queue::{Batch, Queue};
+use queue::{Batch, Queue, Work};
+pub use sources::SourceOf;
+use sources::{take_in, QueueIntake};
 
 use crate::dispatch::{Generation, Outcomes, Tally};
 use crate::runtime::{CurrentGeneration, Switchboard};
@@ -90,6 +93,10 @@ pub struct ServiceConfig {
     pub drain_timeout: Duration,
     /// Where events that are not dispatched here go instead, if anywhere.
     pub forward: Option<ForwardTo>,
+    /// Where events come from beside the input (a NATS consumer): started once the
+    /// workers run. With a source, the end of the input does not end the run: it goes on
+    /// taking the sources' events until a stop request, then stops them before the drain.
+    pub sources: Vec<SourceOf>,
 }
 
 impl Default for ServiceConfig {
@@ -101,6 +108,7 @@ impl Default for ServiceConfig {
             max_line_bytes: 16 * 1024 * 1024,
             drain_timeout: Duration::from_secs(10),
             forward: None,
+            sources: Vec::new(),
         }
     }
 }
@@ -139,6 +147,12 @@ impl ServiceConfig {
     /// Sends the events `forward` takes there instead of dispatching them.
     pub fn with_forward(mut self, forward: Arc<dyn Forward>) -> Self {
         self.forward = Some(ForwardTo(forward));
+        self
+    }
+
+    /// Adds a source of events beside the input (see [`ServiceConfig::sources`]).
+    pub fn with_source(mut self, source: Arc<dyn Source>) -> Self {
+        self.sources.push(SourceOf(source));
         self
     }
 }
@@ -206,6 +220,13 @@ pub struct Report {
     /// Why writing the output failed otherwise (a full disk, say): the run stopped reading
     /// then, and results after that point were not written.
     pub output_failed: Option<String>,
+    /// Events from sources dispatched here (each answered to its source).
+    pub consumed: u64,
+    /// Of those, the ones in which a callback failed or was skipped, or that the host
+    /// refused (their source delivers them again, or gives up on them).
+    pub consumed_failed: u64,
+    /// Whether every source's events in flight finished before the drain timeout.
+    pub sources_drained: bool,
 }
 
 /// What one worker is doing, guarded so that the worker and an abandoning drain never
@@ -225,6 +246,8 @@ struct Published {
     dispatched: AtomicU64,
     bad_lines: AtomicU64,
     failed_events: AtomicU64,
+    consumed: AtomicU64,
+    consumed_failed: AtomicU64,
 }
 
 struct Worker {
@@ -271,6 +294,18 @@ where
             }
         }
     }
+    let intake: Arc<dyn Intake> = Arc::new(QueueIntake(Arc::clone(&queue)));
+    for (n, source) in config.sources.iter().enumerate() {
+        if let Err(why) = source.0.start(Arc::clone(&intake)) {
+            for started in &config.sources[..n] {
+                started.0.stop(config.drain_timeout);
+            }
+            queue.close();
+            return Err(std::io::Error::other(format!(
+                "cannot start taking events from a source: {why}"
+            )));
+        }
+    }
     let lines = input::read_in_background(input, config.max_line_bytes);
     let _flushable = output::register(tx.clone());
 
@@ -305,6 +340,15 @@ where
                 batch = rest;
             }
         }
+        if input_done && !config.sources.is_empty() {
+            // The sources go on until a stop request.
+            tracing::info!(
+                "the input ended; taking events from the sources until stopped (SIGINT or SIGTERM)"
+            );
+            while !stop.requested() && !writer.is_finished() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         report.stopped = stop.requested();
         report.input_remained = report.stopped && !input_done;
         if report.stopped {
@@ -314,12 +358,21 @@ where
                 config.drain_timeout.as_secs_f64()
             );
         }
-        queue.close();
-
-        // Drain: the workers finish every accepted event, unless a stop gives up on them.
         let mut deadline = report
             .stopped
             .then(|| Instant::now() + config.drain_timeout);
+        // Sources first: they take nothing more and wait for their events in flight
+        // (which the workers go on with) to finish and be acknowledged.
+        report.sources_drained = true;
+        for source in &config.sources {
+            let within = deadline.map_or(config.drain_timeout, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            report.sources_drained &= source.0.stop(within);
+        }
+        queue.close();
+
+        // Drain: the workers finish every accepted event, unless a stop gives up on them.
         loop {
             if workers.iter().all(|w| w.thread.is_finished()) {
                 break;
@@ -339,6 +392,8 @@ where
             report.dispatched += worker.counts.dispatched.load(Ordering::Relaxed);
             report.bad_lines += worker.counts.bad_lines.load(Ordering::Relaxed);
             report.failed_events += worker.counts.failed_events.load(Ordering::Relaxed);
+            report.consumed += worker.counts.consumed.load(Ordering::Relaxed);
+            report.consumed_failed += worker.counts.consumed_failed.load(Ordering::Relaxed);
         }
         match writer.join() {
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
@@ -384,11 +439,15 @@ fn abandon(workers: &[Worker], queue: &Queue, tx: &Sender<Message>, report: &mut
     }
     report.still_running.sort_unstable();
     report.abandoned = report.still_running.len() as u64;
-    for (seq, id) in queue.take_unclaimed() {
+    let (unclaimed, offers) = queue.take_unclaimed();
+    for (seq, id) in unclaimed {
         report.abandoned += 1;
         let error = "not dispatched: the host stopped before this event ran";
         let line = json!({"seq": seq, "id": id, "error": error}).to_string();
         let _ = tx.send(Message::Reply(seq, line));
+    }
+    if offers > 0 {
+        tracing::warn!("{offers} events from sources were not dispatched before the stop; their source delivers them again");
     }
     tracing::warn!(
         "gave up on {} accepted events ({} still running)",
@@ -444,7 +503,31 @@ fn work(
         tally: Tally::new(),
         outcomes: Vec::new(),
     };
-    while let Some(batch) = queue.next_batch() {
+    while let Some(work) = queue.next_work() {
+        let batch = match work {
+            Work::Lines(batch) => batch,
+            Work::Offer(offer) => {
+                let generation = host.get();
+                // Counts for this generation (a reload may have come since the last event).
+                generation.absorb(&mut duty.tally);
+                if duty.outcomes.is_empty() {
+                    duty.outcomes.push(Outcomes::new());
+                }
+                let outcomes = &mut duty.outcomes[0];
+                outcomes.timed = duty.report.consumed.is_multiple_of(TIME_ONE_IN);
+                let handled = take_in(&generation, &offer, outcomes);
+                if !matches!(handled, Handled::Refused(_)) {
+                    duty.tally.add(outcomes);
+                    generation.absorb(&mut duty.tally);
+                }
+                duty.report.consumed += 1;
+                duty.report.consumed_failed += u64::from(handled != Handled::Completed);
+                duty.publish();
+                (offer.done)(handled);
+                queue.written(1);
+                continue;
+            }
+        };
         let generation = batch.generation(|| host.get());
         generation.absorb(&mut duty.tally);
         let carry_on = duty.work_on(&generation, &batch);
@@ -560,5 +643,9 @@ impl Duty<'_> {
         counts
             .failed_events
             .store(report.failed_events, Ordering::Relaxed);
+        counts.consumed.store(report.consumed, Ordering::Relaxed);
+        counts
+            .consumed_failed
+            .store(report.consumed_failed, Ordering::Relaxed);
     }
 }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use super::json_lines::Line;
+use super::{Busy, Offer};
 use crate::dispatch::Generation;
 
 /// Lines numbered from `first`, in input order, claimed one by one through `next`.
@@ -85,8 +86,19 @@ impl Batch {
     }
 }
 
+/// What a worker takes up next.
+pub(super) enum Work {
+    /// Lines to claim one by one.
+    Lines(Arc<Batch>),
+    /// An event from a source (a NATS consumer), whole.
+    Offer(Offer),
+}
+
 struct State {
     batches: VecDeque<Arc<Batch>>,
+    /// Events from sources, taken up before lines: a source holds few at a time, and
+    /// each keeps its broker waiting for an acknowledgement.
+    offers: VecDeque<Offer>,
     /// Accepted and not yet written out.
     in_flight: usize,
     /// No more batches will come.
@@ -108,6 +120,7 @@ impl Queue {
         Queue {
             state: Mutex::new(State {
                 batches: VecDeque::new(),
+                offers: VecDeque::new(),
                 in_flight: 0,
                 closed: false,
             }),
@@ -144,21 +157,43 @@ impl Queue {
         self.work.notify_all();
     }
 
+    /// Queues a source's event for the workers, if there is room and the queue is open;
+    /// otherwise why not, with the event handed back. Its worker calls
+    /// [`Queue::written`] once the event's `done` has been called.
+    pub(super) fn offer(&self, offer: Offer) -> Result<(), Box<(Busy, Offer)>> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Box::new((Busy::Stopping, offer)));
+        }
+        if state.in_flight >= self.capacity {
+            return Err(Box::new((Busy::Full, offer)));
+        }
+        state.in_flight += 1;
+        state.offers.push_back(offer);
+        drop(state);
+        self.work.notify_one();
+        Ok(())
+    }
+
     /// Accepts no more batches; workers finish what is queued, then stop.
     pub(super) fn close(&self) {
         self.lock().closed = true;
         self.work.notify_all();
     }
 
-    /// The batch to claim lines from, waiting for one; `None` once closed and empty.
-    pub(super) fn next_batch(&self) -> Option<Arc<Batch>> {
+    /// The next source event, or the batch to claim lines from, waiting for one; `None`
+    /// once closed and empty.
+    pub(super) fn next_work(&self) -> Option<Work> {
         let mut state = self.lock();
         loop {
+            if let Some(offer) = state.offers.pop_front() {
+                return Some(Work::Offer(offer));
+            }
             while state.batches.front().is_some_and(|b| b.exhausted()) {
                 state.batches.pop_front();
             }
             if let Some(batch) = state.batches.front() {
-                return Some(Arc::clone(batch));
+                return Some(Work::Lines(Arc::clone(batch)));
             }
             if state.closed {
                 return None;
@@ -175,13 +210,17 @@ impl Queue {
         self.room.notify_all();
     }
 
-    /// Takes every queued line that no worker has claimed, for an answer without dispatch.
-    pub(super) fn take_unclaimed(&self) -> Vec<(u64, Option<serde_json::Value>)> {
+    /// Takes every queued line that no worker has claimed, for an answer without dispatch,
+    /// and every source event no worker took up (left unanswered: its broker delivers it
+    /// again), with how many of those there were.
+    pub(super) fn take_unclaimed(&self) -> (Vec<(u64, Option<serde_json::Value>)>, usize) {
         let mut state = self.lock();
         let mut taken = Vec::new();
         for batch in state.batches.drain(..) {
             taken.extend(batch.claim_rest().map(|(seq, line)| (seq, line.id())));
         }
-        taken
+        let offers = state.offers.len();
+        state.offers.clear();
+        (taken, offers)
     }
 }
