@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde_json::json;
 use switchboard::dispatch::StrictJson;
+use switchboard::service::Outgoing;
 use switchboard::{Manifest, Prepared, Switchboard};
 use switchboard_plugin_api::Value;
 
@@ -151,12 +152,11 @@ fn publish(
         .filter(|(_, v)| !v.is_null())
         .map(|(name, value)| (name.to_string(), value.to_json()))
         .collect();
-    let id = args
-        .id
-        .clone()
-        .unwrap_or_else(|| switchboard::service::made_up_id(1));
+    let id = args.id.clone().map(serde_json::Value::String);
+    let outgoing = Outgoing::checked(decl, &object, id.as_ref(), 1)?;
+    let id = outgoing.id.as_str();
     let publisher = switchboard_nats::Publisher::connect(nats)?;
-    let published = publisher.publish(&args.event, &object, &id)?;
+    let published = publisher.publish(outgoing.event, outgoing.args, id)?;
     let mut results = crate::process::claim_stdout()?;
     let text = match cli.format {
         Format::Json => format!(

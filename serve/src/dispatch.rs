@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use serde_json::{Map, Value as Json};
-use switchboard::service::{Busy, Done, Forward, Handled, Intake, Offer, OutcomesJson};
+use switchboard::service::{Busy, Done, Forward, Handled, Intake, Offer, OutcomesJson, Outgoing};
 use switchboard::{CurrentGeneration, EmitError, Generation, Outcomes};
 use tokio::sync::oneshot;
 
@@ -72,17 +72,19 @@ fn forwarded(
     (event, args, id): (&str, &Map<String, Json>, &str),
     forward: &dyn Forward,
 ) -> Dispatched {
-    if let Err(error) = generation.json_event(event, args) {
-        return Dispatched::Refused(error);
-    }
-    let (ok, answer) = match forward.forward(event, args, id) {
+    let id = Json::String(id.to_owned());
+    let outgoing = match Outgoing::on(generation, event, args, Some(&id), 0) {
+        Ok(outgoing) => outgoing,
+        Err(error) => return Dispatched::Refused(error),
+    };
+    let (ok, answer) = match outgoing.send(forward) {
         Ok(published) => (true, serde_json::json!({"published": published})),
         Err(error) => (
             false,
             serde_json::json!({"error": {"kind": "nats.publish", "message": error}}),
         ),
     };
-    let mut body = serde_json::json!({"event": event, "id": id, "ok": ok});
+    let mut body = serde_json::json!({"event": event, "id": outgoing.id, "ok": ok});
     if let (Some(body), serde_json::Value::Object(answer)) = (body.as_object_mut(), answer) {
         body.extend(answer);
     }

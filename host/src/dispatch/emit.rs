@@ -92,6 +92,12 @@ impl Generation {
         Ok(())
     }
 
+    /// The declaration of the event called `event` (with a did-you-mean when it is not
+    /// declared).
+    pub fn declared(&self, event: &str) -> Result<&Event, EmitError> {
+        self.registry.event(self.event(event)?)
+    }
+
     /// The declared event called `event`, with `args` (a JSON object) arranged and
     /// checked against it, as the `emit_json*` methods read them: also for callers that
     /// hand an event on instead of dispatching it.

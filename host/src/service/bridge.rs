@@ -36,6 +36,72 @@ pub trait Forward: Send + Sync {
     }
 }
 
+/// An event on its way out instead of being dispatched here (through a [`Forward`]): its
+/// arguments checked against its declaration, and the id it travels under. `emit`, `run`
+/// and `serve` all make one here before they forward, so that the three check and name
+/// an event alike.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Outgoing<'a> {
+    /// The declared event.
+    pub event: &'a str,
+    /// Its arguments, as given (checked).
+    pub args: &'a Map<String, Json>,
+    /// The caller's id (a JSON string as it is, any other JSON value as its text), or
+    /// [`made_up_id`] for the caller's `n`th event without one: stable across retries,
+    /// so that the other side stores it once.
+    pub id: String,
+}
+
+impl<'a> Outgoing<'a> {
+    /// `args` checked against `decl` (the same checks as an emit), under the caller's
+    /// `id`, or this process's `n`th made-up one.
+    pub fn checked(
+        decl: &'a crate::dispatch::Event,
+        args: &'a Map<String, Json>,
+        id: Option<&Json>,
+        n: u64,
+    ) -> Result<Outgoing<'a>, crate::EmitError> {
+        decl.json_args(args)?;
+        let id = match id {
+            Some(Json::String(id)) => id.clone(),
+            Some(other) => other.to_string(),
+            None => made_up_id(n),
+        };
+        Ok(Outgoing {
+            event: decl.name.as_str(),
+            args,
+            id,
+        })
+    }
+
+    /// As [`Outgoing::checked`], for `event` as `generation` declares it.
+    pub fn on(
+        generation: &'a crate::Generation,
+        event: &str,
+        args: &'a Map<String, Json>,
+        id: Option<&Json>,
+        n: u64,
+    ) -> Result<Outgoing<'a>, crate::EmitError> {
+        let decl = generation.declared(event)?;
+        Outgoing::checked(decl, args, id, n)
+    }
+
+    /// Hands it to `forward`: what the other side answered, or why it failed.
+    pub fn send(&self, forward: &dyn Forward) -> Result<Json, String> {
+        forward.forward(self.event, self.args, &self.id)
+    }
+
+    /// Hands several to `forward` at once (their acknowledgements awaited together).
+    pub fn send_all(outgoing: &[Outgoing<'_>], forward: &dyn Forward) -> Vec<Result<Json, String>> {
+        let events: Vec<(&str, &Map<String, Json>, &str)> = outgoing
+            .iter()
+            .map(|o| (o.event, o.args, o.id.as_str()))
+            .collect();
+        forward.forward_all(&events)
+    }
+}
+
 /// An id for the `n`th event of this process that came without one (for a publish, which
 /// needs one): `sb-<pid>-<start time>-<n>`, unique across runs.
 pub fn made_up_id(n: u64) -> String {

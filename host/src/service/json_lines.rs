@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_plugin_api::{Error as PluginError, Value};
 
-use super::{Forward, Report};
+use super::{Forward, Outgoing, Report};
 use crate::dispatch::{Generation, JsonEmit, Outcomes, StrictJson};
 use crate::error::EmitError;
 
@@ -200,9 +200,9 @@ fn forwarded(
     forward: &dyn Forward,
     report: &mut Report,
 ) -> String {
-    match forwardable(generation, seq, input, report) {
-        Ok(id) => {
-            let answer = forward.forward(&input.event, &input.args, &id);
+    match outgoing(generation, seq, input, report) {
+        Ok(outgoing) => {
+            let answer = outgoing.send(forward);
             forward_line(seq, input, answer, report)
         }
         Err(refused) => refused,
@@ -220,57 +220,52 @@ fn forward_together(
 ) {
     let mut done = Vec::new();
     let mut going = Vec::new();
+    let mut sent = Vec::new();
     for (n, (input, &(seq, _))) in parsed.iter().zip(lines).enumerate() {
         let Ok(input) = input else { continue };
         if !forward.forwards(&input.event) {
             continue;
         }
-        match forwardable(generation, seq, input, report) {
-            Ok(id) => going.push((n, seq, id)),
+        match outgoing(generation, seq, input, report) {
+            Ok(outgoing) => {
+                going.push((n, seq));
+                sent.push(outgoing);
+            }
             Err(line) => done.push((n, line)),
         }
     }
-    if !going.is_empty() {
-        let events: Vec<(&str, &serde_json::Map<String, serde_json::Value>, &str)> = going
-            .iter()
-            .filter_map(|(n, _, id)| {
-                let input = parsed[*n].as_ref().ok()?;
-                Some((input.event.as_str(), &input.args, id.as_str()))
-            })
-            .collect();
-        let answers = forward.forward_all(&events);
-        for ((n, seq, _), answer) in going.iter().zip(answers) {
-            if let Ok(input) = &parsed[*n] {
-                done.push((*n, forward_line(*seq, input, answer, report)));
+    if !sent.is_empty() {
+        let answers = Outgoing::send_all(&sent, forward);
+        for (&(n, seq), answer) in going.iter().zip(answers) {
+            if let Ok(input) = &parsed[n] {
+                done.push((n, forward_line(seq, input, answer, report)));
             }
         }
     }
+    drop(sent);
     for (n, line) in done {
         parsed[n] = Err(line);
     }
 }
 
-/// The id a forwarded event goes under, once its arguments are checked; or its result
-/// line if they are refused.
-fn forwardable(
-    generation: &Generation,
+/// A forwarded line checked and named ([`Outgoing`]); or its result line if refused.
+fn outgoing<'i>(
+    generation: &'i Generation,
     seq: u64,
-    input: &Input,
+    input: &'i Input,
     report: &mut Report,
-) -> Result<String, String> {
-    if let Err(e) = generation.json_event(&input.event, &input.args) {
+) -> Result<Outgoing<'i>, String> {
+    Outgoing::on(
+        generation,
+        &input.event,
+        &input.args,
+        input.id.as_ref(),
+        seq,
+    )
+    .map_err(|e| {
         report.bad_lines += 1;
-        return Err(
-            json!({"seq": seq, "id": input.id, "event": input.event, "error": e.to_string()})
-                .to_string(),
-        );
-    }
-    // The caller's id names the event everywhere (a publish retried or run again is
-    // stored once); without one, this run's own.
-    Ok(match &input.id {
-        Some(serde_json::Value::String(id)) => id.clone(),
-        Some(other) => other.to_string(),
-        None => super::made_up_id(seq),
+        json!({"seq": seq, "id": input.id, "event": input.event, "error": e.to_string()})
+            .to_string()
     })
 }
 

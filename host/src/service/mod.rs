@@ -31,7 +31,7 @@ use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
 use serde_json::json;
 
 pub use bridge::{
-    made_up_id, Busy, Crossing, Done, Forward, Handled, Intake, Offer, Source, Traffic,
+    made_up_id, Busy, Crossing, Done, Forward, Handled, Intake, Offer, Outgoing, Source, Traffic,
 };
 pub use json_lines::OutcomesJson;
 use json_lines::{handle, handle_batch, Line};
