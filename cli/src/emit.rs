@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use serde_json::json;
 use switchboard::dispatch::StrictJson;
 use switchboard::service::Outgoing;
-use switchboard::{Manifest, Prepared, Switchboard};
+use switchboard::{Manifest, Outcomes, Prepared, Switchboard};
 use switchboard_plugin_api::Value;
 
 use crate::cli::{exit, Cli, Format};
@@ -36,8 +36,9 @@ pub struct EmitArgs {
     #[arg(long, short = 'i', conflicts_with = "json")]
     pub interactive: bool,
 
-    /// The event's id, for an event the manifest publishes to NATS: the same id is stored
-    /// once, however often it is published [default: one made up].
+    /// The event's id: what its callbacks see (`host.event_id()`), and for an event the
+    /// manifest publishes to NATS, the id the stream stores once, however often it is
+    /// published [default: one made up].
     #[arg(long)]
     pub id: Option<String>,
 }
@@ -105,7 +106,11 @@ pub fn run(cli: &Cli, args: &EmitArgs) -> anyhow::Result<ExitCode> {
     let mut results = crate::process::claim_stdout()?;
     let host = Switchboard::with(prepared.start()?);
     let board = host.current();
-    let outcomes = board.emit(event, &values)?;
+    // The callbacks see the event's id: `--id`, or one the host makes.
+    let mut outcomes = Outcomes::new();
+    outcomes.set_event_id(args.id.as_deref());
+    board.emit_into(event, &values, &mut outcomes)?;
+    board.record(&outcomes);
     let failed = outcomes.has_failures();
     let text = match cli.format {
         Format::Json => format!(

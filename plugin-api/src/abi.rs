@@ -99,6 +99,8 @@ pub mod feature {
     pub const MANIFEST_DIR: &str = "manifest_dir";
     /// Callbacks may emit further events ([`HostApi::emit`](super::HostApi::emit)).
     pub const NESTED_EMIT: &str = "nested_emit";
+    /// The host answers [`operation::EVENT_ID`](super::operation::EVENT_ID) in callbacks.
+    pub const EVENT_IDS: &str = "event_ids";
 }
 
 /// The operations hosts answer through [`HostApi::call`], by name. A host that predates
@@ -107,6 +109,12 @@ pub mod operation {
     /// The absolute folder of the manifest, as a string: relative paths in a manifest,
     /// plugin configs included, are relative to it.
     pub const MANIFEST_DIR: &str = "manifest_dir";
+    /// The id of the event the running callback is called for, as a string: the id its
+    /// sender gave (`emit --id`, a `run` line's `id`, `X-Request-Id`, a NATS message's id),
+    /// the same on every delivery of that event, or one the host made for it. A nested
+    /// emit carries the id of the event whose callback made it. Asked outside a callback,
+    /// it is an error.
+    pub const EVENT_ID: &str = "event_id";
 }
 
 /// Everything a plugin registers, read before it runs.

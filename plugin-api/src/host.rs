@@ -85,6 +85,33 @@ impl<'a> Host<'a> {
         }
     }
 
+    /// The id of the event this callback runs for: the one its sender gave (`emit --id`,
+    /// a `run` line's `id`, an HTTP request's `X-Request-Id`, a NATS message's id), or one
+    /// the host made. Every delivery of one event carries the same id, so a callback whose
+    /// effect must happen once (a row, a mail) keys that effect by the event's name and
+    /// this id, and answers a repeat with what it did the first time. A nested emit
+    /// carries the id of the event whose callback made it.
+    ///
+    /// `None` outside a callback (in `init`, `shutdown`, a control operation, or from a
+    /// kept handle), and from a host that predates event ids.
+    ///
+    /// ```
+    /// # fn store(host: &switchboard_plugin_api::Host) {
+    /// if let Some(id) = host.event_id() {
+    ///     // INSERT ... ON CONFLICT(event_id) DO NOTHING, keyed by `id`
+    /// #   let _ = id;
+    /// }
+    /// # }
+    /// ```
+    pub fn event_id(&self) -> Option<String> {
+        let id = self
+            .raw
+            .call(RStr::from(operation::EVENT_ID), &Value::NULL)
+            .into_result()
+            .ok()?;
+        id.as_str().map(str::to_owned)
+    }
+
     /// Logs at error level.
     pub fn error(&self, message: impl AsRef<str>) {
         self.log(level::ERROR, message.as_ref());

@@ -127,6 +127,7 @@ struct Record {
 struct Kit {
     plugin_name: String,
     manifest_dir: PathBuf,
+    event_id: String,
     strict: bool,
     expected_emits: Vec<String>,
     expected_logs: Vec<String>,
@@ -139,6 +140,7 @@ impl Clone for Kit {
         Kit {
             plugin_name: self.plugin_name.clone(),
             manifest_dir: self.manifest_dir.clone(),
+            event_id: self.event_id.clone(),
             strict: self.strict,
             expected_emits: self.expected_emits.clone(),
             expected_logs: self.expected_logs.clone(),
@@ -167,6 +169,7 @@ impl TestHost {
             kit: Arc::new(Kit {
                 plugin_name: "test".to_owned(),
                 manifest_dir: PathBuf::from("."),
+                event_id: "test-event".to_owned(),
                 strict: false,
                 expected_emits: Vec::new(),
                 expected_logs: Vec::new(),
@@ -190,6 +193,12 @@ impl TestHost {
     /// say), as the manifest's folder would be.
     pub fn with_manifest_dir(self, folder: impl AsRef<Path>) -> Self {
         self.edit(|kit| kit.manifest_dir = folder.as_ref().to_owned())
+    }
+
+    /// The id `Host::event_id` reports in callbacks (`test-event` unless set): call a
+    /// callback twice under one id to test that its effect happens once.
+    pub fn with_event_id(self, id: &str) -> Self {
+        self.edit(|kit| kit.event_id = id.to_owned())
     }
 
     /// Fails the test on any emit, log line or host operation not announced with
@@ -380,7 +389,8 @@ impl Kit {
 
 /// What the kit's host supports: what the real host does, but nested emits are only
 /// recorded.
-static TEST_HOST_FEATURES: [RStr<'static>; 4] = [
+static TEST_HOST_FEATURES: [RStr<'static>; 5] = [
+    RStr::from_str(feature::EVENT_IDS),
     RStr::from_str(feature::MANIFEST_DIR),
     RStr::from_str(feature::NESTED_EMIT),
     RStr::from_str(feature::OWNED_HOST),
@@ -469,6 +479,7 @@ impl HostApi for Recorder {
                     .unwrap_or_else(|_| self.kit.manifest_dir.clone());
                 RResult::ROk(Value::from(folder.to_string_lossy().as_ref()))
             }
+            operation::EVENT_ID => RResult::ROk(Value::from(self.kit.event_id.as_str())),
             other => {
                 if self.kit.strict {
                     self.kit

@@ -317,6 +317,7 @@ impl Worker {
     ) -> Handled {
         let outcomes = &mut self.outcomes;
         outcomes.time_calls(true);
+        outcomes.set_event_id(Some(id));
         if let Err(error) = generation.emit_json_into(event, args, outcomes) {
             if generation.event(event).is_ok() {
                 metrics.refused(event, Refusal::BadArguments);
@@ -357,6 +358,7 @@ impl Worker {
         }
         let outcomes = &mut self.outcomes;
         outcomes.time_calls(true);
+        outcomes.set_event_id(Some(id));
         match generation.emit_json_into(event, args, outcomes) {
             Ok(()) => {
                 generation.record(outcomes);

@@ -172,6 +172,8 @@ fn on_error_stop_skips_the_remaining_callbacks() {
         [events.cycle]
         args = { n = "int" }
         [events.config]
+        [events.whoami]
+        args = { nest = "bool?" }
         [[plugins]]
         name = "a"
         library = "probe"

@@ -7,6 +7,7 @@ mod c_abi;
 mod cli;
 mod corpus;
 mod dispatch;
+mod event_ids;
 mod faults;
 mod generations;
 mod guide;

@@ -19,6 +19,8 @@ args = { name = "string", age = "int?" }
 [events.cycle]
 args = { n = "int" }
 [events.config]
+[events.whoami]
+args = { nest = "bool?" }
 "#;
 
 /// A temporary folder with a manifest, for one test.

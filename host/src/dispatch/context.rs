@@ -17,7 +17,8 @@ use super::outcome::Outcomes;
 use crate::plugin_log::log;
 
 /// What this host's side of the interface supports.
-static HOST_FEATURES: [RStr<'static>; 5] = [
+static HOST_FEATURES: [RStr<'static>; 6] = [
+    RStr::from_str(feature::EVENT_IDS),
     RStr::from_str(feature::MANIFEST_DIR),
     RStr::from_str(feature::NESTED_EMIT),
     RStr::from_str(feature::OWNED_HOST),
@@ -53,15 +54,45 @@ pub(crate) struct Frame<'p> {
     pub(crate) event: &'p str,
     pub(crate) depth: u32,
     pub(crate) parent: Option<&'p Frame<'p>>,
+    /// The id its callbacks see (a nested emit's is its outermost emit's).
+    pub(crate) id: EventTag<'p>,
+}
+
+/// The id of an emit's event, as its callbacks see it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum EventTag<'p> {
+    /// The sender's.
+    Given(&'p str),
+    /// None was given: one made from the emit's request id when asked for.
+    Made(u64),
+}
+
+impl EventTag<'_> {
+    /// The id for an emit with `given` (or none) and request id `request`.
+    pub(crate) fn of(given: Option<&str>, request: u64) -> EventTag<'_> {
+        match given {
+            Some(id) => EventTag::Given(id),
+            None => EventTag::Made(request),
+        }
+    }
+
+    /// The id as text.
+    pub(crate) fn text(&self) -> std::borrow::Cow<'_, str> {
+        match *self {
+            EventTag::Given(id) => std::borrow::Cow::Borrowed(id),
+            EventTag::Made(request) => std::borrow::Cow::Owned(super::made_up_id(request)),
+        }
+    }
 }
 
 impl<'p> Frame<'p> {
-    /// The outermost emit.
-    pub(crate) fn root(event: &'p str) -> Frame<'p> {
+    /// The outermost emit, whose callbacks see `id`.
+    pub(crate) fn root(event: &'p str, id: EventTag<'p>) -> Frame<'p> {
         Frame {
             event,
             depth: 1,
             parent: None,
+            id,
         }
     }
 
@@ -216,8 +247,21 @@ impl HostApi for CallCtx<'_> {
         operation: RStr<'_>,
         _argument: &Value<'_>,
     ) -> RResult<Value<'static>, PluginError> {
+        if operation.as_str() == operation::EVENT_ID {
+            return match self.phase {
+                Phase::Callback(frame) => RResult::ROk(Value::from(frame.id.text().as_ref())),
+                Phase::Control => no_event(),
+            };
+        }
         self::operation(self.board, operation.as_str())
     }
+}
+
+/// The answer to [`operation::EVENT_ID`] outside a callback.
+fn no_event() -> RResult<Value<'static>, PluginError> {
+    RResult::RErr(PluginError::new(
+        "there is no event outside a callback: `event_id` names the event a callback runs for",
+    ))
 }
 
 /// The handle a plugin keeps ([`HostApi::keep`]): usable from any thread while its
@@ -282,6 +326,9 @@ impl HostApi for OwnedHost {
         operation: RStr<'_>,
         _argument: &Value<'_>,
     ) -> RResult<Value<'static>, PluginError> {
+        if operation.as_str() == operation::EVENT_ID {
+            return no_event();
+        }
         match self.generation() {
             Ok(board) => self::operation(&board, operation.as_str()),
             Err(error) => RResult::RErr(error),
@@ -346,6 +393,9 @@ impl HostApi for SetupCtx {
         operation: RStr<'_>,
         _argument: &Value<'_>,
     ) -> RResult<Value<'static>, PluginError> {
+        if operation.as_str() == operation::EVENT_ID {
+            return no_event();
+        }
         operation_in(&self.base_dir, operation.as_str())
     }
 }

@@ -9,7 +9,7 @@ use switchboard_plugin_api::{Error as PluginError, Value};
 
 use super::args::{arrange, check_positional};
 use super::breaker::{Admission, Breaker};
-use super::context::{CallCtx, Frame};
+use super::context::{CallCtx, EventTag, Frame};
 use super::generation::{Generation, Instance, Route, Target};
 use super::isolated::Isolated;
 use super::outcome::{CallOutcome, Outcomes};
@@ -48,7 +48,7 @@ impl Generation {
         let decl = self.registry.event(event)?;
         self.begin(outcomes)?;
         check_positional(decl, args)?;
-        self.dispatch(decl, args, &Frame::root(&decl.name), outcomes);
+        self.dispatch_root(decl, args, outcomes);
         Ok(())
     }
 
@@ -88,7 +88,7 @@ impl Generation {
     ) -> Result<(), EmitError> {
         let (decl, values) = self.json_event(event, args)?;
         self.begin(outcomes)?;
-        self.dispatch(decl, &values, &Frame::root(&decl.name), outcomes);
+        self.dispatch_root(decl, &values, outcomes);
         Ok(())
     }
 
@@ -113,7 +113,7 @@ impl Generation {
     fn emit_arranged(&self, decl: &Event, values: &[Value<'_>]) -> Result<Outcomes, EmitError> {
         let mut outcomes = Outcomes::new();
         self.begin(&mut outcomes)?;
-        self.dispatch(decl, values, &Frame::root(&decl.name), &mut outcomes);
+        self.dispatch_root(decl, values, &mut outcomes);
         self.counters.record(&outcomes);
         Ok(outcomes)
     }
@@ -138,10 +138,12 @@ impl Generation {
         parent: Option<&Frame<'_>>,
     ) -> Result<Outcomes, EmitError> {
         let decl = self.registry.event(self.event(event)?)?;
-        let frame = Frame {
+        let mut frame = Frame {
             event: &decl.name,
             depth: parent.map_or(1, |p| p.depth + 1),
             parent,
+            // A nested emit carries the id of the event that caused it.
+            id: parent.map_or(EventTag::Made(0), |p| p.id),
         };
         let max_depth = self.manifest.host.max_depth;
         if frame.depth > max_depth {
@@ -164,12 +166,22 @@ impl Generation {
         let mut outcomes = Outcomes::new();
         if parent.is_none() {
             self.begin(&mut outcomes)?;
+            frame.id = EventTag::Made(outcomes.request);
         } else {
             outcomes.reset(self.number());
         }
         self.dispatch(decl, &values, &frame, &mut outcomes);
         self.record_own(&decl.name, &outcomes);
         Ok(outcomes)
+    }
+
+    /// Dispatches an outermost emit, its callbacks seeing the event id `out` holds.
+    #[inline]
+    fn dispatch_root(&self, event: &Event, args: &[Value<'_>], out: &mut Outcomes) {
+        let id = out.event_id.take();
+        let frame = Frame::root(&event.name, EventTag::of(id.as_deref(), out.request));
+        self.dispatch(event, args, &frame, out);
+        out.event_id = id;
     }
 
     #[inline]

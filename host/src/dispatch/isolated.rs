@@ -14,7 +14,7 @@ use serde_json::{Map, Value as Json};
 use switchboard_plugin_api::{Entry, Error as PluginError, Value};
 
 use super::breaker::Admission;
-use super::context::Frame;
+use super::context::{EventTag, Frame};
 use super::emit::{skipped, Step};
 use super::generation::{Generation, Instance, Slot, Target};
 use super::outcome::Outcomes;
@@ -95,7 +95,36 @@ impl Generation {
                 done: false,
             });
         }
-        let frames: Vec<Frame<'_>> = pending.iter().map(|p| Frame::root(&p.event.name)).collect();
+        // The ids the events' callbacks see, out of their outcomes while the frames
+        // borrow them (handed back below).
+        let ids: Vec<(Option<String>, u64)> = pending
+            .iter()
+            .map(|p| {
+                let out = &mut *emits[p.index].outcomes;
+                (out.event_id.take(), out.request)
+            })
+            .collect();
+        let frames: Vec<Frame<'_>> = pending
+            .iter()
+            .zip(&ids)
+            .map(|(p, (id, request))| {
+                Frame::root(&p.event.name, EventTag::of(id.as_deref(), *request))
+            })
+            .collect();
+        self.dispatch_rounds(emits, &mut pending, &frames);
+        drop(frames);
+        for (p, (id, _)) in pending.iter().zip(ids) {
+            emits[p.index].outcomes.event_id = id;
+        }
+    }
+
+    /// The rounds of [`Generation::emit_json_batch`], each event on its frame.
+    fn dispatch_rounds(
+        &self,
+        emits: &mut [JsonEmit<'_>],
+        pending: &mut [Pending<'_>],
+        frames: &[Frame<'_>],
+    ) {
         // Rounds: every unfinished event runs up to its next isolated callback; then the
         // calls waiting on each plugin go out together.
         loop {
@@ -202,7 +231,11 @@ impl Generation {
         let mut requests = Vec::with_capacity(admitted.len());
         let mut names = Vec::with_capacity(admitted.len());
         let mut frames = Vec::with_capacity(admitted.len());
-        for &(n, _) in &admitted {
+        let ids: Vec<std::borrow::Cow<'_, str>> = admitted
+            .iter()
+            .map(|&(n, _)| calls[n].frame.id.text())
+            .collect();
+        for (&(n, _), id) in admitted.iter().zip(&ids) {
             let call = &calls[n];
             let callback = self
                 .registry
@@ -210,6 +243,7 @@ impl Generation {
             requests.push(CallRef {
                 callback: callback.id,
                 request: call.out.request,
+                event_id: id,
                 event: &call.event.name,
                 names: Names::Abi(&call.event.schema.names),
                 values: call.args,

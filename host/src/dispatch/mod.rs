@@ -28,6 +28,6 @@ pub use generation::{
     Generation, Observer, PluginMeta, PluginStatus, Prepared, ShutdownFailure, SkippedPlugin,
 };
 pub(crate) use isolated::JsonEmit;
-pub use outcome::{CallOutcome, Iter as OutcomeIter, Outcomes};
+pub use outcome::{made_up_id, CallOutcome, Iter as OutcomeIter, Outcomes};
 pub use registry::{Callback, CallbackId, Event, EventId, Registry};
 pub use stats::{Counts, Tally};

@@ -59,6 +59,8 @@ pub struct Outcomes {
     pub(crate) request: u64,
     /// The ids this list may hand out next, `next..end` (taken from [`NEXT_BLOCK`]).
     requests: (u64, u64),
+    /// The event id the next emits' callbacks see ([`Outcomes::set_event_id`]).
+    pub(crate) event_id: Option<String>,
 }
 
 /// Request ids are handed out in blocks of [`REQUEST_BLOCK`], so that an emit takes its id
@@ -131,6 +133,26 @@ impl Outcomes {
     /// the emit saw (`Args::request_id` in the SDK), for matching logs.
     pub fn request_id(&self) -> u64 {
         self.request
+    }
+
+    /// Sets the id the callbacks of the emits into this list see (`Host::event_id` in the
+    /// SDK): the sender's id for the event, the same on every delivery of it. Kept until
+    /// set again; without one, each emit's callbacks see an id the host made from its
+    /// request id ([`made_up_id`]).
+    pub fn set_event_id(&mut self, id: Option<&str>) {
+        match (id, &mut self.event_id) {
+            (Some(id), Some(kept)) => {
+                kept.clear();
+                kept.push_str(id);
+            }
+            (Some(id), kept) => *kept = Some(id.to_owned()),
+            (None, kept) => *kept = None,
+        }
+    }
+
+    /// The id set with [`Outcomes::set_event_id`], if any.
+    pub fn event_id(&self) -> Option<&str> {
+        self.event_id.as_deref()
     }
 
     #[inline]
@@ -256,4 +278,17 @@ impl<'o> IntoIterator for &'o Outcomes {
     fn into_iter(self) -> Iter<'o> {
         self.iter()
     }
+}
+
+/// An id for the `n`th event of this process that came without one (a request id, a line
+/// number): `sb-<pid>-<start time>-<n>`, unique across runs.
+pub fn made_up_id(n: u64) -> String {
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let run = RUN.get_or_init(|| {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("sb-{}-{started:x}", std::process::id())
+    });
+    format!("{run}-{n}")
 }

@@ -66,6 +66,7 @@ pub(crate) enum ToWorker {
 pub(crate) struct WireCall {
     pub(crate) callback: u32,
     pub(crate) request: u64,
+    pub(crate) event_id: String,
     pub(crate) event: String,
     pub(crate) names: Vec<String>,
     pub(crate) values: Vec<Value<'static>>,
@@ -76,6 +77,7 @@ impl WireCall {
         CallRef {
             callback: self.callback,
             request: self.request,
+            event_id: &self.event_id,
             event: &self.event,
             names: Names::Owned(&self.names),
             values: &self.values,
@@ -87,6 +89,8 @@ impl WireCall {
 pub(crate) struct CallRef<'a> {
     pub(crate) callback: u32,
     pub(crate) request: u64,
+    /// The id of the event, as its callbacks see it.
+    pub(crate) event_id: &'a str,
     pub(crate) event: &'a str,
     pub(crate) names: Names<'a>,
     pub(crate) values: &'a [Value<'a>],
@@ -508,6 +512,7 @@ impl Writer {
     fn call(&mut self, call: &CallRef<'_>) {
         self.u32(call.callback);
         self.u64(call.request);
+        self.str(call.event_id);
         self.str(call.event);
         let count = call.names.len().min(call.values.len());
         self.u32(count as u32);
@@ -651,6 +656,7 @@ impl Reader<'_> {
     fn call(&mut self) -> Result<WireCall, WireError> {
         let callback = self.u32()?;
         let request = self.u64()?;
+        let event_id = self.string()?;
         let event = self.string()?;
         let count = self.count()?;
         let mut names = Vec::with_capacity(count);
@@ -662,6 +668,7 @@ impl Reader<'_> {
         Ok(WireCall {
             callback,
             request,
+            event_id,
             event,
             names,
             values,
@@ -773,6 +780,7 @@ mod tests {
         let call = WireCall {
             callback: 3,
             request: 9,
+            event_id: "signup-7".into(),
             event: "e".into(),
             names: vec!["v".into()],
             values: vec![value.clone()],
@@ -782,7 +790,10 @@ mod tests {
             panic!("not calls");
         };
         assert_eq!(calls.len(), 2);
-        let WireCall { values, .. } = &calls[1];
+        let WireCall {
+            values, event_id, ..
+        } = &calls[1];
+        assert_eq!(event_id, "signup-7");
         assert_eq!(
             values[0].get("y").unwrap().as_bytes(),
             Some(&[0u8, 255][..])

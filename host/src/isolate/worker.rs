@@ -108,6 +108,7 @@ pub fn serve(input: Box<dyn Read + Send>, output: Box<dyn Write + Send>) -> i32 
             manifest_dir,
             instance: Arc::new(OnceLock::new()),
             in_call: false,
+            event_id: None,
         },
         library,
         names: HashMap::new(),
@@ -234,7 +235,10 @@ impl Session {
     }
 
     fn call(&mut self, call: WireCall) -> FromWorker {
-        let host = self.host(true);
+        let host = WorkerHost {
+            event_id: Some(call.event_id),
+            ..self.host(true)
+        };
         let kept = match self.names.get_mut(&call.event) {
             Some(kept) => kept,
             None => self.names.entry(call.event.clone()).or_default(),
@@ -303,7 +307,8 @@ fn bounded_log_line(message: &str) -> String {
 }
 
 /// What a worker's host supports: no emits from a plugin's own threads (yet).
-static WORKER_FEATURES: [RStr<'static>; 4] = [
+static WORKER_FEATURES: [RStr<'static>; 5] = [
+    RStr::from_str(feature::EVENT_IDS),
     RStr::from_str(feature::MANIFEST_DIR),
     RStr::from_str(feature::NESTED_EMIT),
     RStr::from_str(feature::REQUEST_IDS),
@@ -319,6 +324,8 @@ struct WorkerHost {
     instance: Arc<OnceLock<PluginBox>>,
     /// Whether a callback is running (only then may the plugin emit).
     in_call: bool,
+    /// The id of the event the running callback is called for.
+    event_id: Option<String>,
 }
 
 impl WorkerHost {
@@ -416,6 +423,7 @@ impl HostApi for WorkerHost {
         RResult::ROk(HostApi_TO::from_value(
             WorkerHost {
                 in_call: false,
+                event_id: None,
                 ..self.clone()
             },
             TD_Opaque,
@@ -425,6 +433,12 @@ impl HostApi for WorkerHost {
     fn call(&self, op: RStr<'_>, _argument: &Value<'_>) -> RResult<Value<'static>, PluginError> {
         match op.as_str() {
             operation::MANIFEST_DIR => RResult::ROk(Value::from(self.manifest_dir.as_str())),
+            operation::EVENT_ID => match &self.event_id {
+                Some(id) => RResult::ROk(Value::from(id.as_str())),
+                None => RResult::RErr(PluginError::new(
+                    "there is no event outside a callback: `event_id` names the event a callback runs for",
+                )),
+            },
             _ => RResult::RErr(PluginError::unsupported(format!(
                 "this host does not support the operation `{op}`"
             ))),

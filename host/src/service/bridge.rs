@@ -102,18 +102,7 @@ impl<'a> Outgoing<'a> {
     }
 }
 
-/// An id for the `n`th event of this process that came without one (for a publish, which
-/// needs one): `sb-<pid>-<start time>-<n>`, unique across runs.
-pub fn made_up_id(n: u64) -> String {
-    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let run = RUN.get_or_init(|| {
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        format!("sb-{}-{started:x}", std::process::id())
-    });
-    format!("{run}-{n}")
-}
+pub use crate::dispatch::made_up_id;
 
 /// What became of an event handed to an [`Intake`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -83,6 +83,18 @@ struct Input {
     id: Option<serde_json::Value>,
 }
 
+impl Input {
+    /// The id the event's callbacks see: the line's (a JSON string as it is, any other
+    /// value as its text), or none (the host makes one).
+    fn event_id(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self.id.as_ref()? {
+            serde_json::Value::String(id) => Some(std::borrow::Cow::Borrowed(id)),
+            serde_json::Value::Null => None,
+            other => Some(std::borrow::Cow::Owned(other.to_string())),
+        }
+    }
+}
+
 /// `args`, refusing a key given twice at any level.
 fn strict_object<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
@@ -128,6 +140,7 @@ pub(super) fn handle(
         Ok(input) => match forward.filter(|f| f.forwards(&input.event)) {
             Some(forward) => forwarded(generation, seq, &input, forward, report),
             None => {
+                outcomes.set_event_id(input.event_id().as_deref());
                 let result = generation.emit_json_into(&input.event, &input.args, outcomes);
                 if result.is_ok() {
                     generation.tell_observer(&input.event, outcomes);
@@ -163,6 +176,7 @@ pub(super) fn handle_batch(
             // Nothing of a line's is counted unless it is dispatched.
             outcomes.reset(0);
             let input = input.as_ref().ok()?;
+            outcomes.set_event_id(input.event_id().as_deref());
             Some(JsonEmit {
                 event: &input.event,
                 args: &input.args,

@@ -31,6 +31,7 @@ impl Intake for QueueIntake {
 /// `plugin.callback (kind): message`, one per failed or skipped callback.
 pub(super) fn take_in(generation: &Generation, offer: &Offer, outcomes: &mut Outcomes) -> Handled {
     outcomes.reset(0);
+    outcomes.set_event_id(Some(&offer.id));
     if let Err(error) = generation.emit_json_into(&offer.event, &offer.args, outcomes) {
         return Handled::Refused(error.to_string());
     }
