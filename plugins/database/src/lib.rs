@@ -1,6 +1,11 @@
 //! `database`: stores users who sign up (`user_joined`) in SQLite and answers
 //! `user_lookup` with the stored record.
 //!
+//! Storing is idempotent by the event's id (`host.event_id()`): the same sign-up event
+//! again (a NATS redelivery, a retried request) is answered with the row it stored, a
+//! success, so the callbacks after it run; a *different* event for a stored email is
+//! refused.
+//!
 //! Config: `path`, the database file (default `users.db`), relative to the host's working
 //! directory. The schema is created on first use.
 
@@ -11,7 +16,7 @@ use switchboard_plugin_api::prelude::*;
 
 pub mod store;
 
-use store::{Store, StoreError};
+use store::{Added, Store, StoreError};
 
 /// The `config` table of a `database` entry.
 #[derive(Debug, Deserialize)]
@@ -77,16 +82,34 @@ impl Database {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// On `user_joined`: inserts the user and returns the stored row.
+    /// On `user_joined`: inserts the user and returns the stored row; for an event it
+    /// stored already (by its id), that row.
     fn add_user(&self, user: NewUser, host: &Host) -> Result<Value<'static>> {
         let (name, email) = (user.name, user.email);
-        let user = self.store().add(name, email).map_err(|e| match e {
-            StoreError::Duplicate(_) => Error::new(e.to_string()).with_help(
-                "sign up with another email address, or look the user up with `user_lookup`",
-            ),
-            StoreError::Sqlite(_) => Error::new(e.to_string()),
-        })?;
-        host.info(format!("stored user #{} {name} <{email}>", user.id));
+        let event_id = host.event_id();
+        let added = self
+            .store()
+            .add(name, email, event_id.as_deref())
+            .map_err(|e| match e {
+                StoreError::Duplicate(_) => Error::new(e.to_string()).with_help(
+                    "sign up with another email address, or look the user up with `user_lookup`",
+                ),
+                StoreError::Sqlite(_) => Error::new(e.to_string()),
+            })?;
+        let user = match added {
+            Added::New(user) => {
+                host.info(format!("stored user #{} {name} <{email}>", user.id));
+                user
+            }
+            Added::Already(user) => {
+                host.info(format!(
+                    "user #{} <{email}> was stored by this event ({}) already; answering that row",
+                    user.id,
+                    event_id.as_deref().unwrap_or_default()
+                ));
+                user
+            }
+        };
         Value::from_serialize(&user)
     }
 
@@ -121,6 +144,7 @@ mod tests {
             .strict()
             .expect_log("users database at")
             .expect_log("stored user #1 Ann")
+            .expect_log("was stored by this event (test-event) already")
             .with_manifest_dir(folder.path());
         // A relative path is the manifest's folder's: the database lands there.
         let database = host
@@ -133,8 +157,20 @@ mod tests {
         let row = stored[0].value().unwrap();
         assert_eq!(row.get("id").and_then(Value::as_i64), Some(1));
 
+        // The same event again (the kit's one event id): its row, a success.
         let again = database.emit("user_joined", sign_up("Ann", "ann@example.com"));
-        let error = again[0].value().unwrap_err();
+        let row_again = again[0].value().unwrap();
+        assert_eq!(row_again.get("id").and_then(Value::as_i64), Some(1));
+
+        // Another event for the same email: refused.
+        let other = TestHost::new()
+            .with_manifest_dir(folder.path())
+            .with_event_id("another-sign-up");
+        let database_again = other
+            .start::<Database>(BTreeMap::from([("path", "users.db")]))
+            .unwrap();
+        let refused = database_again.emit("user_joined", sign_up("Ann", "ann@example.com"));
+        let error = refused[0].value().unwrap_err();
         assert!(error.message().contains("already exists"), "{error}");
         assert!(error.help().is_some_and(|h| h.contains("user_lookup")));
 

@@ -18,6 +18,15 @@ pub struct User {
     pub joined_at: String,
 }
 
+/// What [`Store::add`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// Stored the user now.
+    New(User),
+    /// The event had stored this user already.
+    Already(User),
+}
+
 /// Why a store operation failed.
 #[derive(Debug)]
 pub enum StoreError {
@@ -64,29 +73,70 @@ impl Store {
                 id        INTEGER PRIMARY KEY,
                 name      TEXT NOT NULL,
                 email     TEXT NOT NULL UNIQUE,
-                joined_at TEXT NOT NULL DEFAULT (datetime('now'))
+                joined_at TEXT NOT NULL DEFAULT (datetime('now')),
+                event_id  TEXT
             );",
         )?;
+        // A database made before event ids: the column comes now, empty for old rows.
+        let has_event_id = conn
+            .prepare("SELECT 1 FROM pragma_table_info('users') WHERE name = 'event_id'")?
+            .exists([])?;
+        if !has_event_id {
+            conn.execute_batch("ALTER TABLE users ADD COLUMN event_id TEXT;")?;
+        }
+        conn.execute_batch("CREATE UNIQUE INDEX IF NOT EXISTS users_event_id ON users(event_id);")?;
         Ok(Store { conn })
     }
 
-    /// Inserts a user; a second user with the same email is [`StoreError::Duplicate`].
-    pub fn add(&self, name: &str, email: &str) -> Result<User, StoreError> {
+    /// Inserts a user for the event `event_id` (the sign-up's id, when the host gives
+    /// one). The same event again (a redelivery, a retry) is answered with the row it
+    /// stored, as [`Added::Already`]: storing is idempotent by the event's id. A second
+    /// user with the same email from another event is [`StoreError::Duplicate`].
+    pub fn add(
+        &self,
+        name: &str,
+        email: &str,
+        event_id: Option<&str>,
+    ) -> Result<Added, StoreError> {
+        if let Some(user) = self.stored_for(event_id)? {
+            return Ok(Added::Already(user));
+        }
         let inserted = self.conn.execute(
-            "INSERT INTO users (name, email) VALUES (?1, ?2)",
-            params![name, email],
+            "INSERT INTO users (name, email, event_id) VALUES (?1, ?2, ?3)",
+            params![name, email, event_id],
         );
         match inserted {
             Ok(_) => {}
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == ErrorCode::ConstraintViolation =>
             {
-                return Err(StoreError::Duplicate(email.to_owned()))
+                // Another host sharing the file may have stored this event meanwhile.
+                return match self.stored_for(event_id)? {
+                    Some(user) => Ok(Added::Already(user)),
+                    None => Err(StoreError::Duplicate(email.to_owned())),
+                };
             }
             Err(e) => return Err(e.into()),
         }
         let id = self.conn.last_insert_rowid();
-        Ok(self.find_by_id(id)?.expect("the row was just inserted"))
+        Ok(Added::New(
+            self.find_by_id(id)?.expect("the row was just inserted"),
+        ))
+    }
+
+    /// The user stored for event `event_id`, if any.
+    fn stored_for(&self, event_id: Option<&str>) -> Result<Option<User>, StoreError> {
+        let Some(event_id) = event_id else {
+            return Ok(None);
+        };
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, email, joined_at FROM users WHERE event_id = ?1",
+                params![event_id],
+                row_to_user,
+            )
+            .optional()?)
     }
 
     /// The user with this email, if stored.
@@ -137,14 +187,53 @@ mod tests {
     fn stores_finds_and_refuses_duplicates() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("users.db")).unwrap();
-        let ann = store.add("Ann", "ann@example.com").unwrap();
+        let Added::New(ann) = store.add("Ann", "ann@example.com", Some("e-1")).unwrap() else {
+            panic!("not stored anew");
+        };
         assert_eq!((ann.id, ann.name.as_str()), (1, "Ann"));
-        assert_eq!(store.find("ann@example.com").unwrap(), Some(ann));
+        assert_eq!(store.find("ann@example.com").unwrap(), Some(ann.clone()));
         assert_eq!(store.find("bob@example.com").unwrap(), None);
 
-        let err = store.add("Ann again", "ann@example.com").unwrap_err();
+        // The same event again: its row, not an error.
+        let again = store.add("Ann", "ann@example.com", Some("e-1")).unwrap();
+        assert_eq!(again, Added::Already(ann));
+        // Another event with the same email: refused.
+        let err = store
+            .add("Ann again", "ann@example.com", Some("e-2"))
+            .unwrap_err();
         assert!(matches!(err, StoreError::Duplicate(ref e) if e == "ann@example.com"));
+        // And without an id, as before event ids.
+        let err = store.add("Ann again", "ann@example.com", None).unwrap_err();
+        assert!(matches!(err, StoreError::Duplicate(_)));
+        assert!(matches!(
+            store.add("Bob", "bob@example.com", None).unwrap(),
+            Added::New(_)
+        ));
+        assert_eq!(store.count().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_database_from_before_event_ids_gains_the_column_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL,
+             email TEXT NOT NULL UNIQUE, joined_at TEXT NOT NULL DEFAULT (datetime('now')));
+             INSERT INTO users (name, email) VALUES ('Ann', 'ann@example.com');",
+        )
+        .unwrap();
+        drop(old);
+        let store = Store::open(&path).unwrap();
         assert_eq!(store.count().unwrap(), 1);
+        assert!(matches!(
+            store.add("Bob", "bob@example.com", Some("e-9")).unwrap(),
+            Added::New(_)
+        ));
+        assert!(matches!(
+            store.add("Bob", "bob@example.com", Some("e-9")).unwrap(),
+            Added::Already(_)
+        ));
     }
 
     #[test]
@@ -153,7 +242,7 @@ mod tests {
         let path = dir.path().join("users.db");
         Store::open(&path)
             .unwrap()
-            .add("Ann", "ann@example.com")
+            .add("Ann", "ann@example.com", None)
             .unwrap();
         assert_eq!(Store::open(&path).unwrap().count().unwrap(), 1);
     }

@@ -1,4 +1,6 @@
-//! `emails`: sends every new user (`user_joined`) a welcome email.
+//! `emails`: sends every new user (`user_joined`) a welcome email, once per sign-up event:
+//! the outbox file is named by the event's id (`host.event_id()`), so the same event
+//! again (a redelivery) sends nothing twice.
 //!
 //! Config:
 //! - `from`: the sender (default `switchboard <noreply@example.com>`);
@@ -119,9 +121,19 @@ impl Emails {
     fn greet_new_user(&self, user: NewUser, host: &Host) -> Result<String> {
         let (name, email) = (user.name, user.email);
         let message = message::welcome(&self.from, name, email)?;
-        let sent_to = self.outbox.send(&message).map_err(Error::new)?;
-        host.info(format!("welcome email for {email} -> {sent_to}"));
-        Ok(sent_to)
+        let sent = self
+            .outbox
+            .send(&message, host.event_id().as_deref())
+            .map_err(Error::new)?;
+        if sent.now {
+            host.info(format!("welcome email for {email} -> {}", sent.to));
+        } else {
+            host.info(format!(
+                "welcome email for {email} was sent for this event already ({}); not sent again",
+                sent.to
+            ));
+        }
+        Ok(sent.to)
     }
 }
 
@@ -139,6 +151,7 @@ mod tests {
         let host = TestHost::new()
             .strict()
             .expect_log("welcome email for ann@example.com")
+            .expect_log("was sent for this event already")
             .with_manifest_dir(folder.path());
         let emails = host
             .start::<Emails>(BTreeMap::from([
@@ -155,6 +168,15 @@ mod tests {
         );
         let shown = sent[0].value().unwrap().as_str().unwrap().to_owned();
         assert!(shown.starts_with("mail"), "shown as configured: {shown}");
+        // The same event again sends nothing twice.
+        let again = emails.emit(
+            "user_joined",
+            [
+                ("name", Value::borrowed("Ann")),
+                ("email", Value::borrowed("ann@example.com")),
+            ],
+        );
+        assert_eq!(again[0].value().unwrap().as_str(), Some(shown.as_str()));
         let files: Vec<_> = std::fs::read_dir(folder.path().join("mail"))
             .unwrap()
             .collect();
