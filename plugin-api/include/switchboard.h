@@ -155,7 +155,10 @@ typedef struct sb_call {
     const sb_value *values;  /* `values[i]` is `names[i]`; SB_NULL for an optional one left out */
     size_t count;
     uint64_t request_id;     /* unique in the host process: the key of an async result */
-    sb_str event_id;         /* reserved (empty in 1.0): the event's id, for idempotence */
+    sb_str event_id;         /* the event's id: the sender's (emit --id, a run line's id,
+                                X-Request-Id, a NATS message id) or one the host made; the
+                                same on every delivery of the event, so key an effect that
+                                must happen once by it. Empty from a host that predates it */
 } sb_call;
 
 /* What a hook answers, filled by the plugin. The host zeroes it (value SB_NULL) and sets

@@ -10,7 +10,8 @@
  *
  * At run time `misbehave` (what: string) answers as `what` says: "bad_utf8", "bad_status",
  * "null_string", "bad_kind", "bad_bool", "pending", "deep", "dup_key", "fail",
- * "fail_silent", "emit" (emits `ok` and answers how many outcomes came back), or "fine";
+ * "fail_silent", "emit" (emits `ok` and answers how many outcomes came back), "event_id"
+ * (answers the call's event id), or "fine";
  * `ok` answers "ok"; `releases` answers how many replies the host has released.
  */
 #include <stdatomic.h>
@@ -71,6 +72,7 @@ static int32_t on_call(void *state, const sb_call *call, const sb_host *host, sb
     if (sb_str_eq(w, "dup_key")) { reply->value.kind = SB_MAP; reply->value.as.map.entries = dup_entries; reply->value.as.map.len = 2; return SB_OK; }
     if (sb_str_eq(w, "fail")) return sb_fail(reply, "hostile fails on purpose", "do not ask it to");
     if (sb_str_eq(w, "fail_silent")) return SB_ERROR;
+    if (sb_str_eq(w, "event_id")) { reply->value = sb_string(call->event_id); return SB_OK; }
     if (sb_str_eq(w, "emit")) {
         sb_outcomes outcomes;
         int32_t code = host->callback_emit(host, sb_cstr("ok"), NULL, 0, &outcomes);

@@ -234,6 +234,35 @@ fn nothing_a_c_plugin_answers_is_trusted_and_the_host_goes_on() {
     }
 }
 
+/// A C callback reads the event's id from its call, in-process and isolated: the sender's,
+/// or one the host made.
+#[test]
+fn a_c_callback_sees_the_event_id() {
+    for isolation in ["", "isolation = \"process\""] {
+        let s = hostile_sandbox(&[], isolation);
+        let given = s.run(&[
+            "--format",
+            "json",
+            "emit",
+            "misbehave",
+            "what=event_id",
+            "--id",
+            "signup-7",
+        ]);
+        given.assert_code(0);
+        let out: serde_json::Value = serde_json::from_str(&given.stdout()).unwrap();
+        assert_eq!(out["results"][0]["value"], "signup-7", "{isolation}: {out}");
+        let input =
+            "{\"event\": \"misbehave\", \"args\": {\"what\": \"event_id\"}, \"id\": \"line-1\"}\n\
+                     {\"event\": \"misbehave\", \"args\": {\"what\": \"event_id\"}}\n";
+        let run = s.run_with_stdin(&["run", "--ordered", "--workers", "1"], input);
+        let lines = run.json_lines();
+        assert_eq!(lines[0]["results"][0]["value"], "line-1", "{isolation}");
+        let made = lines[1]["results"][0]["value"].as_str().unwrap_or_default();
+        assert!(made.starts_with("sb-"), "{isolation}: {}", lines[1]);
+    }
+}
+
 fn error_help(line: &serde_json::Value) -> Option<String> {
     line["results"][0]["error"]["help"]
         .as_str()

@@ -85,6 +85,19 @@ impl EventTag<'_> {
     }
 }
 
+impl<'p> EventTag<'p> {
+    /// The id as text, made in `buffer` when the host makes it (no allocation).
+    pub(crate) fn text_in<'b>(self, buffer: &'b mut [u8; 96]) -> &'b str
+    where
+        'p: 'b,
+    {
+        match self {
+            EventTag::Given(id) => id,
+            EventTag::Made(request) => super::outcome::made_up_id_in(request, buffer),
+        }
+    }
+}
+
 impl<'p> Frame<'p> {
     /// The outermost emit, whose callbacks see `id`.
     pub(crate) fn root(event: &'p str, id: EventTag<'p>) -> Frame<'p> {

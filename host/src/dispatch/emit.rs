@@ -176,8 +176,13 @@ impl Generation {
     }
 
     /// Dispatches an outermost emit, its callbacks seeing the event id `out` holds.
-    #[inline]
+    #[inline(always)]
     fn dispatch_root(&self, event: &Event, args: &[Value<'_>], out: &mut Outcomes) {
+        if out.event_id.is_none() {
+            // The common case in an application: nothing to lend the frame.
+            let frame = Frame::root(&event.name, EventTag::Made(out.request));
+            return self.dispatch(event, args, &frame, out);
+        }
         let id = out.event_id.take();
         let frame = Frame::root(&event.name, EventTag::of(id.as_deref(), out.request));
         self.dispatch(event, args, &frame, out);
@@ -214,6 +219,18 @@ impl Generation {
             names: event.schema.names.as_slice().into(),
             values: args.into(),
             request: out.request,
+        };
+        // C callbacks read the event's id from the call (`sb_call.event_id`), not from a
+        // host handle: published for them, only where there are some.
+        let mut id_text = std::mem::MaybeUninit::<[u8; 96]>::uninit();
+        let _published = if self.has_c_callbacks.get(event.index as usize) == Some(&true) {
+            let id_text = id_text.write([0; 96]);
+            Some(crate::load::publish_event_id(
+                &raw,
+                frame.id.text_in(id_text),
+            ))
+        } else {
+            None
         };
         let first = out.len();
         let mut any_failed = false;

@@ -397,6 +397,9 @@ pub struct Generation {
     pub(crate) shut_down: AtomicBool,
     /// Per event (by index), its callbacks' direct entry points in dispatch order.
     pub(crate) targets: Vec<Vec<Target>>,
+    /// Per event (by index), whether it has C-ABI callbacks in this process: the dispatch
+    /// loop then publishes the event's id for them.
+    pub(crate) has_c_callbacks: Vec<bool>,
     /// How owned host handles find this generation once it is shared.
     pub(crate) anchor: Arc<Anchor>,
     /// Told of the emits the host makes itself: see [`Generation::observe`].

@@ -51,6 +51,7 @@ impl Prepared {
             counters,
             shut_down: AtomicBool::new(false),
             targets: Vec::new(),
+            has_c_callbacks: Vec::new(),
             anchor,
             observer: std::sync::OnceLock::new(),
             carried: Vec::new(),
@@ -124,6 +125,15 @@ impl Prepared {
             });
         }
         generation.targets = targets(&generation);
+        generation.has_c_callbacks = generation
+            .targets
+            .iter()
+            .map(|targets| {
+                targets.iter().any(
+                    |t| matches!(&t.route, Route::Direct(entry) if crate::load::is_c_entry(entry)),
+                )
+            })
+            .collect();
         generation.emit_builtin(crate::manifest::builtin::HOST_STARTED);
         Ok(generation)
     }

@@ -281,14 +281,51 @@ impl<'o> IntoIterator for &'o Outcomes {
 }
 
 /// An id for the `n`th event of this process that came without one (a request id, a line
-/// number): `sb-<pid>-<start time>-<n>`, unique across runs.
+/// number): `sb-<pid>-<start time>-<n>` (the last two in hex), unique across runs.
 pub fn made_up_id(n: u64) -> String {
+    format!("{}-{n:x}", this_run())
+}
+
+/// [`made_up_id`], written into `buffer` (long enough for any: at most 63 bytes) without
+/// formatting machinery: it is made on the C callbacks' dispatch path, once per emit.
+#[inline]
+pub(crate) fn made_up_id_in(n: u64, buffer: &mut [u8; 96]) -> &str {
+    let run = this_run().as_bytes();
+    let digits = (64 - n.leading_zeros() as usize).div_ceil(4).max(1);
+    let len = run.len() + 1 + digits;
+    let Some(out) = buffer.get_mut(..len) else {
+        return "";
+    };
+    out[..run.len()].copy_from_slice(run);
+    out[run.len()] = b'-';
+    let mut rest = n;
+    for slot in out[run.len() + 1..].iter_mut().rev() {
+        *slot = b"0123456789abcdef"[(rest & 0xf) as usize];
+        rest >>= 4;
+    }
+    // SAFETY: the prefix is ASCII (`sb-`, decimal and hex digits, dashes) and so is every
+    // byte written after it.
+    unsafe { std::str::from_utf8_unchecked(out) }
+}
+
+/// `sb-<pid>-<start time>`: this process's prefix of made-up ids.
+fn this_run() -> &'static str {
     static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let run = RUN.get_or_init(|| {
+    RUN.get_or_init(|| {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         format!("sb-{}-{started:x}", std::process::id())
-    });
-    format!("{run}-{n}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_made_up_id_in_a_buffer_is_the_made_up_id() {
+        for n in [0, 7, 65_536, u64::MAX] {
+            let mut buffer = [0u8; 96];
+            assert_eq!(super::made_up_id_in(n, &mut buffer), super::made_up_id(n));
+        }
+    }
 }

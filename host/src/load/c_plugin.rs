@@ -350,6 +350,15 @@ unsafe impl Send for Instance {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Instance {}
 
+/// Whether `entry` calls into a C plugin: the dispatch loop then publishes the event's id
+/// for it (see `c_event_id`).
+pub(crate) fn is_c_entry(entry: &CallEntry) -> bool {
+    std::ptr::fn_addr_eq(
+        entry.call,
+        call_entry as switchboard_plugin_api::abi::CallFn,
+    )
+}
+
 /// A call entry's function: `state` is the instance's `Inner`, `data` the callback's index.
 ///
 /// # Safety
@@ -433,7 +442,7 @@ impl Inner {
             values,
             count,
             request_id: args.request,
-            event_id: sb_str(""),
+            event_id: super::c_event_id::for_args(args),
         };
         let mut reply = empty_reply();
         // SAFETY: the hook's contract: the plugin's state, a call whose `count` names and
