@@ -157,8 +157,7 @@ fn publish(
         .filter(|(_, v)| !v.is_null())
         .map(|(name, value)| (name.to_string(), value.to_json()))
         .collect();
-    let id = args.id.clone().map(serde_json::Value::String);
-    let outgoing = Outgoing::checked(decl, &object, id.as_ref(), 1)?;
+    let outgoing = Outgoing::checked(decl, &object, args.id.as_deref(), 1)?;
     let id = outgoing.id.as_str();
     let publisher = switchboard_nats::Publisher::connect(nats)?;
     let published = publisher.publish(outgoing.event, outgoing.args, id)?;

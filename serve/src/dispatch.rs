@@ -72,8 +72,7 @@ fn forwarded(
     (event, args, id): (&str, &Map<String, Json>, &str),
     forward: &dyn Forward,
 ) -> Dispatched {
-    let id = Json::String(id.to_owned());
-    let outgoing = match Outgoing::on(generation, event, args, Some(&id), 0) {
+    let outgoing = match Outgoing::on(generation, event, args, Some(id), 0) {
         Ok(outgoing) => outgoing,
         Err(error) => return Dispatched::Refused(error),
     };

@@ -47,9 +47,8 @@ pub struct Outgoing<'a> {
     pub event: &'a str,
     /// Its arguments, as given (checked).
     pub args: &'a Map<String, Json>,
-    /// The caller's id (a JSON string as it is, any other JSON value as its text), or
-    /// [`made_up_id`] for the caller's `n`th event without one: stable across retries,
-    /// so that the other side stores it once.
+    /// The caller's id, or [`made_up_id`] for the caller's `n`th event without one:
+    /// stable across retries, so that the other side stores it once.
     pub id: String,
 }
 
@@ -59,15 +58,11 @@ impl<'a> Outgoing<'a> {
     pub fn checked(
         decl: &'a crate::dispatch::Event,
         args: &'a Map<String, Json>,
-        id: Option<&Json>,
+        id: Option<&str>,
         n: u64,
     ) -> Result<Outgoing<'a>, crate::EmitError> {
         decl.json_args(args)?;
-        let id = match id {
-            Some(Json::String(id)) => id.clone(),
-            Some(other) => other.to_string(),
-            None => made_up_id(n),
-        };
+        let id = id.map_or_else(|| made_up_id(n), str::to_owned);
         Ok(Outgoing {
             event: decl.name.as_str(),
             args,
@@ -80,7 +75,7 @@ impl<'a> Outgoing<'a> {
         generation: &'a crate::Generation,
         event: &str,
         args: &'a Map<String, Json>,
-        id: Option<&Json>,
+        id: Option<&str>,
         n: u64,
     ) -> Result<Outgoing<'a>, crate::EmitError> {
         let decl = generation.declared(event)?;
@@ -103,6 +98,15 @@ impl<'a> Outgoing<'a> {
 }
 
 pub use crate::dispatch::made_up_id;
+
+/// A JSON id as text (a `run` line's `id`): a string as it is, any other value as its
+/// JSON text.
+pub(crate) fn id_text(id: &Json) -> std::borrow::Cow<'_, str> {
+    match id {
+        Json::String(id) => std::borrow::Cow::Borrowed(id),
+        other => std::borrow::Cow::Owned(other.to_string()),
+    }
+}
 
 /// What became of an event handed to an [`Intake`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use switchboard_plugin_api::{Error as PluginError, Value};
 
+use super::bridge::id_text;
 use super::{Forward, Outgoing, Report};
 use crate::dispatch::{Generation, JsonEmit, Outcomes, StrictJson};
 use crate::error::EmitError;
@@ -88,9 +89,8 @@ impl Input {
     /// value as its text), or none (the host makes one).
     fn event_id(&self) -> Option<std::borrow::Cow<'_, str>> {
         match self.id.as_ref()? {
-            serde_json::Value::String(id) => Some(std::borrow::Cow::Borrowed(id)),
             serde_json::Value::Null => None,
-            other => Some(std::borrow::Cow::Owned(other.to_string())),
+            id => Some(id_text(id)),
         }
     }
 }
@@ -269,14 +269,8 @@ fn outgoing<'i>(
     input: &'i Input,
     report: &mut Report,
 ) -> Result<Outgoing<'i>, String> {
-    Outgoing::on(
-        generation,
-        &input.event,
-        &input.args,
-        input.id.as_ref(),
-        seq,
-    )
-    .map_err(|e| {
+    let id = input.id.as_ref().map(id_text);
+    Outgoing::on(generation, &input.event, &input.args, id.as_deref(), seq).map_err(|e| {
         report.bad_lines += 1;
         json!({"seq": seq, "id": input.id, "event": input.event, "error": e.to_string()})
             .to_string()
