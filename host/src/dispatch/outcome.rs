@@ -283,7 +283,7 @@ impl<'o> IntoIterator for &'o Outcomes {
 /// An id for the `n`th event of this process that came without one (a request id, a line
 /// number): `sb-<pid>-<start time>-<n>` (the last two in hex), unique across runs.
 pub fn made_up_id(n: u64) -> String {
-    format!("{}-{n:x}", this_run())
+    made_up_id_in(n, &mut [0; 96]).to_owned()
 }
 
 /// [`made_up_id`], written into `buffer` (long enough for any: at most 63 bytes) without
@@ -322,10 +322,15 @@ fn this_run() -> &'static str {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn a_made_up_id_in_a_buffer_is_the_made_up_id() {
+    fn a_made_up_id_is_this_runs_prefix_and_the_number_in_hex() {
         for n in [0, 7, 65_536, u64::MAX] {
-            let mut buffer = [0u8; 96];
-            assert_eq!(super::made_up_id_in(n, &mut buffer), super::made_up_id(n));
+            assert_eq!(
+                super::made_up_id(n),
+                format!("{}-{n:x}", super::this_run()),
+                "{n}"
+            );
         }
+        let prefix = super::this_run();
+        assert!(prefix.starts_with(&format!("sb-{}-", std::process::id())), "{prefix}");
     }
 }
