@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use switchboard_plugin_api::Error as PluginError;
 
+/// What a plugin hears when it asks for the event id (`event_id`) outside a callback, in
+/// process or in a worker.
+pub(crate) const NO_EVENT_OUTSIDE_A_CALLBACK: &str =
+    "there is no event outside a callback: `event_id` names the event a callback runs for";
+
 /// Anything that stops a [`Switchboard`](crate::Switchboard) from starting or reloading.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

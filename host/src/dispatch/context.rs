@@ -272,9 +272,7 @@ impl HostApi for CallCtx<'_> {
 
 /// The answer to [`operation::EVENT_ID`] outside a callback.
 fn no_event() -> RResult<Value<'static>, PluginError> {
-    RResult::RErr(PluginError::new(
-        "there is no event outside a callback: `event_id` names the event a callback runs for",
-    ))
+    RResult::RErr(PluginError::new(crate::error::NO_EVENT_OUTSIDE_A_CALLBACK))
 }
 
 /// The handle a plugin keeps ([`HostApi::keep`]): usable from any thread while its

@@ -331,6 +331,9 @@ mod tests {
             );
         }
         let prefix = super::this_run();
-        assert!(prefix.starts_with(&format!("sb-{}-", std::process::id())), "{prefix}");
+        assert!(
+            prefix.starts_with(&format!("sb-{}-", std::process::id())),
+            "{prefix}"
+        );
     }
 }

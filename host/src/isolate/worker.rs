@@ -438,9 +438,7 @@ impl HostApi for WorkerHost {
             operation::MANIFEST_DIR => RResult::ROk(Value::from(self.manifest_dir.as_str())),
             operation::EVENT_ID => match &self.event_id {
                 Some(id) => RResult::ROk(Value::from(id.as_str())),
-                None => RResult::RErr(PluginError::new(
-                    "there is no event outside a callback: `event_id` names the event a callback runs for",
-                )),
+                None => RResult::RErr(PluginError::new(crate::error::NO_EVENT_OUTSIDE_A_CALLBACK)),
             },
             _ => RResult::RErr(PluginError::unsupported(format!(
                 "this host does not support the operation `{op}`"
