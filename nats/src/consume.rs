@@ -8,7 +8,9 @@
 //! failures. A message that does not match its event's declaration (not a JSON object,
 //! wrong arguments) goes there at once with the reason. Completed ids are remembered
 //! ([`Completed`]), so an event whose acknowledgement was lost is acknowledged again
-//! without running its callbacks.
+//! without running its callbacks; with the shared [`Ledger`] (the default), every host of
+//! the consumer knows what the others claimed and completed, and a completed event is
+//! acknowledged with a double ack (the server confirms it).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -26,6 +28,7 @@ use switchboard::service::{Busy, Crossing, Handled, Intake, Offer, Source, Traff
 use tokio::sync::{oneshot, watch, Semaphore};
 
 use crate::completed::Completed;
+use crate::ledger::{Claim, Finish, Ledger};
 
 /// A durable pull consumer on the server.
 type PullConsumer = jetstream::consumer::Consumer<pull::Config>;
@@ -65,6 +68,12 @@ struct Shared {
     cannot_record: AtomicBool,
     /// Ids being dispatched now: a second delivery of one waits its turn.
     in_progress: Mutex<HashSet<String>>,
+    /// The ledger the hosts of the consumer share, unless `nats.ledger = false`.
+    ledger: Option<Ledger>,
+    /// With the ledger, the ids whose callbacks this host began (kept across restarts
+    /// like the completed ids): a claim of its own found after a restart counts as an
+    /// attempt only if the event was begun, not only queued.
+    begun: Option<Mutex<Completed>>,
     traffic: Option<Arc<dyn Traffic>>,
     /// One permit per event being handled (`in_flight`).
     slots: Arc<Semaphore>,
@@ -111,6 +120,24 @@ impl Consumer {
             .join("nats")
             .join(format!("{}.completed", settings.consumer.get_ref()));
         let completed = Completed::open(&path, *settings.remember_completed.get_ref() as usize)?;
+        let ledger = match settings.ledger_bucket() {
+            Some(bucket) => Some(connection.runtime.block_on(Ledger::open(
+                &connection.jetstream,
+                &settings,
+                bucket,
+                state,
+            ))?),
+            None => None,
+        };
+        let begun = match &ledger {
+            Some(_) => Some(Mutex::new(Completed::open(
+                &state
+                    .join("nats")
+                    .join(format!("{}.begun", settings.consumer.get_ref())),
+                *settings.remember_completed.get_ref() as usize,
+            )?)),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             jetstream: connection.jetstream.clone(),
             stream: settings.stream.get_ref().clone(),
@@ -118,6 +145,8 @@ impl Consumer {
             completed_path: path.clone(),
             cannot_record: AtomicBool::new(false),
             in_progress: Mutex::default(),
+            ledger,
+            begun,
             traffic,
             slots: Arc::new(Semaphore::new(*settings.in_flight.get_ref() as usize)),
             settings,
@@ -158,6 +187,17 @@ impl Source for Consumer {
             self.shared.stream,
             self.shared.settings.consumer.get_ref(),
         );
+        match &self.shared.ledger {
+            Some(ledger) => tracing::info!(
+                "sharing the ledger {} with the other hosts of `{}`, as {}",
+                ledger.bucket(),
+                self.shared.settings.consumer.get_ref(),
+                ledger.host()
+            ),
+            None => tracing::info!(
+                "no shared ledger (`nats.ledger = false`): completed events are known to this host only"
+            ),
+        }
         Ok(())
     }
 
@@ -304,14 +344,8 @@ async fn handle(
     };
     if shared.is_completed(&id) {
         tracing::debug!("event `{event}` (id {id}) was completed before; acknowledged again");
-        shared.count(event, Crossing::AlreadyCompleted);
-        letter.acknowledge(AckKind::Ack).await;
-        return;
-    }
-    let most = u64::from(*shared.settings.max_deliveries.get_ref());
-    if delivered > most {
-        let reason = format!("delivered {delivered} times without completing (the host stopped, or its acknowledgement was lost, each time)");
-        letter.dead_letter(&reason).await;
+        shared.count(event, Crossing::AlreadyCompletedInCache);
+        letter.acknowledge_done().await;
         return;
     }
     let args = match arguments(&message.payload) {
@@ -327,37 +361,114 @@ async fn handle(
         letter.acknowledge(AckKind::Nak(Some(wait))).await;
         return;
     }
-    let handled = dispatch(shared, &letter, intake, args).await;
-    match handled {
+    let key = shared.ledger.as_ref().map(|ledger| ledger.key(event, &id));
+    handle_claimed(shared, &letter, intake, args, key.as_deref()).await;
+    shared.end(&id);
+}
+
+/// A delivery not known to be done: claimed in the ledger (under `key`, if there is
+/// one), then dispatched, marked done and acknowledged.
+async fn handle_claimed(
+    shared: &Arc<Shared>,
+    letter: &Letter<'_>,
+    intake: &dyn Intake,
+    args: Map<String, Json>,
+    key: Option<&str>,
+) {
+    let (event, id) = (letter.event, letter.id);
+    // Without a ledger, the server's delivery count is the number of attempts.
+    let (mut held, mut attempts) = (None, letter.delivered);
+    if let (Some(ledger), Some(key)) = (&shared.ledger, key) {
+        match ledger.claim(key, shared.was_begun(id)).await {
+            Claim::Done => {
+                tracing::debug!("event `{event}` (id {id}) was completed by a host of the consumer; acknowledged");
+                shared.remember(id);
+                shared.count(event, Crossing::AlreadyCompletedInLedger);
+                letter.acknowledge_done().await;
+                return;
+            }
+            Claim::Elsewhere { host, since } => {
+                // That host began it and may have left effects only it can finish once:
+                // the event goes back, for that host (restarted) to pull.
+                tracing::debug!(
+                    "event `{event}` (id {id}) was claimed by host {} {} ms ago; handed back to wait for it",
+                    host.escape_debug(),
+                    since.as_millis()
+                );
+                shared.count(event, Crossing::ClaimedElsewhere);
+                let pause = Duration::from_millis(*shared.settings.redeliver_after_ms.get_ref())
+                    .max(Duration::from_millis(100));
+                letter.acknowledge(AckKind::Nak(Some(pause))).await;
+                return;
+            }
+            Claim::Held {
+                revision,
+                attempts: begun,
+            } => (held, attempts) = (Some(revision), begun),
+            Claim::Unreachable(_) => shared.count(event, Crossing::LedgerError),
+        }
+    }
+    let most = u64::from(*shared.settings.max_deliveries.get_ref());
+    if attempts > most {
+        let reason = format!("begun {attempts} times without completing (the host stopped, or its acknowledgement was lost, each time)");
+        letter.dead_letter_and_forget(&reason, key).await;
+        return;
+    }
+    match dispatch(shared, letter, intake, args).await {
         None => {
-            // The host is stopping: another host (or this one, restarted) takes it.
+            // The host is stopping and the callbacks never ran: the claim is given back
+            // and another host (or this one, restarted) takes the event.
+            if let (Some(ledger), Some(key), Some(_)) = (&shared.ledger, key, held) {
+                ledger.forget(key).await;
+            }
             letter.acknowledge(AckKind::Nak(None)).await;
         }
         // Remembered as completed already, on the dispatch thread.
-        Some(Handled::Completed) => letter.acknowledge(AckKind::Ack).await,
-        Some(Handled::Failed(failures)) if delivered >= most => {
+        Some(Handled::Completed) => {
+            if let (Some(ledger), Some(key)) = (&shared.ledger, key) {
+                let why = match ledger.finish(key, held).await {
+                    Finish::Recorded if held.is_some() && attempts > 1 => Some(format!(
+                        "it was begun {attempts} times (a host stopped inside its callbacks)"
+                    )),
+                    Finish::Recorded => None,
+                    Finish::RanAgain => Some(
+                        "the ledger held it as completed, or another host had taken it over"
+                            .to_owned(),
+                    ),
+                    Finish::Unreachable(_) => {
+                        shared.count(event, Crossing::LedgerError);
+                        None
+                    }
+                };
+                if let Some(why) = why {
+                    tracing::info!("event `{event}` (id {id}) completed, and its callbacks ran more than once: {why}");
+                    shared.count(event, Crossing::RanAgain);
+                }
+            }
+            letter.acknowledge_done().await;
+        }
+        Some(Handled::Failed(failures)) if attempts >= most => {
             let reason = format!(
-                "callbacks failed on each of {delivered} deliveries; the last time: {}",
+                "callbacks failed on each of {attempts} attempts; the last time: {}",
                 failures.join("; ")
             );
-            letter.dead_letter(&reason).await;
+            letter.dead_letter_and_forget(&reason, key).await;
         }
         Some(Handled::Failed(failures)) => {
             let base = Duration::from_millis(*shared.settings.redeliver_after_ms.get_ref());
             let pause = base
-                .saturating_mul(1 << (delivered - 1).min(16))
+                .saturating_mul(1 << (attempts.max(1) - 1).min(16))
                 .min(LONGEST_PAUSE);
             tracing::warn!(
-                "event `{event}` (id {id}) failed on delivery {delivered} of {most}: {}; delivered again in {} ms",
+                "event `{event}` (id {id}) failed on attempt {attempts} of {most}: {}; delivered again in {} ms",
                 failures.join("; "),
                 pause.as_millis()
             );
             letter.acknowledge(AckKind::Nak(Some(pause))).await;
         }
-        Some(Handled::Refused(reason)) => letter.dead_letter(&reason).await,
+        Some(Handled::Refused(reason)) => letter.dead_letter_and_forget(&reason, key).await,
         Some(_) => letter.acknowledge(AckKind::Nak(None)).await,
     }
-    shared.end(&id);
 }
 
 /// Hands the event to the host and waits for its callbacks, telling the server the host
@@ -375,7 +486,12 @@ async fn dispatch(
     let mut told = Instant::now();
     let (done, outcome) = oneshot::channel();
     let (journal, id) = (Arc::clone(shared), letter.id.to_owned());
+    let begun: Option<switchboard::service::Begun> = shared.begun.is_some().then(|| {
+        let (journal, id) = (Arc::clone(shared), id.clone());
+        Box::new(move || journal.record_begun(&id)) as switchboard::service::Begun
+    });
     let mut offer = Offer {
+        begun,
         event: letter.event.to_owned(),
         args,
         id: letter.id.to_owned(),
@@ -462,6 +578,23 @@ impl Shared {
         }
     }
 
+    /// Remembers that `id`'s callbacks begin now (on the dispatch worker, before them).
+    fn record_begun(&self, id: &str) {
+        if let Some(begun) = &self.begun {
+            let recorded = begun.lock().unwrap_or_else(|e| e.into_inner()).record(id);
+            if let Err(e) = recorded {
+                // The completed ids' file beside it says the same, once.
+                tracing::debug!("cannot record that event {id} began: {e}");
+            }
+        }
+    }
+
+    fn was_begun(&self, id: &str) -> bool {
+        self.begun
+            .as_ref()
+            .is_some_and(|begun| begun.lock().unwrap_or_else(|e| e.into_inner()).contains(id))
+    }
+
     fn is_completed(&self, id: &str) -> bool {
         self.completed
             .lock()
@@ -506,10 +639,35 @@ impl Letter<'_> {
         }
     }
 
+    /// Acknowledges a completed event: with the ledger, a double ack (the server confirms
+    /// it, so the event is not delivered to another host); without, a plain one.
+    async fn acknowledge_done(&self) {
+        if self.shared.ledger.is_none() {
+            return self.acknowledge(AckKind::Ack).await;
+        }
+        if let Err(e) = self.message.double_ack().await {
+            tracing::debug!(
+                "NATS did not confirm the acknowledgement of event `{}` (id {}): {e}; a redelivery finds it done in the ledger",
+                self.event,
+                self.id
+            );
+        }
+    }
+
+    /// Dead-letters the message, and forgets its ledger key once that is done, so the
+    /// same id published again runs again.
+    async fn dead_letter_and_forget(&self, reason: &str, key: Option<&str>) {
+        if self.dead_letter(reason).await {
+            if let (Some(ledger), Some(key)) = (&self.shared.ledger, key) {
+                ledger.forget(key).await;
+            }
+        }
+    }
+
     /// Stores the message, as it came, in the dead-letter subject with `reason` and where
-    /// it came from in its headers, then ends its deliveries. If it cannot be stored, it is
-    /// delivered again later (and dead-lettered then).
-    async fn dead_letter(&self, reason: &str) {
+    /// it came from in its headers, then ends its deliveries; whether it was stored. If
+    /// it cannot be stored, it is delivered again later (and dead-lettered then).
+    async fn dead_letter(&self, reason: &str) -> bool {
         let settings = &self.shared.settings;
         let subject = settings.dead_letter_subject(self.event);
         let mut headers = HeaderMap::new();
@@ -537,6 +695,7 @@ impl Letter<'_> {
                 );
                 self.shared.count(self.event, Crossing::DeadLettered);
                 self.acknowledge(AckKind::Term).await;
+                true
             }
             Err(e) => {
                 tracing::warn!(
@@ -546,6 +705,7 @@ impl Letter<'_> {
                 );
                 let pause = Duration::from_millis(*settings.redeliver_after_ms.get_ref());
                 self.acknowledge(AckKind::Nak(Some(pause))).await;
+                false
             }
         }
     }

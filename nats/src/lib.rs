@@ -13,12 +13,17 @@
 //!   every callback finished. Failures are delivered again (a bounded number of times),
 //!   then sent to the dead-letter subject with the reason; completed ids are remembered
 //!   across restarts, so that an event whose acknowledgement was lost is not run twice.
+//! - **The ledger** (on unless `ledger = false`): the hosts of one consumer share a
+//!   key-value bucket of the events each claimed and completed, so an event completed on
+//!   one host is not run on another, and one a host began and did not finish waits for
+//!   that host to come back and finish it.
 //!
 //! The client (`async-nats`) runs on a one-thread tokio runtime of this crate's own;
 //! callers and dispatch stay synchronous.
 
 mod completed;
 mod consume;
+mod ledger;
 mod publish;
 
 use std::sync::Arc;
@@ -93,6 +98,16 @@ pub enum NatsError {
     Completed {
         /// The file.
         path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The shared ledger's bucket could not be found or created.
+    #[error("cannot open or create the ledger bucket `{bucket}` on {url}: {reason}; is JetStream enabled (`nats-server -js`) with room for it (`nats.ledger_max_bytes`)? To consume without a shared ledger, set `nats.ledger = false`")]
+    Ledger {
+        /// The bucket.
+        bucket: String,
+        /// The server's address.
+        url: String,
         /// Why.
         reason: String,
     },

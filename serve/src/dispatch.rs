@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use serde_json::{Map, Value as Json};
-use switchboard::service::{Busy, Done, Forward, Handled, Intake, Offer, OutcomesJson, Outgoing};
+use switchboard::service::{
+    Begun, Busy, Done, Forward, Handled, Intake, Offer, OutcomesJson, Outgoing,
+};
 use switchboard::{CurrentGeneration, EmitError, Generation, Outcomes};
 use tokio::sync::oneshot;
 
@@ -39,8 +41,9 @@ pub enum Reply {
     /// An HTTP request's answer; the event may be forwarded (published) instead of
     /// dispatched here.
     Http(oneshot::Sender<Dispatched>),
-    /// An event from a [`Source`](switchboard::service::Source): always dispatched here.
-    Intake(Done),
+    /// An event from a [`Source`](switchboard::service::Source): always dispatched here;
+    /// `Begun` is called as its callbacks begin.
+    Intake(Done, Option<Begun>),
 }
 
 /// What became of a job.
@@ -298,7 +301,10 @@ impl Worker {
                 // The client may have gone away; the event ran all the same.
                 let _ = reply.send(answer);
             }
-            Reply::Intake(done) => {
+            Reply::Intake(done, begun) => {
+                if let Some(begun) = begun {
+                    begun();
+                }
                 let handled =
                     host.with(|generation| self.take_in(generation, job, metrics, recent));
                 done(handled);
@@ -406,7 +412,7 @@ impl Intake for SourceIntake {
             event: offer.event,
             args: offer.args,
             id: offer.id,
-            reply: Reply::Intake(offer.done),
+            reply: Reply::Intake(offer.done, offer.begun),
         };
         self.0.offer(job).map_err(|refused| {
             let (why, job) = *refused;
@@ -414,8 +420,8 @@ impl Intake for SourceIntake {
                 Refusal::QueueFull => Busy::Full,
                 _ => Busy::Stopping,
             };
-            let done = match job.reply {
-                Reply::Intake(done) => done,
+            let (done, begun) = match job.reply {
+                Reply::Intake(done, begun) => (done, begun),
                 Reply::Http(_) => unreachable!("the job just made has an intake's reply"),
             };
             let offer = Offer {
@@ -423,6 +429,7 @@ impl Intake for SourceIntake {
                 args: job.args,
                 id: job.id,
                 done,
+                begun,
             };
             Box::new((busy, offer))
         })

@@ -197,7 +197,7 @@ impl Metrics {
         );
         registry.register(
             "nats_messages",
-            "Messages crossing to and from NATS, by event and crossing: published, consumed (each delivery), redelivered, already_completed (a redelivery recognized by its id and not dispatched again), dead_lettered",
+            "Messages crossing to and from NATS, by event and crossing: published, consumed (each delivery), redelivered, already_completed_in_cache and already_completed_in_ledger (a delivery recognized by its id and not dispatched again, where it was found), claimed_elsewhere (another host began it and has not finished), ran_again (callbacks ran for an event the ledger held as completed), ledger_error, dead_lettered",
             metrics.crossings.clone(),
         );
         registry.register(

@@ -15,8 +15,9 @@ mod hardening;
 mod hostile;
 #[cfg(target_os = "linux")]
 mod isolation;
-mod loading;
 #[cfg(target_os = "linux")]
+mod ledger;
+mod loading;
 mod nats;
 mod operator;
 mod refusals;

@@ -137,6 +137,11 @@ impl Server {
         (status, stderr)
     }
 
+    /// How it exited, if it has.
+    pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }

@@ -22,6 +22,11 @@ use toml::Spanned;
 /// redeliver_after_ms = 1000       # a failed event is delivered again after this pause
 /// in_flight = 256                 # events being dispatched at once, at most
 /// remember_completed = 100000     # completed ids kept, to recognize lost acknowledgements
+/// ledger = true                   # share completed ids with every host of the consumer
+/// ledger_bucket = "SWITCHBOARD_completed"  # the key-value bucket (default from the stream)
+/// ledger_max_age_s = 604800       # how long the ledger keeps an event (a week)
+/// ledger_max_bytes = 1073741824   # and how much it keeps at most (1 GiB)
+/// takeover_after_ms = 600000      # an event claimed by a host gone this long is taken over
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,9 +65,10 @@ pub struct NatsSettings {
     /// off: the host tells the server it is still working, every third of this time.
     #[serde(default = "default_ack_wait_ms")]
     pub ack_wait_ms: Spanned<u64>,
-    /// How many times an event is delivered before it goes to the dead-letter subject
+    /// How many times an event is attempted before it goes to the dead-letter subject
     /// `<subject_prefix>.dead-letter.<event>` with the failures that sent it there
-    /// (default 5).
+    /// (default 5). With the ledger, an attempt is a host beginning its callbacks (a
+    /// delivery handed back to wait for another host is none); without, each delivery.
     #[serde(default = "default_max_deliveries")]
     pub max_deliveries: Spanned<u32>,
     /// How long after a failed dispatch the event is delivered again, in milliseconds
@@ -78,6 +84,49 @@ pub struct NatsSettings {
     /// recognized by its id and acknowledged without running its callbacks again.
     #[serde(default = "default_remember_completed")]
     pub remember_completed: Spanned<u32>,
+    /// Whether the hosts of one consumer share a ledger of the events they claimed and
+    /// completed (default `true`), in a JetStream key-value bucket created when missing.
+    /// With it, a delivery another host completed is acknowledged without dispatch, and an
+    /// event a host began and did not finish (killed inside its callbacks) waits for that
+    /// host to come back and finish it, so effects kept per host (a database file each)
+    /// happen once across the hosts. Without it (`false`), each host keeps only its own
+    /// completed ids: at-least-once across hosts.
+    #[serde(default = "default_ledger")]
+    pub ledger: Spanned<bool>,
+    /// The ledger's bucket (default `<stream>_completed`). Hosts that consume with the
+    /// same `consumer` must name the same bucket, as the default does.
+    #[serde(default)]
+    pub ledger_bucket: Option<Spanned<String>>,
+    /// How long the ledger keeps an event, in seconds (default 604800, a week): a
+    /// redelivery or republish of the same id later than that runs again.
+    #[serde(default = "default_ledger_max_age_s")]
+    pub ledger_max_age_s: Spanned<u64>,
+    /// The most bytes the ledger keeps (default 1073741824, 1 GiB); past it the oldest
+    /// events are forgotten first (a repeat of one runs again).
+    #[serde(default = "default_ledger_max_bytes")]
+    pub ledger_max_bytes: Spanned<u64>,
+    /// How long an event claimed by another host, and delivered here, waits for that host
+    /// before this one takes it over, in milliseconds (default 600000). A host killed
+    /// inside its callbacks and restarted within it finishes its own events; one gone for
+    /// longer has its events run here, and their effects may then happen on both hosts.
+    #[serde(default = "default_takeover_after_ms")]
+    pub takeover_after_ms: Spanned<u64>,
+}
+
+fn default_ledger() -> Spanned<bool> {
+    Spanned::new(0..0, true)
+}
+
+fn default_ledger_max_age_s() -> Spanned<u64> {
+    Spanned::new(0..0, 604_800)
+}
+
+fn default_ledger_max_bytes() -> Spanned<u64> {
+    Spanned::new(0..0, 1 << 30)
+}
+
+fn default_takeover_after_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 600_000)
 }
 
 fn default_consumer() -> Spanned<String> {
@@ -140,6 +189,15 @@ impl NatsSettings {
     /// names have no `-`, so it is never an event's subject).
     pub fn dead_letter_subject(&self, event: &str) -> String {
         format!("{}.dead-letter.{event}", self.subject_prefix.get_ref())
+    }
+
+    /// The ledger's bucket, when the hosts share one: `ledger_bucket`, or
+    /// `<stream>_completed`.
+    pub fn ledger_bucket(&self) -> Option<String> {
+        self.ledger.get_ref().then(|| match &self.ledger_bucket {
+            Some(bucket) => bucket.get_ref().clone(),
+            None => format!("{}_completed", self.stream.get_ref()),
+        })
     }
 
     /// The name of the durable consumer of `event` on the server.
@@ -206,7 +264,21 @@ pub(super) fn problems(
             format!("`nats.consumer` must be 1 to 64 letters, digits, `_` and `-` (a durable consumer's name), not `{consumer}`"),
         ));
     }
-    let bounds: [(&str, u64, std::ops::RangeInclusive<u64>, Range<usize>); 5] = [
+    if let Some(bucket) = &nats.ledger_bucket {
+        let name = bucket.get_ref();
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            problems.push((
+                bucket.span(),
+                format!("`nats.ledger_bucket` must be 1 to 64 letters, digits, `_` and `-` (a key-value bucket's name), not `{name}`"),
+            ));
+        }
+    }
+    let bounds: [(&str, u64, std::ops::RangeInclusive<u64>, Range<usize>); 8] = [
         (
             "ack_wait_ms",
             *nats.ack_wait_ms.get_ref(),
@@ -236,6 +308,24 @@ pub(super) fn problems(
             u64::from(*nats.remember_completed.get_ref()),
             1..=10_000_000,
             nats.remember_completed.span(),
+        ),
+        (
+            "ledger_max_age_s",
+            *nats.ledger_max_age_s.get_ref(),
+            60..=31_536_000,
+            nats.ledger_max_age_s.span(),
+        ),
+        (
+            "ledger_max_bytes",
+            *nats.ledger_max_bytes.get_ref(),
+            1 << 20..=1 << 40,
+            nats.ledger_max_bytes.span(),
+        ),
+        (
+            "takeover_after_ms",
+            *nats.takeover_after_ms.get_ref(),
+            100..=604_800_000,
+            nats.takeover_after_ms.span(),
         ),
     ];
     for (name, value, range, span) in bounds {

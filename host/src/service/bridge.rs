@@ -135,6 +135,9 @@ pub enum Busy {
 /// Called once with what became of an event, on the thread that dispatched it.
 pub type Done = Box<dyn FnOnce(Handled) + Send>;
 
+/// What a [`Source`] is told, on the dispatch worker, as an event's callbacks begin.
+pub type Begun = Box<dyn FnOnce() + Send>;
+
 /// An event handed to an [`Intake`], with the sender's `id` (for logs and answers) and
 /// what to call once every callback finished or the host refused it. An intake that does
 /// not take it hands it back whole, so that it can be offered again without a copy.
@@ -147,6 +150,10 @@ pub struct Offer {
     pub id: String,
     /// Called once with what became of it.
     pub done: Done,
+    /// Called on the dispatch worker just before the callbacks run (not when the event is
+    /// refused before them, or dropped by a stop): a source that keeps records across
+    /// restarts learns which events were begun, not only queued.
+    pub begun: Option<Begun>,
 }
 
 /// Where a [`Source`] hands its events: a long-running host's dispatch workers (the event
@@ -180,30 +187,51 @@ pub enum Crossing {
     /// Delivered again: an earlier delivery failed, timed out, or was never acknowledged.
     Redelivered,
     /// Delivered again after this host had completed it (its acknowledgement was lost):
-    /// recognized by its id and not dispatched again.
-    AlreadyCompleted,
+    /// found in this host's completed ids and not dispatched again.
+    AlreadyCompletedInCache,
+    /// Delivered after a host of the same consumer (this one or another) had completed
+    /// it: found in the shared ledger and not dispatched again.
+    AlreadyCompletedInLedger,
+    /// Delivered while another host holds the ledger's claim on it (it began the event and
+    /// has not finished it): handed back to wait for that host.
+    ClaimedElsewhere,
+    /// Completed here after it had been begun before (claimed in the ledger, by this host
+    /// before a restart or by a host it took over from) or after another host completed
+    /// it: its callbacks may have run more than once.
+    RanAgain,
+    /// The ledger could not be read or written; the event went on as if there were none.
+    LedgerError,
     /// Given up on and sent to the dead-letter subject.
     DeadLettered,
 }
 
 impl Crossing {
     /// Every crossing, in the order metrics list them.
-    pub const ALL: [Crossing; 5] = [
+    pub const ALL: [Crossing; 9] = [
         Crossing::Published,
         Crossing::Consumed,
         Crossing::Redelivered,
-        Crossing::AlreadyCompleted,
+        Crossing::AlreadyCompletedInCache,
+        Crossing::AlreadyCompletedInLedger,
+        Crossing::ClaimedElsewhere,
+        Crossing::RanAgain,
+        Crossing::LedgerError,
         Crossing::DeadLettered,
     ];
 
-    /// Its name in metrics: `published`, `consumed`, `redelivered`, `already_completed`,
-    /// `dead_lettered`.
+    /// Its name in metrics: `published`, `consumed`, `redelivered`,
+    /// `already_completed_in_cache`, `already_completed_in_ledger`, `claimed_elsewhere`,
+    /// `ran_again`, `ledger_error`, `dead_lettered`.
     pub fn name(self) -> &'static str {
         match self {
             Crossing::Published => "published",
             Crossing::Consumed => "consumed",
             Crossing::Redelivered => "redelivered",
-            Crossing::AlreadyCompleted => "already_completed",
+            Crossing::AlreadyCompletedInCache => "already_completed_in_cache",
+            Crossing::AlreadyCompletedInLedger => "already_completed_in_ledger",
+            Crossing::ClaimedElsewhere => "claimed_elsewhere",
+            Crossing::RanAgain => "ran_again",
+            Crossing::LedgerError => "ledger_error",
             Crossing::DeadLettered => "dead_lettered",
         }
     }

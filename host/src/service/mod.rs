@@ -31,7 +31,8 @@ use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
 use serde_json::json;
 
 pub use bridge::{
-    made_up_id, Busy, Crossing, Done, Forward, Handled, Intake, Offer, Outgoing, Source, Traffic,
+    made_up_id, Begun, Busy, Crossing, Done, Forward, Handled, Intake, Offer, Outgoing, Source,
+    Traffic,
 };
 pub use json_lines::OutcomesJson;
 use json_lines::{handle, handle_batch, Line};
@@ -506,7 +507,7 @@ fn work(
     while let Some(work) = queue.next_work() {
         let batch = match work {
             Work::Lines(batch) => batch,
-            Work::Offer(offer) => {
+            Work::Offer(mut offer) => {
                 let generation = host.get();
                 // Counts for this generation (a reload may have come since the last event).
                 generation.absorb(&mut duty.tally);
@@ -515,7 +516,7 @@ fn work(
                 }
                 let outcomes = &mut duty.outcomes[0];
                 outcomes.timed = duty.report.consumed.is_multiple_of(TIME_ONE_IN);
-                let handled = take_in(&generation, &offer, outcomes);
+                let handled = take_in(&generation, &mut offer, outcomes);
                 if !matches!(handled, Handled::Refused(_)) {
                     duty.tally.add(outcomes);
                     generation.absorb(&mut duty.tally);

@@ -29,9 +29,16 @@ impl Intake for QueueIntake {
 
 /// Dispatches a source's event on `generation`: what became of it. Failures read
 /// `plugin.callback (kind): message`, one per failed or skipped callback.
-pub(super) fn take_in(generation: &Generation, offer: &Offer, outcomes: &mut Outcomes) -> Handled {
+pub(super) fn take_in(
+    generation: &Generation,
+    offer: &mut Offer,
+    outcomes: &mut Outcomes,
+) -> Handled {
     outcomes.reset(0);
     outcomes.set_event_id(Some(&offer.id));
+    if let Some(begun) = offer.begun.take() {
+        begun();
+    }
     if let Err(error) = generation.emit_json_into(&offer.event, &offer.args, outcomes) {
         return Handled::Refused(error.to_string());
     }
