@@ -107,6 +107,8 @@ pub struct Metrics {
     plugin_state: Family<PluginStateLabels, Gauge>,
     requests: Family<RequestLabels, Counter>,
     crossings: Family<CrossingLabels, Counter>,
+    /// The same counts, for the status page (a family cannot be listed).
+    crossing_counts: std::sync::Mutex<HashMap<(String, Crossing), u64>>,
     generation: Gauge,
     queue_depth: Gauge,
     queue_capacity: Gauge,
@@ -145,6 +147,7 @@ impl Metrics {
             plugin_state: Family::default(),
             requests: Family::default(),
             crossings: Family::default(),
+            crossing_counts: Default::default(),
             generation: Gauge::default(),
             queue_depth: Gauge::default(),
             queue_capacity: Gauge::default(),
@@ -301,6 +304,27 @@ impl Metrics {
             .insert(key, counter);
     }
 
+    /// How many messages of each event crossed in each way: by event, then in the order
+    /// of [`Crossing::ALL`].
+    pub fn crossings(&self) -> Vec<(String, Crossing, u64)> {
+        let counts = self
+            .crossing_counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut events: Vec<&String> = counts.keys().map(|(event, _)| event).collect();
+        events.sort();
+        events.dedup();
+        let mut all = Vec::new();
+        for event in events {
+            for how in Crossing::ALL {
+                if let Some(&n) = counts.get(&(event.clone(), how)) {
+                    all.push((event.clone(), how, n));
+                }
+            }
+        }
+        all
+    }
+
     /// A request started (`1`) or ended (`-1`).
     pub fn in_flight(&self, delta: i64) {
         self.in_flight.inc_by(delta);
@@ -411,6 +435,12 @@ impl Traffic for Metrics {
             crossing: how.name().to_owned(),
         };
         self.crossings.get_or_create(&labels).inc();
+        *self
+            .crossing_counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((labels.event, how))
+            .or_default() += 1;
     }
 }
 

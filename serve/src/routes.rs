@@ -120,6 +120,7 @@ async fn status_page(State(app): App) -> Response {
         app.started.elapsed(),
         &app.listening,
         app.dispatcher.depth(),
+        &app.metrics.crossings(),
     );
     answered(&app, "/", Html(page).into_response())
 }

@@ -1,11 +1,12 @@
 //! `GET /`: a status page for a person, rendered on the server as plain HTML with a little
 //! CSS and no script: the plugins with their state and counts, the events with their
-//! callbacks in dispatch order, and the recent failures.
+//! callbacks in dispatch order, what crossed to and from NATS, and the recent failures.
 
 use std::fmt::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use switchboard::manifest::Isolation;
+use switchboard::service::Crossing;
 use switchboard::Generation;
 
 use crate::dispatch::Failure;
@@ -36,6 +37,7 @@ pub fn render(
     uptime: Duration,
     listening: &str,
     queue_depth: usize,
+    crossings: &[(String, Crossing, u64)],
 ) -> String {
     let mut page = String::with_capacity(8 * 1024);
     let _ = write!(
@@ -51,6 +53,7 @@ pub fn render(
     );
     plugins(&mut page, generation);
     events(&mut page, generation);
+    nats(&mut page, crossings);
     recent(&mut page, failures);
     page.push_str("</body></html>\n");
     page
@@ -140,6 +143,27 @@ fn events(page: &mut String, generation: &Generation) {
             "<tr><td><code>{}</code>{doc}</td><td><code>{}</code></td><td>{callbacks}</td></tr>",
             escape(&event.name),
             args.join(", ")
+        );
+    }
+    page.push_str("</tbody></table>\n");
+}
+
+/// What crossed to and from NATS, by event: one row per event and crossing, and nothing
+/// for a host that has no `[nats]` traffic.
+fn nats(page: &mut String, crossings: &[(String, Crossing, u64)]) {
+    if crossings.is_empty() {
+        return;
+    }
+    page.push_str(
+        "<h2>NATS</h2>\n<p class=\"lead\">Messages by event and crossing: where repeats were recognized (<code>already_completed_in_cache</code>, <code>already_completed_in_ledger</code>), events waiting for the host that began them (<code>claimed_elsewhere</code>), events whose callbacks may have run more than once (<code>ran_again</code>), and ledger errors.</p>\n\
+         <table><thead><tr><th>Event</th><th>Crossing</th><th class=\"n\">Messages</th></tr></thead><tbody>\n",
+    );
+    for (event, how, n) in crossings {
+        let _ = writeln!(
+            page,
+            "<tr><td><code>{}</code></td><td><code>{}</code></td><td class=\"n\">{n}</td></tr>",
+            escape(event),
+            how.name()
         );
     }
     page.push_str("</tbody></table>\n");
