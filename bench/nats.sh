@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Events through NATS JetStream: switchboard publishing (`run` with the manifest's
 # `[nats] publish`) and consuming (`serve` with `[nats] consume`, no plugins, so the
-# broker path is what is measured) against plain async-nats on the same server
-# (nats/examples/raw_rate.rs), one after the other, in one run.
+# broker path is what is measured; without and with the shared ledger) against plain
+# async-nats on the same server (nats/examples/raw_rate.rs), one after the other, in one
+# run.
 #
 #   bench/nats.sh [COUNT]        # default 50000 events per measurement
 #
@@ -57,9 +58,6 @@ for workers in 2 64; do
     echo "switchboard run --workers $workers: publish $(rate "$count" "$(now)" "$start")/s"
 done
 
-start=$(now)
-target/release/switchboard -m "$work/c.toml" serve --listen 127.0.0.1:0 2>"$work/serve.log" &
-server=$!
 pending() {
     curl -sf "http://127.0.0.1:$monitor/jsz?consumers=1" | python3 -c "
 import json, sys
@@ -67,10 +65,19 @@ j = json.load(sys.stdin)
 for a in j.get('account_details', []):
     for s in a.get('stream_detail', []):
         for c in s.get('consumer_detail', []) or []:
-            if c['name'] == 'bench-user_joined':
+            if c['name'] == '$1-user_joined':
                 print(c['num_pending'] + c['num_ack_pending']); sys.exit()
 print(-1)"
 }
-until [ "$(pending)" = 0 ]; do sleep 0.05; done
-echo "switchboard serve: consume $(rate $((2 * count)) "$(now)" "$start")/s (start-up included)"
-kill -TERM "$server"; wait "$server" || true
+# The same stream consumed twice, by two durable consumers: without the shared ledger
+# (each host knows only its own completed ids), then with it (a claim, a mark and a
+# double ack per event).
+for ledger in false true; do
+    sed -e "s/consumer = \"bench\"/consumer = \"bench-$ledger\"\nledger = $ledger/" "$work/c.toml" >"$work/c-$ledger.toml"
+    start=$(now)
+    target/release/switchboard -m "$work/c-$ledger.toml" serve --listen 127.0.0.1:0 2>"$work/serve-$ledger.log" &
+    server=$!
+    until [ "$(pending "bench-$ledger")" = 0 ]; do sleep 0.05; done
+    echo "switchboard serve, ledger = $ledger: consume $(rate $((2 * count)) "$(now)" "$start")/s (start-up included)"
+    kill -TERM "$server"; wait "$server" || true
+done
