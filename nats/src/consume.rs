@@ -345,6 +345,9 @@ async fn handle(
     if shared.is_completed(&id) {
         tracing::debug!("event `{event}` (id {id}) was completed before; acknowledged again");
         shared.count(event, Crossing::AlreadyCompletedInCache);
+        if let Some(ledger) = &shared.ledger {
+            ledger.settle(&ledger.key(event, &id)).await;
+        }
         letter.acknowledge_done().await;
         return;
     }

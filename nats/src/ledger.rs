@@ -266,6 +266,14 @@ impl Ledger {
         finish
     }
 
+    /// Marks `key` done whatever it says: for an event this host's own completed ids
+    /// know, whose mark a kill may have cut off, so that no other host waits for it.
+    pub(crate) async fn settle(&self, key: &str) {
+        if let Err(e) = self.store().1.put(key, self.record("done", 0).into()).await {
+            tracing::debug!("cannot mark {key} done in ledger {}: {e}", self.bucket());
+        }
+    }
+
     /// Forgets `key`, so that the same id published again runs again (after a dead
     /// letter, which ends the event's deliveries).
     pub(crate) async fn forget(&self, key: &str) {
