@@ -18,6 +18,7 @@ mod isolation;
 #[cfg(target_os = "linux")]
 mod ledger;
 mod loading;
+#[cfg(target_os = "linux")]
 mod nats;
 mod operator;
 mod refusals;
