@@ -419,10 +419,13 @@ async fn handle_claimed(
     }
     match dispatch(shared, letter, intake, args).await {
         None => {
-            // The host is stopping and the callbacks never ran: the claim is given back
-            // and another host (or this one, restarted) takes the event.
+            // The host is stopping and the callbacks did not run now: the claim is given
+            // back, and another host (or this one, restarted) takes the event, unless
+            // this host began it before a restart (its half-made effects are its own).
             if let (Some(ledger), Some(key), Some(_)) = (&shared.ledger, key, held) {
-                ledger.forget(key).await;
+                if !shared.was_begun(id) {
+                    ledger.forget(key).await;
+                }
             }
             letter.acknowledge(AckKind::Nak(None)).await;
         }

@@ -25,13 +25,14 @@ name = "emails"
 config = { transport = "file", outbox = "outbox" }
 "#;
 
-/// A host consuming sign-ups into its own database and outbox, with `extra` after them.
-fn signing_up(url: &str, extra: &str) -> Sandbox {
+/// A host consuming sign-ups into its own database and outbox: `nats` adds lines to its
+/// `[nats]` table, `plugins` more plugins after those two.
+fn signing_up(url: &str, nats: &str, plugins: &str) -> Sandbox {
     consuming(
         url,
         SIGN_UP_EVENTS,
         r#""user_joined""#,
-        &format!("{DATABASE_AND_MAILER}{extra}"),
+        &format!("{nats}{DATABASE_AND_MAILER}{plugins}"),
     )
 }
 
@@ -134,8 +135,8 @@ fn two_hosts_on_one_consumer_with_one_killed_three_times_store_and_welcome_each_
         return;
     };
     let p = publishing(&server.url());
-    let a = signing_up(&server.url(), "");
-    let b = signing_up(&server.url(), "");
+    let a = signing_up(&server.url(), "", "");
+    let b = signing_up(&server.url(), "", "");
     let mut host_a = Server::start(&a, &[]);
     let host_b = Server::start(&b, &[]);
     p.run_with_stdin(&["run", "--workers", "4"], sign_ups(USERS))
@@ -185,6 +186,7 @@ fn a_host_killed_inside_a_callback_stores_and_welcomes_the_user_once() {
     let p = publishing(&server.url());
     let c = signing_up(
         &server.url(),
+        "",
         "[[plugins]]\nname = \"dies_once\"\nconfig = { email = \"user7@example.com\", marker = \"died\" }\n",
     );
     let mut first = Server::start(&c, &[]);
@@ -226,12 +228,7 @@ fn the_ledger_says_what_other_hosts_did_and_a_stale_claim_is_taken_over() {
         return;
     };
     let p = publishing(&server.url());
-    let c = consuming(
-        &server.url(),
-        SIGN_UP_EVENTS,
-        r#""user_joined""#,
-        &format!("takeover_after_ms = 3000\n{DATABASE_AND_MAILER}"),
-    );
+    let c = signing_up(&server.url(), "takeover_after_ms = 3000\n", "");
     // `bob` and `cy` in URL-safe base64.
     write_ledger(
         &server,
@@ -296,14 +293,15 @@ fn the_ledger_says_what_other_hosts_did_and_a_stale_claim_is_taken_over() {
 }
 
 /// The ledger's bucket deleted under a running host: said once by name, the host goes on
-/// with its own completed ids and loses nothing, and the bucket is made again.
+/// with its own completed ids and loses nothing, and the bucket is made again; then the
+/// server restarted under it, and nothing is lost either.
 #[test]
-fn a_deleted_ledger_is_said_and_made_again_and_nothing_is_lost() {
-    let Some(server) = NatsServer::start() else {
+fn a_deleted_ledger_or_a_restarted_server_is_said_and_nothing_is_lost() {
+    let Some(mut server) = NatsServer::start() else {
         return;
     };
     let p = publishing(&server.url());
-    let c = signing_up(&server.url(), "");
+    let c = signing_up(&server.url(), "", "");
     let host = Server::start(&c, &[]);
     p.run_with_stdin(&["run"], sign_ups(20)).assert_code(0);
     wait_for(Duration::from_secs(30), "the first 20 users", || {
@@ -355,8 +353,22 @@ fn a_deleted_ledger_is_said_and_made_again_and_nothing_is_lost() {
             .get(r#"switchboard_nats_messages_total{event="user_joined",crossing="ledger_error"}"#)
             >= 1.0
     );
+    // The server restarted under the host: the ledger (kept in the server's store) and
+    // the consumer come back, and the next sign-ups are stored once too.
+    server.restart(Duration::from_millis(500));
+    let last: String = sign_ups(90)
+        .lines()
+        .skip(60)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    p.run_with_stdin(&["run"], last).assert_code(0);
+    wait_for(
+        Duration::from_secs(60),
+        "the sign-ups after the restart",
+        || server.drained("c-user_joined") && users_in(&c.path("users.db")).len() == 90,
+    );
     drop(host);
-    assert_each_user_stored_and_welcomed_once(&[&c], 60);
+    assert_each_user_stored_and_welcomed_once(&[&c], 90);
     assert!(server.dead_letters("SIGNUPS").is_empty());
 }
 
@@ -368,12 +380,7 @@ fn the_ledger_can_be_turned_off_and_its_settings_are_checked() {
         return;
     };
     let p = publishing(&server.url());
-    let c = consuming(
-        &server.url(),
-        SIGN_UP_EVENTS,
-        r#""user_joined""#,
-        &format!("ledger = false\n{DATABASE_AND_MAILER}"),
-    );
+    let c = signing_up(&server.url(), "ledger = false\n", "");
     let host = Server::start(&c, &[]);
     p.run_with_stdin(&["run"], sign_ups(10)).assert_code(0);
     wait_for(Duration::from_secs(30), "every sign-up consumed", || {
