@@ -342,11 +342,12 @@ async fn handle(
         delivered,
         message: &message,
     };
+    let key = shared.ledger.as_ref().map(|ledger| ledger.key(event, &id));
     if shared.is_completed(&id) {
         tracing::debug!("event `{event}` (id {id}) was completed before; acknowledged again");
         shared.count(event, Crossing::AlreadyCompletedInCache);
-        if let Some(ledger) = &shared.ledger {
-            ledger.settle(&ledger.key(event, &id)).await;
+        if let (Some(ledger), Some(key)) = (&shared.ledger, &key) {
+            ledger.settle(key).await;
         }
         letter.acknowledge_done().await;
         return;
@@ -364,7 +365,6 @@ async fn handle(
         letter.acknowledge(AckKind::Nak(Some(wait))).await;
         return;
     }
-    let key = shared.ledger.as_ref().map(|ledger| ledger.key(event, &id));
     handle_claimed(shared, &letter, intake, args, key.as_deref()).await;
     shared.end(&id);
 }

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::nats::{
-    consuming, outside, publishing, sign_ups, users_in, wait_for, welcomes_in, NatsServer,
-    SIGN_UP_EVENTS,
+    consuming, emit_sign_up, outside, publishing, sign_ups, sign_ups_numbered, users_in, wait_for,
+    welcomes_in, NatsServer, SIGN_UP_EVENTS,
 };
 use crate::serve::Server;
 use crate::util::Sandbox;
@@ -241,16 +241,7 @@ fn the_ledger_says_what_other_hosts_did_and_a_stale_claim_is_taken_over() {
         r#"{"state":"running","host":"host-other","attempts":1}"#,
     );
     for (name, id) in [("Bob", "bob"), ("Cy", "cy"), ("Dee", "dee")] {
-        let email = format!("email={}@example.com", name.to_lowercase());
-        p.run(&[
-            "emit",
-            "user_joined",
-            &format!("name={name}"),
-            &email,
-            "--id",
-            id,
-        ])
-        .assert_code(0);
+        emit_sign_up(&p, name, id);
     }
     let host = Server::start(&c, &[]);
     wait_for(Duration::from_secs(30), "every event consumed", || {
@@ -315,12 +306,8 @@ fn a_deleted_ledger_or_a_restarted_server_is_said_and_nothing_is_lost() {
             .await
             .unwrap();
     });
-    let more: String = sign_ups(60)
-        .lines()
-        .skip(20)
-        .map(|l| format!("{l}\n"))
-        .collect();
-    p.run_with_stdin(&["run"], more).assert_code(0);
+    p.run_with_stdin(&["run"], sign_ups_numbered(20..60))
+        .assert_code(0);
     wait_for(Duration::from_secs(60), "every sign-up consumed", || {
         server.drained("c-user_joined")
     });
@@ -356,12 +343,8 @@ fn a_deleted_ledger_or_a_restarted_server_is_said_and_nothing_is_lost() {
     // The server restarted under the host: the ledger (kept in the server's store) and
     // the consumer come back, and the next sign-ups are stored once too.
     server.restart(Duration::from_millis(500));
-    let last: String = sign_ups(90)
-        .lines()
-        .skip(60)
-        .map(|l| format!("{l}\n"))
-        .collect();
-    p.run_with_stdin(&["run"], last).assert_code(0);
+    p.run_with_stdin(&["run"], sign_ups_numbered(60..90))
+        .assert_code(0);
     wait_for(
         Duration::from_secs(60),
         "the sign-ups after the restart",

@@ -113,6 +113,21 @@ impl Drop for NatsServer {
 }
 
 /// The sign-up event, published to `url`.
+/// Publishes `name`'s sign-up (email `<name in lowercase>@example.com`) through `emit`
+/// from the publishing host `p`, with the id `id`.
+pub(crate) fn emit_sign_up(p: &Sandbox, name: &str, id: &str) {
+    let email = format!("email={}@example.com", name.to_lowercase());
+    p.run(&[
+        "emit",
+        "user_joined",
+        &format!("name={name}"),
+        &email,
+        "--id",
+        id,
+    ])
+    .assert_code(0);
+}
+
 pub(crate) fn publishing(url: &str) -> Sandbox {
     Sandbox::new(&format!(
         r#"
@@ -128,7 +143,12 @@ publish_timeout_ms = 15000
 }
 
 pub(crate) fn sign_ups(count: usize) -> String {
-    (0..count)
+    sign_ups_numbered(0..count)
+}
+
+/// The `run` lines of the sign-ups numbered `numbers`, each with its id `signup-<n>`.
+pub(crate) fn sign_ups_numbered(numbers: std::ops::Range<usize>) -> String {
+    numbers
         .map(|n| {
             format!(
                 "{{\"event\": \"user_joined\", \"args\": {{\"name\": \"user{n}\", \"email\": \"user{n}@example.com\"}}, \"id\": \"signup-{n}\"}}\n"
@@ -672,12 +692,8 @@ fn consuming_goes_on_after_the_server_restarts() {
         users_in(&c.path("users.db")).len() == 100
     });
     server.restart(Duration::from_millis(500));
-    let more: String = sign_ups(200)
-        .lines()
-        .skip(100)
-        .map(|l| format!("{l}\n"))
-        .collect();
-    p.run_with_stdin(&["run"], more).assert_code(0);
+    p.run_with_stdin(&["run"], sign_ups_numbered(100..200))
+        .assert_code(0);
     wait_for(Duration::from_secs(60), "the next 100 users", || {
         users_in(&c.path("users.db")).len() == 200
     });
@@ -696,16 +712,7 @@ fn an_event_completed_before_a_lost_acknowledgement_is_not_run_again() {
     std::fs::create_dir_all(c.path(".switchboard/nats")).unwrap();
     c.write(".switchboard/nats/c.completed", "bob\n");
     for (name, id) in [("Bob", "bob"), ("Cy", "cy")] {
-        let email = format!("email={}@example.com", name.to_lowercase());
-        p.run(&[
-            "emit",
-            "user_joined",
-            &format!("name={name}"),
-            &email,
-            "--id",
-            id,
-        ])
-        .assert_code(0);
+        emit_sign_up(&p, name, id);
     }
     let http = crate::serve::Server::start(&c, &[]);
     wait_for(Duration::from_secs(30), "both events", || {
