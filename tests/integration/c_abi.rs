@@ -652,3 +652,68 @@ fn add_takes_a_c_library_as_it_takes_a_rust_one() {
         emit.stdout()
     );
 }
+
+/// Every way a C callback is handed its arguments gives it the same values, in-process
+/// (where the dispatch loop lowers an emit's flat arguments once for all its C callbacks)
+/// and isolated: typed reads in the event's order, out of it, a subset, an optional left
+/// out; reading by name; lists and maps, and more arguments than the shared frame holds
+/// (lowered per call instead).
+#[test]
+fn every_way_of_handing_a_c_callback_its_arguments_gives_the_same_values() {
+    let library = c_library(
+        "gcc",
+        &["tests/c-abi/views.c"],
+        "views",
+        &["-std=c11", "-Wall", "-Wextra", "-pedantic", "-Werror"],
+    );
+    let wide: Vec<String> = (1..=9).map(|n| format!("a{n} = \"int\"")).collect();
+    let input = [
+        r#"{"event": "pair", "args": {"a": "Ann", "b": 7}}"#.to_owned(),
+        r#"{"event": "pair", "args": {"a": "Bob"}}"#.to_owned(),
+        r#"{"event": "nested", "args": {"xs": [1, "two"], "m": {"k": [3]}}}"#.to_owned(),
+        format!(
+            r#"{{"event": "wide", "args": {{{}}}}}"#,
+            (1..=9)
+                .map(|n| format!("\"a{n}\": {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ]
+    .join("\n")
+        + "\n";
+    let all_nine = (1..=9)
+        .map(|n| format!("a{n}={n}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let expected = vec![
+        vec!["a=Ann b=7", "b=7 a=Ann", "b=7", "a=Ann b=7"],
+        vec!["a=Bob b=null", "b=null a=Bob", "b=null", "a=Bob b=null"],
+        vec!["xs=list(2) m=map(1)", "xs=list(2) m=map(1)"],
+        vec![all_nine.as_str(), all_nine.as_str()],
+    ];
+    for isolation in ["", "isolation = \"process\""] {
+        let s = Sandbox::new(&format!(
+            "[events.pair]\nargs = {{ a = \"string\", b = \"int?\" }}\n\
+             [events.nested]\nargs = {{ xs = \"list\", m = \"map\" }}\n\
+             [events.wide]\nargs = {{ {} }}\n\
+             [[plugins]]\nname = \"views\"\npath = {:?}\n{isolation}\n",
+            wide.join(", "),
+            library.to_str().unwrap()
+        ));
+        let run = s.run_with_stdin(&["run", "--ordered", "--workers", "1"], &input);
+        run.assert_code(0);
+        let got: Vec<Vec<String>> = run
+            .json_lines()
+            .iter()
+            .map(|line| {
+                line["results"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{isolation}: no results in {line}"))
+                    .iter()
+                    .map(|r| r["value"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(got, expected, "{isolation}");
+    }
+}

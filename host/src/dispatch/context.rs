@@ -87,7 +87,10 @@ impl EventTag<'_> {
 
 impl<'p> EventTag<'p> {
     /// The id as text, made in `buffer` when the host makes it (no allocation).
-    pub(crate) fn text_in<'b>(self, buffer: &'b mut [u8; 96]) -> &'b str
+    pub(crate) fn text_in<'b>(
+        self,
+        buffer: &'b mut std::mem::MaybeUninit<[u8; super::outcome::MADE_UP_ID_ROOM]>,
+    ) -> &'b str
     where
         'p: 'b,
     {

@@ -221,17 +221,20 @@ impl Generation {
             request: out.request,
         };
         // C callbacks read the event's id from the call (`sb_call.event_id`), not from a
-        // host handle: published for them, only where there are some.
-        let mut id_text = std::mem::MaybeUninit::<[u8; 96]>::uninit();
-        let _published = if self.has_c_callbacks.get(event.index as usize) == Some(&true) {
-            let id_text = id_text.write([0; 96]);
-            Some(crate::load::publish_event_id(
+        // host handle, and share the arguments lowered once: a frame published for them,
+        // only where there are some.
+        let mut id_text = std::mem::MaybeUninit::uninit();
+        let mut c_frame = std::mem::MaybeUninit::uninit();
+        let published = if self.has_c_callbacks.get(event.index as usize) == Some(&true) {
+            Some(crate::load::CFrame::publish(
+                &mut c_frame,
                 &raw,
-                frame.id.text_in(id_text),
+                frame.id.text_in(&mut id_text),
             ))
         } else {
             None
         };
+        let c_view = published.as_ref().map(crate::load::Published::frame);
         let first = out.len();
         let mut any_failed = false;
         let mut slot = RResult::ROk(Value::NULL);
@@ -243,7 +246,7 @@ impl Generation {
             let plugin = &self.slots[target.plugin as usize];
             let breaker = &plugin.breaker;
             let name = plugin.meta.name.as_str();
-            let Route::Direct(entry) = target.route else {
+            if matches!(target.route, Route::Worker) {
                 if PAUSE {
                     return Some(from + index);
                 }
@@ -263,7 +266,7 @@ impl Generation {
                     break;
                 }
                 continue;
-            };
+            }
             let step = Step {
                 event,
                 target,
@@ -274,11 +277,16 @@ impl Generation {
             let stop = match breaker.admit(name) {
                 Admission::Allowed { trial } => {
                     let ctx = CallCtx::for_callback(self, name, frame);
-                    // SAFETY: the entry was copied from the plugin's instance, which this
-                    // generation owns in `slots` and drops only with itself, so it is
-                    // alive while `&self` is; `state` and `data` are that entry's own.
-                    let call = |slot: &mut RResult<Value<'static>, PluginError>| unsafe {
-                        (entry.call)(entry.state, entry.data, &raw, ctx.handle(), slot)
+                    let call = |slot: &mut RResult<Value<'static>, PluginError>| match &target.route
+                    {
+                        // SAFETY: the entry was copied from the plugin's instance, which
+                        // this generation owns in `slots` and drops only with itself, so it
+                        // is alive while `&self` is; `state` and `data` are that entry's.
+                        Route::Direct(entry) => unsafe {
+                            (entry.call)(entry.state, entry.data, &raw, ctx.handle(), slot)
+                        },
+                        Route::C(c) => c.call(c_view, &raw, ctx.handle(), slot),
+                        Route::Worker => status::NULL,
                     };
                     let code = if TIMED {
                         let start = Instant::now();

@@ -352,7 +352,6 @@ pub(crate) enum Instance {
 
 /// One callback of an event's dispatch list: its plugin's direct entry point, copied out of
 /// the plugin at start so that the dispatch loop makes one indirect call per callback.
-#[derive(Clone, Copy)]
 pub(crate) struct Target {
     pub(crate) route: Route,
     /// Its plugin's slot.
@@ -362,10 +361,12 @@ pub(crate) struct Target {
 }
 
 /// How a callback is reached.
-#[derive(Clone, Copy)]
 pub(crate) enum Route {
     /// Its plugin's direct entry point, in this process.
     Direct(CallEntry),
+    /// A C plugin's callback, in this process: its `on_call` hook, called by the dispatch
+    /// loop with the emit's arguments lowered once for every C callback.
+    C(crate::load::CTarget),
     /// Through its plugin's worker processes.
     Worker,
 }

@@ -129,9 +129,11 @@ impl Prepared {
             .targets
             .iter()
             .map(|targets| {
-                targets.iter().any(
-                    |t| matches!(&t.route, Route::Direct(entry) if crate::load::is_c_entry(entry)),
-                )
+                targets.iter().any(|t| match &t.route {
+                    Route::C(_) => true,
+                    Route::Direct(entry) => crate::load::is_c_entry(entry),
+                    Route::Worker => false,
+                })
             })
             .collect();
         generation.emit_builtin(crate::manifest::builtin::HOST_STARTED);
@@ -163,7 +165,15 @@ fn targets(generation: &Generation) -> Vec<Vec<Target>> {
                                     callback.name
                                 );
                             }
-                            Route::Direct(entry?)
+                            let entry = entry?;
+                            let names = &event.schema.names;
+                            // SAFETY: the target is kept in this generation's dispatch
+                            // table, which is only called through while the generation,
+                            // and so the instance in its slot, is alive.
+                            match unsafe { crate::load::CTarget::of(&entry, names) } {
+                                Some(c) => Route::C(c),
+                                None => Route::Direct(entry),
+                            }
                         }
                         Instance::Process(_) => Route::Worker,
                         Instance::Off(_) => return None,

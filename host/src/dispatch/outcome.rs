@@ -283,39 +283,69 @@ impl<'o> IntoIterator for &'o Outcomes {
 /// An id for the `n`th event of this process that came without one (a request id, a line
 /// number): `sb-<pid>-<start time>-<n>` (the last two in hex), unique across runs.
 pub fn made_up_id(n: u64) -> String {
-    made_up_id_in(n, &mut [0; 96]).to_owned()
+    made_up_id_in(n, &mut std::mem::MaybeUninit::uninit()).to_owned()
 }
 
-/// [`made_up_id`], written into `buffer` (long enough for any: at most 63 bytes) without
-/// formatting machinery: it is made on the C callbacks' dispatch path, once per emit.
+/// Room for any made-up id: the prefix (at most 47 bytes: `sb-`, a 32-bit pid, `-`, a
+/// 128-bit time in hex, `-`) and at most 16 hex digits.
+pub(crate) const MADE_UP_ID_ROOM: usize = 64;
+
+/// [`made_up_id`], written into `buffer` without formatting machinery and without clearing
+/// it first: it is made on the C callbacks' dispatch path, once per emit. The prefix is
+/// copied whole from a padded copy (a fixed-size move the compiler inlines), then the
+/// digits are written after it.
 #[inline]
-pub(crate) fn made_up_id_in(n: u64, buffer: &mut [u8; 96]) -> &str {
-    let run = this_run().as_bytes();
+pub(crate) fn made_up_id_in(
+    n: u64,
+    buffer: &mut std::mem::MaybeUninit<[u8; MADE_UP_ID_ROOM]>,
+) -> &str {
+    let (padded, prefix) = this_run();
+    let prefix = *prefix;
+    let out = buffer.write(*padded);
     let digits = (64 - n.leading_zeros() as usize).div_ceil(4).max(1);
-    let len = run.len() + 1 + digits;
-    let Some(out) = buffer.get_mut(..len) else {
+    // The digits, most significant first, moved to the top so that the first `digits` of
+    // the 16 written are the number's.
+    let hex = hex16(n << (4 * (16 - digits)));
+    let Some(room) = out.get_mut(prefix..prefix + 16) else {
         return "";
     };
-    out[..run.len()].copy_from_slice(run);
-    out[run.len()] = b'-';
-    let mut rest = n;
-    for slot in out[run.len() + 1..].iter_mut().rev() {
-        *slot = b"0123456789abcdef"[(rest & 0xf) as usize];
-        rest >>= 4;
-    }
+    room.copy_from_slice(&hex);
     // SAFETY: the prefix is ASCII (`sb-`, decimal and hex digits, dashes) and so is every
-    // byte written after it.
-    unsafe { std::str::from_utf8_unchecked(out) }
+    // digit written after it.
+    unsafe { std::str::from_utf8_unchecked(&out[..prefix + digits]) }
 }
 
-/// `sb-<pid>-<start time>`: this process's prefix of made-up ids.
-fn this_run() -> &'static str {
-    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// `n` as 16 lowercase hex digits, most significant first, without a loop: each nibble
+/// spread into a byte of its own, then all sixteen turned into ASCII at once.
+#[inline]
+fn hex16(n: u64) -> [u8; 16] {
+    let mut x = u128::from(n);
+    x = (x | (x << 32)) & 0x0000_0000_FFFF_FFFF_0000_0000_FFFF_FFFF;
+    x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF_0000_FFFF_0000_FFFF;
+    x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF_00FF_00FF_00FF_00FF;
+    x = (x | (x << 4)) & 0x0F0F_0F0F_0F0F_0F0F_0F0F_0F0F_0F0F_0F0F;
+    // Byte k now holds nibble k (little-endian); a nibble of 10 or more gets `a` - `0` - 10
+    // more than `0` does.
+    let ones = 0x0101_0101_0101_0101_0101_0101_0101_0101_u128;
+    let letters = ((x + 6 * ones) >> 4) & ones;
+    (x + 0x30 * ones + letters * 39).to_be_bytes()
+}
+
+/// `sb-<pid>-<start time>-`, this process's prefix of made-up ids, padded with zero bytes
+/// to [`MADE_UP_ID_ROOM`], and its length.
+fn this_run() -> &'static ([u8; MADE_UP_ID_ROOM], usize) {
+    static RUN: std::sync::OnceLock<([u8; MADE_UP_ID_ROOM], usize)> = std::sync::OnceLock::new();
     RUN.get_or_init(|| {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        format!("sb-{}-{started:x}", std::process::id())
+        let text = format!("sb-{}-{started:x}-", std::process::id());
+        let mut padded = [0; MADE_UP_ID_ROOM];
+        // At most 47 bytes (see MADE_UP_ID_ROOM), so the copy always fits with room for
+        // 16 digits.
+        let len = text.len().min(MADE_UP_ID_ROOM - 16);
+        padded[..len].copy_from_slice(&text.as_bytes()[..len]);
+        (padded, len)
     })
 }
 
@@ -323,17 +353,28 @@ fn this_run() -> &'static str {
 mod tests {
     #[test]
     fn a_made_up_id_is_this_runs_prefix_and_the_number_in_hex() {
-        for n in [0, 7, 65_536, u64::MAX] {
-            assert_eq!(
-                super::made_up_id(n),
-                format!("{}-{n:x}", super::this_run()),
-                "{n}"
-            );
-        }
-        let prefix = super::this_run();
+        let (padded, len) = super::this_run();
+        let prefix = std::str::from_utf8(&padded[..*len]).unwrap_or_default();
         assert!(
-            prefix.starts_with(&format!("sb-{}-", std::process::id())),
+            prefix.starts_with(&format!("sb-{}-", std::process::id())) && prefix.ends_with('-'),
             "{prefix}"
         );
+        for n in [
+            0,
+            7,
+            10,
+            15,
+            16,
+            0xabcdef,
+            65_536,
+            0x0123_4567_89ab_cdef,
+            u64::MAX,
+        ] {
+            assert_eq!(super::made_up_id(n), format!("{prefix}{n:x}"), "{n}");
+        }
+        for shift in 0..64 {
+            let n = 0xfedc_ba98_7654_3210_u64.rotate_left(shift) >> (shift % 61);
+            assert_eq!(super::made_up_id(n), format!("{prefix}{n:x}"), "{n}");
+        }
     }
 }

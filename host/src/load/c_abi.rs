@@ -125,6 +125,7 @@ pub struct SbEmit {
 
 /// `sb_call`.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct SbCall {
     pub struct_size: u32,
     pub callback: u32,

@@ -7,20 +7,17 @@ use std::ffi::c_void;
 use std::mem::MaybeUninit;
 use std::path::Path;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::OnceLock;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RResult, RSlice, RStr, RVec};
+use abi_stable::std_types::{RResult, RSlice, RStr, RString};
 use switchboard_plugin_api::abi::{
-    feature, level, status, ArgsRaw, CallEntry, HostBox, HostRef, Outcome, PluginBox, PluginObject,
-    PluginObject_TO,
+    feature, status, ArgsRaw, CallEntry, HostRef, PluginBox, PluginObject, PluginObject_TO,
 };
-use switchboard_plugin_api::{Entry, Error as PluginError, Value};
+use switchboard_plugin_api::{Error as PluginError, Value};
 
-use super::c_abi::{
-    self, SbCall, SbCallback, SbEntry, SbHost, SbOutcome, SbOutcomes, SbPlugin, SbReply, SbStr,
-    SbValue,
-};
+use super::c_abi::{self, SbCall, SbCallback, SbHost, SbPlugin, SbReply, SbStr, SbValue};
+use super::c_frame::{self, CFrame, INLINE};
+use super::c_host::with_borrowed;
 use super::c_value::{lift, lower_flat, sb_str, slice, static_text, text_of, Lowering, NULL};
 use super::library::{Emits, LibraryInfo, Registered};
 use crate::error::LoadError;
@@ -336,6 +333,9 @@ struct Positions {
     list: (usize, usize),
     /// Per read argument, its index in the list (`usize::MAX`: not there).
     at: Box<[usize]>,
+    /// Whether they are the list's first arguments, in its order (`at[n] == n`): the
+    /// callback's values are then the emit's lowered arguments as they are.
+    in_order: bool,
 }
 
 /// A started C plugin, as the host's live-plugin interface.
@@ -350,8 +350,8 @@ unsafe impl Send for Instance {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Instance {}
 
-/// Whether `entry` calls into a C plugin: the dispatch loop then publishes the event's id
-/// for it (see `c_event_id`).
+/// Whether `entry` calls into a C plugin (the dispatch table then calls it as a
+/// [`CTarget`]).
 pub(crate) fn is_c_entry(entry: &CallEntry) -> bool {
     std::ptr::fn_addr_eq(
         entry.call,
@@ -373,14 +373,193 @@ unsafe extern "C" fn call_entry(
 ) -> u8 {
     // SAFETY: the caller's promise.
     let inner = unsafe { &*state.cast::<Inner>() };
-    inner.call(data as usize as u32, args, host, result)
+    let frame = c_frame::for_args(args);
+    inner.call(data as usize as u32, args, frame, host, result)
+}
+
+/// The `on_call` hook's type.
+type OnCall = unsafe extern "C" fn(*mut c_void, *const SbCall, *const SbHost, *mut SbReply) -> i32;
+
+/// A C callback as the dispatch loop calls it: straight into the plugin's `on_call`, with
+/// the emit's shared call and the callback's values placed when the dispatch table was
+/// made (the table knows the event's argument list), so that a call is one indirect call
+/// with nothing looked up or lowered.
+pub(crate) struct CTarget {
+    /// The generic entry, for an emit whose arguments a frame could not lower.
+    entry: CallEntry,
+    on_call: OnCall,
+    state: *mut c_void,
+    callback: u32,
+    /// A typed callback's reads (its values follow them), at most [`INLINE`].
+    reads: Option<&'static [SbStr]>,
+    /// Per read, its index among the event's arguments (`usize::MAX`: not there).
+    at: Box<[usize]>,
+    /// Whether the reads are the event's first arguments in order: the frame's values
+    /// serve as they are.
+    in_order: bool,
+}
+
+// SAFETY: as for `Instance`: the state is required to be usable from several threads at
+// once, and the rest is the static table's read-only data.
+unsafe impl Send for CTarget {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for CTarget {}
+
+impl CTarget {
+    /// `entry` as a direct C target for an event whose arguments are `names`, or `None`
+    /// when it is not a C plugin's (or reads more arguments than a frame holds).
+    ///
+    /// # Safety
+    ///
+    /// `entry` must be alive (its instance not dropped) for as long as the target is kept.
+    pub(crate) unsafe fn of(entry: &CallEntry, names: &[RString]) -> Option<CTarget> {
+        if !is_c_entry(entry) {
+            return None;
+        }
+        // SAFETY: a C entry's state is its instance's `Inner`, alive (the caller's promise).
+        let inner = unsafe { &*entry.state.cast::<Inner>() };
+        let callback = entry.data as usize;
+        let on_call = inner.table.0.on_call?;
+        let reads: Option<&[SbStr]> = inner.reads.get(callback)?.as_deref();
+        // SAFETY: the reads live in the instance, which outlives the target (as above);
+        // the lifetime only spares a pointer and a length.
+        let reads: Option<&'static [SbStr]> = reads.map(|r| unsafe { &*(r as *const [SbStr]) });
+        let at: Box<[usize]> = reads
+            .unwrap_or_default()
+            .iter()
+            .map(|read| {
+                // SAFETY: the table's checked static names.
+                let read = unsafe { text_of(*read) }.unwrap_or_default();
+                names
+                    .iter()
+                    .position(|name| name.as_str() == read)
+                    .unwrap_or(usize::MAX)
+            })
+            .collect();
+        if at.len() > INLINE {
+            return None;
+        }
+        Some(CTarget {
+            entry: *entry,
+            on_call,
+            state: inner.state,
+            callback: callback as u32,
+            reads,
+            in_order: at.iter().enumerate().all(|(n, &at)| n == at),
+            at,
+        })
+    }
+
+    /// Calls the callback for the emit whose C view is `frame` (made for `args`; the
+    /// arguments are lowered for this call alone without one).
+    #[inline(always)]
+    pub(crate) fn call(
+        &self,
+        frame: Option<&CFrame>,
+        args: &ArgsRaw<'_>,
+        host: HostRef<'_>,
+        result: &mut RResult<Value<'static>, PluginError>,
+    ) -> u8 {
+        let Some(shared) = frame.and_then(CFrame::lowered_call) else {
+            return self.unlowered(frame, args, host, result);
+        };
+        let mut call = *shared;
+        call.callback = self.callback;
+        if let Some(reads) = self.reads {
+            if !self.in_order {
+                return self.picked(call, reads, host, result);
+            }
+            // Its reads are the event's first arguments, in order: the frame's values.
+            call.names = reads.as_ptr();
+            call.count = reads.len();
+        }
+        // SAFETY: the call's names and values are the frame's, initialized for its count
+        // (or the first `reads.len()` of them).
+        unsafe { call_hook(self.on_call, self.state, &call, host, result) }
+    }
+
+    /// Calls the callback through its instance, which lowers the arguments for it.
+    #[inline(never)]
+    fn unlowered(
+        &self,
+        frame: Option<&CFrame>,
+        args: &ArgsRaw<'_>,
+        host: HostRef<'_>,
+        result: &mut RResult<Value<'static>, PluginError>,
+    ) -> u8 {
+        // SAFETY: the entry's state is its instance's `Inner`, alive while the target is.
+        let inner = unsafe { &*self.entry.state.cast::<Inner>() };
+        inner.call(self.callback, args, frame, host, result)
+    }
+
+    /// Calls a typed callback whose reads are not the event's first arguments in order:
+    /// its values picked from the frame's into an array of its own.
+    #[inline(never)]
+    fn picked(
+        &self,
+        mut call: SbCall,
+        reads: &[SbStr],
+        host: HostRef<'_>,
+        result: &mut RResult<Value<'static>, PluginError>,
+    ) -> u8 {
+        let mut values = [const { MaybeUninit::<SbValue>::uninit() }; INLINE];
+        // SAFETY: the frame's call holds its `count` lowered values.
+        let lowered = unsafe { std::slice::from_raw_parts(call.values, call.count) };
+        for (slot, &at) in values.iter_mut().zip(self.at.iter()) {
+            slot.write(lowered.get(at).copied().unwrap_or(NULL));
+        }
+        call.names = reads.as_ptr();
+        call.values = values.as_ptr().cast();
+        call.count = reads.len();
+        // SAFETY: `values` holds the `reads.len()` (at most INLINE) values, on this stack.
+        unsafe { call_hook(self.on_call, self.state, &call, host, result) }
+    }
+}
+
+/// Calls `on_call` with `call` and turns its status and reply into the host's answer.
+///
+/// # Safety
+///
+/// `call`'s `count` names and values must be initialized and valid for the call; `state`
+/// must be the plugin's.
+#[inline(always)]
+unsafe fn call_hook(
+    on_call: OnCall,
+    state: *mut c_void,
+    call: &SbCall,
+    host: HostRef<'_>,
+    result: &mut RResult<Value<'static>, PluginError>,
+) -> u8 {
+    let mut reply = empty_reply();
+    // SAFETY: the hook's contract: the plugin's state, a call valid for the call (the
+    // caller's promise), a host and a reply valid for the call.
+    let code = with_borrowed(host, |sb| unsafe { on_call(state, call, sb, &mut reply) });
+    // The common answer, nothing: nothing to copy or release.
+    if code == c_abi::OK && reply.value.kind == c_abi::kind::NULL && reply.release.is_none() {
+        return status::NULL;
+    }
+    // SAFETY: the reply the plugin filled for this call.
+    match unsafe { take_reply(code, &reply, "on_call") } {
+        Ok(value) if value.is_null() => status::NULL,
+        Ok(value) => {
+            *result = RResult::ROk(value);
+            status::VALUE
+        }
+        Err(error) => {
+            *result = RResult::RErr(error);
+            status::ERROR
+        }
+    }
 }
 
 impl Inner {
+    /// Calls callback `id` through its generic entry (a worker process, or an emit whose
+    /// arguments no frame lowered), with the emit's frame if one was published.
     fn call(
         &self,
         id: u32,
         args: &ArgsRaw<'_>,
+        frame: Option<&CFrame>,
         host: HostRef<'_>,
         result: &mut RResult<Value<'static>, PluginError>,
     ) -> u8 {
@@ -388,53 +567,84 @@ impl Inner {
             *result = RResult::RErr(PluginError::new("the plugin has no `on_call` hook"));
             return status::ERROR;
         };
-        // Up to INLINE flat arguments are lowered on the stack; more, or lists and maps,
-        // spill into arrays of their own.
+        let reads = self.reads.get(id as usize).and_then(Option::as_deref);
         let mut values = [const { MaybeUninit::<SbValue>::uninit() }; INLINE];
-        let mut names = [const { MaybeUninit::<SbStr>::uninit() }; INLINE];
         let mut spill: Option<Box<Spill>> = None;
-        let (names, values, count): (*const SbStr, *const SbValue, usize) =
-            match self.reads.get(id as usize).and_then(Option::as_deref) {
-                // A typed callback's values follow its reads: by position, no lookup.
-                Some(reads) => {
+        let call = match frame.and_then(CFrame::lowered_call) {
+            // The emit's arguments were lowered once for all its C callbacks: the call is
+            // the frame's, with this callback's values.
+            Some(shared) if reads.is_none_or(|reads| reads.len() <= INLINE) => {
+                let mut call = *shared;
+                call.callback = id;
+                if let Some(reads) = reads {
+                    // A typed callback's values follow its reads: by position, no lookup.
                     let at = self.positions_of(id as usize, reads, args);
-                    let picked = at.iter().map(|&at| args.values.get(at));
-                    match lower_inline(&mut values, picked.clone()) {
-                        Some(count) => (reads.as_ptr(), values.as_ptr().cast(), count),
-                        None => {
-                            let spill = spill.insert(Box::default());
-                            let Spill {
-                                values, lowering, ..
-                            } = &mut **spill;
-                            values.extend(picked.map(|v| v.map_or(NULL, |v| lowering.lower(v))));
-                            (reads.as_ptr(), values.as_ptr(), values.len())
+                    call.names = reads.as_ptr();
+                    call.count = reads.len();
+                    if !at.in_order {
+                        // SAFETY: the frame's call holds its `count` lowered values.
+                        let lowered =
+                            unsafe { std::slice::from_raw_parts(shared.values, shared.count) };
+                        for (slot, &at) in values.iter_mut().zip(at.at.iter()) {
+                            slot.write(lowered.get(at).copied().unwrap_or(NULL));
                         }
+                        call.values = values.as_ptr().cast();
                     }
                 }
-                None => {
-                    let given = args.values.iter().map(Some);
-                    match lower_inline(&mut values, given) {
-                        Some(count) => {
-                            for (slot, name) in names.iter_mut().zip(args.names.iter()) {
-                                slot.write(sb_str(name));
-                            }
-                            (names.as_ptr().cast(), values.as_ptr().cast(), count)
-                        }
-                        None => {
-                            let spill = spill.insert(Box::default());
-                            let Spill {
-                                names,
-                                values,
-                                lowering,
-                            } = &mut **spill;
-                            names.extend(args.names.iter().map(|n| sb_str(n)));
-                            values.extend(args.values.iter().map(|v| lowering.lower(v)));
-                            (names.as_ptr(), values.as_ptr(), values.len())
-                        }
+                call
+            }
+            _ => self.lowered_here(id, reads, args, frame, &mut values, &mut spill),
+        };
+        // SAFETY: the call's names and values are initialized for its count (the frame's,
+        // `values` on this stack, or `spill`, all alive until the hook returns).
+        unsafe { call_hook(on_call, self.state, &call, host, result) }
+    }
+}
+
+impl Inner {
+    /// The call for callback `id` with its arguments lowered for it alone: when no frame
+    /// lowered them for the whole emit (an event with lists, maps or more than [`INLINE`]
+    /// arguments, or a call from outside a dispatch loop). Up to [`INLINE`] flat ones go
+    /// in `values`, on the caller's stack; more, or lists and maps, in `spill`.
+    #[cold]
+    fn lowered_here(
+        &self,
+        id: u32,
+        reads: Option<&[SbStr]>,
+        args: &ArgsRaw<'_>,
+        frame: Option<&CFrame>,
+        values: &mut [MaybeUninit<SbValue>; INLINE],
+        spill: &mut Option<Box<Spill>>,
+    ) -> SbCall {
+        let (names, values, count): (*const SbStr, *const SbValue, usize) = match reads {
+            Some(reads) => {
+                let at = &self.positions_of(id as usize, reads, args).at;
+                let picked = at.iter().map(|&at| args.values.get(at));
+                match lower_inline(values, picked.clone()) {
+                    Some(count) => (reads.as_ptr(), values.as_ptr().cast(), count),
+                    None => {
+                        let spill = spill.insert(Box::default());
+                        let Spill {
+                            values, lowering, ..
+                        } = &mut **spill;
+                        values.extend(picked.map(|v| v.map_or(NULL, |v| lowering.lower(v))));
+                        (reads.as_ptr(), values.as_ptr(), values.len())
                     }
                 }
-            };
-        let call = SbCall {
+            }
+            None => {
+                let spill = spill.insert(Box::default());
+                let Spill {
+                    names,
+                    values,
+                    lowering,
+                } = &mut **spill;
+                names.extend(args.names.iter().map(|n| sb_str(n)));
+                values.extend(args.values.iter().map(|v| lowering.lower(v)));
+                (names.as_ptr(), values.as_ptr(), values.len())
+            }
+        };
+        SbCall {
             struct_size: std::mem::size_of::<SbCall>() as u32,
             callback: id,
             event: sb_str(args.event.as_str()),
@@ -442,36 +652,10 @@ impl Inner {
             values,
             count,
             request_id: args.request,
-            event_id: super::c_event_id::for_args(args),
-        };
-        let mut reply = empty_reply();
-        // SAFETY: the hook's contract: the plugin's state, a call whose `count` names and
-        // values are initialized (on the stack or in `spill`) for the call, a host and a
-        // reply valid for the call.
-        let code = with_borrowed(host, |sb| unsafe {
-            on_call(self.state, &call, sb, &mut reply)
-        });
-        // The common answer, nothing: nothing to copy or release.
-        if code == c_abi::OK && reply.value.kind == c_abi::kind::NULL && reply.release.is_none() {
-            return status::NULL;
-        }
-        // SAFETY: the reply the plugin filled for this call.
-        match unsafe { take_reply(code, &reply, "on_call") } {
-            Ok(value) if value.is_null() => status::NULL,
-            Ok(value) => {
-                *result = RResult::ROk(value);
-                status::VALUE
-            }
-            Err(error) => {
-                *result = RResult::RErr(error);
-                status::ERROR
-            }
+            event_id: frame.map_or(c_frame::NO_ID, CFrame::id),
         }
     }
 }
-
-/// How many arguments a call lowers on the stack.
-const INLINE: usize = 8;
 
 /// Arguments that do not fit on the stack (more than [`INLINE`], or lists and maps).
 #[derive(Default)]
@@ -501,14 +685,14 @@ fn lower_inline<'v>(
 
 impl Inner {
     /// Where typed callback `id`'s reads are in `args`, found once per argument list.
-    fn positions_of(&self, id: usize, reads: &[SbStr], args: &ArgsRaw<'_>) -> &[usize] {
+    fn positions_of(&self, id: usize, reads: &[SbStr], args: &ArgsRaw<'_>) -> &Positions {
         let list = (args.names.as_ptr() as usize, args.names.len());
         let known = self.positions[id].load(Ordering::Acquire);
         // SAFETY: a non-null pointer here came from `Box::into_raw` below and is never
         // freed while the instance lives (see `positions`).
         if let Some(known) = unsafe { known.as_ref() } {
             if known.list == list {
-                return &known.at;
+                return known;
             }
         }
         let at = reads
@@ -521,8 +705,9 @@ impl Inner {
                     .position(|name| name.as_str() == read)
                     .unwrap_or(usize::MAX)
             })
-            .collect();
-        let found = Box::into_raw(Box::new(Positions { list, at }));
+            .collect::<Box<[usize]>>();
+        let in_order = at.iter().enumerate().all(|(n, &at)| n == at);
+        let found = Box::into_raw(Box::new(Positions { list, at, in_order }));
         // The one replaced, if any, is kept (another thread may be reading it) and freed
         // with the instance.
         let replaced = self.positions[id].swap(found, Ordering::AcqRel);
@@ -533,7 +718,7 @@ impl Inner {
                 .push(replaced as usize);
         }
         // SAFETY: just made, and never freed while the instance lives.
-        unsafe { &(*found).at }
+        unsafe { &*found }
     }
 }
 
@@ -565,7 +750,8 @@ impl PluginObject for Instance {
             *result = RResult::RErr(PluginError::new(format!("the plugin has no callback {id}")));
             return status::ERROR;
         }
-        self.inner.call(id, args, host, result)
+        self.inner
+            .call(id, args, c_frame::for_args(args), host, result)
     }
 
     fn entries(&self) -> RSlice<'_, CallEntry> {
@@ -690,329 +876,4 @@ unsafe fn optional_text(ptr: *const std::ffi::c_char) -> Result<Option<String>, 
     }
     // SAFETY: the caller's promise.
     unsafe { static_text(ptr, "text") }.map(Some)
-}
-
-thread_local! {
-    /// The borrowed handle of the hook running on this thread: what [`BORROWED`] stands
-    /// for. Set around each hook and restored after it (hooks nest: a callback's emit runs
-    /// other callbacks on the same thread).
-    static CURRENT: std::cell::Cell<*const HostRef<'static>> = const { std::cell::Cell::new(std::ptr::null()) };
-}
-
-/// An `sb_host` of fixed content.
-struct StaticHost(SbHost);
-
-// SAFETY: function pointers and a null data pointer, never written: shared reads only.
-unsafe impl Sync for StaticHost {}
-
-/// The `sb_host` every hook receives for its call ("borrowed for the call"): its services
-/// act on the handle of the hook running on the calling thread, so nothing is built per
-/// call. A plugin that keeps it past its hook, or passes it to another thread, reaches no
-/// handle there: its services then do nothing and report failure.
-static BORROWED: StaticHost = StaticHost(SbHost {
-    struct_size: std::mem::size_of::<SbHost>() as u32,
-    abi_major: c_abi::ABI_MAJOR,
-    abi_minor: c_abi::ABI_MINOR,
-    host_data: std::ptr::null_mut(),
-    callback_plugin_name: host_plugin_name,
-    callback_log: host_log,
-    callback_emit: host_emit,
-    callback_outcomes_free: host_outcomes_free,
-    callback_has_feature: host_has_feature,
-    callback_manifest_dir: host_manifest_dir,
-    callback_keep: host_keep,
-    callback_release: host_release,
-});
-
-/// Runs `hook` with [`BORROWED`] standing for `host`.
-fn with_borrowed<R>(host: HostRef<'_>, hook: impl FnOnce(*const SbHost) -> R) -> R {
-    let here = (&host as *const HostRef<'_>).cast::<HostRef<'static>>();
-    let outer = CURRENT.replace(here);
-    let answer = hook(&BORROWED.0);
-    CURRENT.set(outer);
-    answer
-}
-
-/// A handle a plugin kept (`callback_keep`): an `sb_host` (first, so that the pointer the
-/// plugin holds is this box's) over an owned host handle.
-#[repr(C)]
-struct Kept {
-    sb: SbHost,
-    host: HostBox,
-    /// The manifest's folder, asked once.
-    manifest_dir: OnceLock<String>,
-}
-
-/// What a host pointer a plugin passes back stands for.
-enum Via<'a> {
-    Borrowed(&'a HostRef<'static>),
-    Kept(&'a Kept),
-}
-
-macro_rules! with_handle {
-    ($via:expr, $h:ident => $body:expr) => {
-        match $via {
-            Via::Borrowed($h) => $body,
-            Via::Kept(kept) => {
-                let $h = &kept.host;
-                $body
-            }
-        }
-    };
-}
-
-/// The handle behind `host`: the running hook's for [`BORROWED`], a kept one's otherwise;
-/// `None` for the borrowed host used outside its hook, or a null pointer.
-///
-/// # Safety
-///
-/// `host` must be [`BORROWED`], null, or a pointer `host_keep` returned and not released.
-unsafe fn via<'a>(host: *const SbHost) -> Option<Via<'a>> {
-    if std::ptr::eq(host, &BORROWED.0) {
-        // SAFETY: `CURRENT` points to the running hook's handle (on the stack of
-        // `with_borrowed`'s caller) while that hook runs on this thread, and is null
-        // otherwise.
-        return unsafe { CURRENT.get().as_ref() }.map(Via::Borrowed);
-    }
-    if host.is_null() {
-        return None;
-    }
-    // SAFETY: the caller's promise; `sb` is the first field of the `#[repr(C)]` box.
-    Some(Via::Kept(unsafe { &*host.cast::<Kept>() }))
-}
-
-/// A folder's text, kept for the life of the process (a borrowed handle's answer must
-/// outlive the call; there are as many as manifests this host reads).
-fn interned(text: String) -> &'static str {
-    static KEPT: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(known) = kept.iter().find(|k| **k == text) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(text.into_boxed_str());
-    kept.push(leaked);
-    leaked
-}
-
-unsafe extern "C" fn host_plugin_name(host: *const SbHost) -> SbStr {
-    // SAFETY: the header's contract for host pointers.
-    let Some(via) = (unsafe { via(host) }) else {
-        return sb_str("");
-    };
-    with_handle!(via, h => sb_str(h.plugin_name().as_str()))
-}
-
-unsafe extern "C" fn host_log(host: *const SbHost, log_level: i32, message: SbStr) {
-    // SAFETY: the header's contract for host pointers.
-    let Some(via) = (unsafe { via(host) }) else {
-        return;
-    };
-    // SAFETY: the plugin's borrowed string for this call.
-    let text = match unsafe { text_of(message) } {
-        Ok(text) => text.to_owned(),
-        Err(why) => format!("(a log message that {why})"),
-    };
-    let level = match log_level {
-        i32::MIN..=1 => level::ERROR,
-        2 => level::WARN,
-        3 => level::INFO,
-        _ => level::DEBUG,
-    };
-    with_handle!(via, h => h.log(level, RStr::from(text.as_str())));
-}
-
-/// The outcomes handed to a plugin, kept until it frees them.
-struct Handed {
-    items: Vec<SbOutcome>,
-    _strings: Vec<String>,
-    _values: Vec<Value<'static>>,
-    _lowering: Lowering,
-}
-
-unsafe extern "C" fn host_emit(
-    host: *const SbHost,
-    event: SbStr,
-    args: *const SbEntry,
-    count: usize,
-    outcomes: *mut SbOutcomes,
-) -> i32 {
-    if outcomes.is_null() {
-        return c_abi::ERROR;
-    }
-    // SAFETY: the header's contract for host pointers.
-    let emitted = match unsafe { via(host) } {
-        // SAFETY: the plugin's borrowed arguments, checked as they are copied.
-        Some(via) => unsafe { emit(via, event, args, count) },
-        None => Err("this host handle was borrowed for a hook that has returned; keep one with callback_keep".to_owned()),
-    };
-    let (code, handed) = match emitted {
-        Ok(list) => (c_abi::OK, hand(list)),
-        Err(error) => (
-            c_abi::ERROR,
-            hand(vec![Outcome::new("", "", Err(PluginError::new(error)))]),
-        ),
-    };
-    let handed = Box::new(handed);
-    // SAFETY: `outcomes` is the plugin's, non-null, valid for one write.
-    unsafe {
-        *outcomes = SbOutcomes {
-            items: handed.items.as_ptr(),
-            count: handed.items.len(),
-            host_data: Box::into_raw(handed).cast(),
-        }
-    };
-    code
-}
-
-/// Copies a plugin's emit in and makes it.
-///
-/// # Safety
-///
-/// `args` must be valid for `count` entries, as the header requires.
-unsafe fn emit(
-    via: Via<'_>,
-    event: SbStr,
-    args: *const SbEntry,
-    count: usize,
-) -> Result<Vec<Outcome>, String> {
-    // SAFETY: the caller's promise.
-    let event = unsafe { text_of(event) }.map_err(|why| format!("the event name {why}"))?;
-    // SAFETY: the caller's promise: `count` entries at a non-null `args`.
-    let args = unsafe { slice(args, count) }
-        .map_err(|why| format!("the arguments of the emit of `{event}` {why}"))?;
-    let mut entries = Vec::with_capacity(count);
-    for (n, entry) in args.iter().enumerate() {
-        // SAFETY: the plugin's borrowed strings and values.
-        let key =
-            unsafe { text_of(entry.key) }.map_err(|why| format!("argument {n}'s name {why}"))?;
-        // SAFETY: as above.
-        let value =
-            unsafe { lift(&entry.value) }.map_err(|why| format!("argument `{key}`: {why}"))?;
-        entries.push(Entry::new(key, value));
-    }
-    let answer = with_handle!(via, h => h.emit(RStr::from(event), RSlice::from_slice(&entries)));
-    answer
-        .into_result()
-        .map(RVec::into_vec)
-        .map_err(|e| e.message().to_owned())
-}
-
-/// Outcomes in the C layout, with the storage they point into.
-fn hand(list: Vec<Outcome>) -> Handed {
-    let mut strings = Vec::with_capacity(list.len() * 3);
-    let mut values = Vec::with_capacity(list.len());
-    for outcome in &list {
-        strings.push(outcome.plugin().to_owned());
-        strings.push(outcome.callback().to_owned());
-        match outcome.result() {
-            Ok(value) => {
-                strings.push(String::new());
-                values.push(value.clone());
-            }
-            Err(error) => {
-                strings.push(error.message().to_owned());
-                values.push(Value::NULL);
-            }
-        }
-    }
-    let mut lowering = Lowering::default();
-    let items = list
-        .iter()
-        .enumerate()
-        .map(|(n, outcome)| SbOutcome {
-            plugin: sb_str(&strings[n * 3]),
-            callback: sb_str(&strings[n * 3 + 1]),
-            status: if outcome.result().is_ok() {
-                c_abi::OK
-            } else {
-                c_abi::ERROR
-            },
-            reserved: 0,
-            value: lowering.lower(&values[n]),
-            error: sb_str(&strings[n * 3 + 2]),
-        })
-        .collect();
-    Handed {
-        items,
-        _strings: strings,
-        _values: values,
-        _lowering: lowering,
-    }
-}
-
-unsafe extern "C" fn host_outcomes_free(_host: *const SbHost, outcomes: *mut SbOutcomes) {
-    if outcomes.is_null() {
-        return;
-    }
-    // SAFETY: the plugin's pointer to outcomes this host filled in `host_emit`.
-    let outcomes = unsafe { &mut *outcomes };
-    if !outcomes.host_data.is_null() {
-        // SAFETY: `host_data` is the box `host_emit` leaked, freed once (then cleared).
-        drop(unsafe { Box::from_raw(outcomes.host_data.cast::<Handed>()) });
-    }
-    outcomes.host_data = std::ptr::null_mut();
-    outcomes.items = std::ptr::null();
-    outcomes.count = 0;
-}
-
-unsafe extern "C" fn host_has_feature(host: *const SbHost, name: SbStr) -> i32 {
-    // SAFETY: the header's contract for host pointers.
-    let Some(via) = (unsafe { via(host) }) else {
-        return 0;
-    };
-    // SAFETY: the plugin's borrowed string.
-    let Ok(name) = (unsafe { text_of(name) }) else {
-        return 0;
-    };
-    let features = with_handle!(via, h => h.features());
-    i32::from(features.iter().any(|f| f.as_str() == name))
-}
-
-unsafe extern "C" fn host_manifest_dir(host: *const SbHost) -> SbStr {
-    // SAFETY: the header's contract for host pointers.
-    let Some(via) = (unsafe { via(host) }) else {
-        return sb_str("");
-    };
-    let asked = || {
-        let answer = with_handle!(&via, h => h.call(RStr::from("manifest_dir"), &Value::NULL));
-        answer
-            .into_result()
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
-    };
-    match &via {
-        Via::Kept(kept) => sb_str(kept.manifest_dir.get_or_init(asked)),
-        Via::Borrowed(_) => sb_str(interned(asked())),
-    }
-}
-
-unsafe extern "C" fn host_keep(host: *const SbHost) -> *const SbHost {
-    // SAFETY: the header's contract for host pointers.
-    let Some(via) = (unsafe { via(host) }) else {
-        return std::ptr::null();
-    };
-    let kept = with_handle!(via, h => h.keep());
-    match kept.into_result() {
-        Ok(owned) => {
-            let kept = Box::new(Kept {
-                sb: SbHost {
-                    host_data: std::ptr::null_mut(),
-                    ..BORROWED.0
-                },
-                host: owned,
-                manifest_dir: OnceLock::new(),
-            });
-            Box::into_raw(kept).cast::<SbHost>()
-        }
-        Err(_) => std::ptr::null(),
-    }
-}
-
-unsafe extern "C" fn host_release(kept: *const SbHost) {
-    if kept.is_null() || std::ptr::eq(kept, &BORROWED.0) {
-        return; // the borrowed handle is not the plugin's to release
-    }
-    // SAFETY: a pointer `host_keep` returned, released once (the header's contract).
-    drop(unsafe { Box::from_raw(kept.cast::<Kept>().cast_mut()) });
 }

@@ -5,7 +5,8 @@
 //! Libraries are never unloaded: see [`HOST_API_VERSION`] and the crate docs.
 
 mod c_abi;
-mod c_event_id;
+mod c_frame;
+mod c_host;
 mod c_plugin;
 mod c_value;
 mod copy;
@@ -17,8 +18,8 @@ mod structure;
 #[doc(hidden)]
 pub use c_abi::layout_report as c_abi_layout_report;
 pub use c_abi::{ABI_MAJOR as C_ABI_MAJOR, ABI_MINOR as C_ABI_MINOR};
-pub(crate) use c_event_id::publish as publish_event_id;
-pub(crate) use c_plugin::is_c_entry;
+pub(crate) use c_frame::{CFrame, Published};
+pub(crate) use c_plugin::{is_c_entry, CTarget};
 pub use copy::{remove_temporary_copies, MAX_IN_PROCESS_BUILDS};
 pub use library::{
     inspect, Emits, LibraryInfo, LibraryReport, PluginKind, Registered, HOST_API_VERSION,
