@@ -364,12 +364,15 @@ pub enum LoadError {
     },
     /// The plugin's registrations break the interface's rules (a plugin not built with
     /// the SDK, or a buggy one).
-    #[error("plugin `{plugin}` registers callbacks the host cannot use: {problem}; rebuild it with switchboard-plugin-api")]
+    #[error("plugin `{plugin}` registers callbacks the host cannot use: {problem}; {fix}")]
     BadRegistration {
         /// The plugin's manifest name.
         plugin: String,
         /// What is wrong.
         problem: String,
+        /// What to do, for the plugin's kind: rebuild a Rust plugin with the SDK, fix a C
+        /// plugin's callback table.
+        fix: &'static str,
     },
     /// An isolated plugin's worker refused its library, as the in-process loader would
     /// have (the message says why and what to do).

@@ -155,7 +155,7 @@ fn broken_tables_are_refused_naming_the_plugin_and_the_rule() {
         (
             &["-DDUP_NAME"],
             "load.bad_registration",
-            "two callbacks are named `misbehave`",
+            "two callbacks are named `misbehave`; fix its `sb_callback` table",
         ),
         (&["-DREAD_UNDECLARED"], "load.args_mismatch", "reads `nick`"),
     ] {

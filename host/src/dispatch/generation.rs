@@ -285,6 +285,7 @@ fn check_found(
         let event = registry.event(id).map_err(|_| LoadError::BadRegistration {
             plugin: name.to_owned(),
             problem: format!("event `{}` vanished", registration.event),
+            fix: crate::load::registration_fix(library.info.kind()),
         })?;
         if let Some(problem) = super::typed::mismatch(registration, &event.schema) {
             return Err(LoadError::ArgsMismatch {

@@ -186,15 +186,30 @@ fn pairs(decls: &[ArgDecl]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What to do about registrations that break the rules, for a plugin of `kind`.
+pub(crate) fn registration_fix(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::Rust => "rebuild it with switchboard-plugin-api",
+        PluginKind::C => {
+            "fix its `sb_callback` table (the rules are in plugin-api/include/switchboard.h) and rebuild it"
+        }
+    }
+}
+
 /// The longest callback name the host accepts (the SDK's own limit).
 const MAX_CALLBACK_NAME: usize = 64;
 
 /// Checks what a plugin registers against the interface's rules: the SDKs keep them, but a
 /// library built without one, or with a modified copy, may not.
-fn check_registrations(plugin: &str, callbacks: &[Registered]) -> Result<(), LoadError> {
+fn check_registrations(
+    plugin: &str,
+    kind: PluginKind,
+    callbacks: &[Registered],
+) -> Result<(), LoadError> {
     let bad = |problem: String| LoadError::BadRegistration {
         plugin: plugin.to_owned(),
         problem,
+        fix: registration_fix(kind),
     };
     for (index, registration) in callbacks.iter().enumerate() {
         let name = registration.callback.as_str();
@@ -371,7 +386,11 @@ fn open_library(
         }
         None => rust_module(plugin, path, raw)?,
     };
-    check_registrations(plugin, &registrations)?;
+    let kind = match module {
+        Module::C(_) => PluginKind::C,
+        Module::Rust(_) => PluginKind::Rust,
+    };
+    check_registrations(plugin, kind, &registrations)?;
     Ok(Library {
         path: path.to_owned(),
         sha256,

@@ -24,5 +24,5 @@ pub use copy::{remove_temporary_copies, MAX_IN_PROCESS_BUILDS};
 pub use library::{
     inspect, Emits, LibraryInfo, LibraryReport, PluginKind, Registered, HOST_API_VERSION,
 };
-pub(crate) use library::{Library, Loader};
+pub(crate) use library::{registration_fix, Library, Loader};
 pub use preflight::{library_file, sha256_of};
