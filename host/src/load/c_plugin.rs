@@ -338,6 +338,25 @@ struct Positions {
     in_order: bool,
 }
 
+impl Positions {
+    /// Where `reads` are in `names`, the argument list identified by `list`.
+    fn find(list: (usize, usize), reads: &[SbStr], names: &[RString]) -> Positions {
+        let at: Box<[usize]> = reads
+            .iter()
+            .map(|read| {
+                // SAFETY: the table's checked static names.
+                let read = unsafe { text_of(*read) }.unwrap_or_default();
+                names
+                    .iter()
+                    .position(|name| name.as_str() == read)
+                    .unwrap_or(usize::MAX)
+            })
+            .collect();
+        let in_order = at.iter().enumerate().all(|(n, &at)| n == at);
+        Positions { list, at, in_order }
+    }
+}
+
 /// A started C plugin, as the host's live-plugin interface.
 struct Instance {
     inner: Box<Inner>,
@@ -392,11 +411,8 @@ pub(crate) struct CTarget {
     callback: u32,
     /// A typed callback's reads (its values follow them), at most [`INLINE`].
     reads: Option<&'static [SbStr]>,
-    /// Per read, its index among the event's arguments (`usize::MAX`: not there).
-    at: Box<[usize]>,
-    /// Whether the reads are the event's first arguments in order: the frame's values
-    /// serve as they are.
-    in_order: bool,
+    /// Where the reads are among the event's arguments.
+    positions: Positions,
 }
 
 // SAFETY: as for `Instance`: the state is required to be usable from several threads at
@@ -424,19 +440,9 @@ impl CTarget {
         // SAFETY: the reads live in the instance, which outlives the target (as above);
         // the lifetime only spares a pointer and a length.
         let reads: Option<&'static [SbStr]> = reads.map(|r| unsafe { &*(r as *const [SbStr]) });
-        let at: Box<[usize]> = reads
-            .unwrap_or_default()
-            .iter()
-            .map(|read| {
-                // SAFETY: the table's checked static names.
-                let read = unsafe { text_of(*read) }.unwrap_or_default();
-                names
-                    .iter()
-                    .position(|name| name.as_str() == read)
-                    .unwrap_or(usize::MAX)
-            })
-            .collect();
-        if at.len() > INLINE {
+        let list = (names.as_ptr() as usize, names.len());
+        let positions = Positions::find(list, reads.unwrap_or_default(), names);
+        if positions.at.len() > INLINE {
             return None;
         }
         Some(CTarget {
@@ -445,8 +451,7 @@ impl CTarget {
             state: inner.state,
             callback: callback as u32,
             reads,
-            in_order: at.iter().enumerate().all(|(n, &at)| n == at),
-            at,
+            positions,
         })
     }
 
@@ -463,19 +468,16 @@ impl CTarget {
         let Some(shared) = frame.and_then(CFrame::lowered_call) else {
             return self.unlowered(frame, args, host, result);
         };
-        let mut call = *shared;
-        call.callback = self.callback;
-        if let Some(reads) = self.reads {
-            if !self.in_order {
-                return self.picked(call, reads, host, result);
-            }
-            // Its reads are the event's first arguments, in order: the frame's values.
-            call.names = reads.as_ptr();
-            call.count = reads.len();
-        }
-        // SAFETY: the call's names and values are the frame's, initialized for its count
-        // (or the first `reads.len()` of them).
-        unsafe { call_hook(self.on_call, self.state, &call, host, result) }
+        let typed = self.reads.map(|reads| (reads, &self.positions));
+        call_from_frame(
+            self.on_call,
+            self.state,
+            shared,
+            self.callback,
+            typed,
+            host,
+            result,
+        )
     }
 
     /// Calls the callback through its instance, which lowers the arguments for it.
@@ -491,29 +493,60 @@ impl CTarget {
         let inner = unsafe { &*self.entry.state.cast::<Inner>() };
         inner.call(self.callback, args, frame, host, result)
     }
+}
 
-    /// Calls a typed callback whose reads are not the event's first arguments in order:
-    /// its values picked from the frame's into an array of its own.
-    #[inline(never)]
-    fn picked(
-        &self,
-        mut call: SbCall,
-        reads: &[SbStr],
-        host: HostRef<'_>,
-        result: &mut RResult<Value<'static>, PluginError>,
-    ) -> u8 {
-        let mut values = [const { MaybeUninit::<SbValue>::uninit() }; INLINE];
-        // SAFETY: the frame's call holds its `count` lowered values.
-        let lowered = unsafe { std::slice::from_raw_parts(call.values, call.count) };
-        for (slot, &at) in values.iter_mut().zip(self.at.iter()) {
-            slot.write(lowered.get(at).copied().unwrap_or(NULL));
+/// Calls callback `callback` with the emit's call `shared` (the frame's, its arguments
+/// lowered): a typed callback (`typed`: its reads, at most [`INLINE`], and where they are
+/// among the event's arguments) gets the values its reads name; one that reads by name
+/// gets every argument.
+#[inline(always)]
+fn call_from_frame(
+    on_call: OnCall,
+    state: *mut c_void,
+    shared: &SbCall,
+    callback: u32,
+    typed: Option<(&[SbStr], &Positions)>,
+    host: HostRef<'_>,
+    result: &mut RResult<Value<'static>, PluginError>,
+) -> u8 {
+    let mut call = *shared;
+    call.callback = callback;
+    if let Some((reads, positions)) = typed {
+        if !positions.in_order {
+            return picked(on_call, state, call, reads, &positions.at, host, result);
         }
+        // Its reads are the event's first arguments, in order: the frame's values.
         call.names = reads.as_ptr();
-        call.values = values.as_ptr().cast();
         call.count = reads.len();
-        // SAFETY: `values` holds the `reads.len()` (at most INLINE) values, on this stack.
-        unsafe { call_hook(self.on_call, self.state, &call, host, result) }
     }
+    // SAFETY: the call's names and values are the frame's, initialized for its count (or
+    // the first `reads.len()` of them).
+    unsafe { call_hook(on_call, state, &call, host, result) }
+}
+
+/// Calls a typed callback whose reads are not the event's first arguments in order: its
+/// values (`at`: where each read is among the frame's) picked into an array of its own.
+#[inline(never)]
+fn picked(
+    on_call: OnCall,
+    state: *mut c_void,
+    mut call: SbCall,
+    reads: &[SbStr],
+    at: &[usize],
+    host: HostRef<'_>,
+    result: &mut RResult<Value<'static>, PluginError>,
+) -> u8 {
+    let mut values = [const { MaybeUninit::<SbValue>::uninit() }; INLINE];
+    // SAFETY: the frame's call holds its `count` lowered values.
+    let lowered = unsafe { std::slice::from_raw_parts(call.values, call.count) };
+    for (slot, &at) in values.iter_mut().zip(at) {
+        slot.write(lowered.get(at).copied().unwrap_or(NULL));
+    }
+    call.names = reads.as_ptr();
+    call.values = values.as_ptr().cast();
+    call.count = reads.len();
+    // SAFETY: `values` holds the `reads.len()` (at most INLINE) values, on this stack.
+    unsafe { call_hook(on_call, state, &call, host, result) }
 }
 
 /// Calls `on_call` with `call` and turns its status and reply into the host's answer.
@@ -568,33 +601,16 @@ impl Inner {
             return status::ERROR;
         };
         let reads = self.reads.get(id as usize).and_then(Option::as_deref);
+        if let Some(shared) = frame.and_then(CFrame::lowered_call) {
+            // The emit's arguments were lowered once for all its C callbacks.
+            if reads.is_none_or(|reads| reads.len() <= INLINE) {
+                let typed = reads.map(|reads| (reads, self.positions_of(id as usize, reads, args)));
+                return call_from_frame(on_call, self.state, shared, id, typed, host, result);
+            }
+        }
         let mut values = [const { MaybeUninit::<SbValue>::uninit() }; INLINE];
         let mut spill: Option<Box<Spill>> = None;
-        let call = match frame.and_then(CFrame::lowered_call) {
-            // The emit's arguments were lowered once for all its C callbacks: the call is
-            // the frame's, with this callback's values.
-            Some(shared) if reads.is_none_or(|reads| reads.len() <= INLINE) => {
-                let mut call = *shared;
-                call.callback = id;
-                if let Some(reads) = reads {
-                    // A typed callback's values follow its reads: by position, no lookup.
-                    let at = self.positions_of(id as usize, reads, args);
-                    call.names = reads.as_ptr();
-                    call.count = reads.len();
-                    if !at.in_order {
-                        // SAFETY: the frame's call holds its `count` lowered values.
-                        let lowered =
-                            unsafe { std::slice::from_raw_parts(shared.values, shared.count) };
-                        for (slot, &at) in values.iter_mut().zip(at.at.iter()) {
-                            slot.write(lowered.get(at).copied().unwrap_or(NULL));
-                        }
-                        call.values = values.as_ptr().cast();
-                    }
-                }
-                call
-            }
-            _ => self.lowered_here(id, reads, args, frame, &mut values, &mut spill),
-        };
+        let call = self.lowered_here(id, reads, args, frame, &mut values, &mut spill);
         // SAFETY: the call's names and values are initialized for its count (the frame's,
         // `values` on this stack, or `spill`, all alive until the hook returns).
         unsafe { call_hook(on_call, self.state, &call, host, result) }
@@ -695,19 +711,7 @@ impl Inner {
                 return known;
             }
         }
-        let at = reads
-            .iter()
-            .map(|read| {
-                // SAFETY: the table's checked static names.
-                let read = unsafe { text_of(*read) }.unwrap_or_default();
-                args.names
-                    .iter()
-                    .position(|name| name.as_str() == read)
-                    .unwrap_or(usize::MAX)
-            })
-            .collect::<Box<[usize]>>();
-        let in_order = at.iter().enumerate().all(|(n, &at)| n == at);
-        let found = Box::into_raw(Box::new(Positions { list, at, in_order }));
+        let found = Box::into_raw(Box::new(Positions::find(list, reads, &args.names)));
         // The one replaced, if any, is kept (another thread may be reading it) and freed
         // with the instance.
         let replaced = self.positions[id].swap(found, Ordering::AcqRel);
