@@ -51,8 +51,8 @@ mod suggest;
 
 // Re-exports: consider semver.
 pub use dispatch::{
-    BreakerState, CallOutcome, CallbackId, Counts, EventId, Generation, Outcomes, Prepared,
-    ShutdownFailure,
+    AppCallback, BreakerState, CallOutcome, CallbackId, Counts, EventId, Generation, Outcomes,
+    Prepared, ShutdownFailure,
 };
 pub use error::{ControlError, EmitError, HostError, LoadError, ManifestError};
 pub use manifest::{Manifest, ValidManifest};

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
 
-use crate::dispatch::{Generation, Observer, Prepared, ShutdownFailure};
+use crate::dispatch::{AppCallback, Carry, Generation, Observer, Prepared, ShutdownFailure};
 use crate::error::{HostError, LoadError};
 use crate::manifest::{builtin, Manifest, ValidManifest};
 
@@ -24,6 +24,9 @@ pub struct Switchboard {
     changing: Mutex<()>,
     /// Given to every generation this host runs: see [`Switchboard::observe`].
     observer: OnceLock<Observer>,
+    /// The application's own callbacks, in registration order: every generation this
+    /// host starts runs them. Changed only while `changing` is held.
+    applications: Mutex<Vec<AppCallback>>,
 }
 
 /// What a reload did.
@@ -83,6 +86,7 @@ impl Switchboard {
             stopped: AtomicBool::new(false),
             changing: Mutex::new(()),
             observer: OnceLock::new(),
+            applications: Mutex::new(Vec::new()),
         }
     }
 
@@ -135,11 +139,18 @@ impl Switchboard {
         }
         let manifest = Manifest::load_valid(path)?;
         let previous = self.current();
-        let next = Prepared::carrying(manifest, &previous)?.start_after(&previous)?;
+        let apps = self.applications();
+        let next = Prepared::carrying(manifest, &previous, Carry::Unchanged, &apps)?
+            .start_after(&previous, true)?;
         let names = |g: &Generation| -> Vec<String> {
             g.plugins().into_iter().map(|p| p.meta.name).collect()
         };
-        let carried: Vec<String> = next.carried_over().map(str::to_owned).collect();
+        // The application's callbacks are the same functions before and after.
+        let carried: Vec<String> = next
+            .carried_over()
+            .map(str::to_owned)
+            .chain(applications_of(&apps))
+            .collect();
         let now = names(&next);
         let reloaded = Reloaded {
             generation: next.number(),
@@ -163,6 +174,76 @@ impl Switchboard {
         Ok(reloaded)
     }
 
+    /// Adds an application callback: from the next emit on, `callback` runs for its event
+    /// among the plugins' callbacks, in priority order, behind a breaker of its own
+    /// application's, counted and shown like a plugin's callback under the application's
+    /// name (see [`AppCallback::application`]).
+    ///
+    /// It is checked first as a plugin's callback is at load: its event must be declared
+    /// (the error suggests the nearest name), the arguments it reads must match the
+    /// declaration, and its name must be new in its application. On any error nothing
+    /// changes.
+    ///
+    /// The plugins run on as they are (no `init`); the host starts a generation with the
+    /// same plugins and the new callback, as a reload does, so counts start again from
+    /// zero. Every later [`Switchboard::reload`] keeps the application's callbacks, and
+    /// refuses a manifest they no longer fit (an event removed, an argument retyped),
+    /// saying which callback.
+    pub fn register(&self, callback: AppCallback) -> Result<(), HostError> {
+        self.change_applications(|apps| {
+            apps.push(callback);
+            true
+        })
+        .map(|_| ())
+    }
+
+    /// Removes the application callback called `name` of `application`; `false` if there
+    /// is none (and nothing changes).
+    pub fn unregister(&self, application: &str, name: &str) -> Result<bool, HostError> {
+        self.change_applications(|apps| {
+            let before = apps.len();
+            apps.retain(|c| !(c.application == application && c.name() == name));
+            apps.len() != before
+        })
+    }
+
+    /// The application callbacks every generation of this host runs, in registration
+    /// order.
+    pub fn applications(&self) -> Vec<AppCallback> {
+        self.applications
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Applies `change` to a copy of the application's callbacks and, if it says it
+    /// changed something, starts a generation with them and the running plugins as they
+    /// are; then keeps the copy. Nothing changes on an error.
+    fn change_applications(
+        &self,
+        change: impl FnOnce(&mut Vec<AppCallback>) -> bool,
+    ) -> Result<bool, HostError> {
+        let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(HostError::ShuttingDown);
+        }
+        let mut apps = self.applications();
+        if !change(&mut apps) {
+            return Ok(false);
+        }
+        let previous = self.current();
+        let manifest = previous.manifest().clone();
+        let next = Prepared::carrying(manifest, &previous, Carry::All, &apps)?
+            .start_after(&previous, false)?;
+        if let Some(observer) = self.observer.get() {
+            next.observe(Arc::clone(observer));
+        }
+        next.take_over_from(&previous);
+        self.current.swap(next.into_shared());
+        *self.applications.lock().unwrap_or_else(|e| e.into_inner()) = apps;
+        Ok(true)
+    }
+
     /// Emits `host.stopping`, then runs every plugin's shutdown once, in reverse load
     /// order, and returns the failures. Emits that start afterwards are refused with
     /// [`EmitError::ShutDown`](crate::EmitError::ShutDown).
@@ -175,6 +256,17 @@ impl Switchboard {
         generation.emit_builtin(builtin::HOST_STOPPING);
         generation.shutdown()
     }
+}
+
+/// The names of the applications of `apps`, each once, in order of first appearance.
+fn applications_of(apps: &[AppCallback]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for app in apps {
+        if !names.iter().any(|n| *n == app.application_name()) {
+            names.push(app.application_name().to_owned());
+        }
+    }
+    names
 }
 
 impl Drop for Switchboard {

@@ -2,6 +2,7 @@
 //! `switchboard` binary. One test binary, so the plugins are built once.
 
 mod abi;
+mod application;
 #[cfg(target_os = "linux")]
 mod c_abi;
 mod cli;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use switchboard_plugin_api::abi::{CallEntry, PluginBox};
 use switchboard_plugin_api::Error as PluginError;
 
+use super::application::{AppCallback, AppInstance};
 use super::breaker::{Breaker, BreakerState};
 use super::context::Anchor;
 use super::outcome::Outcomes;
@@ -17,7 +18,7 @@ use super::stats::{Counters, Counts, Tally};
 use crate::error::{EmitError, LoadError};
 use crate::isolate::quarantine;
 use crate::isolate::ProcessPlugin;
-use crate::load::{library_file, Emits, Library, LibraryInfo, Loader, Registered};
+use crate::load::{library_file, Emits, Library, LibraryInfo, Loader, PluginKind, Registered};
 use crate::manifest::{
     event_table, BreakerSettings, Isolation, LoadErrorPolicy, PluginEntry, ProcessLimits,
     ValidManifest,
@@ -72,29 +73,43 @@ impl Prepared {
     /// that cannot be loaded, or a callback for an undeclared event, is an error (or a
     /// skipped plugin, under `on_load_error = "skip"`).
     pub fn new(manifest: ValidManifest) -> Result<Prepared, LoadError> {
-        Prepared::open(manifest, None)
+        Prepared::open(manifest, None, &[])
     }
 
-    /// Like [`Prepared::new`], for the generation after `previous`: a plugin whose library
-    /// build, config and settings are unchanged keeps its running instance (no `init`,
-    /// its state and workers as they are); the others are opened anew.
+    /// Like [`Prepared::new`], for the generation after `previous`, with the application's
+    /// callbacks `apps`: a plugin whose library build, config and settings are unchanged
+    /// keeps its running instance (no `init`, its state and workers as they are); the
+    /// others are opened anew. With `Carry::All` (the manifest is `previous`'s own), every
+    /// plugin keeps its instance, whatever its file on disk now holds.
     pub(crate) fn carrying(
         manifest: ValidManifest,
         previous: &Generation,
+        carry: Carry,
+        apps: &[AppCallback],
     ) -> Result<Prepared, LoadError> {
-        Prepared::open(manifest, Some(previous))
+        Prepared::open(manifest, Some((previous, carry)), apps)
     }
 
-    fn open(manifest: ValidManifest, previous: Option<&Generation>) -> Result<Prepared, LoadError> {
+    fn open(
+        manifest: ValidManifest,
+        previous: Option<(&Generation, Carry)>,
+        apps: &[AppCallback],
+    ) -> Result<Prepared, LoadError> {
         let mut registry = Registry::with_events(&manifest);
         let mut loader = Loader::new(Some(manifest.base_dir().join(".switchboard")));
         let mut plugins = Vec::with_capacity(manifest.plugins.len());
         let mut skipped = Vec::new();
         for entry in &manifest.plugins {
             let name = entry.name.get_ref();
-            let opened = match previous.and_then(|p| carried(p, &manifest, entry)) {
-                Some((instance, index, found)) => check_found(&manifest, &registry, name, &found)
-                    .map(|()| (Opened::Carried(instance, index), found)),
+            let opened = match previous.and_then(|(p, carry)| carried(p, &manifest, entry, carry)) {
+                Some((instance, index, found)) => check_found(
+                    &manifest,
+                    &registry,
+                    name,
+                    found.info.kind(),
+                    &found.registrations,
+                )
+                .map(|()| (Opened::Carried(instance, index), found)),
                 None => open_checked(&manifest, &registry, &mut loader, entry),
             };
             match opened {
@@ -124,6 +139,11 @@ impl Prepared {
                 }
                 Err(error) => return Err(error),
             }
+        }
+        for (application, callbacks) in applications(apps) {
+            let (meta, instance) = open_application(&manifest, &registry, application, callbacks)?;
+            registry.add_callbacks(plugins.len(), &meta.name, &meta.registered);
+            plugins.push((meta, Opened::App(instance)));
         }
         registry.sort();
         Ok(Prepared {
@@ -176,6 +196,80 @@ pub(crate) enum Opened {
     /// Running already: the instance of the previous generation, carried over unchanged
     /// (same library build, same config, same settings), and its slot there.
     Carried(Instance, usize),
+    /// The embedding application's callbacks.
+    App(Arc<AppInstance>),
+}
+
+/// Which of the previous generation's plugins a new generation keeps running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Carry {
+    /// Those whose library build, config and settings are unchanged (a reload).
+    Unchanged,
+    /// All of them: the manifest is the previous generation's own, and only the
+    /// application's callbacks changed.
+    All,
+}
+
+/// The application callbacks `apps`, grouped by application in order of first
+/// appearance, each group in registration order.
+fn applications(apps: &[AppCallback]) -> Vec<(&str, Vec<AppCallback>)> {
+    let mut groups: Vec<(&str, Vec<AppCallback>)> = Vec::new();
+    for app in apps {
+        match groups.iter_mut().find(|(name, _)| *name == app.application) {
+            Some((_, group)) => group.push(app.clone()),
+            None => groups.push((&app.application, vec![app.clone()])),
+        }
+    }
+    groups
+}
+
+/// Checks one application's callbacks against the manifest as a plugin's registrations
+/// are checked, and makes the slot's metadata and instance.
+fn open_application(
+    manifest: &ValidManifest,
+    registry: &Registry,
+    application: &str,
+    mut callbacks: Vec<AppCallback>,
+) -> Result<(PluginMeta, Arc<AppInstance>), LoadError> {
+    let info = LibraryInfo::application(application);
+    if manifest
+        .plugins
+        .iter()
+        .any(|e| e.name.get_ref() == application)
+    {
+        return Err(LoadError::BadRegistration {
+            plugin: application.to_owned(),
+            problem: format!(
+                "the application is named `{application}`, as a plugin of {} is",
+                manifest.path.display()
+            ),
+            fix: "give the application's callbacks another application name",
+        });
+    }
+    for (id, callback) in callbacks.iter_mut().enumerate() {
+        callback.registration.id = id as u32;
+    }
+    let registered: Vec<Registered> = callbacks.iter().map(|c| c.registration.clone()).collect();
+    crate::load::check_registrations(application, PluginKind::Application, &registered)?;
+    check_found(
+        manifest,
+        registry,
+        application,
+        PluginKind::Application,
+        &registered,
+    )?;
+    let meta = PluginMeta {
+        name: application.to_owned(),
+        path: manifest.path.clone(),
+        info,
+        breaker: manifest.host.breaker,
+        emits: Vec::new(),
+        isolation: Isolation::InProcess,
+        limits: None,
+        sha256: String::new(),
+        registered,
+    };
+    Ok((meta, Arc::new(AppInstance::new(callbacks))))
 }
 
 /// What an opened library says about itself, wherever it was opened.
@@ -258,18 +352,27 @@ fn open_checked(
     entry: &PluginEntry,
 ) -> Result<(Opened, Found), LoadError> {
     let (opened, library) = open(manifest, loader, entry)?;
-    check_found(manifest, registry, entry.name.get_ref(), &library)?;
+    let name = entry.name.get_ref();
+    check_found(
+        manifest,
+        registry,
+        name,
+        library.info.kind(),
+        &library.registrations,
+    )?;
     Ok((opened, library))
 }
 
-/// Checks a library's registrations against the manifest's events.
+/// Checks the registrations of a library (or an application) against the manifest's
+/// events.
 fn check_found(
     manifest: &ValidManifest,
     registry: &Registry,
     name: &str,
-    library: &Found,
+    kind: PluginKind,
+    registrations: &[Registered],
 ) -> Result<(), LoadError> {
-    if let Some(registration) = registry.undeclared(&library.registrations) {
+    if let Some(registration) = registry.undeclared(registrations) {
         return Err(LoadError::UndeclaredEvent {
             plugin: name.to_owned(),
             callback: registration.callback.clone(),
@@ -278,14 +381,14 @@ fn check_found(
             manifest: manifest.path.clone(),
         });
     }
-    for registration in &library.registrations {
+    for registration in registrations {
         let Some(id) = registry.event_id(&registration.event) else {
             continue;
         };
         let event = registry.event(id).map_err(|_| LoadError::BadRegistration {
             plugin: name.to_owned(),
             problem: format!("event `{}` vanished", registration.event),
-            fix: crate::load::registration_fix(library.info.kind()),
+            fix: crate::load::registration_fix(kind),
         })?;
         if let Some(problem) = super::typed::mismatch(registration, &event.schema) {
             return Err(LoadError::ArgsMismatch {
@@ -302,17 +405,31 @@ fn check_found(
 
 /// The previous generation's instance of `entry`, if it can be carried over as it is: the
 /// same name, running, the same library build (by content) where it runs, the same
-/// config and the same settings.
+/// config and the same settings; under `Carry::All`, whenever it runs.
 fn carried(
     previous: &Generation,
     manifest: &ValidManifest,
     entry: &PluginEntry,
+    carry: Carry,
 ) -> Option<(Instance, usize, Found)> {
     let name = entry.name.get_ref();
     let index = previous.slots.iter().position(|s| s.meta.name == *name)?;
     let slot = &previous.slots[index];
-    if matches!(slot.instance, Instance::Off(_)) || slot.handed_over.load(Ordering::Acquire) {
+    if matches!(slot.instance, Instance::Off(_) | Instance::App(_))
+        || slot.handed_over.load(Ordering::Acquire)
+    {
         return None;
+    }
+    let found = || Found {
+        path: slot.meta.path.clone(),
+        isolation: slot.meta.isolation,
+        sha256: slot.meta.sha256.clone(),
+        info: slot.meta.info.clone(),
+        registrations: slot.meta.registered.clone(),
+        emits: slot.meta.emits.clone(),
+    };
+    if carry == Carry::All {
+        return Some((slot.instance.clone(), index, found()));
     }
     let before = previous
         .manifest
@@ -326,17 +443,7 @@ fn carried(
         && entry.limits(&manifest.host) == before.limits(&previous.manifest.host)
         && manifest.host.quarantine == previous.manifest.host.quarantine
         && crate::load::sha256_of(&path).ok()? == slot.meta.sha256;
-    same.then(|| {
-        let found = Found {
-            path: slot.meta.path.clone(),
-            isolation: slot.meta.isolation,
-            sha256: slot.meta.sha256.clone(),
-            info: slot.meta.info.clone(),
-            registrations: slot.meta.registered.clone(),
-            emits: slot.meta.emits.clone(),
-        };
-        (slot.instance.clone(), index, found)
-    })
+    same.then(|| (slot.instance.clone(), index, found()))
 }
 
 /// What stands behind a plugin's slot. Shared: a reload carries an unchanged plugin's
@@ -349,6 +456,8 @@ pub(crate) enum Instance {
     Process(Arc<ProcessPlugin>),
     /// Not running, with the reason (its `init` failed and its policy is `skip`).
     Off(String),
+    /// The embedding application's callbacks.
+    App(Arc<AppInstance>),
 }
 
 /// One callback of an event's dispatch list: its plugin's direct entry point, copied out of
@@ -576,14 +685,16 @@ impl Generation {
             .map(|(slot, counts)| PluginStatus {
                 meta: slot.meta.clone(),
                 breaker: match slot.instance {
-                    Instance::InProcess(_) | Instance::Process(_) => Some(slot.breaker.state()),
+                    Instance::InProcess(_) | Instance::Process(_) | Instance::App(_) => {
+                        Some(slot.breaker.state())
+                    }
                     Instance::Off(_) => None,
                 },
                 trips: slot.breaker.trips(),
                 retry_in_ms: slot.breaker.retry_in_ms(),
                 off_reason: match &slot.instance {
                     Instance::Off(reason) => Some(reason.clone()),
-                    Instance::InProcess(_) | Instance::Process(_) => None,
+                    Instance::InProcess(_) | Instance::Process(_) | Instance::App(_) => None,
                 },
                 isolated: match &slot.instance {
                     Instance::Process(plugin) => Some(IsolatedStatus {

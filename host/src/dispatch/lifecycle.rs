@@ -24,17 +24,27 @@ impl Prepared {
     /// If an `init` fails (and the plugin's policy is not `skip`), the plugins initialized
     /// before it are shut down again and the error is returned.
     pub fn start(self) -> Result<Generation, LoadError> {
-        self.start_with(Arc::default())
+        self.start_with(Arc::default(), true)
     }
 
     /// Starts the generation after `previous`: the plugins carried over keep running as
     /// they are (no `init`), and handles the plugins kept reach the new generation once it
     /// is current.
-    pub(crate) fn start_after(self, previous: &Generation) -> Result<Generation, LoadError> {
-        self.start_with(Arc::clone(&previous.anchor))
+    /// `announce`: whether to emit `host.started` (not when only the application's
+    /// callbacks changed, and every plugin runs on as it was).
+    pub(crate) fn start_after(
+        self,
+        previous: &Generation,
+        announce: bool,
+    ) -> Result<Generation, LoadError> {
+        self.start_with(Arc::clone(&previous.anchor), announce)
     }
 
-    fn start_with(self, anchor: Arc<super::context::Anchor>) -> Result<Generation, LoadError> {
+    fn start_with(
+        self,
+        anchor: Arc<super::context::Anchor>,
+        announce: bool,
+    ) -> Result<Generation, LoadError> {
         let Prepared {
             manifest,
             registry,
@@ -83,6 +93,7 @@ impl Prepared {
                     generation.carried.push(previous);
                     Ok(instance)
                 }
+                Opened::App(callbacks) => Ok(Instance::App(callbacks)),
             };
             let instance = match started {
                 Ok(instance) => instance,
@@ -136,7 +147,9 @@ impl Prepared {
                 })
             })
             .collect();
-        generation.emit_builtin(crate::manifest::builtin::HOST_STARTED);
+        if announce {
+            generation.emit_builtin(crate::manifest::builtin::HOST_STARTED);
+        }
         Ok(generation)
     }
 }
@@ -176,6 +189,7 @@ fn targets(generation: &Generation) -> Vec<Vec<Target>> {
                             }
                         }
                         Instance::Process(_) => Route::Worker,
+                        Instance::App(callbacks) => Route::Direct(callbacks.entry(callback.id)?),
                         Instance::Off(_) => return None,
                     };
                     Some(Target {
@@ -218,6 +232,9 @@ impl Generation {
                     .into_result()
             }
             Instance::Process(isolated) => isolated.control(operation, argument),
+            Instance::App(_) => Err(PluginError::unsupported(format!(
+                "`{plugin}` is the application's own callbacks, which take no control operations"
+            ))),
             Instance::Off(reason) => {
                 return Err(ControlError::Off {
                     plugin: plugin.to_owned(),
@@ -255,7 +272,7 @@ impl Generation {
                     .unwrap_or_else(|why| Err(unfinished("shutdown", why, limit)))
                 }
                 Instance::Process(isolated) => isolated.shutdown(),
-                Instance::Off(_) => continue,
+                Instance::Off(_) | Instance::App(_) => continue,
             };
             if let Err(error) = stopped {
                 tracing::error!("plugin `{}` failed to shut down: {error}", slot.meta.name);

@@ -8,6 +8,7 @@
 //! `generation` that owns the slots (a nested emit calls back into `emit` by method, not by
 //! import).
 
+mod application;
 mod args;
 mod bounded;
 mod breaker;
@@ -21,9 +22,11 @@ mod registry;
 mod stats;
 mod typed;
 
+pub use application::{AppCallback, AppFn, DEFAULT_APPLICATION};
 pub use args::StrictJson;
 pub use breaker::BreakerState;
 pub use emit::MAX_VALUE_DEPTH;
+pub(crate) use generation::Carry;
 pub use generation::{
     Generation, Observer, PluginMeta, PluginStatus, Prepared, ShutdownFailure, SkippedPlugin,
 };

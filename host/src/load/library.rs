@@ -142,19 +142,35 @@ pub enum PluginKind {
     Rust,
     /// Built against `switchboard.h`, the C ABI (`api_version` is the ABI's `major.minor`).
     C,
+    /// Not a library: the callbacks the embedding application registered itself (see
+    /// `AppCallback`); `api_version` is the host's version.
+    Application,
 }
+
+/// The feature an application's [`LibraryInfo`] lists, which makes its kind
+/// [`PluginKind::Application`].
+pub(crate) const APPLICATION_FEATURE: &str = "application";
 
 impl LibraryInfo {
     /// Which kind of plugin the library is.
     pub fn kind(&self) -> PluginKind {
-        if self
-            .features
-            .iter()
-            .any(|f| f == super::c_plugin::C_ABI_FEATURE)
-        {
+        let lists = |feature: &str| self.features.iter().any(|f| f == feature);
+        if lists(super::c_plugin::C_ABI_FEATURE) {
             PluginKind::C
+        } else if lists(APPLICATION_FEATURE) {
+            PluginKind::Application
         } else {
             PluginKind::Rust
+        }
+    }
+
+    /// What an application that registers its own callbacks is shown as.
+    pub(crate) fn application(name: &str) -> LibraryInfo {
+        LibraryInfo {
+            name: name.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            api_version: env!("CARGO_PKG_VERSION").to_owned(),
+            features: vec![APPLICATION_FEATURE.to_owned()],
         }
     }
 
@@ -163,6 +179,7 @@ impl LibraryInfo {
         match self.kind() {
             PluginKind::Rust => format!("plugin-api {}", self.api_version),
             PluginKind::C => format!("C ABI {}", self.api_version),
+            PluginKind::Application => format!("application (host {})", self.api_version),
         }
     }
 }
@@ -193,6 +210,7 @@ pub(crate) fn registration_fix(kind: PluginKind) -> &'static str {
         PluginKind::C => {
             "fix its `sb_callback` table (the rules are in plugin-api/include/switchboard.h) and rebuild it"
         }
+        PluginKind::Application => "fix the callback's registration in the application",
     }
 }
 
@@ -201,7 +219,7 @@ const MAX_CALLBACK_NAME: usize = 64;
 
 /// Checks what a plugin registers against the interface's rules: the SDKs keep them, but a
 /// library built without one, or with a modified copy, may not.
-fn check_registrations(
+pub(crate) fn check_registrations(
     plugin: &str,
     kind: PluginKind,
     callbacks: &[Registered],

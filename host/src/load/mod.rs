@@ -21,8 +21,8 @@ pub use c_abi::{ABI_MAJOR as C_ABI_MAJOR, ABI_MINOR as C_ABI_MINOR};
 pub(crate) use c_frame::{CFrame, Published};
 pub(crate) use c_plugin::{is_c_entry, CTarget};
 pub use copy::{remove_temporary_copies, MAX_IN_PROCESS_BUILDS};
+pub(crate) use library::{check_registrations, registration_fix, Library, Loader};
 pub use library::{
     inspect, Emits, LibraryInfo, LibraryReport, PluginKind, Registered, HOST_API_VERSION,
 };
-pub(crate) use library::{registration_fix, Library, Loader};
 pub use preflight::{library_file, sha256_of};
