@@ -108,6 +108,8 @@ fn a_callback_that_does_not_fit_the_manifest_is_refused_and_nothing_changes() {
     assert!(error.to_string().contains("name"), "{error}");
     let error = refused(constant("echo", "unknown", "x").reads([("nmae", "string")]));
     assert!(error.to_string().contains("nmae"), "{error}");
+    let error = refused(constant("echo", "typo_type", "x").reads([("name", "strnig")]));
+    assert!(error.to_string().contains("not a type"), "{error}");
     let error = refused(constant("ping", "bad name!", "x"));
     assert!(
         matches!(error, LoadError::BadRegistration { .. }),

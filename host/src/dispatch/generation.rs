@@ -20,7 +20,7 @@ use crate::isolate::quarantine;
 use crate::isolate::ProcessPlugin;
 use crate::load::{library_file, Emits, Library, LibraryInfo, Loader, PluginKind, Registered};
 use crate::manifest::{
-    event_table, BreakerSettings, Isolation, LoadErrorPolicy, PluginEntry, ProcessLimits,
+    event_table, ArgType, BreakerSettings, Isolation, LoadErrorPolicy, PluginEntry, ProcessLimits,
     ValidManifest,
 };
 
@@ -251,6 +251,21 @@ fn open_application(
     }
     let registered: Vec<Registered> = callbacks.iter().map(|c| c.registration.clone()).collect();
     crate::load::check_registrations(application, PluginKind::Application, &registered)?;
+    // A plugin built against a newer SDK may read types this host does not know; an
+    // application is built with this host, so an unknown type is a typo.
+    for registration in &registered {
+        let reads = registration.reads.iter().flatten();
+        if let Some((arg, kind)) = reads.clone().find(|(_, k)| ArgType::parse(k).is_err()) {
+            return Err(LoadError::BadRegistration {
+                plugin: application.to_owned(),
+                problem: format!(
+                    "callback `{}` reads `{arg}` as `{kind}`, which is not a type (string, int, float, bool, bytes, list, map or any, `?` for optional)",
+                    registration.callback
+                ),
+                fix: crate::load::registration_fix(PluginKind::Application),
+            });
+        }
+    }
     check_found(
         manifest,
         registry,

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{ManifestError, Problem};
-use schema::ArgType;
+pub(crate) use schema::ArgType;
 
 pub use isolation::{Isolation, ProcessLimits, QuarantineSettings};
 pub use nats::NatsSettings;
