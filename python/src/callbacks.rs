@@ -1,0 +1,182 @@
+//! A Python callable as an application callback of the host: called with the arguments
+//! it reads as keyword arguments, with the GIL taken for the call only, its return value
+//! checked on the way back and its exception turned into that callback's error.
+//!
+//! While it runs, an emit it makes on the same host is a nested emit (the host bounds
+//! the depth, and the nested callbacks see the same event id): the host handle of the
+//! call is published for this thread.
+
+use std::cell::Cell;
+use std::ptr::NonNull;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTraceback};
+use switchboard::AppCallback;
+use switchboard_plugin_api::{Args, Error as PluginError, Host, Value};
+
+use crate::values::{to_python, to_value};
+
+/// What a Python callback reads and how it is called.
+pub(crate) struct PythonCallback {
+    /// The host it is registered on, to tell its nested emits from another host's.
+    pub(crate) host_id: usize,
+    pub(crate) event: String,
+    pub(crate) name: String,
+    pub(crate) priority: i32,
+    pub(crate) application: String,
+    /// `(argument, type)` read, or `None` for a callable that takes `**kwargs` (it gets
+    /// every argument).
+    pub(crate) reads: Option<Vec<(String, String)>>,
+    /// Parameters with a default: left out when the argument is null, so the default
+    /// applies.
+    pub(crate) defaults: Vec<String>,
+    pub(crate) func: Py<PyAny>,
+}
+
+impl PythonCallback {
+    /// The host's application callback that calls it.
+    pub(crate) fn into_app(self) -> AppCallback {
+        let PythonCallback {
+            host_id,
+            event,
+            name,
+            priority,
+            application,
+            reads,
+            defaults,
+            func,
+        } = self;
+        let reading: Option<Vec<String>> = reads
+            .as_ref()
+            .map(|r| r.iter().map(|(n, _)| n.clone()).collect());
+        let callback_name = name.clone();
+        let run = move |args: Args<'_>, host: Host<'_>| {
+            let _nested = NestedScope::enter(host_id, &host);
+            Python::attach(|py| {
+                call(
+                    py,
+                    &func,
+                    &callback_name,
+                    args,
+                    reading.as_deref(),
+                    &defaults,
+                )
+            })
+        };
+        let callback = AppCallback::new(event, name, run)
+            .priority(priority)
+            .application(application);
+        match reads {
+            Some(reads) => callback.reads(reads),
+            None => callback,
+        }
+    }
+}
+
+fn call(
+    py: Python<'_>,
+    func: &Py<PyAny>,
+    name: &str,
+    args: Args<'_>,
+    reading: Option<&[String]>,
+    defaults: &[String],
+) -> Result<Value<'static>, PluginError> {
+    let kwargs = PyDict::new(py);
+    for (arg, value) in args.iter() {
+        if reading.is_some_and(|r| !r.iter().any(|n| n == arg)) {
+            continue;
+        }
+        if value.is_null() && defaults.iter().any(|d| d == arg) {
+            continue;
+        }
+        let value = to_python(py, value).map_err(|e| exception(py, &e))?;
+        kwargs.set_item(arg, value).map_err(|e| exception(py, &e))?;
+    }
+    let returned = func
+        .call(py, (), Some(&kwargs))
+        .map_err(|e| exception(py, &e))?;
+    to_value(returned.bind(py), || {
+        format!("the value Python callback `{name}` returned")
+    })
+    .map_err(|e| exception(py, &e))
+}
+
+/// A Python exception as a callback's error: `Type: message`, with the line it was
+/// raised at as the help.
+fn exception(py: Python<'_>, error: &PyErr) -> PluginError {
+    let kind = error
+        .get_type(py)
+        .name()
+        .map_or_else(|_| "Exception".to_owned(), |n| n.to_string());
+    let message = error.value(py).to_string();
+    let text = if message.is_empty() {
+        kind
+    } else {
+        format!("{kind}: {message}")
+    };
+    let mut failure = PluginError::new(text);
+    if let Some(line) = error.traceback(py).and_then(|tb| last_line(&tb)) {
+        failure = failure.with_help(format!("raised at {line}"));
+    }
+    failure
+}
+
+/// `file:line in function` of a traceback's innermost frame.
+fn last_line(traceback: &Bound<'_, PyTraceback>) -> Option<String> {
+    let mut frame = traceback.clone().into_any();
+    loop {
+        let next = frame.getattr("tb_next").ok()?;
+        if next.is_none() {
+            break;
+        }
+        frame = next;
+    }
+    let line: u32 = frame.getattr("tb_lineno").ok()?.extract().ok()?;
+    let code = frame.getattr("tb_frame").ok()?.getattr("f_code").ok()?;
+    let file: String = code.getattr("co_filename").ok()?.extract().ok()?;
+    let function: String = code.getattr("co_name").ok()?.extract().ok()?;
+    Some(format!("{file}:{line} in {function}"))
+}
+
+thread_local! {
+    /// The host handle of the Python callback running on this thread, if one is, and the
+    /// host it runs on.
+    static NESTED: Cell<Option<(usize, NonNull<()>)>> = const { Cell::new(None) };
+}
+
+/// Publishes a callback's host handle for this thread while the callback runs, and puts
+/// back what was there before (the outer callback's, for a nested one) when dropped, on
+/// return as on unwind.
+struct NestedScope {
+    previous: Option<(usize, NonNull<()>)>,
+}
+
+impl NestedScope {
+    fn enter(host_id: usize, host: &Host<'_>) -> NestedScope {
+        let this = NonNull::from(host).cast::<()>();
+        NestedScope {
+            previous: NESTED.with(|n| n.replace(Some((host_id, this)))),
+        }
+    }
+}
+
+impl Drop for NestedScope {
+    fn drop(&mut self) {
+        NESTED.with(|n| n.set(self.previous));
+    }
+}
+
+/// Runs `emit` with the host handle of the Python callback running on this thread, if it
+/// runs on host `host_id`; `None` outside such a callback.
+pub(crate) fn nested<R>(host_id: usize, emit: impl FnOnce(&Host<'_>) -> R) -> Option<R> {
+    let (id, host) = NESTED.with(Cell::get)?;
+    if id != host_id {
+        return None;
+    }
+    // SAFETY: the pointer was published by `NestedScope::enter` from a `&Host` that the
+    // callback closure owns for the whole call, on this thread; the scope unpublishes it
+    // before that closure returns or unwinds. We are called from inside that call (the
+    // Python code it runs, on the same thread), so the `Host` is alive and not moved.
+    let host = unsafe { host.cast::<Host<'_>>().as_ref() };
+    Some(emit(host))
+}

@@ -1,0 +1,348 @@
+//! The `Host` class: a running switchboard host in a Python program. Every call that can
+//! run plugin code (open, emit, register, reload, control, shutdown) releases the GIL, so
+//! native callbacks run in parallel with the program's other threads, and Python
+//! callbacks take the GIL only while they run.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use switchboard::{BreakerState, Switchboard};
+use switchboard_plugin_api::Value;
+
+use crate::callbacks::{nested, PythonCallback};
+use crate::errors::{emit_error, host_error, raise};
+use crate::outcomes::Outcomes;
+use crate::values::{to_python, to_value};
+
+/// A running host: the manifest's plugins loaded and started, the Python program's
+/// callbacks beside them.
+#[pyclass(module = "switchboard._native", subclass, frozen)]
+pub(crate) struct Host {
+    inner: Arc<Switchboard>,
+    manifest: PathBuf,
+    application: String,
+}
+
+impl Host {
+    /// Tells this host's nested emits from another host's.
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+}
+
+/// The keyword arguments of an emit, checked one by one: names and `str` values
+/// borrowed from Python (no copy), other values converted.
+struct Arguments {
+    keys: Vec<PyBackedStr>,
+    /// Per argument, its text when it is a `str`.
+    texts: Vec<Option<PyBackedStr>>,
+    /// Per argument, its value when it is not a `str` (null when it is).
+    others: Vec<Value<'static>>,
+}
+
+impl Arguments {
+    fn of(event: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Arguments> {
+        let count = kwargs.map_or(0, |k| k.len());
+        let mut arguments = Arguments {
+            keys: Vec::with_capacity(count),
+            texts: Vec::with_capacity(count),
+            others: Vec::with_capacity(count),
+        };
+        for (key, value) in kwargs.into_iter().flat_map(|k| k.iter()) {
+            let key: PyBackedStr = key.extract()?;
+            let text = value
+                .is_instance_of::<PyString>()
+                .then(|| value.extract::<PyBackedStr>().ok())
+                .flatten();
+            if let Some(text) = text {
+                arguments.texts.push(Some(text));
+                arguments.others.push(Value::NULL);
+            } else {
+                let value = to_value(&value, || {
+                    format!("argument `{}` of event `{event}`", &*key)
+                })?;
+                arguments.texts.push(None);
+                arguments.others.push(value);
+            }
+            arguments.keys.push(key);
+        }
+        Ok(arguments)
+    }
+}
+
+/// The `(name, value)` pairs an emit takes, borrowing the names and texts.
+fn pairs<'a>(
+    keys: &'a [PyBackedStr],
+    texts: &'a [Option<PyBackedStr>],
+    others: Vec<Value<'static>>,
+) -> impl Iterator<Item = (&'a str, Value<'a>)> {
+    keys.iter()
+        .zip(texts)
+        .zip(others)
+        .map(|((key, text), other)| match text {
+            Some(text) => (&**key, Value::borrowed(text)),
+            None => (&**key, other),
+        })
+}
+
+/// The kind of a refused nested emit, which reaches a callback as a message only (the
+/// host's `EmitError` texts, see `host/src/error.rs`).
+fn nested_kind(message: &str) -> &'static str {
+    if message.starts_with("nested emit deeper than max_depth") {
+        "emit.too_deep"
+    } else if message.starts_with("unknown event") {
+        "emit.unknown_event"
+    } else if message.contains("argument") {
+        "emit.wrong_type"
+    } else {
+        "emit"
+    }
+}
+
+#[pymethods]
+impl Host {
+    /// Reads and checks the manifest, loads its plugins and starts them.
+    #[new]
+    #[pyo3(signature = (manifest = PathBuf::from("events.toml"), *, application = "app".to_owned()))]
+    fn new(py: Python<'_>, manifest: PathBuf, application: String) -> PyResult<Host> {
+        let opened = py.detach(|| Switchboard::open(&manifest));
+        let inner = opened.map_err(|e| host_error(py, &e))?;
+        Ok(Host {
+            inner: Arc::new(inner),
+            manifest,
+            application,
+        })
+    }
+
+    /// Emits `event` with keyword arguments and returns every callback's outcome.
+    #[pyo3(signature = (event, /, **kwargs))]
+    fn emit(
+        &self,
+        py: Python<'_>,
+        event: &str,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Outcomes> {
+        let Arguments {
+            keys,
+            texts,
+            others,
+        } = Arguments::of(event, kwargs)?;
+        let id = self.id();
+        // From inside one of this host's Python callbacks: a nested emit.
+        let mut others = Some(others);
+        let nested_emit = nested(id, |host| {
+            host.emit(
+                event,
+                pairs(&keys, &texts, others.take().unwrap_or_default()),
+            )
+        });
+        if let Some(emitted) = nested_emit {
+            return match emitted {
+                Ok(outcomes) => Ok(Outcomes::nested(event, outcomes)),
+                Err(error) => Err(raise(
+                    py,
+                    nested_kind(error.message()),
+                    error.message().to_owned(),
+                )),
+            };
+        }
+        let others = others.unwrap_or_default();
+        let board = self.inner.current();
+        let emitted = py.detach(|| board.emit_named(event, pairs(&keys, &texts, others)));
+        match emitted {
+            Ok(outcomes) => Ok(Outcomes::emitted(event, board, outcomes)),
+            Err(error) => Err(emit_error(py, &error)),
+        }
+    }
+
+    /// Registers `func` as a callback of this host's application; the package's
+    /// `Host.callback` decorator reads its signature and calls this.
+    #[pyo3(signature = (event, name, priority, reads, defaults, func))]
+    #[allow(clippy::too_many_arguments)]
+    fn _register(
+        &self,
+        py: Python<'_>,
+        event: String,
+        name: String,
+        priority: i32,
+        reads: Option<Vec<(String, String)>>,
+        defaults: Vec<String>,
+        func: Py<PyAny>,
+    ) -> PyResult<()> {
+        let callback = PythonCallback {
+            host_id: self.id(),
+            event,
+            name,
+            priority,
+            application: self.application.clone(),
+            reads,
+            defaults,
+            func,
+        }
+        .into_app();
+        py.detach(|| self.inner.register(callback))
+            .map_err(|e| host_error(py, &e))
+    }
+
+    /// Removes this application's callback called `name`; whether there was one.
+    fn unregister(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
+        py.detach(|| self.inner.unregister(&self.application, name))
+            .map_err(|e| host_error(py, &e))
+    }
+
+    /// Reads the manifest again and swaps in its plugins while events flow (unchanged
+    /// plugins keep running; the Python callbacks are kept). On any error nothing
+    /// changes and the error is raised.
+    fn reload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let reloaded = py
+            .detach(|| self.inner.reload(&self.manifest))
+            .map_err(|e| host_error(py, &e))?;
+        let answer = PyDict::new(py);
+        answer.set_item("generation", reloaded.generation)?;
+        answer.set_item("previous", reloaded.previous)?;
+        answer.set_item("carried", reloaded.carried)?;
+        answer.set_item("started", reloaded.started)?;
+        answer.set_item("removed", reloaded.removed)?;
+        Ok(answer)
+    }
+
+    /// Every plugin (and the application) with its kind, state and counts, in manifest
+    /// order; counts start again at every reload and registration.
+    fn plugins<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let board = self.inner.current();
+        let list = PyList::empty(py);
+        for plugin in board.plugins() {
+            let entry = PyDict::new(py);
+            let meta = &plugin.meta;
+            entry.set_item("name", &meta.name)?;
+            entry.set_item("kind", format!("{:?}", meta.info.kind()).to_lowercase())?;
+            entry.set_item("version", &meta.info.version)?;
+            entry.set_item("interface", meta.info.interface())?;
+            entry.set_item("isolation", meta.isolation.name())?;
+            let breaker = plugin.breaker.map(|state| match state {
+                BreakerState::Closed => "closed",
+                BreakerState::Open => "open",
+                BreakerState::HalfOpen => "half_open",
+            });
+            entry.set_item("breaker", breaker)?;
+            entry.set_item("off_reason", plugin.off_reason)?;
+            entry.set_item("calls", plugin.counts.calls)?;
+            entry.set_item("errors", plugin.counts.errors)?;
+            entry.set_item("panics", plugin.counts.panics)?;
+            entry.set_item("skipped", plugin.counts.skipped)?;
+            list.append(entry)?;
+        }
+        Ok(list)
+    }
+
+    /// The callbacks of `event` (or of every event) in dispatch order, as
+    /// `(plugin, callback, event, priority)`.
+    #[pyo3(signature = (event = None))]
+    fn callbacks<'py>(&self, py: Python<'py>, event: Option<&str>) -> PyResult<Bound<'py, PyList>> {
+        let board = self.inner.current();
+        let registry = board.registry();
+        let list = PyList::empty(py);
+        for declared in registry.events() {
+            if event.is_some_and(|e| e != declared.name) {
+                continue;
+            }
+            for id in &declared.callbacks {
+                let callback = registry.callback(*id);
+                list.append((
+                    callback.plugin_name.as_str(),
+                    callback.name.as_str(),
+                    declared.name.as_str(),
+                    callback.priority,
+                ))?;
+            }
+        }
+        Ok(list)
+    }
+
+    /// The declared events and their arguments, `{event: {argument: type}}`.
+    fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let board = self.inner.current();
+        let events = PyDict::new(py);
+        for event in board.registry().events() {
+            let args = PyDict::new(py);
+            for (name, kind) in event.schema.names.iter().zip(&event.schema.types) {
+                args.set_item(name.as_str(), kind.to_string())?;
+            }
+            events.set_item(&event.name, args)?;
+        }
+        Ok(events)
+    }
+
+    /// Sends `plugin` a control operation and returns its answer.
+    #[pyo3(signature = (plugin, operation, argument = None))]
+    fn control<'py>(
+        &self,
+        py: Python<'py>,
+        plugin: &str,
+        operation: &str,
+        argument: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let argument = match argument {
+            Some(argument) => to_value(argument, || format!("the argument of `{operation}`"))?,
+            None => Value::NULL,
+        };
+        let board = self.inner.current();
+        let answer = py.detach(|| board.control(plugin, operation, &argument));
+        match answer {
+            Ok(value) => to_python(py, &value),
+            Err(error) => Err(raise(py, "control", error.to_string())),
+        }
+    }
+
+    /// Emits `host.stopping` and shuts every plugin down, once; later emits raise
+    /// `ShutDownError`. Returns the plugins' shutdown failures as `(plugin, message)`.
+    fn shutdown(&self, py: Python<'_>) -> Vec<(String, String)> {
+        py.detach(|| self.inner.shutdown())
+            .into_iter()
+            .map(|failure| (failure.plugin, failure.error.to_string()))
+            .collect()
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> bool {
+        self.shutdown(py);
+        false
+    }
+
+    /// The manifest's path.
+    #[getter]
+    fn manifest(&self) -> PathBuf {
+        self.manifest.clone()
+    }
+
+    /// The name the Python callbacks are shown and counted under.
+    #[getter]
+    fn application(&self) -> &str {
+        &self.application
+    }
+
+    /// The number of the generation running now (each reload and registration starts
+    /// one).
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.inner.current().number()
+    }
+
+    fn __repr__(&self) -> String {
+        let board = self.inner.current();
+        format!(
+            "Host({:?}, {} plugins, {} events, generation {})",
+            self.manifest.display().to_string(),
+            board.live_plugins(),
+            board.registry().events().len(),
+            board.number()
+        )
+    }
+}

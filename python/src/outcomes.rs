@@ -1,0 +1,255 @@
+//! What an emit returns to Python: `Outcomes`, a sequence of `Outcome`s in dispatch
+//! order. It keeps the host's own outcomes and turns one into a Python object only when
+//! it is read, so an emit whose results nobody reads costs no Python objects but one.
+
+use std::sync::Arc;
+
+use pyo3::exceptions::PyIndexError;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString};
+use switchboard::Generation;
+use switchboard_plugin_api::abi::Outcome as NestedOutcome;
+use switchboard_plugin_api::{Error as PluginError, Value};
+
+use crate::values::to_python;
+
+/// One callback's outcome: which callback ran, and its value or its error.
+#[pyclass(module = "switchboard", frozen, get_all)]
+pub(crate) struct Outcome {
+    /// The plugin (or application) whose callback ran.
+    plugin: String,
+    /// The callback's name.
+    callback: String,
+    /// Whether it returned a value (`None` included) rather than an error.
+    ok: bool,
+    /// What it returned; `None` when it failed.
+    value: Py<PyAny>,
+    /// Its error message; `None` when it succeeded.
+    error: Option<String>,
+    /// What to do about the error, when the callback said.
+    help: Option<String>,
+    /// `"value"`, or the kind of failure: `"error"`, `"panic"`, `"skipped"` (its breaker
+    /// was open), `"crashed"` or `"timed_out"` (its worker process).
+    kind: &'static str,
+}
+
+#[pymethods]
+impl Outcome {
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        if self.ok {
+            Ok(format!(
+                "Outcome({}.{}, ok, value={})",
+                self.plugin,
+                self.callback,
+                self.value.bind(py).repr()?
+            ))
+        } else {
+            let error = PyString::new(py, self.error.as_deref().unwrap_or_default());
+            Ok(format!(
+                "Outcome({}.{}, {}: {})",
+                self.plugin,
+                self.callback,
+                self.kind,
+                error.repr()?
+            ))
+        }
+    }
+}
+
+impl Outcome {
+    fn new(
+        py: Python<'_>,
+        plugin: &str,
+        callback: &str,
+        result: Result<&Value<'_>, &PluginError>,
+    ) -> PyResult<Outcome> {
+        Ok(match result {
+            Ok(value) => Outcome {
+                plugin: plugin.to_owned(),
+                callback: callback.to_owned(),
+                ok: true,
+                value: to_python(py, value)?.unbind(),
+                error: None,
+                help: None,
+                kind: "value",
+            },
+            Err(error) => Outcome {
+                plugin: plugin.to_owned(),
+                callback: callback.to_owned(),
+                ok: false,
+                value: py.None(),
+                error: Some(error.message().to_owned()),
+                help: error.help().map(str::to_owned),
+                kind: error.kind_name(),
+            },
+        })
+    }
+}
+
+/// Where an emit's outcomes are.
+enum Held {
+    /// An outermost emit's, with the generation that names its callbacks.
+    Emitted(Arc<Generation>, switchboard::Outcomes),
+    /// A nested emit's, from inside a Python callback.
+    Nested(Vec<NestedOutcome>),
+}
+
+/// The outcomes of one emit, in dispatch order: a sequence of [`Outcome`].
+#[pyclass(module = "switchboard", frozen, sequence)]
+pub(crate) struct Outcomes {
+    event: String,
+    held: Held,
+}
+
+impl Outcomes {
+    pub(crate) fn emitted(
+        event: &str,
+        board: Arc<Generation>,
+        outcomes: switchboard::Outcomes,
+    ) -> Self {
+        Outcomes {
+            event: event.to_owned(),
+            held: Held::Emitted(board, outcomes),
+        }
+    }
+
+    pub(crate) fn nested(event: &str, outcomes: Vec<NestedOutcome>) -> Self {
+        Outcomes {
+            event: event.to_owned(),
+            held: Held::Nested(outcomes),
+        }
+    }
+
+    fn count(&self) -> usize {
+        match &self.held {
+            Held::Emitted(_, outcomes) => outcomes.len(),
+            Held::Nested(outcomes) => outcomes.len(),
+        }
+    }
+
+    fn failed(&self) -> usize {
+        match &self.held {
+            Held::Emitted(_, outcomes) => outcomes.failures().count(),
+            Held::Nested(outcomes) => outcomes.iter().filter(|o| o.result().is_err()).count(),
+        }
+    }
+
+    fn at(&self, py: Python<'_>, index: usize) -> PyResult<Option<Outcome>> {
+        match &self.held {
+            Held::Emitted(board, outcomes) => {
+                let Some(outcome) = outcomes.get(index) else {
+                    return Ok(None);
+                };
+                let callback = board.callback(outcome.callback);
+                Outcome::new(py, &callback.plugin_name, &callback.name, outcome.result).map(Some)
+            }
+            Held::Nested(outcomes) => {
+                let Some(outcome) = outcomes.get(index) else {
+                    return Ok(None);
+                };
+                Outcome::new(py, outcome.plugin(), outcome.callback(), outcome.result()).map(Some)
+            }
+        }
+    }
+
+    fn all(&self, py: Python<'_>) -> PyResult<Vec<Outcome>> {
+        (0..self.count())
+            .filter_map(|i| self.at(py, i).transpose())
+            .collect()
+    }
+}
+
+#[pymethods]
+impl Outcomes {
+    fn __len__(&self) -> usize {
+        self.count()
+    }
+
+    fn __getitem__(&self, py: Python<'_>, index: isize) -> PyResult<Outcome> {
+        let count = self.count() as isize;
+        let at = if index < 0 { index + count } else { index };
+        if at < 0 {
+            return Err(PyIndexError::new_err("outcome index out of range"));
+        }
+        self.at(py, at as usize)?
+            .ok_or_else(|| PyIndexError::new_err("outcome index out of range"))
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        PyList::new(py, self.all(py)?)?
+            .try_iter()
+            .map(Bound::into_any)
+    }
+
+    /// The event emitted.
+    #[getter]
+    fn event(&self) -> &str {
+        &self.event
+    }
+
+    /// Whether every callback succeeded.
+    #[getter]
+    fn ok(&self) -> bool {
+        self.failed() == 0
+    }
+
+    /// The values of the callbacks that succeeded, in dispatch order.
+    #[getter]
+    fn values(&self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
+        Ok(self
+            .all(py)?
+            .into_iter()
+            .filter(|o| o.ok)
+            .map(|o| o.value)
+            .collect())
+    }
+
+    /// The outcomes of the callbacks that failed, in dispatch order.
+    #[getter]
+    fn errors(&self, py: Python<'_>) -> PyResult<Vec<Outcome>> {
+        Ok(self.all(py)?.into_iter().filter(|o| !o.ok).collect())
+    }
+
+    /// The emit's request id, unique in this process (0 for a nested emit, which carries
+    /// its parent's).
+    #[getter]
+    fn request_id(&self) -> u64 {
+        match &self.held {
+            Held::Emitted(_, outcomes) => outcomes.request_id(),
+            Held::Nested(_) => 0,
+        }
+    }
+
+    /// Raises `CallbackError` for the first callback that failed; returns the outcomes
+    /// when none did, so that `host.emit(...).check()` reads as one step.
+    fn check(slf: Bound<'_, Self>) -> PyResult<Bound<'_, Self>> {
+        let py = slf.py();
+        let first = slf.get().all(py)?.into_iter().find(|o| !o.ok);
+        match first {
+            None => Ok(slf),
+            Some(failed) => {
+                let mut message = format!(
+                    "{}.{} failed on `{}` ({}): {}",
+                    failed.plugin,
+                    failed.callback,
+                    slf.get().event,
+                    failed.kind,
+                    failed.error.as_deref().unwrap_or_default()
+                );
+                if let Some(help) = &failed.help {
+                    message.push_str(&format!("; {help}"));
+                }
+                Err(crate::errors::raise(py, "callback", message))
+            }
+        }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Outcomes({}, {} calls, {} failed)",
+            PyString::new(py, &self.event).repr()?,
+            self.count(),
+            self.failed()
+        ))
+    }
+}

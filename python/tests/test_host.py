@@ -1,0 +1,329 @@
+"""The Python package against the real host and real plugins: emit, decorators, order
+among native callbacks, errors and exceptions, bad values, nested emits, threads,
+reload, and a Python callback that raises while native ones succeed."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import threading
+from typing import Any, Optional
+
+import pytest
+
+import switchboard
+from switchboard import Host
+
+WORKSPACE = pathlib.Path(__file__).resolve().parents[2]
+
+
+def summary(outcomes: switchboard.Outcomes) -> list[str]:
+    return [
+        f"{o.plugin}.{o.callback} = {o.value!r}" if o.ok else f"{o.plugin}.{o.callback} ! {o.error}"
+        for o in outcomes
+    ]
+
+
+def test_emit_reaches_native_callbacks_with_keyword_arguments(probe_manifest):
+    with Host(probe_manifest) as host:
+        outcomes = host.emit("echo", name="Ann", age=41)
+        assert len(outcomes) == 1
+        [echo] = outcomes
+        assert echo.plugin == "p" and echo.callback == "echo" and echo.ok and echo.kind == "value"
+        assert echo.value == {"name": "Ann", "age": 41}
+        assert outcomes.ok and outcomes.values == [{"name": "Ann", "age": 41}]
+        assert outcomes.request_id > 0
+        assert "Outcomes('echo', 1 calls, 0 failed)" == repr(outcomes)
+        assert repr(echo) == "Outcome(p.echo, ok, value={'name': 'Ann', 'age': 41})"
+
+
+def test_python_callbacks_run_in_priority_order_among_native_ones(probe_manifest):
+    with Host(probe_manifest) as host:
+        @host.callback("ping", priority=200)
+        def first() -> str:
+            return "py.first"
+
+        @host.callback("ping", priority=50, name="middle")
+        def some_function() -> str:
+            return "py.middle"
+
+        @host.callback("ping")
+        def last() -> None:
+            return None
+
+        assert summary(host.emit("ping")) == [
+            "app.first = 'py.first'",
+            "p.ping_urgent = 'p.ping_urgent'",
+            "app.middle = 'py.middle'",
+            "p.ping = 'p.ping'",
+            "p.ping_again = 'p.ping_again'",
+            "app.last = None",
+        ]
+        assert ("app", "middle", "ping", 50) in host.callbacks("ping")
+        app = [p for p in host.plugins() if p["name"] == "app"][0]
+        assert app["kind"] == "application" and app["calls"] == 3 and app["breaker"] == "closed"
+
+
+def test_a_python_callback_gets_the_arguments_it_names_with_defaults_kept(probe_manifest):
+    seen: list[Any] = []
+    with Host(probe_manifest) as host:
+        @host.callback("echo")
+        def only_name(name: str) -> None:
+            seen.append(("only_name", name))
+
+        @host.callback("echo")
+        def with_default(name: str, age: int = 7) -> None:
+            seen.append(("with_default", name, age))
+
+        @host.callback("echo")
+        def optional(age: Optional[int]) -> None:
+            seen.append(("optional", age))
+
+        @host.callback("echo")
+        def everything(**kwargs: Any) -> None:
+            seen.append(("everything", kwargs))
+
+        assert host.emit("echo", name="Ann").ok
+        assert seen == [
+            ("only_name", "Ann"),
+            ("with_default", "Ann", 7),
+            ("optional", None),
+            ("everything", {"name": "Ann", "age": None}),
+        ]
+
+
+def test_a_python_callback_that_does_not_fit_the_manifest_is_refused(probe_manifest):
+    with Host(probe_manifest) as host:
+        with pytest.raises(switchboard.LoadError, match="did you mean `ping`") as refused:
+            @host.callback("pnig")
+            def typo() -> None: ...
+        assert refused.value.kind == "load.undeclared_event"
+        with pytest.raises(switchboard.LoadError, match="reads `name` as int") as refused:
+            @host.callback("echo")
+            def wrong(name: int) -> None: ...
+        assert refused.value.kind == "load.args_mismatch"
+        with pytest.raises(switchboard.LoadError, match="declares name, age"):
+            @host.callback("echo")
+            def unknown(nmae: str) -> None: ...
+        with pytest.raises(switchboard.LoadError, match="optional"):
+            @host.callback("echo")
+            def required(age: int) -> None: ...
+        with pytest.raises(TypeError, match="not a type switchboard hands over"):
+            @host.callback("echo")
+            def odd(name: set) -> None: ...
+        @host.callback("ping")
+        def twice() -> None: ...
+        with pytest.raises(switchboard.LoadError, match="two callbacks are named `twice`"):
+            host.callback("ping", name="twice")(lambda: None)
+        # None of the refusals changed anything.
+        assert [c for c in host.callbacks() if c[0] == "app"] == [("app", "twice", "ping", 0)]
+
+
+def test_a_python_callback_that_raises_is_its_own_error_and_native_ones_succeed(probe_manifest):
+    with Host(probe_manifest) as host:
+        @host.callback("ping", priority=300)
+        def audit() -> None:
+            raise ValueError("the audit log is full")
+
+        outcomes = host.emit("ping")
+        assert not outcomes.ok
+        failed = outcomes[0]
+        assert failed.plugin == "app" and failed.kind == "error" and not failed.ok
+        assert failed.error == "ValueError: the audit log is full"
+        assert re.fullmatch(r"raised at .*test_host\.py:\d+ in audit", failed.help), failed.help
+        assert [o.ok for o in outcomes] == [False, True, True, True]
+        assert outcomes.values == ["p.ping_urgent", "p.ping", "p.ping_again"]
+        assert outcomes.errors[0].callback == "audit"
+        with pytest.raises(switchboard.CallbackError, match="app.audit failed on `ping`"):
+            outcomes.check()
+        # A native callback that fails or panics is an outcome too, never an exception.
+        assert host.emit("fail")[0].error == "probe p refuses"
+        assert host.emit("boom")[0].kind == "panic"
+
+
+def test_a_python_callback_returning_what_cannot_cross_is_its_error(probe_manifest):
+    with Host(probe_manifest) as host:
+        @host.callback("ping")
+        def returns_a_set() -> Any:
+            return {1, 2}
+
+        [*_, bad] = host.emit("ping")
+        assert not bad.ok
+        assert "TypeError" in bad.error and "returns_a_set" in bad.error and "set" in bad.error
+
+
+def test_bad_values_and_arguments_raise_before_any_callback_runs(probe_manifest):
+    calls: list[str] = []
+    with Host(probe_manifest) as host:
+        @host.callback("echo")
+        def record(name: str) -> None:
+            calls.append(name)
+
+        with pytest.raises(switchboard.UnknownEventError, match="did you mean `echo`") as error:
+            host.emit("ecoh", name="Ann")
+        assert isinstance(error.value, LookupError) and error.value.kind == "emit.unknown_event"
+        with pytest.raises(switchboard.ArgumentError, match="needs argument `name`") as error:
+            host.emit("echo")
+        assert isinstance(error.value, TypeError)
+        with pytest.raises(switchboard.ArgumentError, match="has no argument `nmae`"):
+            host.emit("echo", nmae="Ann")
+        with pytest.raises(switchboard.ArgumentError, match="expected string"):
+            host.emit("echo", name=3)
+        with pytest.raises(OverflowError, match="argument `age` of event `echo`: the int does not fit in 64 bits"):
+            host.emit("echo", name="Ann", age=2**64)
+        with pytest.raises(TypeError, match=r'argument `name` of event `echo` at \[1\]\["x"\]: a `object`' ):
+            host.emit("echo", name=["ok", {"x": object()}])
+        with pytest.raises(TypeError, match="dict keys must be str, not `int`"):
+            host.emit("echo", name={1: "one"})
+        deep: Any = "leaf"
+        for _ in range(200):
+            deep = [deep]
+        with pytest.raises(ValueError, match="nested deeper than 100 levels"):
+            host.emit("echo", name=deep)
+        assert calls == []
+
+
+def test_values_cross_both_ways_unchanged(probe_manifest):
+    with Host(probe_manifest) as host:
+        returned: list[Any] = []
+
+        @host.callback("echo")
+        def back(name: Any, age: Any) -> Any:
+            returned.append(name)
+            return name
+
+        value = {"s": "é", "i": -(2**63), "f": 1.5, "b": True, "n": None, "bytes": b"\x00\xff",
+                 "list": [1, [2, 3]], "tuple": (4, 5), "map": {"k": {"j": False}}}
+        # `any`-typed reads accept anything the host carries.
+        manifest = probe_manifest.read_text().replace(
+            'args = { name = "string", age = "int?" }', 'args = { name = "any", age = "int?" }')
+        probe_manifest.write_text(manifest)
+        host.reload()
+        [echo, mine] = host.emit("echo", name=value)
+        expected = dict(value, tuple=[4, 5])
+        assert echo.value == {"name": expected, "age": None}
+        assert mine.value == expected and returned == [expected]
+        assert isinstance(mine.value["bytes"], bytes)
+
+
+def test_a_python_callback_can_emit_again_nested(probe_manifest):
+    with Host(probe_manifest) as host:
+        @host.callback("echo")
+        def relay(name: str) -> list[Any]:
+            return [name] + host.emit("ping").values
+
+        @host.callback("whoami")
+        def ids(nest: Optional[bool]) -> Any:
+            return "nested" if not nest else host.emit("whoami", nest=False).values
+
+        [_, relayed] = host.emit("echo", name="Ann")
+        assert relayed.value == ["Ann", "p.ping_urgent", "p.ping", "p.ping_again"], relayed
+        # The nested emit carries the outer event's id: the probe answers the same id
+        # in the outer emit and in the one the Python callback nested.
+        [outer_probe, outer_app] = host.emit("whoami", nest=True)
+        event_id = outer_probe.value[0]
+        assert event_id.startswith("sb-")
+        assert outer_app.value == [event_id, "nested"]
+
+        @host.callback("cycle")
+        def again(n: int) -> None:
+            host.emit("cycle", n=n + 1).check()
+
+        outcomes = host.emit("cycle", n=0)
+        assert not outcomes.ok
+        assert "deeper than max_depth = 8" in summary(outcomes)[-1] or any(
+            "max_depth" in (o.error or "") for o in outcomes)
+
+
+def test_threads_emitting_at_once_get_every_call_counted(probe_manifest):
+    threads, per_thread = 8, 500
+    counter = {"n": 0}
+    lock = threading.Lock()
+    with Host(probe_manifest) as host:
+        @host.callback("ping")
+        def count() -> None:
+            with lock:
+                counter["n"] += 1
+
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                for _ in range(per_thread):
+                    outcomes = host.emit("ping")
+                    assert outcomes.ok and len(outcomes) == 4
+            except BaseException as error:  # handed to the main thread
+                errors.append(error)
+
+        pool = [threading.Thread(target=work) for _ in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join(timeout=120)
+        assert not any(t.is_alive() for t in pool), "an emitting thread hung"
+        assert errors == []
+        assert counter["n"] == threads * per_thread
+        [p, app] = host.plugins()
+        assert p["calls"] == 3 * threads * per_thread
+        assert app["calls"] == threads * per_thread
+
+
+def test_reload_keeps_python_callbacks_and_a_bad_manifest_changes_nothing(probe_manifest):
+    with Host(probe_manifest) as host:
+        @host.callback("echo")
+        def typed(name: str) -> str:
+            return "py:" + name
+
+        before = host.generation
+        reloaded = host.reload()
+        assert reloaded["carried"] == ["p", "app"] and reloaded["generation"] > before
+        assert host.emit("echo", name="Ann").values[-1] == "py:Ann"
+        text = probe_manifest.read_text()
+        probe_manifest.write_text(text.replace('name = "string"', 'name = "int"'))
+        with pytest.raises(switchboard.LoadError, match="app.typed"):
+            host.reload()
+        probe_manifest.write_text("[events\n")
+        with pytest.raises(switchboard.ManifestError) as error:
+            host.reload()
+        assert error.value.kind == "manifest.syntax" and "events.toml" in str(error.value)
+        assert host.emit("echo", name="Bo").values[-1] == "py:Bo"
+        assert host.unregister("typed") and not host.unregister("typed")
+        assert host.emit("echo", name="Cy").values == [{"name": "Cy", "age": None}]
+
+
+def test_a_host_that_cannot_start_raises_and_a_shut_down_host_refuses(tmp_path, probe_manifest):
+    with pytest.raises(switchboard.ManifestError, match="no-such.toml"):
+        Host(tmp_path / "no-such.toml")
+    (tmp_path / "bad.toml").write_text(
+        f"[host]\nplugin_dir = {str(tmp_path)!r}\n[events.ping]\n[[plugins]]\nname = \"ghost\"\n")
+    with pytest.raises(switchboard.LoadError, match="ghost") as error:
+        Host(tmp_path / "bad.toml")
+    assert error.value.kind == "load.missing"
+    host = Host(probe_manifest)
+    host.shutdown()
+    with pytest.raises(switchboard.ShutDownError):
+        host.emit("ping")
+    with pytest.raises(switchboard.ShutDownError):
+        host.callback("ping")(lambda: None)
+
+
+def test_control_reaches_a_plugin_and_a_refusal_is_a_control_error(probe_manifest):
+    with Host(probe_manifest) as host:
+        with pytest.raises(switchboard.ControlError, match="no plugin named `q`"):
+            host.control("q", "health")
+        with pytest.raises(switchboard.ControlError):
+            host.control("app", "health")
+
+
+def test_the_readme_example_runs_as_written(signup_folder, capsys, monkeypatch):
+    readme = (WORKSPACE / "README.md").read_text()
+    section = readme.split("## From Python", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(signup_folder)
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+    printed = capsys.readouterr().out
+    assert "audit: Ann <ann@example.com>" in printed
+    assert re.search(r"database\.add_user ok", printed), printed
+    assert re.search(r"app\.audit ok", printed), printed
+    assert list((signup_folder / "outbox").iterdir()), "the mailer wrote no mail"
