@@ -5,7 +5,8 @@
 #
 #   bench/compare.sh            # from anywhere; about two minutes
 #
-# Needs cargo, a C compiler (gcc), python3 and node. pluggy is installed into bench/.venv if missing.
+# Needs cargo, a C compiler (gcc), python3 and node. pluggy is installed into bench/.venv if
+# missing, and the Python package (python/, built by maturin from PyPI) every run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,9 @@ echo "timing the Python loop..." >&2
 python3 bench/peers/python_loop.py 200000 9 | tee -a "$lines" >&2
 echo "timing pluggy $(bench/.venv/bin/python -c 'import pluggy; print(pluggy.__version__)')..." >&2
 bench/.venv/bin/python bench/peers/pluggy_bench.py 30000 9 | tee -a "$lines" >&2
+echo "timing the switchboard Python package (host.emit to native and to Python callbacks)..." >&2
+bench/.venv/bin/python -m pip install --quiet --force-reinstall --no-deps ./python
+bench/.venv/bin/python bench/peers/python_host.py "$PWD/target/release" 100000 9 | tee -a "$lines" >&2
 echo "timing Node $(node --version) EventEmitter..." >&2
 node bench/peers/node_emitter.js 2000000 15 | tee -a "$lines" >&2
 

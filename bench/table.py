@@ -5,6 +5,8 @@ import sys
 
 PEERS = [
     ("python", "Python loop"),
+    ("python-host", "Python host.emit, native callbacks"),
+    ("python-host-py", "Python host.emit, Python callbacks"),
     ("pluggy", "pluggy"),
     ("node", "Node EventEmitter"),
 ]
@@ -67,6 +69,17 @@ def main():
             ("rust-fn-pointer-rmw", "Rust fn pointer"),
         ]
         + PEERS,
+    )
+    table(
+        results,
+        "from Python: ns per emit ((Nx) = that column / the Python loop)",
+        "python",
+        [
+            ("python", "Python loop"),
+            ("python-host", "host.emit, native callbacks"),
+            ("python-host-py", "host.emit, Python callbacks"),
+            ("pluggy", "pluggy"),
+        ],
     )
 
 
