@@ -9,12 +9,14 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
-use switchboard::{BreakerState, Switchboard};
+use smallvec::{smallvec, SmallVec};
+use switchboard::{BreakerState, Generation, Switchboard};
 use switchboard_plugin_api::Value;
 
-use crate::callbacks::{nested, PythonCallback};
+use crate::callbacks::{in_callback, nested, PythonCallback};
 use crate::errors::{emit_error, host_error, raise};
 use crate::outcomes::Outcomes;
+use crate::shapes::{Shape, Shapes};
 use crate::values::{to_python, to_value};
 
 /// A running host: the manifest's plugins loaded and started, the Python program's
@@ -24,6 +26,7 @@ pub(crate) struct Host {
     inner: Arc<Switchboard>,
     manifest: PathBuf,
     application: String,
+    shapes: Shapes,
 }
 
 impl Host {
@@ -88,6 +91,50 @@ fn pairs<'a>(
         })
 }
 
+/// An emit whose call shape is known: the arguments go straight to their positions.
+fn emit_shaped(
+    py: Python<'_>,
+    board: Arc<Generation>,
+    shape: &Shape,
+    event: &Bound<'_, PyString>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Outcomes> {
+    // On the stack for the usual handful of arguments: an emit allocates nothing here.
+    let mut texts: SmallVec<[Option<PyBackedStr>; 8]> = (0..shape.arity).map(|_| None).collect();
+    let mut others: SmallVec<[Value<'static>; 8]> = smallvec![Value::NULL; shape.arity];
+    let given = kwargs.into_iter().flat_map(|k| k.iter());
+    for ((key, value), &position) in given.zip(&shape.positions) {
+        let text = value
+            .is_instance_of::<PyString>()
+            .then(|| value.extract::<PyBackedStr>().ok())
+            .flatten();
+        match text {
+            Some(text) => texts[position] = Some(text),
+            None => {
+                others[position] =
+                    to_value(&value, || format!("argument `{key}` of event `{event}`"))?
+            }
+        }
+    }
+    let args: SmallVec<[Value<'_>; 8]> = others
+        .into_iter()
+        .zip(&texts)
+        .map(|(other, text)| match text {
+            Some(text) => Value::borrowed(text),
+            None => other,
+        })
+        .collect();
+    let emitted = if shape.python_only {
+        board.emit(shape.event_id, &args)
+    } else {
+        py.detach(|| board.emit(shape.event_id, &args))
+    };
+    match emitted {
+        Ok(outcomes) => Ok(Outcomes::emitted(event, board, outcomes)),
+        Err(error) => Err(emit_error(py, &error)),
+    }
+}
+
 /// The kind of a refused nested emit, which reaches a callback as a message only (the
 /// host's `EmitError` texts, see `host/src/error.rs`).
 fn nested_kind(message: &str) -> &'static str {
@@ -114,6 +161,7 @@ impl Host {
             inner: Arc::new(inner),
             manifest,
             application,
+            shapes: Shapes::default(),
         })
     }
 
@@ -122,20 +170,27 @@ impl Host {
     fn emit(
         &self,
         py: Python<'_>,
-        event: &str,
+        event: &Bound<'_, PyString>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Outcomes> {
+        let id = self.id();
+        let board = self.inner.current();
+        if !in_callback(id) {
+            if let Some(shape) = self.shapes.find(board.number(), event, kwargs) {
+                return emit_shaped(py, board, &shape, event, kwargs);
+            }
+        }
+        let name = event.to_cow()?;
         let Arguments {
             keys,
             texts,
             others,
-        } = Arguments::of(event, kwargs)?;
-        let id = self.id();
+        } = Arguments::of(&name, kwargs)?;
         // From inside one of this host's Python callbacks: a nested emit.
         let mut others = Some(others);
         let nested_emit = nested(id, |host| {
             host.emit(
-                event,
+                &name,
                 pairs(&keys, &texts, others.take().unwrap_or_default()),
             )
         });
@@ -150,17 +205,19 @@ impl Host {
             };
         }
         let others = others.unwrap_or_default();
-        let board = self.inner.current();
-        let emitted = py.detach(|| board.emit_named(event, pairs(&keys, &texts, others)));
+        let emitted = py.detach(|| board.emit_named(&name, pairs(&keys, &texts, others)));
         match emitted {
-            Ok(outcomes) => Ok(Outcomes::emitted(event, board, outcomes)),
+            Ok(outcomes) => {
+                self.shapes.learn(&board, &self.application, event, kwargs);
+                Ok(Outcomes::emitted(event, board, outcomes))
+            }
             Err(error) => Err(emit_error(py, &error)),
         }
     }
 
     /// Registers `func` as a callback of this host's application; the package's
     /// `Host.callback` decorator reads its signature and calls this.
-    #[pyo3(signature = (event, name, priority, reads, defaults, func))]
+    #[pyo3(signature = (event, name, priority, reads, defaults, func, positional = false))]
     #[allow(clippy::too_many_arguments)]
     fn _register(
         &self,
@@ -171,6 +228,7 @@ impl Host {
         reads: Option<Vec<(String, String)>>,
         defaults: Vec<String>,
         func: Py<PyAny>,
+        positional: bool,
     ) -> PyResult<()> {
         let callback = PythonCallback {
             host_id: self.id(),
@@ -180,6 +238,7 @@ impl Host {
             application: self.application.clone(),
             reads,
             defaults,
+            positional,
             func,
         }
         .into_app();

@@ -5,6 +5,7 @@
 //! - `host`: the `Host` class: open a manifest, emit, register Python callbacks,
 //!   reload, status, shutdown.
 //! - `outcomes`: what an emit returns, read lazily from the host's own outcomes.
+//! - `shapes`: the argument layout of a call site, learned once, for later emits.
 //! - `callbacks`: a Python callable as an application callback of the host.
 //! - `values` and `errors`: what crosses, both ways, and the exceptions raised.
 #![deny(missing_docs)]
@@ -16,6 +17,7 @@ mod callbacks;
 mod errors;
 mod host;
 mod outcomes;
+mod shapes;
 mod values;
 
 use pyo3::prelude::*;

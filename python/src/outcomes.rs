@@ -97,25 +97,25 @@ enum Held {
 /// The outcomes of one emit, in dispatch order: a sequence of [`Outcome`].
 #[pyclass(module = "switchboard", frozen, sequence)]
 pub(crate) struct Outcomes {
-    event: String,
+    event: Py<PyString>,
     held: Held,
 }
 
 impl Outcomes {
     pub(crate) fn emitted(
-        event: &str,
+        event: &Bound<'_, PyString>,
         board: Arc<Generation>,
         outcomes: switchboard::Outcomes,
     ) -> Self {
         Outcomes {
-            event: event.to_owned(),
+            event: event.clone().unbind(),
             held: Held::Emitted(board, outcomes),
         }
     }
 
-    pub(crate) fn nested(event: &str, outcomes: Vec<NestedOutcome>) -> Self {
+    pub(crate) fn nested(event: &Bound<'_, PyString>, outcomes: Vec<NestedOutcome>) -> Self {
         Outcomes {
-            event: event.to_owned(),
+            event: event.clone().unbind(),
             held: Held::Nested(outcomes),
         }
     }
@@ -183,8 +183,8 @@ impl Outcomes {
 
     /// The event emitted.
     #[getter]
-    fn event(&self) -> &str {
-        &self.event
+    fn event(&self, py: Python<'_>) -> Py<PyString> {
+        self.event.clone_ref(py)
     }
 
     /// Whether every callback succeeded.
@@ -232,7 +232,7 @@ impl Outcomes {
                     "{}.{} failed on `{}` ({}): {}",
                     failed.plugin,
                     failed.callback,
-                    slf.get().event,
+                    slf.get().event.bind(py),
                     failed.kind,
                     failed.error.as_deref().unwrap_or_default()
                 );
@@ -247,7 +247,7 @@ impl Outcomes {
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(format!(
             "Outcomes({}, {} calls, {} failed)",
-            PyString::new(py, &self.event).repr()?,
+            self.event.bind(py).repr()?,
             self.count(),
             self.failed()
         ))

@@ -99,9 +99,12 @@ def _type_of(annotation: Any, where: str) -> str:
     return found
 
 
-def _reads(func: Callable[..., Any], event: str) -> "tuple[Optional[list[tuple[str, str]]], list[str]]":
+def _reads(
+    func: Callable[..., Any], event: str
+) -> "tuple[Optional[list[tuple[str, str]]], list[str], bool]":
     """What a callable reads, from its signature: ``(argument, type)`` pairs (``None``
-    when it takes ``**kwargs``), and its parameters that have defaults."""
+    when it takes ``**kwargs``), its parameters that have defaults, and whether they can
+    all be given by position."""
     signature = inspect.signature(func)
     try:
         hints = typing.get_type_hints(func)
@@ -110,6 +113,7 @@ def _reads(func: Callable[..., Any], event: str) -> "tuple[Optional[list[tuple[s
     reads: list[tuple[str, str]] = []
     defaults: list[str] = []
     takes_all = False
+    positional = True
     name = getattr(func, "__qualname__", repr(func))
     for parameter in signature.parameters.values():
         if parameter.kind is inspect.Parameter.VAR_KEYWORD:
@@ -120,6 +124,8 @@ def _reads(func: Callable[..., Any], event: str) -> "tuple[Optional[list[tuple[s
                 f"callback {name} for `{event}`: parameter `{parameter.name}` cannot be "
                 "given by keyword; callbacks receive the event's arguments by name"
             )
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+            positional = False
         kind = _type_of(hints.get(parameter.name, parameter.annotation),
                         f"callback {name}, parameter `{parameter.name}`")
         if parameter.default is not inspect.Parameter.empty:
@@ -127,7 +133,7 @@ def _reads(func: Callable[..., Any], event: str) -> "tuple[Optional[list[tuple[s
             if not kind.endswith("?") and kind != "any":
                 kind += "?"
         reads.append((parameter.name, kind))
-    return (None if takes_all else reads), defaults
+    return (None if takes_all else reads), defaults, positional
 
 
 class Host(_NativeHost):
@@ -155,8 +161,10 @@ class Host(_NativeHost):
         """
 
         def register(func: F) -> F:
-            reads, defaults = _reads(func, event)
-            self._register(event, name or func.__name__, priority, reads, defaults, func)
+            reads, defaults, positional = _reads(func, event)
+            self._register(
+                event, name or func.__name__, priority, reads, defaults, func, positional
+            )
             return func
 
         return register

@@ -327,3 +327,31 @@ def test_the_readme_example_runs_as_written(signup_folder, capsys, monkeypatch):
     assert re.search(r"database\.add_user ok", printed), printed
     assert re.search(r"app\.audit ok", printed), printed
     assert list((signup_folder / "outbox").iterdir()), "the mailer wrote no mail"
+
+
+def test_a_call_site_repeated_keeps_every_check_and_follows_reloads(probe_manifest):
+    # The second and later emits of one call site go by the shape the first one learned.
+    with Host(probe_manifest) as host:
+        for i in range(3):
+            assert host.emit("echo", name=f"n{i}").values == [{"name": f"n{i}", "age": None}]
+        for i in range(3):
+            assert host.emit("echo", name="x", age=i).values == [{"name": "x", "age": i}]
+        with pytest.raises(switchboard.ArgumentError, match="argument `name` of event `echo`"):
+            for value in ["ok", "ok", 3]:
+                host.emit("echo", name=value)
+        with pytest.raises(OverflowError, match="argument `age`"):
+            for age in [1, 1, 2**70]:
+                host.emit("echo", name="x", age=age)
+
+        @host.callback("echo")
+        def added(name: str) -> str:
+            return "py:" + name
+
+        # A new generation: the shape is learned again, and the new callback runs.
+        for _ in range(3):
+            assert host.emit("echo", name="Ann").values[-1] == "py:Ann"
+        manifest = probe_manifest.read_text().replace('age = "int?"', 'age = "int?", city = "string?"')
+        probe_manifest.write_text(manifest)
+        host.reload()
+        for _ in range(3):
+            assert host.emit("echo", name="Bo").values == [{"name": "Bo", "age": None, "city": None}, "py:Bo"]

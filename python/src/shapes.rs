@@ -1,0 +1,117 @@
+//! Call shapes: how the keyword arguments of one call site land on an event's declared
+//! arguments, remembered by the identity of the Python strings involved.
+//!
+//! A call site such as `host.emit("user_joined", name=n, email=e)` passes the same
+//! interned strings every time (the event name and the keyword names are constants of
+//! its code). The first emit goes by name and, once it succeeds, its shape is kept: later
+//! emits with the same string objects skip the names' UTF-8 conversion, the event lookup
+//! and the arrangement, and emit by position on the same generation.
+
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use switchboard::{EventId, Generation};
+
+/// How many shapes a host keeps; past it, they are all forgotten and learned again.
+const MAX_SHAPES: usize = 64;
+
+/// One call site's argument layout on one generation.
+pub(crate) struct Shape {
+    generation: u64,
+    /// Kept so that the identities compared stay those of live objects.
+    event: Py<PyString>,
+    keys: Vec<Py<PyString>>,
+    /// The event, resolved on `generation`.
+    pub(crate) event_id: EventId,
+    /// Per keyword argument, in call order, its position among the declared arguments.
+    pub(crate) positions: Vec<usize>,
+    /// How many arguments the event declares.
+    pub(crate) arity: usize,
+    /// Whether every callback of the event is a Python callback of this host: its
+    /// dispatch then keeps the GIL, which each of them would take again at once.
+    pub(crate) python_only: bool,
+}
+
+/// The shapes one host learned.
+#[derive(Default)]
+pub(crate) struct Shapes(Mutex<Vec<Arc<Shape>>>);
+
+impl Shapes {
+    /// The shape of this call on generation `number`, if it was learned.
+    pub(crate) fn find(
+        &self,
+        number: u64,
+        event: &Bound<'_, PyString>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> Option<Arc<Shape>> {
+        let shapes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let count = kwargs.map_or(0, |k| k.len());
+        shapes
+            .iter()
+            .find(|shape| {
+                shape.generation == number
+                    && shape.event.as_ptr() == event.as_ptr()
+                    && shape.keys.len() == count
+                    && kwargs
+                        .into_iter()
+                        .flat_map(|k| k.iter())
+                        .zip(&shape.keys)
+                        .all(|((key, _), known)| key.as_ptr() == known.as_ptr())
+            })
+            .cloned()
+    }
+
+    /// Learns the shape of a call that just succeeded by name on `board`. Keys that are
+    /// not `str` or not declared make no shape (the call went by name, and will again).
+    pub(crate) fn learn(
+        &self,
+        board: &Generation,
+        application: &str,
+        event: &Bound<'_, PyString>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) {
+        let Ok(name) = event.to_cow() else {
+            return;
+        };
+        let Ok(declared) = board.declared(&name) else {
+            return;
+        };
+        let Ok(event_id) = board.event(&name) else {
+            return;
+        };
+        let mut keys = Vec::new();
+        let mut positions = Vec::new();
+        for key in kwargs.into_iter().flat_map(|k| k.keys()) {
+            let Ok(key) = key.cast_into::<PyString>() else {
+                return;
+            };
+            let Some(position) = key.to_cow().ok().and_then(|k| declared.schema.position(&k))
+            else {
+                return;
+            };
+            keys.push(key.unbind());
+            positions.push(position);
+        }
+        let python_only = !declared.callbacks.is_empty()
+            && declared
+                .callbacks
+                .iter()
+                .all(|id| board.callback(*id).plugin_name == application);
+        let shape = Shape {
+            generation: board.number(),
+            event: event.clone().unbind(),
+            keys,
+            event_id,
+            positions,
+            arity: declared.schema.names.len(),
+            python_only,
+        };
+        let mut shapes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if shapes.len() >= MAX_SHAPES {
+            shapes.clear();
+        }
+        shapes.retain(|s| s.generation == board.number());
+        shapes.push(Arc::new(shape));
+    }
+}
