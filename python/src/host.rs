@@ -4,13 +4,17 @@
 //! callbacks take the GIL only while they run.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use smallvec::{smallvec, SmallVec};
+use switchboard::manifest::NatsSettings;
+use switchboard::service::Outgoing;
 use switchboard::{BreakerState, Generation, Switchboard};
+use switchboard_nats::Publisher;
 use switchboard_plugin_api::Value;
 
 use crate::callbacks::{in_callback, nested, PythonCallback};
@@ -27,9 +31,58 @@ pub(crate) struct Host {
     manifest: PathBuf,
     application: String,
     shapes: Shapes,
+    /// Connected at the first event the manifest publishes, kept until the host goes.
+    publisher: Mutex<Option<Arc<Publisher>>>,
+    /// How many events this host published without an id of the caller's.
+    published: AtomicU64,
 }
 
 impl Host {
+    /// Publishes `event` to JetStream, as the manifest's `[nats] publish` says, instead of
+    /// dispatching it here: its arguments are checked first, as for a dispatch.
+    fn publish(
+        &self,
+        py: Python<'_>,
+        board: &Generation,
+        nats: &NatsSettings,
+        event: &Bound<'_, PyString>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Outcomes> {
+        let name = event.to_cow()?;
+        let mut object = serde_json::Map::new();
+        for (key, value) in kwargs.into_iter().flat_map(|k| k.iter()) {
+            let key = key.cast_into::<PyString>()?.to_cow()?.into_owned();
+            let value = to_value(&value, || format!("argument `{key}` of event `{name}`"))?;
+            if !value.is_null() {
+                object.insert(key, value.to_json());
+            }
+        }
+        let n = self.published.fetch_add(1, Ordering::Relaxed) + 1;
+        let outgoing =
+            Outgoing::on(board, &name, &object, None, n).map_err(|e| emit_error(py, &e))?;
+        let stored = py.detach(|| {
+            let publisher = self.publisher(nats)?;
+            publisher
+                .publish(outgoing.event, outgoing.args, &outgoing.id)
+                .map_err(|e| e.to_string())
+        });
+        match stored {
+            Ok(published) => Ok(Outcomes::sent(event, outgoing.id, published)),
+            Err(message) => Err(raise(py, "nats", message)),
+        }
+    }
+
+    /// The publisher, connected on first use.
+    fn publisher(&self, nats: &NatsSettings) -> Result<Arc<Publisher>, String> {
+        let mut publisher = self.publisher.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(publisher) = publisher.as_ref() {
+            return Ok(Arc::clone(publisher));
+        }
+        let connected = Arc::new(Publisher::connect(nats).map_err(|e| e.to_string())?);
+        *publisher = Some(Arc::clone(&connected));
+        Ok(connected)
+    }
+
     /// Tells this host's nested emits from another host's.
     fn id(&self) -> usize {
         Arc::as_ptr(&self.inner) as usize
@@ -162,6 +215,8 @@ impl Host {
             manifest,
             application,
             shapes: Shapes::default(),
+            publisher: Mutex::new(None),
+            published: AtomicU64::new(0),
         })
     }
 
@@ -181,6 +236,14 @@ impl Host {
             }
         }
         let name = event.to_cow()?;
+        let published = board
+            .manifest()
+            .nats
+            .as_ref()
+            .filter(|n| n.publishes(&name));
+        if let Some(nats) = published {
+            return self.publish(py, &board, nats, event, kwargs);
+        }
         let Arguments {
             keys,
             texts,

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyString};
 use switchboard::Generation;
+use switchboard_nats::Published;
 use switchboard_plugin_api::abi::Outcome as NestedOutcome;
 use switchboard_plugin_api::{Error as PluginError, Value};
 
@@ -92,6 +93,8 @@ enum Held {
     Emitted(Arc<Generation>, switchboard::Outcomes),
     /// A nested emit's, from inside a Python callback.
     Nested(Vec<NestedOutcome>),
+    /// None: the event was published to JetStream (`[nats] publish`) under this id.
+    Published(String, Published),
 }
 
 /// The outcomes of one emit, in dispatch order: a sequence of [`Outcome`].
@@ -120,10 +123,18 @@ impl Outcomes {
         }
     }
 
+    pub(crate) fn sent(event: &Bound<'_, PyString>, id: String, published: Published) -> Self {
+        Outcomes {
+            event: event.clone().unbind(),
+            held: Held::Published(id, published),
+        }
+    }
+
     fn count(&self) -> usize {
         match &self.held {
             Held::Emitted(_, outcomes) => outcomes.len(),
             Held::Nested(outcomes) => outcomes.len(),
+            Held::Published(..) => 0,
         }
     }
 
@@ -131,6 +142,7 @@ impl Outcomes {
         match &self.held {
             Held::Emitted(_, outcomes) => outcomes.failures().count(),
             Held::Nested(outcomes) => outcomes.iter().filter(|o| o.result().is_err()).count(),
+            Held::Published(..) => 0,
         }
     }
 
@@ -149,6 +161,7 @@ impl Outcomes {
                 };
                 Outcome::new(py, outcome.plugin(), outcome.callback(), outcome.result()).map(Some)
             }
+            Held::Published(..) => Ok(None),
         }
     }
 
@@ -216,8 +229,24 @@ impl Outcomes {
     fn request_id(&self) -> u64 {
         match &self.held {
             Held::Emitted(_, outcomes) => outcomes.request_id(),
-            Held::Nested(_) => 0,
+            Held::Nested(_) | Held::Published(..) => 0,
         }
+    }
+
+    /// Where the event went when the manifest publishes it (`[nats] publish`) instead of
+    /// dispatching it here: `{"id", "stream", "seq", "duplicate"}`; `None` when it was
+    /// dispatched.
+    #[getter]
+    fn published<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Held::Published(id, published) = &self.held else {
+            return Ok(None);
+        };
+        let answer = PyDict::new(py);
+        answer.set_item("id", id)?;
+        answer.set_item("stream", &published.stream)?;
+        answer.set_item("seq", published.sequence)?;
+        answer.set_item("duplicate", published.duplicate)?;
+        Ok(Some(answer))
     }
 
     /// Raises `CallbackError` for the first callback that failed; returns the outcomes

@@ -11,6 +11,7 @@ from .errors import (
     EmitError as EmitError,
     LoadError as LoadError,
     ManifestError as ManifestError,
+    NatsError as NatsError,
     ShutDownError as ShutDownError,
     SwitchboardError as SwitchboardError,
     TooDeepError as TooDeepError,
@@ -69,6 +70,10 @@ class Outcomes:
         """The outcomes of the callbacks that failed."""
     @property
     def request_id(self) -> int: ...
+    @property
+    def published(self) -> Optional[dict[str, Any]]:
+        """{"id", "stream", "seq", "duplicate"} when the manifest publishes the event
+        to NATS instead of dispatching it here; None when it was dispatched."""
     def check(self) -> "Outcomes":
         """Raises CallbackError for the first failed callback; else returns self."""
 

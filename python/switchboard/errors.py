@@ -51,6 +51,11 @@ class ControlError(SwitchboardError):
     """A control operation failed: no such plugin, or the plugin refused."""
 
 
+class NatsError(SwitchboardError):
+    """An event the manifest publishes (``[nats] publish``) could not be stored in the
+    stream: the server cannot be reached, or did not acknowledge in time."""
+
+
 class CallbackError(SwitchboardError):
     """Raised by ``Outcomes.check()``: a callback failed."""
 
@@ -67,6 +72,7 @@ _BY_KIND = {
     "host.shutting_down": ShutDownError,
     "callback": CallbackError,
     "control": ControlError,
+    "nats": NatsError,
 }
 
 _BY_PREFIX = {

@@ -55,3 +55,42 @@ def signup_folder(tmp_path: pathlib.Path) -> pathlib.Path:
     text = text.replace('plugin_dir = "target/release"', f"plugin_dir = {str(PLUGINS)!r}")
     (tmp_path / "events.toml").write_text(text)
     return tmp_path
+
+
+@pytest.fixture
+def nats_url(tmp_path: pathlib.Path):
+    """A real `nats-server -js` on a free loopback port (Debian's package; scripts/setup
+    installs it), stopped after the test."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    server = shutil.which("nats-server")
+    if server is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have nats-server")
+        pytest.skip("no nats-server on this machine (apt-get install nats-server)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    child = subprocess.Popen(
+        [server, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path / "nats")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("nats-server did not start within 10 s")
+                time.sleep(0.05)
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        child.kill()
+        child.wait(timeout=10)

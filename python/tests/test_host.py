@@ -355,3 +355,34 @@ def test_a_call_site_repeated_keeps_every_check_and_follows_reloads(probe_manife
         host.reload()
         for _ in range(3):
             assert host.emit("echo", name="Bo").values == [{"name": "Bo", "age": None, "city": None}, "py:Bo"]
+
+
+def test_an_event_the_manifest_publishes_goes_to_nats_not_to_the_plugins(probe_manifest, nats_url):
+    text = probe_manifest.read_text()
+    probe_manifest.write_text(
+        text.replace("max_depth = 8\n", f'max_depth = 8\n[nats]\nurl = "{nats_url}"\npublish = ["echo"]\n', 1))
+    with Host(probe_manifest) as host:
+        first = host.emit("echo", name="Ann", age=41)
+        second = host.emit("echo", name="Bo")
+        assert len(first) == 0 and first.ok
+        assert first.published["stream"] == "SWITCHBOARD" and not first.published["duplicate"]
+        assert second.published["seq"] == first.published["seq"] + 1
+        assert first.published["id"] != second.published["id"]
+        # Checked before publishing, as a dispatch is.
+        with pytest.raises(switchboard.ArgumentError, match="expected string"):
+            host.emit("echo", name=3)
+        # Not dispatched here; events it does not publish still are.
+        assert host.emit("ping").ok
+        assert [p["calls"] for p in host.plugins()] == [3]
+        assert host.emit("ping").published is None
+
+
+def test_a_publish_to_a_server_that_is_gone_raises_nats_error(probe_manifest):
+    text = probe_manifest.read_text()
+    dead = "nats://127.0.0.1:1"
+    probe_manifest.write_text(text.replace(
+        "max_depth = 8\n", f'max_depth = 8\n[nats]\nurl = "{dead}"\npublish = ["echo"]\npublish_timeout_ms = 500\n', 1))
+    with Host(probe_manifest) as host:
+        with pytest.raises(switchboard.NatsError, match="127.0.0.1:1") as error:
+            host.emit("echo", name="Ann")
+        assert error.value.kind == "nats"
