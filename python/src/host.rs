@@ -19,6 +19,7 @@ use switchboard_plugin_api::Value;
 
 use crate::callbacks::{in_callback, nested, PythonCallback};
 use crate::errors::{emit_error, host_error, raise};
+use crate::keywords::{borrowed_text, emit_function, Keywords};
 use crate::outcomes::Outcomes;
 use crate::shapes::{Shape, Shapes};
 use crate::values::{to_python, to_value};
@@ -27,7 +28,13 @@ use crate::values::{to_python, to_value};
 /// callbacks beside them.
 #[pyclass(module = "switchboard._native", subclass, frozen)]
 pub(crate) struct Host {
-    inner: Arc<Switchboard>,
+    state: Arc<State>,
+}
+
+/// What a host holds, shared with the emit function it hands the package (see
+/// `Host._emitter`).
+pub(crate) struct State {
+    inner: Switchboard,
     manifest: PathBuf,
     application: String,
     shapes: Shapes,
@@ -37,7 +44,15 @@ pub(crate) struct Host {
     published: AtomicU64,
 }
 
-impl Host {
+impl std::ops::Deref for Host {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl State {
     /// Publishes `event` to JetStream, as the manifest's `[nats] publish` says, instead of
     /// dispatching it here: its arguments are checked first, as for a dispatch.
     fn publish(
@@ -46,12 +61,13 @@ impl Host {
         board: &Generation,
         nats: &NatsSettings,
         event: &Bound<'_, PyString>,
-        kwargs: Option<&Bound<'_, PyDict>>,
+        keywords: &Keywords<'_, '_>,
     ) -> PyResult<Outcomes> {
         let name = event.to_cow()?;
         let mut object = serde_json::Map::new();
-        for (key, value) in kwargs.into_iter().flat_map(|k| k.iter()) {
-            let key = key.cast_into::<PyString>()?.to_cow()?.into_owned();
+        for pair in keywords.iter() {
+            let (key, value) = pair?;
+            let key = key.to_cow()?.into_owned();
             let value = to_value(&value, || format!("argument `{key}` of event `{name}`"))?;
             if !value.is_null() {
                 object.insert(key, value.to_json());
@@ -83,9 +99,71 @@ impl Host {
         Ok(connected)
     }
 
+    /// Emits `event` with keyword arguments: see `Host.emit`. `learn`: whether the
+    /// call's shape is worth keeping (its names are a call site's constant tuple).
+    pub(crate) fn emit(
+        &self,
+        py: Python<'_>,
+        event: &Bound<'_, PyString>,
+        keywords: &Keywords<'_, '_>,
+        learn: bool,
+    ) -> PyResult<Outcomes> {
+        let id = self.id();
+        let board = self.inner.current();
+        if !in_callback(id) {
+            if let Some(shape) = self.shapes.find(board.number(), event, keywords) {
+                return emit_shaped(py, board, &shape, event, keywords);
+            }
+        }
+        let name = event.to_cow()?;
+        let published = board
+            .manifest()
+            .nats
+            .as_ref()
+            .filter(|n| n.publishes(&name));
+        if let Some(nats) = published {
+            return self.publish(py, &board, nats, event, keywords);
+        }
+        let Arguments {
+            keys,
+            texts,
+            others,
+        } = Arguments::of(&name, keywords)?;
+        // From inside one of this host's Python callbacks: a nested emit.
+        let mut others = Some(others);
+        let nested_emit = nested(id, |host| {
+            host.emit(
+                &name,
+                pairs(&keys, &texts, others.take().unwrap_or_default()),
+            )
+        });
+        if let Some(emitted) = nested_emit {
+            return match emitted {
+                Ok(outcomes) => Ok(Outcomes::nested(event, outcomes)),
+                Err(error) => Err(raise(
+                    py,
+                    nested_kind(error.message()),
+                    error.message().to_owned(),
+                )),
+            };
+        }
+        let others = others.unwrap_or_default();
+        let emitted = py.detach(|| board.emit_named(&name, pairs(&keys, &texts, others)));
+        match emitted {
+            Ok(outcomes) => {
+                if learn {
+                    self.shapes
+                        .learn(&board, &self.application, event, keywords);
+                }
+                Ok(Outcomes::emitted(event, board, outcomes))
+            }
+            Err(error) => Err(emit_error(py, &error)),
+        }
+    }
+
     /// Tells this host's nested emits from another host's.
     fn id(&self) -> usize {
-        Arc::as_ptr(&self.inner) as usize
+        std::ptr::from_ref(self) as usize
     }
 }
 
@@ -100,15 +178,16 @@ struct Arguments {
 }
 
 impl Arguments {
-    fn of(event: &str, kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Arguments> {
-        let count = kwargs.map_or(0, |k| k.len());
+    fn of(event: &str, keywords: &Keywords<'_, '_>) -> PyResult<Arguments> {
+        let count = keywords.len();
         let mut arguments = Arguments {
             keys: Vec::with_capacity(count),
             texts: Vec::with_capacity(count),
             others: Vec::with_capacity(count),
         };
-        for (key, value) in kwargs.into_iter().flat_map(|k| k.iter()) {
-            let key: PyBackedStr = key.extract()?;
+        for pair in keywords.iter() {
+            let (key, value) = pair?;
+            let key: PyBackedStr = key.to_owned().try_into()?;
             let text = value
                 .is_instance_of::<PyString>()
                 .then(|| value.extract::<PyBackedStr>().ok())
@@ -150,33 +229,20 @@ fn emit_shaped(
     board: Arc<Generation>,
     shape: &Shape,
     event: &Bound<'_, PyString>,
-    kwargs: Option<&Bound<'_, PyDict>>,
+    keywords: &Keywords<'_, '_>,
 ) -> PyResult<Outcomes> {
-    // On the stack for the usual handful of arguments: an emit allocates nothing here.
-    let mut texts: SmallVec<[Option<PyBackedStr>; 8]> = (0..shape.arity).map(|_| None).collect();
-    let mut others: SmallVec<[Value<'static>; 8]> = smallvec![Value::NULL; shape.arity];
-    let given = kwargs.into_iter().flat_map(|k| k.iter());
-    for ((key, value), &position) in given.zip(&shape.positions) {
-        let text = value
-            .is_instance_of::<PyString>()
-            .then(|| value.extract::<PyBackedStr>().ok())
-            .flatten();
-        match text {
-            Some(text) => texts[position] = Some(text),
-            None => {
-                others[position] =
-                    to_value(&value, || format!("argument `{key}` of event `{event}`"))?
-            }
-        }
-    }
-    let args: SmallVec<[Value<'_>; 8]> = others
-        .into_iter()
-        .zip(&texts)
-        .map(|(other, text)| match text {
+    // On the stack for the usual handful of arguments, `str`s borrowed in place: an
+    // emit allocates nothing here.
+    let mut args: SmallVec<[Value<'_>; 8]> = smallvec![Value::NULL; shape.arity];
+    for (i, (value, &position)) in keywords.values().iter().zip(&shape.positions).enumerate() {
+        args[position] = match borrowed_text(*value) {
             Some(text) => Value::borrowed(text),
-            None => other,
-        })
-        .collect();
+            None => to_value(value, || {
+                let key = keywords.name(i).map(|k| k.to_string()).unwrap_or_default();
+                format!("argument `{key}` of event `{event}`")
+            })?,
+        };
+    }
     let emitted = if shape.python_only {
         board.emit(shape.event_id, &args)
     } else {
@@ -211,12 +277,14 @@ impl Host {
         let opened = py.detach(|| Switchboard::open(&manifest));
         let inner = opened.map_err(|e| host_error(py, &e))?;
         Ok(Host {
-            inner: Arc::new(inner),
-            manifest,
-            application,
-            shapes: Shapes::default(),
-            publisher: Mutex::new(None),
-            published: AtomicU64::new(0),
+            state: Arc::new(State {
+                inner,
+                manifest,
+                application,
+                shapes: Shapes::default(),
+                publisher: Mutex::new(None),
+                published: AtomicU64::new(0),
+            }),
         })
     }
 
@@ -228,54 +296,16 @@ impl Host {
         event: &Bound<'_, PyString>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Outcomes> {
-        let id = self.id();
-        let board = self.inner.current();
-        if !in_callback(id) {
-            if let Some(shape) = self.shapes.find(board.number(), event, kwargs) {
-                return emit_shaped(py, board, &shape, event, kwargs);
-            }
-        }
-        let name = event.to_cow()?;
-        let published = board
-            .manifest()
-            .nats
-            .as_ref()
-            .filter(|n| n.publishes(&name));
-        if let Some(nats) = published {
-            return self.publish(py, &board, nats, event, kwargs);
-        }
-        let Arguments {
-            keys,
-            texts,
-            others,
-        } = Arguments::of(&name, kwargs)?;
-        // From inside one of this host's Python callbacks: a nested emit.
-        let mut others = Some(others);
-        let nested_emit = nested(id, |host| {
-            host.emit(
-                &name,
-                pairs(&keys, &texts, others.take().unwrap_or_default()),
-            )
-        });
-        if let Some(emitted) = nested_emit {
-            return match emitted {
-                Ok(outcomes) => Ok(Outcomes::nested(event, outcomes)),
-                Err(error) => Err(raise(
-                    py,
-                    nested_kind(error.message()),
-                    error.message().to_owned(),
-                )),
-            };
-        }
-        let others = others.unwrap_or_default();
-        let emitted = py.detach(|| board.emit_named(&name, pairs(&keys, &texts, others)));
-        match emitted {
-            Ok(outcomes) => {
-                self.shapes.learn(&board, &self.application, event, kwargs);
-                Ok(Outcomes::emitted(event, board, outcomes))
-            }
-            Err(error) => Err(emit_error(py, &error)),
-        }
+        let mut names = None;
+        let keywords = Keywords::of_dict(py, kwargs, &mut names)?;
+        self.state.emit(py, event, &keywords, false)
+    }
+
+    /// `emit` as a vectorcall function of this host, which the package sets as the
+    /// instance's `emit`: it takes its keyword arguments as the caller's stack holds
+    /// them, where a method taking `**kwargs` gets a new dict at every call.
+    fn _emitter(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        emit_function(py, Arc::clone(&self.state))
     }
 
     /// Registers `func` as a callback of this host's application; the package's

@@ -5,6 +5,7 @@
 //! - `host`: the `Host` class: open a manifest, emit, register Python callbacks,
 //!   reload, status, shutdown.
 //! - `outcomes`: what an emit returns, read lazily from the host's own outcomes.
+//! - `keywords`: `host.emit` as a vectorcall function, and the keywords of a call.
 //! - `shapes`: the argument layout of a call site, learned once, for later emits.
 //! - `callbacks`: a Python callable as an application callback of the host.
 //! - `values` and `errors`: what crosses, both ways, and the exceptions raised.
@@ -16,6 +17,7 @@
 mod callbacks;
 mod errors;
 mod host;
+mod keywords;
 mod outcomes;
 mod shapes;
 mod values;

@@ -2,16 +2,19 @@
 //! arguments, remembered by the identity of the Python strings involved.
 //!
 //! A call site such as `host.emit("user_joined", name=n, email=e)` passes the same
-//! interned strings every time (the event name and the keyword names are constants of
-//! its code). The first emit goes by name and, once it succeeds, its shape is kept: later
-//! emits with the same string objects skip the names' UTF-8 conversion, the event lookup
-//! and the arrangement, and emit by position on the same generation.
+//! objects every time: the event name is a constant of its code, and so is the tuple of
+//! its keyword names (`keywords`). The first emit goes by name and, once it succeeds, its
+//! shape is kept: later emits with the same tuple (or, from a `**dict`, the same interned
+//! names in a new tuple) skip the names' UTF-8 conversion, the event lookup and the
+//! arrangement, and emit by position on the same generation.
 
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyString, PyTuple};
 use switchboard::{EventId, Generation};
+
+use crate::keywords::Keywords;
 
 /// How many shapes a host keeps; past it, they are all forgotten and learned again.
 const MAX_SHAPES: usize = 64;
@@ -21,6 +24,8 @@ pub(crate) struct Shape {
     generation: u64,
     /// Kept so that the identities compared stay those of live objects.
     event: Py<PyString>,
+    /// The call's tuple of keyword names, `None` for a call without keywords.
+    names: Option<Py<PyTuple>>,
     keys: Vec<Py<PyString>>,
     /// The event, resolved on `generation`.
     pub(crate) event_id: EventId,
@@ -43,21 +48,25 @@ impl Shapes {
         &self,
         number: u64,
         event: &Bound<'_, PyString>,
-        kwargs: Option<&Bound<'_, PyDict>>,
+        keywords: &Keywords<'_, '_>,
     ) -> Option<Arc<Shape>> {
         let shapes = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let count = kwargs.map_or(0, |k| k.len());
-        shapes
+        let names = keywords.names().map(|n| n.as_ptr());
+        let same_call = |shape: &&Arc<Shape>| {
+            shape.generation == number && shape.event.as_ptr() == event.as_ptr()
+        };
+        let by_tuple = shapes
             .iter()
-            .find(|shape| {
-                shape.generation == number
-                    && shape.event.as_ptr() == event.as_ptr()
-                    && shape.keys.len() == count
-                    && kwargs
-                        .into_iter()
-                        .flat_map(|k| k.iter())
-                        .zip(&shape.keys)
-                        .all(|((key, _), known)| key.as_ptr() == known.as_ptr())
+            .filter(same_call)
+            .find(|shape| shape.names.as_ref().map(|n| n.as_ptr()) == names);
+        by_tuple
+            .or_else(|| {
+                shapes.iter().filter(same_call).find(|shape| {
+                    shape.keys.len() == keywords.len()
+                        && keywords.iter().zip(&shape.keys).all(|(pair, known)| {
+                            pair.is_ok_and(|(key, _)| key.as_ptr() == known.as_ptr())
+                        })
+                })
             })
             .cloned()
     }
@@ -69,7 +78,7 @@ impl Shapes {
         board: &Generation,
         application: &str,
         event: &Bound<'_, PyString>,
-        kwargs: Option<&Bound<'_, PyDict>>,
+        keywords: &Keywords<'_, '_>,
     ) {
         let Ok(name) = event.to_cow() else {
             return;
@@ -82,15 +91,15 @@ impl Shapes {
         };
         let mut keys = Vec::new();
         let mut positions = Vec::new();
-        for key in kwargs.into_iter().flat_map(|k| k.keys()) {
-            let Ok(key) = key.cast_into::<PyString>() else {
+        for pair in keywords.iter() {
+            let Ok((key, _)) = pair else {
                 return;
             };
             let Some(position) = key.to_cow().ok().and_then(|k| declared.schema.position(&k))
             else {
                 return;
             };
-            keys.push(key.unbind());
+            keys.push(key.to_owned().unbind());
             positions.push(position);
         }
         let python_only = !declared.callbacks.is_empty()
@@ -101,6 +110,7 @@ impl Shapes {
         let shape = Shape {
             generation: board.number(),
             event: event.clone().unbind(),
+            names: keywords.names().map(|n| n.to_owned().unbind()),
             keys,
             event_id,
             positions,

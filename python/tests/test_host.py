@@ -357,6 +357,43 @@ def test_a_call_site_repeated_keeps_every_check_and_follows_reloads(probe_manife
             assert host.emit("echo", name="Bo").values == [{"name": "Bo", "age": None, "city": None}, "py:Bo"]
 
 
+def test_every_way_of_calling_emit_gives_the_same_outcomes_and_checks(probe_manifest):
+    # host.emit is a vectorcall function that reads the caller's keywords in place; the
+    # class's method takes a dict. `**arguments` makes a new tuple of names per call.
+    from switchboard._native import Host as NativeHost
+
+    with Host(probe_manifest) as host:
+        expected = [{"name": "Ann", "age": 3}]
+        arguments = {"name": "Ann", "age": 3}
+        for _ in range(3):
+            assert host.emit("echo", name="Ann", age=3).values == expected
+            assert host.emit("echo", **arguments).values == expected
+            assert host.emit("echo", **dict(arguments)).values == expected
+            assert NativeHost.emit(host, "echo", name="Ann", age=3).values == expected
+        with pytest.raises(TypeError, match="by keyword"):
+            host.emit("echo", "Ann")
+        with pytest.raises(TypeError, match="by keyword"):
+            host.emit()
+        with pytest.raises(TypeError, match="event's name must be a str, not `int`"):
+            host.emit(3, name="Ann")
+        # A str that is not valid text, at a call site whose shape is known by now.
+        raised = []
+        for name in ["a", "b", "\ud800"]:
+            try:
+                host.emit("echo", name=name)
+            except ValueError as error:
+                raised.append((name, str(error)))
+        assert len(raised) == 1 and raised[0][0] == "\ud800", raised
+        assert "argument `name` of event `echo`" in raised[0][1] and "lone surrogate" in raised[0][1]
+        # Nothing was left half-raised: the next emit answers.
+        assert host.emit("echo", name="é").values == [{"name": "é", "age": None}]
+        # The function keeps the host's state alive on its own.
+        emit = host.emit
+    assert emit.__name__ == "emit" and "keyword" in emit.__doc__
+    with pytest.raises(switchboard.ShutDownError):
+        emit("echo", name="Ann")
+
+
 def test_an_event_the_manifest_publishes_goes_to_nats_not_to_the_plugins(probe_manifest, nats_url):
     text = probe_manifest.read_text()
     probe_manifest.write_text(

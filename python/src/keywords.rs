@@ -1,0 +1,300 @@
+//! `host.emit` as a vectorcall function: Python hands it the call's keyword names as one
+//! tuple and their values as an array, as they stand on the caller's stack, where a
+//! method taking `**kwargs` gets a new dict built for every call.
+//!
+//! The keyword-name tuple of a call site such as `host.emit("user_joined", name=n,
+//! email=e)` is a constant of its code, the same object at every call, so the call's
+//! shape is found by that one pointer (see `shapes`).
+
+use std::ffi::{c_char, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use pyo3::exceptions::{PySystemError, PyTypeError};
+use pyo3::ffi;
+use pyo3::panic::PanicException;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::Borrowed;
+use smallvec::SmallVec;
+
+use crate::host::State;
+
+/// An emit's keyword arguments: their names, and their values in the same order.
+pub(crate) struct Keywords<'a, 'py> {
+    /// The names; `None` for a call without keyword arguments.
+    names: Option<Borrowed<'a, 'py, PyTuple>>,
+    values: SmallVec<[Borrowed<'a, 'py, PyAny>; 8]>,
+}
+
+impl<'a, 'py> Keywords<'a, 'py> {
+    /// The keywords of a `**kwargs` dict (the method `Host.emit`, and the tests of the
+    /// two doors): a new tuple of names, so its calls are not found by their tuple.
+    pub(crate) fn of_dict(
+        py: Python<'py>,
+        kwargs: Option<&'a Bound<'py, PyDict>>,
+        names: &'a mut Option<Bound<'py, PyTuple>>,
+    ) -> PyResult<Keywords<'a, 'py>> {
+        let Some(kwargs) = kwargs else {
+            return Ok(Keywords::none());
+        };
+        *names = Some(PyTuple::new(py, kwargs.keys())?);
+        let values = kwargs
+            .values()
+            .iter()
+            .map(|value| {
+                // SAFETY: `value` is owned by `kwargs` too, which outlives 'a.
+                unsafe { Borrowed::from_ptr(py, value.as_ptr()) }
+            })
+            .collect();
+        Ok(Keywords {
+            names: names.as_ref().map(Bound::as_borrowed),
+            values,
+        })
+    }
+
+    fn none() -> Keywords<'a, 'py> {
+        Keywords {
+            names: None,
+            values: SmallVec::new(),
+        }
+    }
+
+    /// How many keyword arguments the call has.
+    pub(crate) fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// The tuple of names, when there are keyword arguments.
+    pub(crate) fn names(&self) -> Option<Borrowed<'a, 'py, PyTuple>> {
+        self.names
+    }
+
+    /// `(name, value)` pairs in call order. A name that is not a `str` (which Python
+    /// itself refuses before calling) ends the pairs with an error.
+    pub(crate) fn iter(
+        &self,
+    ) -> impl Iterator<Item = PyResult<(Borrowed<'a, 'py, PyString>, Borrowed<'a, 'py, PyAny>)>> + '_
+    {
+        self.values
+            .iter()
+            .enumerate()
+            .map(move |(i, value)| Ok((self.name(i)?, *value)))
+    }
+
+    /// The name of keyword argument `i`.
+    pub(crate) fn name(&self, i: usize) -> PyResult<Borrowed<'a, 'py, PyString>> {
+        let names = self
+            .names
+            .ok_or_else(|| PySystemError::new_err("keyword values without names"))?;
+        let name = names.get_borrowed_item(i)?;
+        // SAFETY: the tuple, borrowed for 'a, holds its item for as long.
+        let name = unsafe { Borrowed::from_ptr(names.py(), name.as_ptr()) };
+        name.cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err("keywords must be strings"))
+    }
+
+    /// The values, in call order.
+    pub(crate) fn values(&self) -> &[Borrowed<'a, 'py, PyAny>] {
+        &self.values
+    }
+}
+
+/// `value`'s text, borrowed in place from the `str` object (CPython keeps a `str`'s
+/// UTF-8 form inside it), or `None` when `value` is not a `str`, its text is not valid
+/// UTF-8 (a lone surrogate: `to_value` says so), or this platform must convert instead.
+pub(crate) fn borrowed_text<'a>(value: Borrowed<'a, '_, PyAny>) -> Option<&'a str> {
+    if !value.is_instance_of::<PyString>() {
+        return None;
+    }
+    in_place(value)
+}
+
+#[cfg(not(windows))]
+fn in_place<'a>(value: Borrowed<'a, '_, PyAny>) -> Option<&'a str> {
+    // Exported by every CPython 3.x; the stable ABI lists it from 3.10 on, which is why
+    // pyo3 leaves it out of an abi3-py39 build. Windows links the stable ABI's DLL, whose
+    // 3.9 release lacks it: there the text is converted instead.
+    extern "C" {
+        fn PyUnicode_AsUTF8AndSize(
+            unicode: *mut ffi::PyObject,
+            size: *mut ffi::Py_ssize_t,
+        ) -> *const c_char;
+    }
+    let mut size: ffi::Py_ssize_t = 0;
+    // SAFETY: `value` is a live `str` (checked by the caller); the call fills `size` and
+    // returns its UTF-8 form, cached in the object, or NULL with an exception set.
+    let data = unsafe { PyUnicode_AsUTF8AndSize(value.as_ptr(), &mut size) };
+    if data.is_null() {
+        // A lone surrogate: cleared here, `to_value` raises the error that names it.
+        drop(PyErr::take(value.py()));
+        return None;
+    }
+    let size = usize::try_from(size).ok()?;
+    // SAFETY: CPython returns `size` bytes of valid UTF-8 that live as long as the
+    // object, which is borrowed for 'a.
+    Some(unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(data.cast(), size)) })
+}
+
+#[cfg(windows)]
+fn in_place<'a>(_value: Borrowed<'a, '_, PyAny>) -> Option<&'a str> {
+    None
+}
+
+/// What every emit function shares: its `PyMethodDef`, which CPython keeps a pointer to.
+struct MethodDef(ffi::PyMethodDef);
+
+// SAFETY: the definition is immutable after construction and holds only pointers to
+// static C strings and a function; CPython only reads it.
+unsafe impl Sync for MethodDef {}
+
+/// The signature of a `METH_FASTCALL | METH_KEYWORDS` function (`PyCFunctionFastWithKeywords`
+/// in CPython's headers, which pyo3 leaves out of the stable ABI before 3.10).
+type FastWithKeywords = unsafe extern "C" fn(
+    *mut ffi::PyObject,
+    *const *mut ffi::PyObject,
+    ffi::Py_ssize_t,
+    *mut ffi::PyObject,
+) -> *mut ffi::PyObject;
+
+/// `METH_FASTCALL`: CPython has called functions with this flag in the vectorcall
+/// convention since 3.7; the stable ABI names it from 3.10 on, but the value and the
+/// convention are the same in every version this package supports (3.9+).
+const METH_FASTCALL: std::ffi::c_int = 0x0080;
+
+static EMIT: MethodDef = MethodDef(ffi::PyMethodDef {
+    ml_name: c"emit".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer {
+        // SAFETY (of the transmute): CPython calls `ml_meth` with the signature its
+        // `ml_flags` name, here METH_FASTCALL | METH_KEYWORDS, which is `emit_vectorcall`'s;
+        // the union's field type is only how the pointer is stored.
+        PyCFunctionWithKeywords: unsafe {
+            std::mem::transmute::<FastWithKeywords, ffi::PyCFunctionWithKeywords>(
+                emit_vectorcall,
+            )
+        },
+    },
+    ml_flags: METH_FASTCALL | ffi::METH_KEYWORDS,
+    ml_doc: c"emit(event, /, **arguments)\n--\n\nEmits `event` with keyword arguments and returns every callback's outcome.".as_ptr(),
+});
+
+/// A new `emit` function of the host whose state is `state`: the state travels in a
+/// capsule as the function's `self`, so the function keeps it alive (and makes no
+/// reference cycle with the host object that stores the function).
+pub(crate) fn emit_function(py: Python<'_>, state: Arc<State>) -> PyResult<Py<PyAny>> {
+    let boxed = Box::into_raw(Box::new(state)).cast::<c_void>();
+    // SAFETY: `boxed` is a valid, uniquely owned pointer; the capsule owns it from here on
+    // and `release_state` frees it once, when the capsule goes. A NULL name is allowed.
+    let capsule = unsafe { ffi::PyCapsule_New(boxed, std::ptr::null(), Some(release_state)) };
+    if capsule.is_null() {
+        // SAFETY: the capsule was not made, so the box is still ours to free.
+        drop(unsafe { Box::from_raw(boxed.cast::<Arc<State>>()) });
+        return Err(PyErr::fetch(py));
+    }
+    // SAFETY: `capsule` is a new reference we own.
+    let capsule = unsafe { Bound::from_owned_ptr(py, capsule) };
+    let def = std::ptr::from_ref(&EMIT.0).cast_mut();
+    // SAFETY: `def` points to a static `PyMethodDef` that lives as long as the process and
+    // that CPython only reads; `capsule` is a live object, which the function keeps a
+    // reference to.
+    let function = unsafe { ffi::PyCFunction_NewEx(def, capsule.as_ptr(), std::ptr::null_mut()) };
+    // SAFETY: a new reference or NULL with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(py, function) }.map(Bound::unbind)
+}
+
+/// The capsule's destructor: frees the state box `emit_function` made.
+unsafe extern "C" fn release_state(capsule: *mut ffi::PyObject) {
+    // SAFETY: called once by CPython as the capsule is freed; its pointer is the box made
+    // by `emit_function` (name NULL, as made).
+    let pointer = unsafe { ffi::PyCapsule_GetPointer(capsule, std::ptr::null::<c_char>()) };
+    if !pointer.is_null() {
+        // SAFETY: see above: the box is freed here only.
+        drop(unsafe { Box::from_raw(pointer.cast::<Arc<State>>()) });
+    }
+}
+
+/// The vectorcall body of `emit`: `args[0]` is the event, the values of the keyword
+/// arguments follow, named by `kwnames`.
+unsafe extern "C" fn emit_vectorcall(
+    capsule: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls this holding the GIL (the thread is attached).
+    let py = unsafe { Python::assume_attached() };
+    let answered = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: CPython passes the function's `self` (our capsule, see `emit_function`),
+        // the positional arguments then the keyword values in `args`, `nargs` counting the
+        // positional ones (it may carry PY_VECTORCALL_ARGUMENTS_OFFSET, masked off here),
+        // and `kwnames` NULL or a tuple of the keywords' names; all borrowed for the call.
+        unsafe { emit_call(py, capsule, args, nargs, kwnames) }
+    }));
+    let answered = answered.unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic inside switchboard's emit".to_owned());
+        Err(PanicException::new_err(message))
+    });
+    match answered {
+        Ok(outcomes) => outcomes.into_ptr(),
+        Err(error) => {
+            error.restore(py);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// `emit_vectorcall`'s work, with its arguments checked.
+///
+/// # Safety
+/// As `emit_vectorcall` documents for its arguments.
+unsafe fn emit_call(
+    py: Python<'_>,
+    capsule: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> PyResult<Py<PyAny>> {
+    // SAFETY: the capsule is the one `emit_function` made, named NULL, holding a box.
+    let state = unsafe { ffi::PyCapsule_GetPointer(capsule, std::ptr::null::<c_char>()) };
+    if state.is_null() {
+        return Err(PyErr::fetch(py));
+    }
+    // SAFETY: the box lives as long as the capsule, which the function holds.
+    let state = unsafe { &*state.cast::<Arc<State>>() };
+    // PY_VECTORCALL_ARGUMENTS_OFFSET, the top bit, says the caller's slot before `args`
+    // may be borrowed; it is not part of the count (`PyVectorcall_NARGS`).
+    let positional = usize::try_from(nargs & ffi::Py_ssize_t::MAX).unwrap_or(0);
+    // SAFETY: see `emit_vectorcall`: NULL or a borrowed tuple.
+    let names = unsafe { Borrowed::from_ptr_or_opt(py, kwnames) }
+        .map(|names| names.cast::<PyTuple>())
+        .transpose()
+        .map_err(|_| PySystemError::new_err("keyword names are not a tuple"))?;
+    let keywords = names.map_or(0, |n| n.len());
+    if positional != 1 {
+        return Err(PyTypeError::new_err(format!(
+            "emit() takes the event's name, then its arguments by keyword: emit(\"user_joined\", name=...); {positional} positional arguments were given"
+        )));
+    }
+    // SAFETY: `args` holds `positional + keywords` borrowed objects.
+    let given = unsafe { std::slice::from_raw_parts(args, positional + keywords) };
+    // SAFETY: each pointer is a live object borrowed for the call.
+    let borrowed = |ptr: &*mut ffi::PyObject| unsafe { Borrowed::from_ptr(py, *ptr) };
+    let first = borrowed(&given[0]);
+    let event = first.cast::<PyString>().map_err(|_| {
+        let kind = first.get_type().name().map(|n| n.to_string());
+        PyTypeError::new_err(format!(
+            "emit(): the event's name must be a str, not `{}`",
+            kind.unwrap_or_default()
+        ))
+    })?;
+    let keywords = Keywords {
+        names,
+        values: given[1..].iter().map(borrowed).collect(),
+    };
+    let outcomes = state.emit(py, &event, &keywords, true)?;
+    Ok(Py::new(py, outcomes)?.into_any())
+}
