@@ -22,7 +22,7 @@ use crate::errors::{emit_error, host_error, raise};
 use crate::keywords::{borrowed_text, emit_function, Keywords};
 use crate::outcomes::Outcomes;
 use crate::shapes::{Shape, Shapes};
-use crate::values::{to_python, to_value};
+use crate::values::{to_python, to_value, Original, OriginalsScope};
 
 /// A running host: the manifest's plugins loaded and started, the Python program's
 /// callbacks beside them.
@@ -234,15 +234,21 @@ fn emit_shaped(
     // On the stack for the usual handful of arguments, `str`s borrowed in place: an
     // emit allocates nothing here.
     let mut args: SmallVec<[Value<'_>; 8]> = smallvec![Value::NULL; shape.arity];
+    let mut originals: SmallVec<[Original; 8]> = SmallVec::new();
     for (i, (value, &position)) in keywords.values().iter().zip(&shape.positions).enumerate() {
         args[position] = match borrowed_text(*value) {
-            Some(text) => Value::borrowed(text),
+            Some(text) => {
+                originals.push(Original::new(value, text));
+                Value::borrowed(text)
+            }
             None => to_value(value, || {
                 let key = keywords.name(i).map(|k| k.to_string()).unwrap_or_default();
                 format!("argument `{key}` of event `{event}`")
             })?,
         };
     }
+    // Python callbacks of this emit get the caller's own `str`s back.
+    let _originals = OriginalsScope::enter(&originals);
     let emitted = if shape.python_only {
         board.emit(shape.event_id, &args)
     } else {

@@ -148,7 +148,10 @@ pub(crate) fn to_python<'py>(py: Python<'py>, value: &Value<'_>) -> PyResult<Bou
         ValueView::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
         ValueView::Int(i) => i.into_pyobject(py)?.into_any(),
         ValueView::Float(f) => PyFloat::new(py, f).into_any(),
-        ValueView::Str(s) => PyString::new(py, s).into_any(),
+        ValueView::Str(s) => match original(py, s) {
+            Some(object) => object,
+            None => PyString::new(py, s).into_any(),
+        },
         ValueView::Bytes(b) => PyBytes::new(py, b).into_any(),
         ValueView::List(items) => {
             let list = PyList::empty(py);
@@ -165,4 +168,70 @@ pub(crate) fn to_python<'py>(py: Python<'py>, value: &Value<'_>) -> PyResult<Bou
             dict.into_any()
         }
     })
+}
+
+/// A `str` an emit from Python handed over, whose text the host borrowed in place.
+#[derive(Clone, Copy)]
+pub(crate) struct Original {
+    text: *const u8,
+    len: usize,
+    object: *mut pyo3::ffi::PyObject,
+}
+
+impl Original {
+    /// `object`, a `str` whose UTF-8 text is `text`, borrowed from it.
+    pub(crate) fn new(object: &Bound<'_, PyAny>, text: &str) -> Original {
+        Original {
+            text: text.as_ptr(),
+            len: text.len(),
+            object: object.as_ptr(),
+        }
+    }
+}
+
+thread_local! {
+    /// The `str`s of the emit from Python running on this thread, if one is.
+    static ORIGINALS: std::cell::Cell<(*const Original, usize)> =
+        const { std::cell::Cell::new((std::ptr::null(), 0)) };
+}
+
+/// While alive, a Python callback handed one of `originals`' texts gets the very `str`
+/// the emit was given, instead of a new one with the same text: Python values are
+/// immutable, so the two cannot be told apart but by their cost.
+pub(crate) struct OriginalsScope {
+    previous: (*const Original, usize),
+}
+
+impl OriginalsScope {
+    /// Publishes `originals` for this thread until the scope is dropped. They must stay
+    /// alive, and their texts unmoved, for as long (the emit holds them).
+    pub(crate) fn enter(originals: &[Original]) -> OriginalsScope {
+        OriginalsScope {
+            previous: ORIGINALS.with(|o| o.replace((originals.as_ptr(), originals.len()))),
+        }
+    }
+}
+
+impl Drop for OriginalsScope {
+    fn drop(&mut self) {
+        ORIGINALS.with(|o| o.set(self.previous));
+    }
+}
+
+/// The original `str` whose text `text` is, if this thread's emit handed it over.
+fn original<'py>(py: Python<'py>, text: &str) -> Option<Bound<'py, PyAny>> {
+    let (start, count) = ORIGINALS.with(std::cell::Cell::get);
+    if count == 0 {
+        return None;
+    }
+    // SAFETY: published by `OriginalsScope::enter` from a slice that its emit keeps alive
+    // until the scope, which is on this thread's stack above us, is dropped.
+    let originals = unsafe { std::slice::from_raw_parts(start, count) };
+    let found = originals
+        .iter()
+        .find(|o| o.text == text.as_ptr() && o.len == text.len())?;
+    // SAFETY: the emit holds a reference to the object for as long as the scope lives;
+    // the `str`'s text is the same bytes (its UTF-8 form is kept inside it), so it is the
+    // value asked for. `from_borrowed_ptr` takes a reference of our own.
+    Some(unsafe { Bound::from_borrowed_ptr(py, found.object) })
 }

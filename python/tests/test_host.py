@@ -394,6 +394,26 @@ def test_every_way_of_calling_emit_gives_the_same_outcomes_and_checks(probe_mani
         emit("echo", name="Ann")
 
 
+def test_a_python_callback_gets_the_callers_own_str_objects_back(probe_manifest):
+    # Once a call site's shape is known, its str arguments are read in place, and a
+    # Python callback is handed the very objects (no copy), equal to what a copy holds.
+    with Host(probe_manifest) as host:
+        seen: list[Any] = []
+
+        @host.callback("echo")
+        def keep(name: str) -> None:
+            seen.append(name)
+
+        texts = ["".join(["An", "n", str(i)]) for i in range(3)] + ["".join(["é", "ü"])]
+        for text in texts:
+            host.emit("echo", name=text)
+        assert seen == texts
+        assert all(a is b for a, b in zip(seen[1:], texts[1:]))
+        # A value built by a plugin (echo's map) is a new object with the same text.
+        [echo, _] = host.emit("echo", name=texts[0])
+        assert echo.value["name"] == texts[0]
+
+
 def test_an_event_the_manifest_publishes_goes_to_nats_not_to_the_plugins(probe_manifest, nats_url):
     text = probe_manifest.read_text()
     probe_manifest.write_text(
