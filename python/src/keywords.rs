@@ -28,8 +28,9 @@ pub(crate) struct Keywords<'a, 'py> {
 }
 
 impl<'a, 'py> Keywords<'a, 'py> {
-    /// The keywords of a `**kwargs` dict (the method `Host.emit`, and the tests of the
-    /// two doors): a new tuple of names, so its calls are not found by their tuple.
+    /// The keywords of a `**kwargs` dict, for the class's own `emit` method (what a
+    /// subclass reaches through `super().emit`): a new tuple of names at every call, so
+    /// these calls are found by their names' identities, not by their tuple.
     pub(crate) fn of_dict(
         py: Python<'py>,
         kwargs: Option<&'a Bound<'py, PyDict>>,

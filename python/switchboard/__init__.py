@@ -147,8 +147,9 @@ class Host(_NativeHost):
     """
 
     def __init__(self, manifest: Any = "events.toml", *, application: str = "app") -> None:
-        # The host was opened by the native __new__; `emit` becomes a plain function of
-        # this host, which takes its keyword arguments without the copy a method's cost.
+        # The host was opened by the native __new__; `emit` becomes a vectorcall function
+        # of this host, which reads the caller's keyword arguments in place, where the
+        # method would get a new dict of them at every call.
         self.emit = self._emitter()
 
     def callback(
