@@ -291,28 +291,93 @@ pub fn made_up_id(n: u64) -> String {
 pub(crate) const MADE_UP_ID_ROOM: usize = 64;
 
 /// [`made_up_id`], written into `buffer` without formatting machinery and without clearing
-/// it first: it is made on the C callbacks' dispatch path, once per emit. The prefix is
-/// copied whole from a padded copy (a fixed-size move the compiler inlines), then the
-/// digits are written after it.
+/// it first: it is made on the C callbacks' dispatch path, once per emit.
+///
+/// Each thread keeps the last id it made. Emits from one thread mostly take consecutive
+/// request numbers, so the next id is that one with its hex digits counted up in place,
+/// then copied whole (a fixed-size move the compiler inlines); otherwise it is written
+/// afresh ([`write_made_up_id`]).
 #[inline]
 pub(crate) fn made_up_id_in(
     n: u64,
     buffer: &mut std::mem::MaybeUninit<[u8; MADE_UP_ID_ROOM]>,
 ) -> &str {
+    let remembered = LAST_MADE_UP_ID.try_with(|last| {
+        let mut last = last.borrow_mut();
+        let follows = last.len > 0 && last.n.wrapping_add(1) == n;
+        if !(follows && last.count_up()) {
+            last.len = write_made_up_id(n, &mut last.text);
+        }
+        last.n = n;
+        buffer.write(last.text);
+        last.len
+    });
+    // A thread whose locals are being torn down writes the id afresh.
+    let len =
+        remembered.unwrap_or_else(|_| write_made_up_id(n, buffer.write([0; MADE_UP_ID_ROOM])));
+    // SAFETY: written just above, either way.
+    let text = unsafe { buffer.assume_init_ref() };
+    // SAFETY: the prefix is ASCII (`sb-`, decimal and hex digits, dashes) and so is every
+    // digit written after it.
+    unsafe { std::str::from_utf8_unchecked(text.get(..len).unwrap_or_default()) }
+}
+
+/// The last id a thread made up.
+struct LastMadeUpId {
+    n: u64,
+    /// Its length in `text`; 0 before the first.
+    len: usize,
+    text: [u8; MADE_UP_ID_ROOM],
+}
+
+thread_local! {
+    static LAST_MADE_UP_ID: std::cell::RefCell<LastMadeUpId> = const {
+        std::cell::RefCell::new(LastMadeUpId { n: 0, len: 0, text: [0; MADE_UP_ID_ROOM] })
+    };
+}
+
+impl LastMadeUpId {
+    /// Counts the id's hex number up by one in place; false when every digit was `f` (the
+    /// next number has one digit more, so it is written afresh).
+    #[inline]
+    fn count_up(&mut self) -> bool {
+        let prefix = this_run().1;
+        let Some(digits) = self.text.get_mut(prefix..self.len) else {
+            return false;
+        };
+        for digit in digits.iter_mut().rev() {
+            match *digit {
+                b'f' => *digit = b'0',
+                b'9' => {
+                    *digit = b'a';
+                    return true;
+                }
+                _ => {
+                    *digit += 1;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// Writes [`made_up_id`]`(n)` at the start of `text`: the prefix copied whole from a padded
+/// copy, then the digits. Its length.
+#[inline]
+fn write_made_up_id(n: u64, text: &mut [u8; MADE_UP_ID_ROOM]) -> usize {
     let (padded, prefix) = this_run();
     let prefix = *prefix;
-    let out = buffer.write(*padded);
+    *text = *padded;
     let digits = (64 - n.leading_zeros() as usize).div_ceil(4).max(1);
     // The digits, most significant first, moved to the top so that the first `digits` of
     // the 16 written are the number's.
     let hex = hex16(n << (4 * (16 - digits)));
-    let Some(room) = out.get_mut(prefix..prefix + 16) else {
-        return "";
+    let Some(room) = text.get_mut(prefix..prefix + 16) else {
+        return 0;
     };
     room.copy_from_slice(&hex);
-    // SAFETY: the prefix is ASCII (`sb-`, decimal and hex digits, dashes) and so is every
-    // digit written after it.
-    unsafe { std::str::from_utf8_unchecked(&out[..prefix + digits]) }
+    prefix + digits
 }
 
 /// `n` as 16 lowercase hex digits, most significant first, without a loop: each nibble
@@ -371,6 +436,21 @@ mod tests {
             u64::MAX,
         ] {
             assert_eq!(super::made_up_id(n), format!("{prefix}{n:x}"), "{n}");
+        }
+        // Consecutive numbers (counted up in place), across carries and a new digit, and
+        // numbers that do not follow (written afresh), on one thread as an emit loop does.
+        for n in (0..40)
+            .chain(0xfe..0x112)
+            .chain([0xfff, 0x1000, 0x1001, 7, 8, 0x9f, 0xa0])
+            .chain(u64::MAX - 2..=u64::MAX)
+            .chain([0, 1])
+        {
+            let mut buffer = std::mem::MaybeUninit::uninit();
+            assert_eq!(
+                super::made_up_id_in(n, &mut buffer),
+                format!("{prefix}{n:x}"),
+                "{n}"
+            );
         }
         for shift in 0..64 {
             let n = 0xfedc_ba98_7654_3210_u64.rotate_left(shift) >> (shift % 61);
