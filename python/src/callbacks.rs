@@ -11,6 +11,7 @@ use std::ptr::NonNull;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTraceback, PyTuple};
+use smallvec::SmallVec;
 use switchboard::AppCallback;
 use switchboard_plugin_api::{Args, Error as PluginError, Host, Value};
 
@@ -98,7 +99,7 @@ fn call(
         // Every parameter is an argument it reads, in order, none with a default: a
         // positional call, which costs Python less than building keyword arguments.
         Some(reading) if positional && defaults.is_empty() => {
-            let mut values = Vec::with_capacity(reading.len());
+            let mut values: SmallVec<[Bound<'_, PyAny>; 4]> = SmallVec::new();
             for arg in reading {
                 let value = match args.get(arg) {
                     Some(value) => to_python(py, value).map_err(|e| exception(py, &e))?,
@@ -106,8 +107,7 @@ fn call(
                 };
                 values.push(value);
             }
-            let values = PyTuple::new(py, values).map_err(|e| exception(py, &e))?;
-            func.call1(py, values)
+            call_positional(py, func, &values)
         }
         _ => call_by_name(py, func, args, reading, defaults)?,
     };
@@ -116,6 +116,35 @@ fn call(
         format!("the value Python callback `{name}` returned")
     })
     .map_err(|e| exception(py, &e))
+}
+
+/// Calls `func` with `values` by position: up to four through
+/// `PyObject_CallFunctionObjArgs`, which hands them to the function from the stack (no
+/// argument tuple is made, as it is for a call with more).
+fn call_positional(
+    py: Python<'_>,
+    func: &Py<PyAny>,
+    values: &[Bound<'_, PyAny>],
+) -> PyResult<Py<PyAny>> {
+    use pyo3::ffi::PyObject_CallFunctionObjArgs as call;
+    let f = func.as_ptr();
+    let end = std::ptr::null_mut::<pyo3::ffi::PyObject>();
+    let p = |i: usize| values[i].as_ptr();
+    // SAFETY: `f` and every value are live objects, borrowed for the call (we hold the GIL
+    // and the references); the list of arguments ends with NULL, as the function requires.
+    // It returns a new reference, or NULL with an exception set.
+    let returned = unsafe {
+        match values.len() {
+            0 => call(f, end),
+            1 => call(f, p(0), end),
+            2 => call(f, p(0), p(1), end),
+            3 => call(f, p(0), p(1), p(2), end),
+            4 => call(f, p(0), p(1), p(2), p(3), end),
+            _ => return func.call1(py, PyTuple::new(py, values)?),
+        }
+    };
+    // SAFETY: as said above.
+    unsafe { Bound::from_owned_ptr_or_err(py, returned) }.map(Bound::unbind)
 }
 
 /// Calls `func` with keyword arguments: the arguments it reads (all, for `**kwargs`),

@@ -414,6 +414,44 @@ def test_a_python_callback_gets_the_callers_own_str_objects_back(probe_manifest)
         assert echo.value["name"] == texts[0]
 
 
+def test_python_callbacks_of_every_width_get_their_arguments_in_order(probe_manifest):
+    # Up to four arguments are passed from the stack, more through a tuple; both ways
+    # give each parameter its argument, and a raise is that callback's error.
+    with probe_manifest.open("a") as manifest:
+        manifest.write('[events.wide]\nargs = { a = "int", b = "int", c = "int", d = "int", e = "int", f = "string?" }\n')
+    with Host(probe_manifest) as host:
+        @host.callback("wide")
+        def none() -> str:
+            return "none"
+
+        @host.callback("wide")
+        def one(e: int) -> list:
+            return [e]
+
+        @host.callback("wide")
+        def four(d: int, a: int, c: int, b: int) -> list:
+            return [a, b, c, d]
+
+        @host.callback("wide")
+        def five(a: int, b: int, c: int, d: int, e: int) -> list:
+            return [a, b, c, d, e]
+
+        @host.callback("wide")
+        def six(f: Optional[str], e: int, d: int, c: int, b: int, a: int) -> list:
+            return [a, b, c, d, e, f]
+
+        @host.callback("wide")
+        def raises(a: int, b: int) -> None:
+            raise KeyError(f"{a}-{b}")
+
+        for _ in range(3):  # by name, then by the learned shape
+            outcomes = host.emit("wide", a=1, b=2, c=3, d=4, e=5)
+            assert outcomes.values == ["none", [5], [1, 2, 3, 4], [1, 2, 3, 4, 5], [1, 2, 3, 4, 5, None]]
+            [failed] = outcomes.errors
+            assert failed.callback == "raises" and "KeyError" in failed.error and "1-2" in failed.error
+        assert host.emit("wide", a=1, b=2, c=3, d=4, e=5, f="x").values[-1] == [1, 2, 3, 4, 5, "x"]
+
+
 def test_an_event_the_manifest_publishes_goes_to_nats_not_to_the_plugins(probe_manifest, nats_url):
     text = probe_manifest.read_text()
     probe_manifest.write_text(
