@@ -7,12 +7,10 @@
 //! shape is found by that one pointer (see `shapes`).
 
 use std::ffi::{c_char, c_void};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use pyo3::exceptions::{PySystemError, PyTypeError};
 use pyo3::ffi;
-use pyo3::panic::PanicException;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3::Borrowed;
@@ -167,11 +165,11 @@ static EMIT: MethodDef = MethodDef(ffi::PyMethodDef {
     ml_name: c"emit".as_ptr(),
     ml_meth: ffi::PyMethodDefPointer {
         // SAFETY (of the transmute): CPython calls `ml_meth` with the signature its
-        // `ml_flags` name, here METH_FASTCALL | METH_KEYWORDS, which is `emit_vectorcall`'s;
+        // `ml_flags` name, here METH_FASTCALL | METH_KEYWORDS, which is `EMIT_VECTORCALL`'s;
         // the union's field type is only how the pointer is stored.
         PyCFunctionWithKeywords: unsafe {
             std::mem::transmute::<FastWithKeywords, ffi::PyCFunctionWithKeywords>(
-                emit_vectorcall,
+                EMIT_VECTORCALL,
             )
         },
     },
@@ -214,51 +212,29 @@ unsafe extern "C" fn release_state(capsule: *mut ffi::PyObject) {
     }
 }
 
-/// The vectorcall body of `emit`: `args[0]` is the event, the values of the keyword
-/// arguments follow, named by `kwnames`.
-unsafe extern "C" fn emit_vectorcall(
-    capsule: *mut ffi::PyObject,
-    args: *const *mut ffi::PyObject,
-    nargs: ffi::Py_ssize_t,
-    kwnames: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: CPython calls this holding the GIL (the thread is attached).
-    let py = unsafe { Python::assume_attached() };
-    let answered = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: CPython passes the function's `self` (our capsule, see `emit_function`),
-        // the positional arguments then the keyword values in `args`, `nargs` counting the
-        // positional ones (it may carry PY_VECTORCALL_ARGUMENTS_OFFSET, masked off here),
-        // and `kwnames` NULL or a tuple of the keywords' names; all borrowed for the call.
-        unsafe { emit_call(py, capsule, args, nargs, kwnames) }
-    }));
-    let answered = answered.unwrap_or_else(|payload| {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic inside switchboard's emit".to_owned());
-        Err(PanicException::new_err(message))
-    });
-    match answered {
-        Ok(outcomes) => outcomes.into_ptr(),
-        Err(error) => {
-            error.restore(py);
-            std::ptr::null_mut()
-        }
-    }
-}
+/// The vectorcall entry of `emit`, made by pyo3's own trampoline (the one its
+/// `#[pyfunction]`s get): it marks the thread attached for pyo3's bookkeeping, so that the
+/// Python callbacks an emit runs on this thread without releasing the GIL find it held,
+/// and turns a panic into a `PanicException`.
+const EMIT_VECTORCALL: FastWithKeywords =
+    pyo3::impl_::trampoline::get_trampoline_function!(fastcall_cfunction_with_keywords, emit_call);
 
-/// `emit_vectorcall`'s work, with its arguments checked.
+/// `emit`'s work: `args[0]` is the event, the values of the keyword arguments follow,
+/// named by `kwnames`.
 ///
 /// # Safety
-/// As `emit_vectorcall` documents for its arguments.
+/// CPython calls it (through [`EMIT_VECTORCALL`]) with the function's `self` (our capsule,
+/// see `emit_function`), the positional arguments then the keyword values in `args`,
+/// `nargs` counting the positional ones (it may carry `PY_VECTORCALL_ARGUMENTS_OFFSET`,
+/// masked off here), and `kwnames` NULL or a tuple of the keywords' names; all borrowed
+/// for the call.
 unsafe fn emit_call(
     py: Python<'_>,
     capsule: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
-) -> PyResult<Py<PyAny>> {
+) -> PyResult<*mut ffi::PyObject> {
     // SAFETY: the capsule is the one `emit_function` made, named NULL, holding a box.
     let state = unsafe { ffi::PyCapsule_GetPointer(capsule, std::ptr::null::<c_char>()) };
     if state.is_null() {
@@ -269,7 +245,7 @@ unsafe fn emit_call(
     // PY_VECTORCALL_ARGUMENTS_OFFSET, the top bit, says the caller's slot before `args`
     // may be borrowed; it is not part of the count (`PyVectorcall_NARGS`).
     let positional = usize::try_from(nargs & ffi::Py_ssize_t::MAX).unwrap_or(0);
-    // SAFETY: see `emit_vectorcall`: NULL or a borrowed tuple.
+    // SAFETY: see above: NULL or a borrowed tuple.
     let names = unsafe { Borrowed::from_ptr_or_opt(py, kwnames) }
         .map(|names| names.cast::<PyTuple>())
         .transpose()
@@ -297,5 +273,5 @@ unsafe fn emit_call(
         values: given[1..].iter().map(borrowed).collect(),
     };
     let outcomes = state.emit(py, &event, &keywords, true)?;
-    Ok(Py::new(py, outcomes)?.into_any())
+    Ok(Py::new(py, outcomes)?.into_ptr())
 }
