@@ -215,7 +215,8 @@ unsafe extern "C" fn release_state(capsule: *mut ffi::PyObject) {
 /// The vectorcall entry of `emit`, made by pyo3's own trampoline (the one its
 /// `#[pyfunction]`s get): it marks the thread attached for pyo3's bookkeeping, so that the
 /// Python callbacks an emit runs on this thread without releasing the GIL find it held,
-/// and turns a panic into a `PanicException`.
+/// and turns a panic into a `PanicException`. It is pyo3's `#[doc(hidden)]` glue, which its
+/// macros expand to: Cargo.lock pins pyo3, and an upgrade of it checks this line.
 const EMIT_VECTORCALL: FastWithKeywords =
     pyo3::impl_::trampoline::get_trampoline_function!(fastcall_cfunction_with_keywords, emit_call);
 
