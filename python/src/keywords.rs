@@ -208,7 +208,10 @@ unsafe extern "C" fn release_state(capsule: *mut ffi::PyObject) {
     let pointer = unsafe { ffi::PyCapsule_GetPointer(capsule, std::ptr::null::<c_char>()) };
     if !pointer.is_null() {
         // SAFETY: see above: the box is freed here only.
-        drop(unsafe { Box::from_raw(pointer.cast::<Arc<State>>()) });
+        let state = unsafe { Box::from_raw(pointer.cast::<Arc<State>>()) };
+        // The last reference shuts the host down; a panic must not unwind into CPython
+        // (the panic hook has printed it already).
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(state)));
     }
 }
 
