@@ -8,6 +8,7 @@
 
 use std::cell::Cell;
 use std::ptr::NonNull;
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTraceback, PyTuple};
@@ -34,7 +35,33 @@ pub(crate) struct PythonCallback {
     /// Whether its parameters can all be given by position, in the order of `reads`
     /// (none is keyword-only).
     pub(crate) positional: bool,
-    pub(crate) func: Py<PyAny>,
+    pub(crate) func: Held,
+}
+
+/// A Python callback's function, held by the host until the host shuts down. Python's
+/// collector cannot see through the host's Rust half, so a function that refers back to
+/// its host (a closure over `host`, to emit again) would keep both alive for ever:
+/// letting go at shutdown breaks that cycle.
+#[derive(Clone)]
+pub(crate) struct Held(Arc<Mutex<Option<Py<PyAny>>>>);
+
+impl Held {
+    /// `func`, held.
+    pub(crate) fn new(func: Py<PyAny>) -> Held {
+        Held(Arc::new(Mutex::new(Some(func))))
+    }
+
+    /// The function, unless it was let go.
+    fn get(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        let func = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        func.as_ref().map(|f| f.clone_ref(py))
+    }
+
+    /// Lets go of the function (its host shut down: no event reaches it any more).
+    pub(crate) fn release(&self) {
+        let released = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(released);
+    }
 }
 
 impl PythonCallback {
@@ -62,6 +89,11 @@ impl PythonCallback {
                     reading: reading.as_deref(),
                     defaults: &defaults,
                     positional,
+                };
+                let Some(func) = func.get(py) else {
+                    return Err(PluginError::new(
+                        "the Python host of this callback was shut down",
+                    ));
                 };
                 call(py, &func, &callback_name, args, how)
             })

@@ -17,7 +17,7 @@ use switchboard::{BreakerState, Generation, Switchboard};
 use switchboard_nats::Publisher;
 use switchboard_plugin_api::Value;
 
-use crate::callbacks::{in_callback, nested, PythonCallback};
+use crate::callbacks::{in_callback, nested, Held, PythonCallback};
 use crate::errors::{emit_error, host_error, raise};
 use crate::keywords::{borrowed_text, emit_function, Keywords};
 use crate::outcomes::Outcomes;
@@ -42,6 +42,8 @@ pub(crate) struct State {
     publisher: Mutex<Option<Arc<Publisher>>>,
     /// How many events this host published without an id of the caller's.
     published: AtomicU64,
+    /// The functions of its Python callbacks, let go when it shuts down.
+    held: Mutex<Vec<Held>>,
 }
 
 impl std::ops::Deref for Host {
@@ -290,6 +292,7 @@ impl Host {
                 shapes: Shapes::default(),
                 publisher: Mutex::new(None),
                 published: AtomicU64::new(0),
+                held: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -329,6 +332,7 @@ impl Host {
         func: Py<PyAny>,
         positional: bool,
     ) -> PyResult<()> {
+        let func = Held::new(func);
         let callback = PythonCallback {
             host_id: self.id(),
             event,
@@ -338,11 +342,16 @@ impl Host {
             reads,
             defaults,
             positional,
-            func,
+            func: func.clone(),
         }
         .into_app();
         py.detach(|| self.inner.register(callback))
-            .map_err(|e| host_error(py, &e))
+            .map_err(|e| host_error(py, &e))?;
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(func);
+        Ok(())
     }
 
     /// Removes this application's callback called `name`; whether there was one.
@@ -458,7 +467,14 @@ impl Host {
     /// Emits `host.stopping` and shuts every plugin down, once; later emits raise
     /// `ShutDownError`. Returns the plugins' shutdown failures as `(plugin, message)`.
     fn shutdown(&self, py: Python<'_>) -> Vec<(String, String)> {
-        py.detach(|| self.inner.shutdown())
+        let failures = py.detach(|| self.inner.shutdown());
+        // No event reaches a Python callback any more: let go of the functions, which
+        // may refer back to this host.
+        let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner()));
+        for func in held {
+            func.release();
+        }
+        failures
             .into_iter()
             .map(|failure| (failure.plugin, failure.error.to_string()))
             .collect()

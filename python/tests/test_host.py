@@ -452,6 +452,28 @@ def test_python_callbacks_of_every_width_get_their_arguments_in_order(probe_mani
         assert host.emit("wide", a=1, b=2, c=3, d=4, e=5, f="x").values[-1] == [1, 2, 3, 4, 5, "x"]
 
 
+def test_a_shut_down_host_lets_go_of_callbacks_that_refer_back_to_it(probe_manifest):
+    # A callback that closes over its host (to emit again) and the host refer to each
+    # other through the host's Rust half, which Python's collector cannot see: the host
+    # lets go of its callbacks when it shuts down, so both can be collected.
+    import gc
+    import weakref
+
+    def run() -> "weakref.ref[Any]":
+        with Host(probe_manifest) as host:
+            @host.callback("echo")
+            def again(name: str) -> Any:
+                return host.emit("ping").values if name == "again" else None
+
+            nested = host.emit("echo", name="again").values[-1]
+            assert nested and isinstance(nested, list), nested
+            return weakref.ref(again)
+
+    callback = run()
+    gc.collect()
+    assert callback() is None, "the shut-down host still holds its Python callback"
+
+
 def test_an_event_the_manifest_publishes_goes_to_nats_not_to_the_plugins(probe_manifest, nats_url):
     text = probe_manifest.read_text()
     probe_manifest.write_text(
