@@ -356,10 +356,7 @@ async fn find_or_create(
         discard: jetstream::stream::DiscardPolicy::Old,
         ..Default::default()
     };
-    jetstream
-        .get_or_create_stream(stream)
-        .await
-        .map_err(|e| e.to_string())?;
+    crate::open_or_create_stream(jetstream, stream).await?;
     jetstream
         .get_key_value(config.bucket.as_str())
         .await

@@ -42,6 +42,32 @@ const CONNECT_WITHIN: Duration = Duration::from_secs(5);
 /// is stored once.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
+/// How long a host whose stream creation lost a race waits before it looks again for the
+/// stream the winner made.
+const CREATE_RACE_SETTLE: Duration = Duration::from_millis(100);
+
+/// The stream `config` names, created when missing. Hosts that start together (a publisher
+/// and a consumer, two consumers) can all find it missing and all create it; nats-server
+/// refuses every create but the first ("subjects overlap with an existing stream"), so a
+/// failed create looks again for the stream another host made before it gives up with the
+/// create's own error.
+pub(crate) async fn open_or_create_stream(
+    jetstream: &jetstream::Context,
+    config: jetstream::stream::Config,
+) -> Result<jetstream::stream::Stream, String> {
+    let name = config.name.clone();
+    match jetstream.get_or_create_stream(config).await {
+        Ok(stream) => Ok(stream),
+        Err(created) => {
+            tokio::time::sleep(CREATE_RACE_SETTLE).await;
+            jetstream
+                .get_stream(&name)
+                .await
+                .map_err(|_| created.to_string())
+        }
+    }
+}
+
 /// The longest message id: ids are kept in headers and in the completed-ids file.
 pub const MAX_ID_BYTES: usize = 256;
 
@@ -185,11 +211,11 @@ impl Connection {
             ..Default::default()
         };
         let stream = runtime
-            .block_on(jetstream.get_or_create_stream(config))
-            .map_err(|e| NatsError::Stream {
+            .block_on(open_or_create_stream(&jetstream, config))
+            .map_err(|reason| NatsError::Stream {
                 stream: name,
                 url,
-                reason: e.to_string(),
+                reason,
             })?;
         Ok(Arc::new(Connection {
             runtime,
