@@ -169,18 +169,19 @@ impl State {
     }
 }
 
-/// The keyword arguments of an emit, checked one by one: names and `str` values
-/// borrowed from Python (no copy), other values converted.
-struct Arguments {
+/// The keyword arguments of an emit, checked one by one: names borrowed from Python,
+/// `str` values read in place as the shaped path reads them ([`borrowed_text`]), other
+/// values converted.
+struct Arguments<'a> {
     keys: Vec<PyBackedStr>,
-    /// Per argument, its text when it is a `str`.
-    texts: Vec<Option<PyBackedStr>>,
-    /// Per argument, its value when it is not a `str` (null when it is).
+    /// Per argument, its text when it is a `str` read in place.
+    texts: Vec<Option<&'a str>>,
+    /// Per argument, its value otherwise (null when it is a text).
     others: Vec<Value<'static>>,
 }
 
-impl Arguments {
-    fn of(event: &str, keywords: &Keywords<'_, '_>) -> PyResult<Arguments> {
+impl<'a> Arguments<'a> {
+    fn of(event: &str, keywords: &Keywords<'a, '_>) -> PyResult<Arguments<'a>> {
         let count = keywords.len();
         let mut arguments = Arguments {
             keys: Vec::with_capacity(count),
@@ -190,11 +191,7 @@ impl Arguments {
         for pair in keywords.iter() {
             let (key, value) = pair?;
             let key: PyBackedStr = key.to_owned().try_into()?;
-            let text = value
-                .is_instance_of::<PyString>()
-                .then(|| value.extract::<PyBackedStr>().ok())
-                .flatten();
-            if let Some(text) = text {
+            if let Some(text) = borrowed_text(value) {
                 arguments.texts.push(Some(text));
                 arguments.others.push(Value::NULL);
             } else {
@@ -213,7 +210,7 @@ impl Arguments {
 /// The `(name, value)` pairs an emit takes, borrowing the names and texts.
 fn pairs<'a>(
     keys: &'a [PyBackedStr],
-    texts: &'a [Option<PyBackedStr>],
+    texts: &'a [Option<&'a str>],
     others: Vec<Value<'static>>,
 ) -> impl Iterator<Item = (&'a str, Value<'a>)> {
     keys.iter()
