@@ -12,9 +12,10 @@
 //!   atomic swap, so that plugins can be replaced while events flow.
 //! - [`Generation::emit`] dispatches an event to every callback in order and returns their
 //!   [`Outcomes`]; [`Generation::emit_into`] does it without allocating.
-//! - [`service`] runs a stream of events through a bounded queue and a pool of workers,
-//!   as `switchboard run` does, with the events of [`service::Source`]s (a NATS consumer)
-//!   beside them.
+//! - [`service::Service`] is the one event service every source feeds: requests an
+//!   application (or `switchboard serve`, one per HTTP request) submits, the events of
+//!   [`service::Source`]s (a NATS consumer), and the lines [`service::run_json_lines`]
+//!   reads (`switchboard run`); one bounded queue, one pool of workers, one drain.
 //!
 //! ```no_run
 //! use switchboard::Switchboard;

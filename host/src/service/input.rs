@@ -6,7 +6,9 @@ use std::io::{BufRead, Read};
 use crossbeam_channel::{bounded, Receiver};
 
 use super::json_lines::Line;
-use super::BATCH;
+
+/// The most lines that travel together from the reader.
+const BATCH: usize = 256;
 
 /// Reads lines on a thread of its own and sends them in batches: every line already read
 /// when the next read could wait, up to [`BATCH`]. A file or a fast producer fills

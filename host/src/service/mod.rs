@@ -1,69 +1,56 @@
-//! The event service: a stream of events through one bounded queue and a pool of worker
-//! threads, with ordered output, a graceful drain, and counters kept by the host. The
-//! `switchboard run` command is this service fed from standard input; [`Source`]s (a NATS
-//! consumer, [`ServiceConfig::with_source`]) feed the same queue and workers.
+//! The event service: one bounded queue and one pool of worker threads that every source
+//! of events feeds, with one drain that answers every accepted event. [`Service`] is the
+//! running service: [`Request`]s are submitted to it (`switchboard serve` submits one per
+//! HTTP request; an embedding application may submit its own), [`Source`]s feed it
+//! through its [`Intake`] (a NATS consumer), and [`run_json_lines`] feeds it lines from a
+//! reader and writes one result line per event (`switchboard run`).
 //!
-//! Threads: a reader turns the input into batches of lines; the calling thread accepts them
-//! while there is room (events accepted but not yet written stay under the queue bound, so
-//! memory is bounded even behind a stuck event); workers claim events one at a time, each
-//! on the generation that is current when it takes up a batch; a writer prints.
+//! Threads: workers claim events one at a time, each on the generation that is current
+//! when it takes up its work (a batch of lines, a request, a source's event), dispatch or
+//! forward it, count it, and answer it where it came from: a result line to the ordered
+//! writer, a request's [`Reply`] (an HTTP answer, serialized on the worker), a source's
+//! `done`. Events accepted but not yet answered stay under the queue bound, so memory is
+//! bounded even behind a stuck event.
 //!
-//! Stopping: at the end of the input every accepted event is finished. On a stop request
-//! ([`Stop::drain`], as `run` does on SIGINT or SIGTERM) no more input is accepted and the
-//! accepted events are finished within [`ServiceConfig::drain_timeout`]; past it, or on
-//! [`Stop::abandon`], every accepted event still without a result gets an error line
-//! instead (a callback that never returns cannot be stopped in-process), so that each
-//! accepted line still gets exactly one result line.
+//! Stopping ([`Service::drain`]): the sources stop taking events and finish theirs, the
+//! queue takes nothing more, and every accepted event is finished, within
+//! [`ServiceConfig::drain_timeout`] once a [`Stop`] is requested. Past it, or on
+//! [`Stop::abandon`], every accepted event still without an answer gets a defined one
+//! instead (a callback that never returns cannot be stopped in-process): a line gets an
+//! error line, a request [`Answer::Abandoned`], a source's event is left to its broker to
+//! deliver again.
 
 mod bridge;
 mod input;
 mod json_lines;
 mod output;
+mod pool;
 mod queue;
+mod recent;
+mod request;
+mod run;
 mod sources;
+mod worker;
 
-use std::io::{Read, Write};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
-use serde_json::json;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 pub use bridge::{
     made_up_id, Begun, Busy, Crossing, Done, Forward, Handled, Intake, Offer, Outgoing, Source,
     Traffic,
 };
 pub use json_lines::OutcomesJson;
-use json_lines::{handle, handle_batch, Line};
-use output::Message;
-use queue::{Batch, Queue, Work};
+pub use pool::{Service, StartError};
+pub use recent::{Failure, RECENT_FAILURES};
+pub use request::{Abandoned, Answer, Reply, Request};
+pub use run::run_json_lines;
 pub use sources::SourceOf;
-use sources::{take_in, QueueIntake};
-
-use crate::dispatch::{Generation, Outcomes, Tally};
-use crate::runtime::{CurrentGeneration, Switchboard};
-
-/// The most lines that travel together from the reader.
-const BATCH: usize = 256;
-
-/// The most events a worker dispatches together when a plugin is isolated (their calls to
-/// each worker process travel in one frame) or events are forwarded (their publishes wait
-/// for their acknowledgements together); see BENCHMARKS.md for the throughput.
-const ISOLATED_BATCH: usize = 128;
-
-/// One emit in this many is timed per worker, for the counters' time spent: timing every
-/// call made `run` 1.13x slower (see BENCHMARKS.md).
-const TIME_ONE_IN: u64 = 64;
 
 /// The most workers and the largest queue the service accepts.
 pub const MAX_WORKERS: usize = 512;
 /// See [`MAX_WORKERS`].
 pub const MAX_QUEUE: usize = 1_000_000;
-
-/// Each worker's stack: at least what the main thread has (8 MiB on Linux), so that a
-/// callback that runs under `emit` also runs under `run`. Untouched stack costs no memory.
-const WORKER_STACK: usize = 16 * 1024 * 1024;
 
 /// A [`Forward`], in a [`ServiceConfig`].
 #[derive(Clone)]
@@ -184,11 +171,13 @@ impl Stop {
         self.0.store(ABANDON, Ordering::Release);
     }
 
-    fn requested(&self) -> bool {
+    /// Whether a stop (a drain or an abandon) was requested.
+    pub fn requested(&self) -> bool {
         self.0.load(Ordering::Acquire) != RUNNING
     }
 
-    fn abandoned(&self) -> bool {
+    /// Whether an abandon was requested.
+    pub fn abandoned(&self) -> bool {
         self.0.load(Ordering::Acquire) == ABANDON
     }
 }
@@ -200,7 +189,7 @@ impl Stop {
 pub struct Report {
     /// Lines accepted into the service (each got exactly one result line).
     pub accepted: u64,
-    /// Events dispatched (and finished).
+    /// Lines dispatched (and finished), or forwarded.
     pub dispatched: u64,
     /// Lines that could not be dispatched (not JSON, not UTF-8, too long, bad arguments).
     pub bad_lines: u64,
@@ -228,188 +217,14 @@ pub struct Report {
     pub consumed_failed: u64,
     /// Whether every source's events in flight finished before the drain timeout.
     pub sources_drained: bool,
-}
-
-/// What one worker is doing, guarded so that the worker and an abandoning drain never
-/// both answer the same event.
-#[derive(Default)]
-struct Slot {
-    /// The events being dispatched (claimed, results not yet handed to the writer).
-    running: Vec<u64>,
-    /// The drain gave up: the worker hands nothing more over and stops.
-    taken: bool,
-}
-
-/// A worker's counts, published after every event (plain stores: only its worker writes).
-#[derive(Default)]
-#[repr(align(128))]
-struct Published {
-    dispatched: AtomicU64,
-    bad_lines: AtomicU64,
-    failed_events: AtomicU64,
-    consumed: AtomicU64,
-    consumed_failed: AtomicU64,
-}
-
-struct Worker {
-    slot: Arc<Mutex<Slot>>,
-    counts: Arc<Published>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-/// Runs JSON-lines events from `input` through `host`, writing one result line per
-/// non-blank accepted input line to `output`, until the input ends or `stop` is requested.
-///
-/// Input line: `{"event": "user_joined", "args": {...}, "id": "optional"}`. Result line:
-/// `{"seq": N, "id": ..., "event": ..., "ok": bool, "results": [...]}`, or `{"seq": N,
-/// "id": ..., "error": "..."}` for a line that could not be dispatched (or was abandoned).
-/// `seq` numbers the non-blank input lines from 1.
-///
-/// The input is read on a thread of its own, so that `stop` works while a read blocks;
-/// that thread, and a worker stuck in a callback that never returns, are left behind.
-pub fn run_json_lines<R, W>(
-    host: &Switchboard,
-    input: R,
-    output: W,
-    config: &ServiceConfig,
-    stop: &Stop,
-) -> std::io::Result<Report>
-where
-    R: Read + Send + 'static,
-    W: Write + Send,
-{
-    let queue = Arc::new(Queue::new(config.queue.clamp(1, MAX_QUEUE)));
-    let (tx, rx) = unbounded::<Message>();
-    let mut workers = Vec::new();
-    for n in 0..config.workers.clamp(1, MAX_WORKERS) {
-        let forward = config.forward.as_ref().map(|f| Arc::clone(&f.0));
-        match spawn_worker(n, host.watch(), &queue, &tx, forward) {
-            Ok(worker) => workers.push(worker),
-            Err(e) => {
-                queue.close();
-                return Err(std::io::Error::other(format!(
-                    "cannot start worker {} of {}: {e}; ask for fewer workers",
-                    n + 1,
-                    config.workers
-                )));
-            }
-        }
-    }
-    let intake: Arc<dyn Intake> = Arc::new(QueueIntake(Arc::clone(&queue)));
-    for (n, source) in config.sources.iter().enumerate() {
-        if let Err(why) = source.0.start(Arc::clone(&intake)) {
-            for started in &config.sources[..n] {
-                started.0.stop(config.drain_timeout);
-            }
-            queue.close();
-            return Err(std::io::Error::other(format!(
-                "cannot start taking events from a source: {why}"
-            )));
-        }
-    }
-    let lines = input::read_in_background(input, config.max_line_bytes);
-    let _flushable = output::register(tx.clone());
-
-    let mut report = Report::default();
-    std::thread::scope(|scope| -> std::io::Result<()> {
-        let writer = scope.spawn(|| output::write_results(output, rx, config.ordered, &queue));
-        let mut input_done = false;
-        'accept: loop {
-            if stop.requested() || writer.is_finished() {
-                break;
-            }
-            let mut batch = match lines.recv_timeout(Duration::from_millis(50)) {
-                Ok(batch) => batch,
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => {
-                    input_done = true;
-                    break;
-                }
-            };
-            while !batch.is_empty() {
-                let room = queue.room(Duration::from_millis(50));
-                if room == 0 {
-                    if stop.requested() || writer.is_finished() {
-                        break 'accept;
-                    }
-                    continue;
-                }
-                let rest = batch.split_off(room.min(batch.len()));
-                let count = batch.len() as u64;
-                queue.push(Batch::new(report.accepted + 1, batch));
-                report.accepted += count;
-                batch = rest;
-            }
-        }
-        if input_done && !config.sources.is_empty() {
-            // The sources go on until a stop request.
-            tracing::info!(
-                "the input ended; taking events from the sources until stopped (SIGINT or SIGTERM)"
-            );
-            while !stop.requested() && !writer.is_finished() {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        report.stopped = stop.requested();
-        report.input_remained = report.stopped && !input_done;
-        if report.stopped {
-            tracing::info!(
-                "stopping: finishing the {} accepted events (at most {} s)",
-                report.accepted,
-                config.drain_timeout.as_secs_f64()
-            );
-        }
-        let mut deadline = report
-            .stopped
-            .then(|| Instant::now() + config.drain_timeout);
-        // Sources first: they take nothing more and wait for their events in flight
-        // (which the workers go on with) to finish and be acknowledged.
-        report.sources_drained = true;
-        for source in &config.sources {
-            let within = deadline.map_or(config.drain_timeout, |d| {
-                d.saturating_duration_since(Instant::now())
-            });
-            report.sources_drained &= source.0.stop(within);
-        }
-        queue.close();
-
-        // Drain: the workers finish every accepted event, unless a stop gives up on them.
-        loop {
-            if workers.iter().all(|w| w.thread.is_finished()) {
-                break;
-            }
-            if stop.requested() && deadline.is_none() {
-                report.stopped = true;
-                deadline = Some(Instant::now() + config.drain_timeout);
-            }
-            if stop.abandoned() || deadline.is_some_and(|d| Instant::now() >= d) {
-                abandon(&workers, &queue, &tx, &mut report);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let _ = tx.send(Message::Finish);
-        for worker in &workers {
-            report.dispatched += worker.counts.dispatched.load(Ordering::Relaxed);
-            report.bad_lines += worker.counts.bad_lines.load(Ordering::Relaxed);
-            report.failed_events += worker.counts.failed_events.load(Ordering::Relaxed);
-            report.consumed += worker.counts.consumed.load(Ordering::Relaxed);
-            report.consumed_failed += worker.counts.consumed_failed.load(Ordering::Relaxed);
-        }
-        match writer.join() {
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                report.output_closed = true;
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                report.output_failed = Some(e.to_string());
-                Ok(())
-            }
-            Ok(Ok(())) => Ok(()),
-            Err(_) => Err(std::io::Error::other("the writer thread panicked")),
-        }
-    })?;
-    Ok(report)
+    /// Whether the drain gave up on accepted events (its timeout ended, or it was
+    /// abandoned): see `abandoned`.
+    pub gave_up: bool,
+    /// Requests answered by a worker (dispatched, forwarded or refused).
+    pub requests: u64,
+    /// Of those, the ones in which a callback failed or was skipped, whose forward
+    /// failed, or that the host refused.
+    pub requests_failed: u64,
 }
 
 /// Writes out at once every result line the services running in this process have
@@ -420,233 +235,4 @@ where
 #[doc(hidden)]
 pub fn flush_results_now(within: Duration) -> Option<u64> {
     output::flush_now(within)
-}
-
-/// Answers every accepted event that has no result yet, and takes the workers off duty.
-fn abandon(workers: &[Worker], queue: &Queue, tx: &Sender<Message>, report: &mut Report) {
-    for worker in workers {
-        let mut slot = worker.slot.lock().unwrap_or_else(|e| e.into_inner());
-        slot.taken = true;
-        for seq in std::mem::take(&mut slot.running) {
-            report.still_running.push(seq);
-            let error = format!(
-                "event {seq} was still running when the host stopped; its callbacks may have run in part (a callback that never returns needs isolation = \"process\")"
-            );
-            let _ = tx.send(Message::Reply(
-                seq,
-                json!({"seq": seq, "error": error}).to_string(),
-            ));
-        }
-    }
-    report.still_running.sort_unstable();
-    report.abandoned = report.still_running.len() as u64;
-    let (unclaimed, offers) = queue.take_unclaimed();
-    for (seq, id) in unclaimed {
-        report.abandoned += 1;
-        let error = "not dispatched: the host stopped before this event ran";
-        let line = json!({"seq": seq, "id": id, "error": error}).to_string();
-        let _ = tx.send(Message::Reply(seq, line));
-    }
-    if offers > 0 {
-        tracing::warn!("{offers} events from sources were not dispatched before the stop; their source delivers them again");
-    }
-    tracing::warn!(
-        "gave up on {} accepted events ({} still running)",
-        report.abandoned,
-        report.still_running.len()
-    );
-}
-
-fn spawn_worker(
-    n: usize,
-    host: CurrentGeneration,
-    queue: &Arc<Queue>,
-    tx: &Sender<Message>,
-    forward: Option<Arc<dyn Forward>>,
-) -> std::io::Result<Worker> {
-    let slot = Arc::new(Mutex::new(Slot::default()));
-    let counts = Arc::new(Published::default());
-    let thread = std::thread::Builder::new()
-        .name(format!("switchboard-worker-{n}"))
-        .stack_size(WORKER_STACK)
-        .spawn({
-            let (slot, counts, queue, tx) = (
-                Arc::clone(&slot),
-                Arc::clone(&counts),
-                Arc::clone(queue),
-                tx.clone(),
-            );
-            move || work(&host, &queue, &tx, &slot, &counts, forward)
-        })?;
-    Ok(Worker {
-        slot,
-        counts,
-        thread,
-    })
-}
-
-/// A worker: claims events one at a time and dispatches each on the generation current
-/// when it took up the batch, counting into its own tally.
-fn work(
-    host: &CurrentGeneration,
-    queue: &Queue,
-    tx: &Sender<Message>,
-    slot: &Mutex<Slot>,
-    counts: &Published,
-    forward: Option<Arc<dyn Forward>>,
-) {
-    let mut duty = Duty {
-        forward,
-        tx,
-        slot,
-        counts,
-        report: Report::default(),
-        tally: Tally::new(),
-        outcomes: Vec::new(),
-    };
-    while let Some(work) = queue.next_work() {
-        let batch = match work {
-            Work::Lines(batch) => batch,
-            Work::Offer(mut offer) => {
-                let generation = host.get();
-                // Counts for this generation (a reload may have come since the last event).
-                generation.absorb(&mut duty.tally);
-                if duty.outcomes.is_empty() {
-                    duty.outcomes.push(Outcomes::new());
-                }
-                let outcomes = &mut duty.outcomes[0];
-                outcomes.timed = duty.report.consumed.is_multiple_of(TIME_ONE_IN);
-                let handled = take_in(&generation, &mut offer, outcomes);
-                if !matches!(handled, Handled::Refused(_)) {
-                    duty.tally.add(outcomes);
-                    generation.absorb(&mut duty.tally);
-                }
-                duty.report.consumed += 1;
-                duty.report.consumed_failed += u64::from(handled != Handled::Completed);
-                duty.publish();
-                (offer.done)(handled);
-                queue.written(1);
-                continue;
-            }
-        };
-        let generation = batch.generation(|| host.get());
-        generation.absorb(&mut duty.tally);
-        let carry_on = duty.work_on(&generation, &batch);
-        // Counted calls reach the host's counters however the batch ended.
-        generation.absorb(&mut duty.tally);
-        if !carry_on {
-            return;
-        }
-    }
-}
-
-/// What one worker holds while it works: where results go, its slot and counts, and the
-/// buffers it reuses from event to event.
-struct Duty<'w> {
-    forward: Option<Arc<dyn Forward>>,
-    tx: &'w Sender<Message>,
-    slot: &'w Mutex<Slot>,
-    counts: &'w Published,
-    report: Report,
-    tally: Tally,
-    /// One per event dispatched together.
-    outcomes: Vec<Outcomes>,
-}
-
-impl Duty<'_> {
-    /// Claims and dispatches lines of one batch until it is exhausted; `false` when the
-    /// worker must stop (the writer is gone, or an abandoning drain took it off duty).
-    /// Lines are claimed one at a time, or several together when a plugin is isolated or
-    /// events are forwarded.
-    fn work_on(&mut self, generation: &Generation, batch: &Batch) -> bool {
-        // Together when a plugin is isolated (one frame per worker process) or events go
-        // elsewhere (their acknowledgements awaited together).
-        let together = if generation.isolates() || self.forward.is_some() {
-            ISOLATED_BATCH
-        } else {
-            1
-        };
-        if self.outcomes.len() < together {
-            self.outcomes.resize_with(together, Outcomes::new);
-        }
-        let mut done: Vec<(u64, String)> = Vec::with_capacity(together);
-        let mut claimed: Vec<(u64, &Line)> = Vec::with_capacity(together);
-        loop {
-            // Hand the last results over and claim the next lines in one step, so that an
-            // abandoning drain sees every claimed line that has no result yet.
-            {
-                let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-                if slot.taken {
-                    return false;
-                }
-                for (seq, line) in done.drain(..) {
-                    if self.tx.send(Message::Reply(seq, line)).is_err() {
-                        return false;
-                    }
-                }
-                claimed.clear();
-                claimed.extend(batch.claim());
-                if together > 1 {
-                    // Together only with lines of the same event: they reach the same
-                    // plugins, so a call that hangs holds back only lines that would wait
-                    // on that plugin anyway, never another event's.
-                    if let Some(&(_, first)) = claimed.first() {
-                        let event = first.event();
-                        while claimed.len() < together {
-                            match batch.claim_if(|line| line.event() == event) {
-                                Some(line) => claimed.push(line),
-                                None => break,
-                            }
-                        }
-                    }
-                }
-                slot.running.clear();
-                slot.running.extend(claimed.iter().map(|&(seq, _)| seq));
-            }
-            if claimed.is_empty() {
-                return true;
-            }
-            for (&(seq, _), outcomes) in claimed.iter().zip(&mut self.outcomes) {
-                outcomes.timed = seq % TIME_ONE_IN == 0;
-            }
-            if let [(seq, line)] = claimed[..] {
-                let outcomes = &mut self.outcomes[0];
-                let forward = self.forward.as_deref();
-                let reply = handle(generation, seq, line, outcomes, &mut self.report, forward);
-                self.tally.add(outcomes);
-                done.push((seq, reply));
-            } else {
-                let replies = handle_batch(
-                    generation,
-                    &claimed,
-                    &mut self.outcomes,
-                    &mut self.report,
-                    self.forward.as_deref(),
-                );
-                for (&(seq, _), (reply, outcomes)) in
-                    claimed.iter().zip(replies.into_iter().zip(&self.outcomes))
-                {
-                    self.tally.add(outcomes);
-                    done.push((seq, reply));
-                }
-            }
-            self.publish();
-        }
-    }
-
-    /// Makes this worker's counts readable by the drain (only this worker writes them).
-    fn publish(&self) {
-        let (counts, report) = (self.counts, &self.report);
-        counts
-            .dispatched
-            .store(report.dispatched, Ordering::Relaxed);
-        counts.bad_lines.store(report.bad_lines, Ordering::Relaxed);
-        counts
-            .failed_events
-            .store(report.failed_events, Ordering::Relaxed);
-        counts.consumed.store(report.consumed, Ordering::Relaxed);
-        counts
-            .consumed_failed
-            .store(report.consumed_failed, Ordering::Relaxed);
-    }
 }

@@ -8,11 +8,13 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crossbeam_utils::Backoff;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use super::json_lines::Line;
-use super::{Busy, Offer};
+use super::{Busy, Offer, Request};
 use crate::dispatch::Generation;
 
 /// Lines numbered from `first`, in input order, claimed one by one through `next`.
@@ -74,6 +76,12 @@ impl Batch {
         self.next.load(Ordering::Relaxed) >= self.lines.len()
     }
 
+    fn unclaimed(&self) -> usize {
+        self.lines
+            .len()
+            .saturating_sub(self.next.load(Ordering::Relaxed))
+    }
+
     /// Claims every line no worker has claimed yet, for the caller to answer.
     fn claim_rest(&self) -> impl Iterator<Item = (u64, &Line)> {
         let from = self.next.swap(self.lines.len(), Ordering::Relaxed);
@@ -92,6 +100,8 @@ pub(super) enum Work {
     Lines(Arc<Batch>),
     /// An event from a source (a NATS consumer), whole.
     Offer(Offer),
+    /// A request (an HTTP request's event), whole.
+    Request(Request),
 }
 
 struct State {
@@ -99,9 +109,16 @@ struct State {
     /// Events from sources, taken up before lines: a source holds few at a time, and
     /// each keeps its broker waiting for an acknowledgement.
     offers: VecDeque<Offer>,
-    /// Accepted and not yet written out.
+    /// Requests, taken up after the sources' events and before lines.
+    requests: VecDeque<Request>,
+    /// Accepted and not yet written out (or answered).
     in_flight: usize,
-    /// No more batches will come.
+    /// Workers waiting for work: a push with none waiting wakes nobody (waking costs a
+    /// system call even when nobody sleeps).
+    idle: usize,
+    /// Threads waiting in [`Queue::room`].
+    waiting_for_room: usize,
+    /// No more work will come.
     closed: bool,
 }
 
@@ -112,6 +129,8 @@ pub(super) struct Queue {
     work: Condvar,
     /// Signalled when results were written, making room.
     room: Condvar,
+    /// Work waiting (and 1 more once closed), read by spinning workers without the lock.
+    queued: AtomicUsize,
     capacity: usize,
 }
 
@@ -121,13 +140,24 @@ impl Queue {
             state: Mutex::new(State {
                 batches: VecDeque::new(),
                 offers: VecDeque::new(),
+                requests: VecDeque::new(),
                 in_flight: 0,
+                idle: 0,
+                waiting_for_room: 0,
                 closed: false,
             }),
             work: Condvar::new(),
             room: Condvar::new(),
+            queued: AtomicUsize::new(0),
             capacity: capacity.max(1),
         }
+    }
+
+    /// Publishes how much work waits, for workers spinning without the lock.
+    fn publish(&self, state: &State) {
+        let queued = state.offers.len() + state.requests.len() + state.batches.len();
+        self.queued
+            .store(queued + usize::from(state.closed), Ordering::Release);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -139,11 +169,13 @@ impl Queue {
     /// How many more events may be accepted now, waiting up to `wait` for room; 0 if
     /// there is none yet.
     pub(super) fn room(&self, wait: Duration) -> usize {
-        let state = self.lock();
-        let (state, _) = self
+        let mut state = self.lock();
+        state.waiting_for_room += 1;
+        let (mut state, _) = self
             .room
             .wait_timeout_while(state, wait, |s| s.in_flight >= self.capacity)
             .unwrap_or_else(|e| e.into_inner());
+        state.waiting_for_room -= 1;
         self.capacity.saturating_sub(state.in_flight)
     }
 
@@ -152,9 +184,13 @@ impl Queue {
         let mut state = self.lock();
         state.in_flight += batch.lines.len();
         state.batches.push_back(Arc::new(batch));
+        self.publish(&state);
+        let idle = state.idle;
         drop(state);
         // Every idle worker may help with this batch.
-        self.work.notify_all();
+        if idle > 0 {
+            self.work.notify_all();
+        }
     }
 
     /// Queues a source's event for the workers, if there is room and the queue is open;
@@ -170,27 +206,74 @@ impl Queue {
         }
         state.in_flight += 1;
         state.offers.push_back(offer);
+        self.publish(&state);
+        let idle = state.idle;
         drop(state);
-        self.work.notify_one();
+        if idle > 0 {
+            self.work.notify_one();
+        }
         Ok(())
+    }
+
+    /// Queues a request for the workers, if there is room and the queue is open;
+    /// otherwise why not, with the request handed back. Its worker calls
+    /// [`Queue::written`] once it is answered.
+    pub(super) fn request(&self, request: Request) -> Result<(), Box<(Busy, Request)>> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Box::new((Busy::Stopping, request)));
+        }
+        if state.in_flight >= self.capacity {
+            return Err(Box::new((Busy::Full, request)));
+        }
+        state.in_flight += 1;
+        state.requests.push_back(request);
+        self.publish(&state);
+        let idle = state.idle;
+        drop(state);
+        if idle > 0 {
+            self.work.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Events waiting for a worker: sources' events, requests and unclaimed lines.
+    pub(super) fn depth(&self) -> usize {
+        let state = self.lock();
+        let lines: usize = state.batches.iter().map(|b| b.unclaimed()).sum();
+        state.offers.len() + state.requests.len() + lines
     }
 
     /// Accepts no more batches; workers finish what is queued, then stop.
     pub(super) fn close(&self) {
-        self.lock().closed = true;
+        let mut state = self.lock();
+        state.closed = true;
+        self.publish(&state);
+        drop(state);
         self.work.notify_all();
     }
 
-    /// The next source event, or the batch to claim lines from, waiting for one; `None`
-    /// once closed and empty.
+    /// The next source event, request, or batch to claim lines from, waiting for one;
+    /// `None` once closed and empty.
     pub(super) fn next_work(&self) -> Option<Work> {
+        // A worker that finds nothing spins and yields a moment before it sleeps: work
+        // that arrives meanwhile (the next HTTP request, at load) is taken without a
+        // wake-up, which costs a system call on each side (`bench/serve.sh` in
+        // BENCHMARKS.md).
+        let backoff = Backoff::new();
         let mut state = self.lock();
         loop {
             if let Some(offer) = state.offers.pop_front() {
+                self.publish(&state);
                 return Some(Work::Offer(offer));
+            }
+            if let Some(request) = state.requests.pop_front() {
+                self.publish(&state);
+                return Some(Work::Request(request));
             }
             while state.batches.front().is_some_and(|b| b.exhausted()) {
                 state.batches.pop_front();
+                self.publish(&state);
             }
             if let Some(batch) = state.batches.front() {
                 return Some(Work::Lines(Arc::clone(batch)));
@@ -198,7 +281,17 @@ impl Queue {
             if state.closed {
                 return None;
             }
+            if !backoff.is_completed() {
+                drop(state);
+                while !backoff.is_completed() && self.queued.load(Ordering::Acquire) == 0 {
+                    backoff.snooze();
+                }
+                state = self.lock();
+                continue;
+            }
+            state.idle += 1;
             state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.idle -= 1;
         }
     }
 
@@ -206,21 +299,38 @@ impl Queue {
     pub(super) fn written(&self, n: usize) {
         let mut state = self.lock();
         state.in_flight = state.in_flight.saturating_sub(n);
+        let waiting = state.waiting_for_room;
         drop(state);
-        self.room.notify_all();
+        if waiting > 0 {
+            self.room.notify_all();
+        }
     }
 
-    /// Takes every queued line that no worker has claimed, for an answer without dispatch,
-    /// and every source event no worker took up (left unanswered: its broker delivers it
-    /// again), with how many of those there were.
-    pub(super) fn take_unclaimed(&self) -> (Vec<(u64, Option<serde_json::Value>)>, usize) {
+    /// Takes everything no worker took up, for an answer without dispatch: every queued
+    /// line no worker has claimed, every request, and every source event (left unanswered:
+    /// its broker delivers it again).
+    pub(super) fn take_unclaimed(&self) -> Unclaimed {
         let mut state = self.lock();
-        let mut taken = Vec::new();
+        let mut lines = Vec::new();
         for batch in state.batches.drain(..) {
-            taken.extend(batch.claim_rest().map(|(seq, line)| (seq, line.id())));
+            lines.extend(batch.claim_rest().map(|(seq, line)| (seq, line.id())));
         }
-        let offers = state.offers.len();
-        state.offers.clear();
-        (taken, offers)
+        let unclaimed = Unclaimed {
+            lines,
+            requests: state.requests.drain(..).collect(),
+            offers: state.offers.drain(..).count(),
+        };
+        self.publish(&state);
+        unclaimed
     }
+}
+
+/// What no worker took up when a drain gave up.
+pub(super) struct Unclaimed {
+    /// Lines: their numbers and ids.
+    pub(super) lines: Vec<(u64, Option<serde_json::Value>)>,
+    /// Requests, to be answered.
+    pub(super) requests: Vec<Request>,
+    /// How many source events there were (dropped: their broker delivers them again).
+    pub(super) offers: usize,
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::queue::Queue;
+use super::recent::Recent;
 use super::{Busy, Handled, Intake, Offer, Source};
 use crate::dispatch::{Generation, Outcomes};
 
@@ -28,11 +29,13 @@ impl Intake for QueueIntake {
 }
 
 /// Dispatches a source's event on `generation`: what became of it. Failures read
-/// `plugin.callback (kind): message`, one per failed or skipped callback.
+/// `plugin.callback (kind): message`, one per failed or skipped callback, and are kept
+/// among the service's recent failures.
 pub(super) fn take_in(
     generation: &Generation,
     offer: &mut Offer,
     outcomes: &mut Outcomes,
+    recent: &Recent,
 ) -> Handled {
     outcomes.reset(0);
     outcomes.set_event_id(Some(&offer.id));
@@ -43,22 +46,8 @@ pub(super) fn take_in(
         return Handled::Refused(error.to_string());
     }
     generation.tell_observer(&offer.event, outcomes);
-    let failures: Vec<String> = outcomes
-        .failures()
-        .map(|(outcome, error)| {
-            let callback = generation.callback(outcome.callback);
-            format!(
-                "{}.{} ({}): {}",
-                callback.plugin_name,
-                callback.name,
-                error.kind_name(),
-                error.message()
-            )
-        })
-        .collect();
-    if failures.is_empty() {
-        Handled::Completed
-    } else {
-        Handled::Failed(failures)
+    if !outcomes.has_failures() {
+        return Handled::Completed;
     }
+    Handled::Failed(recent.record(generation, &offer.event, &offer.id, outcomes))
 }
