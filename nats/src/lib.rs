@@ -7,7 +7,8 @@
 //!   caller's id, or one the host makes), so that a publish retried, or a run repeated with
 //!   the same ids, is stored once. While the server cannot be reached a publish waits and
 //!   retries, for `publish_timeout_ms` at most, then fails with the reason.
-//! - **Consuming** ([`Consumer`], a [`Source`](switchboard::service::Source) for `serve`):
+//! - **Consuming** ([`Consumer`], a [`Source`](switchboard::service::Source) of the host's
+//!   event service: under `run`, `serve`, or an application that embeds the library):
 //!   the events listed under `consume` are pulled through a durable consumer, checked
 //!   against their declaration, dispatched to this host's plugins and acknowledged once
 //!   every callback finished. Failures are delivered again (a bounded number of times),

@@ -11,7 +11,9 @@
 //!   bearer token.
 //!
 //! HTTP runs on a small tokio runtime of its own ([`HTTP_THREADS`] threads); events are
-//! dispatched synchronously on the dispatch workers, behind one bounded queue. A stop
+//! dispatched by the host library's event service ([`switchboard::service::Service`]):
+//! each request is submitted with a reply that serializes its answer on the worker, and
+//! the same workers take the events of the sources (a NATS consumer). A stop
 //! ([`Stop::stop`], which `switchboard serve` calls on SIGTERM or SIGINT) stops accepting
 //! connections, lets the requests in flight finish and be answered, and returns; the
 //! caller then shuts the plugins down.
@@ -30,7 +32,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod dispatch;
+mod answer;
 pub mod metrics;
 mod routes;
 mod status_page;
@@ -45,7 +47,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use switchboard::manifest::ServeSettings;
-use switchboard::service::Source;
+use switchboard::service::{self as events, Service, ServiceConfig, Source, StartError};
 use switchboard::Switchboard;
 use tokio::sync::{Notify, Semaphore};
 
@@ -238,26 +240,21 @@ pub fn serve(
     })) {
         tracing::warn!("the host already has an observer: nested emits are left out of /metrics");
     }
-    let recent = Arc::new(dispatch::Recent::default());
-    let dispatcher = dispatch::Dispatcher::start(
-        host.watch(),
-        workers,
-        queue,
-        Arc::clone(&metrics),
-        Arc::clone(&recent),
-        options.forward.clone(),
-    )
-    .map(Arc::new)
-    .map_err(ServeError::Threads)?;
-    for (n, source) in options.sources.iter().enumerate() {
-        if let Err(why) = source.start(dispatcher.intake()) {
-            for started in &options.sources[..n] {
-                started.stop(Duration::from_secs(5));
-            }
-            dispatcher.close(Instant::now());
-            return Err(ServeError::Source(why));
-        }
+    let drain_timeout = Duration::from_millis(*settings.drain_timeout_ms.get_ref());
+    let mut config = ServiceConfig::default()
+        .with_workers(workers)
+        .with_queue(queue)
+        .with_drain_timeout(drain_timeout);
+    if let Some(forward) = options.forward.clone() {
+        config = config.with_forward(forward);
     }
+    for source in &options.sources {
+        config = config.with_source(Arc::clone(source));
+    }
+    let service = Service::start(host, &config).map_err(|e| match e {
+        StartError::Source(why) => ServeError::Source(why),
+        other => ServeError::Threads(std::io::Error::other(other)),
+    })?;
     let admin_token = settings.admin_token_env.as_ref().and_then(|name| {
         let token = std::env::var(name.get_ref()).ok().filter(|t| !t.is_empty());
         if token.is_none() {
@@ -270,13 +267,11 @@ pub fn serve(
     });
     let shared = Arc::new(routes::Shared {
         host: host.watch(),
-        dispatcher,
+        service,
         metrics,
-        recent,
         max_body_bytes: *settings.max_body_bytes.get_ref() as usize,
         body_timeout: Duration::from_millis(*settings.body_timeout_ms.get_ref()),
         draining: AtomicBool::new(false),
-        gave_up: tokio::sync::watch::Sender::new(false),
         admin_token,
         reload: options.reload,
         started: Instant::now(),
@@ -289,7 +284,6 @@ pub fn serve(
     );
 
     let header_timeout = Duration::from_millis(*settings.header_timeout_ms.get_ref());
-    let drain_timeout = Duration::from_millis(*settings.drain_timeout_ms.get_ref());
     let drained = runtime.block_on(async {
         let graceful = GracefulShutdown::new();
         let connections = Arc::new(Semaphore::new(
@@ -343,43 +337,31 @@ pub fn serve(
             () = tokio::time::sleep(drain_timeout) => false,
         };
         if drained {
-            return (true, 0);
+            return true;
         }
         // Every accepted request still gets an answer: a 503 that says why, written
         // within a moment.
-        let waiting = shared.dispatcher.abandon_waiting();
-        let running = shared.metrics.requests_in_flight();
-        shared.gave_up.send_replace(true);
+        let waiting = shared.service.depth();
+        shared.service.abandon();
         tracing::warn!(
-            "the drain timeout ({} s) ended: {waiting} request(s) not yet dispatched and {} still running answered with 503",
-            drain_timeout.as_secs_f64(),
-            running.saturating_sub(waiting)
+            "the drain timeout ({} s) ended: {waiting} request(s) not yet dispatched and the ones still running answered with 503",
+            drain_timeout.as_secs_f64()
         );
         let _ = tokio::time::timeout(ANSWER_WITHIN, &mut finishing).await;
-        (false, running.max(waiting))
+        false
     });
-    let (drained, abandoned) = drained;
     // Sources stop taking events, and their events finish (and are acknowledged) while
-    // the workers still run.
-    // Every source is stopped, even after one that did not finish in time.
-    let unfinished = options
-        .sources
-        .iter()
-        .filter(|source| !source.stop(drain_timeout))
-        .count();
-    let sources_finished = unfinished == 0;
-    let finished = sources_finished
-        && shared.dispatcher.close(
-            Instant::now()
-                + if drained {
-                    drain_timeout
-                } else {
-                    Duration::ZERO
-                },
-        );
-    if !drained || !finished {
+    // the workers still run; then the workers finish, at once if the drain gave up.
+    let stop = events::Stop::new();
+    stop.drain();
+    if !drained {
+        stop.abandon();
+    }
+    let service = shared.service.drain(&stop);
+    let finished = service.sources_drained && !service.gave_up;
+    if drained && !finished {
         tracing::warn!(
-            "some requests were still running when the drain timeout ({} s) ended",
+            "some events were still running when the drain timeout ({} s) ended",
             drain_timeout.as_secs_f64()
         );
     }
@@ -389,7 +371,7 @@ pub fn serve(
     Ok(Report {
         listened: Some(listened),
         drained: drained && finished,
-        abandoned,
+        abandoned: service.abandoned,
         events,
     })
 }

@@ -17,7 +17,9 @@ use switchboard::dispatch::StrictJson;
 use switchboard::{CurrentGeneration, EmitError};
 use tokio::sync::oneshot;
 
-use crate::dispatch::{Dispatched, Dispatcher, Job, Recent, Reply};
+use switchboard::service::{self as events, Busy, Service};
+
+use crate::answer::{Dispatched, HttpReply};
 use crate::metrics::{Metrics, Refusal, EVENTS_ROUTE};
 use crate::Reload;
 
@@ -31,16 +33,13 @@ const MAX_ID_BYTES: usize = 200;
 /// What every route shares.
 pub(crate) struct Shared {
     pub(crate) host: CurrentGeneration,
-    pub(crate) dispatcher: Arc<Dispatcher>,
+    /// The host's event service: its workers dispatch every event request.
+    pub(crate) service: Service,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) recent: Arc<Recent>,
     pub(crate) max_body_bytes: usize,
     pub(crate) body_timeout: Duration,
     /// Set when a stop was asked for: `/readyz` says 503.
     pub(crate) draining: AtomicBool,
-    /// Set when the drain gave up: requests still waiting for their events are answered
-    /// with a 503 at once.
-    pub(crate) gave_up: tokio::sync::watch::Sender<bool>,
     /// The admin token, when admin routes are on.
     pub(crate) admin_token: Option<String>,
     pub(crate) reload: Option<Reload>,
@@ -101,7 +100,7 @@ async fn readyz(State(app): App) -> Response {
 }
 
 async fn metrics(State(app): App) -> Response {
-    let text = app.metrics.render(&app.host.get(), app.dispatcher.depth());
+    let text = app.metrics.render(&app.host.get(), app.service.depth());
     let response = (
         [(
             header::CONTENT_TYPE,
@@ -116,10 +115,10 @@ async fn metrics(State(app): App) -> Response {
 async fn status_page(State(app): App) -> Response {
     let page = crate::status_page::render(
         &app.host.get(),
-        &app.recent.newest_first(),
+        &app.service.recent_failures(),
         app.started.elapsed(),
         &app.listening,
-        app.dispatcher.depth(),
+        app.service.depth(),
         &app.metrics.crossings(),
     );
     answered(&app, "/", Html(page).into_response())
@@ -216,32 +215,32 @@ async fn emit_inner(
         }
     };
     let (reply, answer) = oneshot::channel();
-    let job = Job {
+    let request = events::Request {
         event: event.to_owned(),
         args,
         id: id.clone(),
-        reply: Reply::Http(reply),
+        reply: Box::new(HttpReply {
+            answer: reply,
+            metrics: Arc::clone(&app.metrics),
+        }),
     };
-    if let Err(why) = app.dispatcher.submit(job) {
-        app.metrics.refused(event, why);
-        let (kind, message) = match why {
-            Refusal::QueueFull => (
+    if let Err(declined) = app.service.submit(request) {
+        let (why, kind, message) = match declined.0 {
+            Busy::Full => (
+                Refusal::QueueFull,
                 "http.queue_full",
                 "too many events are waiting; retry after a second (or raise `serve.queue`)",
             ),
-            _ => ("http.stopping", "the server is stopping"),
+            _ => (Refusal::Stopping, "http.stopping", "the server is stopping"),
         };
+        app.metrics.refused(event, why);
         let mut response = error(StatusCode::SERVICE_UNAVAILABLE, kind, message);
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return (id, response);
     }
-    let mut gave_up = app.gave_up.subscribe();
-    let answer = tokio::select! {
-        answer = answer => answer,
-        _ = gave_up.wait_for(|gave_up| *gave_up) => Ok(Dispatched::Abandoned(STILL_RUNNING)),
-    };
+    let answer = answer.await;
     let response = match answer {
         Ok(Dispatched::Abandoned(why)) => {
             let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "http.abandoned", why);
@@ -268,9 +267,6 @@ async fn emit_inner(
     tracing::debug!("request {id}: `{event}` answered {}", response.status());
     (id, response)
 }
-
-/// The answer to a request whose event was still running when the drain gave up.
-const STILL_RUNNING: &str = "the server stopped and its drain timeout ended while this event's callbacks were still running: they may have run in part, and their outcome is unknown; give slow plugins isolation = \"process\" with a timeout_ms, or raise serve.drain_timeout_ms";
 
 /// An emit refused by the host: 404 for an event the manifest does not declare (with the
 /// closest name), 503 once the host is shutting down, 400 for arguments.

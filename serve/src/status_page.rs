@@ -9,8 +9,8 @@ use switchboard::manifest::Isolation;
 use switchboard::service::Crossing;
 use switchboard::Generation;
 
-use crate::dispatch::Failure;
 use crate::metrics::plugin_state;
+use switchboard::service::Failure;
 
 const STYLE: &str = "
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; padding: 0 1rem; color: #1d1d1f; }
