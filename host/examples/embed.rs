@@ -2,7 +2,7 @@
 //! compiling by the test suite (and checked to match the README word for word).
 use std::error::Error;
 
-use switchboard::service::{self, ServiceConfig, Stop};
+use switchboard::service::{self, Answer, Request, Service, ServiceConfig, Stop};
 use switchboard::{Generation, Manifest, Outcomes, Prepared, Switchboard};
 use switchboard_plugin_api::Value;
 
@@ -61,6 +61,28 @@ fn main() -> Result<(), Box<dyn Error>> {
         &stop,
     )?;
     println!("{} dispatched", report.dispatched);
+
+    // Or the event service fed by your own code: a request travels with its reply, which
+    // a worker calls once with the answer. `serve` is this behind HTTP; a NATS consumer
+    // (`ServiceConfig::with_source`) feeds the same workers.
+    let service = Service::start(&host, &ServiceConfig::default())?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let args = serde_json::json!({"email": "ann@example.com"});
+    let request = Request {
+        event: "user_lookup".into(),
+        args: args.as_object().cloned().unwrap_or_default(),
+        id: "lookup-1".into(),
+        reply: Box::new(move |answer: Answer<'_>| {
+            let _ = tx.send(matches!(answer, Answer::Dispatched { .. }));
+        }),
+    };
+    match service.submit(request) {
+        Ok(()) => println!("dispatched: {}", rx.recv()?),
+        Err(declined) => eprintln!("not taken ({:?}): send it again later", declined.0),
+    }
+    // The sources stop, and the accepted requests finish within the drain timeout.
+    let report = service.stop();
+    println!("{} requests answered", report.requests);
 
     // host.stopping, then every plugin's shutdown; their failures are returned.
     drop(board);

@@ -8,6 +8,7 @@ mod c_abi;
 mod cli;
 mod corpus;
 mod dispatch;
+mod embedding;
 mod event_ids;
 mod faults;
 mod generations;

@@ -334,7 +334,7 @@ impl NatsServer {
 
     /// Publishes `payload` to `subject` as a client outside switchboard would (no id, no
     /// checks), and waits for the stream to store it.
-    fn publish_raw(&self, subject: &str, payload: &[u8]) {
+    pub(crate) fn publish_raw(&self, subject: &str, payload: &[u8]) {
         let (url, subject, payload) = (self.url(), subject.to_owned(), payload.to_vec());
         outside(async move {
             let client = async_nats::connect(url).await.unwrap();
