@@ -2,7 +2,7 @@
 //! plugin's name, nested emits, the chain of emits that led to the call) and the owned one
 //! a plugin may keep for its own threads.
 
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::Arc;
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::sabi_types::RRef;
@@ -12,6 +12,7 @@ use switchboard_plugin_api::abi::{
 };
 use switchboard_plugin_api::{Entry, Error as PluginError, Value};
 
+use super::anchor::Anchor;
 use super::generation::Generation;
 use super::outcome::Outcomes;
 use crate::plugin_log::log;
@@ -25,29 +26,6 @@ static HOST_FEATURES: [RStr<'static>; 6] = [
     RStr::from_str(feature::REQUEST_IDS),
     RStr::from_str(feature::CONTROL),
 ];
-
-/// Where owned handles find their generation once it is shared: a generation is built
-/// (and its plugins' `init` run, which may keep a handle) before it is put behind an `Arc`.
-/// A reload hands the anchor on to the next generation, so that a plugin carried over (or
-/// any kept handle) reaches the generation that is current.
-#[derive(Default)]
-pub(crate) struct Anchor {
-    generation: RwLock<Weak<Generation>>,
-}
-
-impl Anchor {
-    /// Points the anchor at the shared generation; owned handles work from then on.
-    pub(crate) fn bind(&self, generation: &Arc<Generation>) {
-        *self.generation.write().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(generation);
-    }
-
-    fn get(&self) -> Option<Arc<Generation>> {
-        self.generation
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .upgrade()
-    }
-}
 
 /// The chain of emits that led to the current one, for the depth limit and its message.
 pub(crate) struct Frame<'p> {
@@ -200,7 +178,7 @@ fn operation_in(
 }
 
 /// An owned handle for `plugin`, reaching its generation through `anchor`.
-fn keep(anchor: &Arc<Anchor>, plugin: &str) -> RResult<HostBox, PluginError> {
+fn keep(anchor: &Arc<Anchor<Generation>>, plugin: &str) -> RResult<HostBox, PluginError> {
     RResult::ROk(HostApi_TO::from_value(
         OwnedHost {
             plugin: plugin.to_owned(),
@@ -282,7 +260,7 @@ fn no_event() -> RResult<Value<'static>, PluginError> {
 /// generation runs. Emits from it are outermost emits.
 struct OwnedHost {
     plugin: String,
-    anchor: Arc<Anchor>,
+    anchor: Arc<Anchor<Generation>>,
 }
 
 impl OwnedHost {
@@ -356,7 +334,7 @@ impl HostApi for OwnedHost {
 pub(crate) struct SetupCtx {
     plugin: String,
     generation: u64,
-    anchor: Arc<Anchor>,
+    anchor: Arc<Anchor<Generation>>,
     base_dir: std::path::PathBuf,
 }
 

@@ -10,10 +10,11 @@ use switchboard_plugin_api::{Error as PluginError, Value};
 use super::args::{arrange, check_positional};
 use super::breaker::{Admission, Breaker};
 use super::context::{CallCtx, EventTag, Frame};
-use super::generation::{Generation, Instance, Route, Target};
+use super::generation::{Generation, Instance, Route};
 use super::isolated::Isolated;
 use super::outcome::{CallOutcome, Outcomes};
 use super::registry::{Callback, CallbackId, Event, EventId};
+use super::step::{skipped, Step};
 use crate::error::EmitError;
 use crate::manifest::{ErrorPolicy, ResultPolicy};
 
@@ -480,15 +481,6 @@ fn drop_without_recursion(value: Value<'static>) {
     }
 }
 
-/// What the loop hands the steps of one callback: where its result goes.
-pub(super) struct Step<'s, 'o> {
-    pub(super) event: &'s Event,
-    pub(super) target: &'s Target,
-    pub(super) slot: &'s mut RResult<Value<'static>, PluginError>,
-    pub(super) any_failed: &'s mut bool,
-    pub(super) out: &'o mut Outcomes,
-}
-
 /// The error for a status this host does not know (a plugin from a newer SDK answering
 /// `PENDING`, which this host does not list among its features).
 #[cold]
@@ -497,16 +489,6 @@ fn unknown_status(code: u8) -> PluginError {
         "the callback answered status {code}, which this host does not support"
     ))
     .with_help("rebuild the plugin against this host's switchboard-plugin-api")
-}
-
-/// The outcome of a callback skipped because its plugin is switched off.
-pub(super) fn skipped(breaker: &Breaker, callback: &Callback, retry_in_ms: u64) -> PluginError {
-    let settings = breaker.settings();
-    PluginError::skipped(format!(
-        "plugin `{}` is switched off after {} failures in {} ms; retrying in {retry_in_ms} ms",
-        callback.plugin_name, settings.failures, settings.window_ms
-    ))
-    .with_help("see the plugin's earlier errors; the breaker is set by `breaker` in the manifest")
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use switchboard_plugin_api::abi::{CallEntry, PluginBox};
 use switchboard_plugin_api::Error as PluginError;
 
+use super::anchor::Anchor;
 use super::application::{AppCallback, AppInstance};
 use super::breaker::{Breaker, BreakerState};
-use super::context::Anchor;
 use super::outcome::Outcomes;
 use super::registry::{Callback, CallbackId, EventId, Registry};
 use super::stats::{Counters, Counts, Tally};
@@ -527,7 +527,7 @@ pub struct Generation {
     /// loop then publishes the event's id for them.
     pub(crate) has_c_callbacks: Vec<bool>,
     /// How owned host handles find this generation once it is shared.
-    pub(crate) anchor: Arc<Anchor>,
+    pub(crate) anchor: Arc<Anchor<Generation>>,
     /// Told of the emits the host makes itself: see [`Generation::observe`].
     pub(crate) observer: std::sync::OnceLock<Observer>,
     /// The slots of the previous generation whose instances this one carried over.

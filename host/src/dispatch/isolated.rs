@@ -15,10 +15,10 @@ use switchboard_plugin_api::{Entry, Error as PluginError, Value};
 
 use super::breaker::Admission;
 use super::context::{EventTag, Frame};
-use super::emit::{skipped, Step};
 use super::generation::{Generation, Instance, Slot, Target};
 use super::outcome::Outcomes;
 use super::registry::Event;
+use super::step::{skipped, Step};
 use crate::error::EmitError;
 use crate::isolate::{CallRef, Names};
 

@@ -42,7 +42,7 @@ impl Prepared {
 
     fn start_with(
         self,
-        anchor: Arc<super::context::Anchor>,
+        anchor: Arc<super::anchor::Anchor<Generation>>,
         announce: bool,
     ) -> Result<Generation, LoadError> {
         let Prepared {

@@ -8,6 +8,7 @@
 //! `generation` that owns the slots (a nested emit calls back into `emit` by method, not by
 //! import).
 
+mod anchor;
 mod application;
 mod args;
 mod bounded;
@@ -20,6 +21,7 @@ mod lifecycle;
 mod outcome;
 mod registry;
 mod stats;
+mod step;
 mod typed;
 
 pub use application::{AppCallback, AppFn, DEFAULT_APPLICATION};

@@ -19,7 +19,7 @@ use super::c_abi::{self, SbCall, SbCallback, SbHost, SbPlugin, SbReply, SbStr, S
 use super::c_frame::{self, CFrame, INLINE};
 use super::c_host::with_borrowed;
 use super::c_value::{lift, lower_flat, sb_str, slice, static_text, text_of, Lowering, NULL};
-use super::library::{Emits, LibraryInfo, Registered};
+use super::declared::{Emits, LibraryInfo, Registered};
 use crate::error::LoadError;
 use crate::manifest::schema::ArgType;
 

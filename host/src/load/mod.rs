@@ -10,6 +10,7 @@ mod c_host;
 mod c_plugin;
 mod c_value;
 mod copy;
+mod declared;
 mod identify;
 mod library;
 mod preflight;
@@ -21,8 +22,7 @@ pub use c_abi::{ABI_MAJOR as C_ABI_MAJOR, ABI_MINOR as C_ABI_MINOR};
 pub(crate) use c_frame::{CFrame, Published};
 pub(crate) use c_plugin::{is_c_entry, CTarget};
 pub use copy::{remove_temporary_copies, MAX_IN_PROCESS_BUILDS};
+pub use declared::{Emits, LibraryInfo, Registered};
 pub(crate) use library::{check_registrations, registration_fix, Library, Loader};
-pub use library::{
-    inspect, Emits, LibraryInfo, LibraryReport, PluginKind, Registered, HOST_API_VERSION,
-};
+pub use library::{inspect, LibraryReport, PluginKind, HOST_API_VERSION};
 pub use preflight::{library_file, sha256_of};
