@@ -1,7 +1,5 @@
 //! The arguments a callback receives.
 
-use serde::Deserialize;
-
 use crate::abi::ArgsRaw;
 use crate::error::{Error, Result};
 use crate::value::Value;
@@ -156,14 +154,6 @@ impl<'a> Args<'a> {
     /// process, for matching logs and, later, asynchronous results.
     pub fn request_id(&self) -> u64 {
         self.raw.request
-    }
-
-    /// The arguments deserialized into a serde type whose fields are argument names,
-    /// read directly (no JSON in between): `&str` fields borrow from the host's values.
-    /// An optional argument left out is absent, so `Option` fields are `None` and
-    /// `#[serde(default)]` fields take their default.
-    pub fn parse<'s, T: Deserialize<'s>>(&'s self) -> Result<T> {
-        T::deserialize(crate::de::ArgsDe(self.shorten())).map_err(|e| self.unfit(e))
     }
 
     /// The same arguments seen with a shorter lifetime (they are covariant).

@@ -4,8 +4,10 @@
 use serde::de::value::{BorrowedStrDeserializer, Error as DeError, MapAccessDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, Unexpected, Visitor};
 use serde::forward_to_deserialize_any;
+use serde::Deserialize;
 
 use crate::args::Args;
+use crate::error::{Error, Result};
 use crate::value::{Entry, Value, ValueView};
 
 /// A [`Value`] as a serde deserializer; strings and bytes are lent, not copied.
@@ -407,5 +409,39 @@ impl<'de> Visitor<'de> for ValueVisitor {
             entries.push(Entry::new(key, value));
         }
         Ok(Value::map_from_entries(entries))
+    }
+}
+
+/// Reading a value into a serde type: here beside the deserializer it uses, so that
+/// `value` does not depend on this file.
+impl<'a> Value<'a> {
+    /// Deserializes into any serde type, for example a plugin's own record struct. Reads
+    /// the value directly (no JSON in between); `&str` fields borrow from it.
+    ///
+    /// ```
+    /// use switchboard_plugin_api::Value;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct User<'a> { name: &'a str, tags: Vec<String> }
+    ///
+    /// let value = Value::map([("name", Value::from("Ann")), ("tags", Value::from(vec!["ops"]))]);
+    /// let user: User = value.deserialize()?;
+    /// assert_eq!((user.name, user.tags.len()), ("Ann", 1));
+    /// # Ok::<(), switchboard_plugin_api::Error>(())
+    /// ```
+    pub fn deserialize<'de, T: Deserialize<'de>>(&'de self) -> Result<T, Error> {
+        T::deserialize(ValueDe(self.shorten())).map_err(|e| Error::new(e.to_string()))
+    }
+}
+
+/// Reading arguments into a serde type: here beside the deserializer it uses, so that
+/// `args` does not depend on this file.
+impl<'a> Args<'a> {
+    /// The arguments deserialized into a serde type whose fields are argument names,
+    /// read directly (no JSON in between): `&str` fields borrow from the host's values.
+    /// An optional argument left out is absent, so `Option` fields are `None` and
+    /// `#[serde(default)]` fields take their default.
+    pub fn parse<'s, T: Deserialize<'s>>(&'s self) -> Result<T> {
+        T::deserialize(ArgsDe(self.shorten())).map_err(|e| self.unfit(e))
     }
 }

@@ -11,11 +11,10 @@ use crate::abi::{
     feature, status, ArgsRaw, CallEntry, Description, HostRef, PluginBox, PluginInfo, PluginModule,
     PluginModuleRef, PluginObject, PluginObject_TO, Registration,
 };
-use crate::args::Args;
 use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::panic::{catch_panic, guard, install_panic_hook, remember_name};
-use crate::plugin::{Bound, Callback, Callbacks, Plugin};
+use crate::plugin::{Callbacks, Plugin};
 use crate::value::Value;
 
 /// The plugin-api version a plugin is built against, recorded in its [`PluginInfo`].
@@ -105,40 +104,6 @@ extern "C" fn init<P: Plugin>(config: &Value<'_>, host: HostRef<'_>) -> RResult<
             TD_Opaque,
         ))
     })
-}
-
-/// A callback's direct entry point ([`CallFn`](crate::abi::CallFn)), one per plugin and callback type, so
-/// that the callback's code is inlined into it: the host's one indirect call per callback
-/// lands here, and this guards it.
-///
-/// # Safety
-///
-/// `state` and `data` come from one [`CallEntry`] of a live `Live<P>` (see [`CallFn`](crate::abi::CallFn)).
-pub(crate) unsafe extern "C" fn direct<P: Plugin, F: Callback<P, M>, M>(
-    state: *const (),
-    data: *const (),
-    args: &ArgsRaw<'_>,
-    host: HostRef<'_>,
-    result: &mut RResult<Value<'static>, Error>,
-) -> u8 {
-    // SAFETY: the host passes back the pointers of a `CallEntry` made in `init`: `state`
-    // points to the plugin's boxed `P` and `data` to this callback's boxed `F`, both owned
-    // by the `Live` the entry came from, which the host keeps alive while it calls.
-    let (plugin, bound) = unsafe { (&*state.cast::<P>(), &*data.cast::<Bound<F>>()) };
-    let args = Args::from_raw_ref(args);
-    let host = Host::from_raw(host);
-    let slot = &mut *result;
-    match catch_panic(|| {
-        bound
-            .callback
-            .run(plugin, args, &bound.binding, &host, slot)
-    }) {
-        Ok(code) => code,
-        Err(error) => {
-            *result = RResult::RErr(error);
-            status::ERROR
-        }
-    }
 }
 
 struct Live<P: Plugin> {

@@ -6,10 +6,11 @@ use abi_stable::std_types::RResult;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::abi::{status, ArgDecl, CallFn, EmitDecl};
+use crate::abi::{status, ArgDecl, ArgsRaw, CallFn, EmitDecl, HostRef};
 use crate::args::Args;
 use crate::error::{Error, Result};
 use crate::host::Host;
+use crate::panic::catch_panic;
 use crate::typed::{Binding, TypedArgs};
 use crate::value::Value;
 
@@ -214,6 +215,40 @@ pub(crate) struct Bound<F> {
     pub(crate) binding: Binding,
 }
 
+/// A callback's direct entry point ([`CallFn`](crate::abi::CallFn)), one per plugin and callback type, so
+/// that the callback's code is inlined into it: the host's one indirect call per callback
+/// lands here, and this guards it.
+///
+/// # Safety
+///
+/// `state` and `data` come from one [`CallEntry`](crate::abi::CallEntry) of a live plugin (see [`CallFn`](crate::abi::CallFn)).
+pub(crate) unsafe extern "C" fn direct<P: Plugin, F: Callback<P, M>, M>(
+    state: *const (),
+    data: *const (),
+    args: &ArgsRaw<'_>,
+    host: HostRef<'_>,
+    result: &mut RResult<Value<'static>, Error>,
+) -> u8 {
+    // SAFETY: the host passes back the pointers of a `CallEntry` made in `init`: `state`
+    // points to the plugin's boxed `P` and `data` to this callback's boxed `F`, both owned
+    // by the `Live` the entry came from, which the host keeps alive while it calls.
+    let (plugin, bound) = unsafe { (&*state.cast::<P>(), &*data.cast::<Bound<F>>()) };
+    let args = Args::from_raw_ref(args);
+    let host = Host::from_raw(host);
+    let slot = &mut *result;
+    match catch_panic(|| {
+        bound
+            .callback
+            .run(plugin, args, &bound.binding, &host, slot)
+    }) {
+        Ok(code) => code,
+        Err(error) => {
+            *result = RResult::RErr(error);
+            status::ERROR
+        }
+    }
+}
+
 // SAFETY: `data` points into `_owner`, which is `Send + Sync`.
 unsafe impl Send for Registered {}
 // SAFETY: as above.
@@ -257,7 +292,7 @@ impl<P: Plugin> Callbacks<P> {
             name: name.to_owned(),
             priority: 0,
             reads: F::reads(),
-            call: crate::export::direct::<P, F, M>,
+            call: direct::<P, F, M>,
             _owner: owner,
             data,
         });

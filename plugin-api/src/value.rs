@@ -9,7 +9,7 @@ use std::fmt;
 
 use abi_stable::std_types::{RCowSlice, RCowStr, RSlice, RStr, RString, RVec};
 use abi_stable::StableAbi;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::error::Error;
 
@@ -202,24 +202,6 @@ impl<'a> Value<'a> {
                     .collect(),
             ),
         }
-    }
-
-    /// Deserializes into any serde type, for example a plugin's own record struct. Reads
-    /// the value directly (no JSON in between); `&str` fields borrow from it.
-    ///
-    /// ```
-    /// use switchboard_plugin_api::Value;
-    ///
-    /// #[derive(serde::Deserialize)]
-    /// struct User<'a> { name: &'a str, tags: Vec<String> }
-    ///
-    /// let value = Value::map([("name", Value::from("Ann")), ("tags", Value::from(vec!["ops"]))]);
-    /// let user: User = value.deserialize()?;
-    /// assert_eq!((user.name, user.tags.len()), ("Ann", 1));
-    /// # Ok::<(), switchboard_plugin_api::Error>(())
-    /// ```
-    pub fn deserialize<'de, T: Deserialize<'de>>(&'de self) -> Result<T, Error> {
-        T::deserialize(crate::de::ValueDe(self.shorten())).map_err(|e| Error::new(e.to_string()))
     }
 
     /// The same value seen with a shorter lifetime (values are covariant).
