@@ -19,7 +19,7 @@ use switchboard_plugin_api::Value;
 
 use crate::callbacks::{in_callback, nested, Held, PythonCallback};
 use crate::errors::{emit_error, host_error, raise};
-use crate::keywords::{borrowed_text, emit_function, Keywords};
+use crate::keywords::{borrowed_text, emit_function, Emitter, Keywords};
 use crate::outcomes::Outcomes;
 use crate::shapes::{Shape, Shapes};
 use crate::values::{to_python, to_value, Original, OriginalsScope};
@@ -51,6 +51,18 @@ impl std::ops::Deref for Host {
 
     fn deref(&self) -> &State {
         &self.state
+    }
+}
+
+impl Emitter for State {
+    fn emit(
+        &self,
+        py: Python<'_>,
+        event: &Bound<'_, PyString>,
+        keywords: &Keywords<'_, '_>,
+        learn: bool,
+    ) -> PyResult<Outcomes> {
+        State::emit(self, py, event, keywords, learn)
     }
 }
 
@@ -311,7 +323,7 @@ impl Host {
     /// instance's `emit`: it takes its keyword arguments as the caller's stack holds
     /// them, where a method taking `**kwargs` gets a new dict at every call.
     fn _emitter(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        emit_function(py, Arc::clone(&self.state))
+        emit_function(py, Arc::clone(&self.state) as Arc<dyn Emitter>)
     }
 
     /// Registers `func` as a callback of this host's application; the package's

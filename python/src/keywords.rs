@@ -16,7 +16,23 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3::Borrowed;
 use smallvec::SmallVec;
 
-use crate::host::State;
+use crate::outcomes::Outcomes;
+
+/// What the emit function calls: the host's emit. A trait, so that the function's
+/// machinery here does not depend on the host's file (which makes the function).
+pub(crate) trait Emitter: Send + Sync {
+    /// Emits `event` with `keywords`; `learn`: whether the call's shape is worth keeping.
+    fn emit(
+        &self,
+        py: Python<'_>,
+        event: &Bound<'_, PyString>,
+        keywords: &Keywords<'_, '_>,
+        learn: bool,
+    ) -> PyResult<Outcomes>;
+}
+
+/// The state an emit function holds.
+type Held = Arc<dyn Emitter>;
 
 /// An emit's keyword arguments: their names, and their values in the same order.
 pub(crate) struct Keywords<'a, 'py> {
@@ -180,14 +196,14 @@ static EMIT: MethodDef = MethodDef(ffi::PyMethodDef {
 /// A new `emit` function of the host whose state is `state`: the state travels in a
 /// capsule as the function's `self`, so the function keeps it alive (and makes no
 /// reference cycle with the host object that stores the function).
-pub(crate) fn emit_function(py: Python<'_>, state: Arc<State>) -> PyResult<Py<PyAny>> {
+pub(crate) fn emit_function(py: Python<'_>, state: Held) -> PyResult<Py<PyAny>> {
     let boxed = Box::into_raw(Box::new(state)).cast::<c_void>();
     // SAFETY: `boxed` is a valid, uniquely owned pointer; the capsule owns it from here on
     // and `release_state` frees it once, when the capsule goes. A NULL name is allowed.
     let capsule = unsafe { ffi::PyCapsule_New(boxed, std::ptr::null(), Some(release_state)) };
     if capsule.is_null() {
         // SAFETY: the capsule was not made, so the box is still ours to free.
-        drop(unsafe { Box::from_raw(boxed.cast::<Arc<State>>()) });
+        drop(unsafe { Box::from_raw(boxed.cast::<Held>()) });
         return Err(PyErr::fetch(py));
     }
     // SAFETY: `capsule` is a new reference we own.
@@ -208,7 +224,7 @@ unsafe extern "C" fn release_state(capsule: *mut ffi::PyObject) {
     let pointer = unsafe { ffi::PyCapsule_GetPointer(capsule, std::ptr::null::<c_char>()) };
     if !pointer.is_null() {
         // SAFETY: see above: the box is freed here only.
-        let state = unsafe { Box::from_raw(pointer.cast::<Arc<State>>()) };
+        let state = unsafe { Box::from_raw(pointer.cast::<Held>()) };
         // The last reference shuts the host down; a panic must not unwind into CPython
         // (the panic hook has printed it already).
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(state)));
@@ -245,7 +261,7 @@ unsafe fn emit_call(
         return Err(PyErr::fetch(py));
     }
     // SAFETY: the box lives as long as the capsule, which the function holds.
-    let state = unsafe { &*state.cast::<Arc<State>>() };
+    let state = unsafe { &*state.cast::<Held>() };
     // PY_VECTORCALL_ARGUMENTS_OFFSET, the top bit, says the caller's slot before `args`
     // may be borrowed; it is not part of the count (`PyVectorcall_NARGS`).
     let positional = usize::try_from(nargs & ffi::Py_ssize_t::MAX).unwrap_or(0);
