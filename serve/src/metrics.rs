@@ -115,6 +115,9 @@ pub struct Metrics {
     in_flight: Gauge,
     /// The series of each callback of the generation last recorded, by callback index.
     series: RwLock<(u64, Arc<Vec<CallbackSeries>>)>,
+    /// The host's counts of each callback (calls, then failures by kind) already added to
+    /// the counters, for the generation they were read from.
+    seen: std::sync::Mutex<(u64, Vec<[u64; 6]>)>,
     /// Event requests answered, whatever the status.
     event_answers: AtomicU64,
     /// The request counters already made, by route and status: found without allocating.
@@ -153,6 +156,7 @@ impl Metrics {
             queue_capacity: Gauge::default(),
             in_flight: Gauge::default(),
             series: RwLock::new((0, Arc::new(Vec::new()))),
+            seen: std::sync::Mutex::new((u64::MAX, Vec::new())),
             event_answers: AtomicU64::new(0),
             answers: RwLock::default(),
             events: RwLock::default(),
@@ -335,31 +339,49 @@ impl Metrics {
         u64::try_from(self.in_flight.get()).unwrap_or(0)
     }
 
-    /// Counts one dispatched event and each of its calls, with their durations when the
-    /// emit was timed.
+    /// Counts one dispatched event, and the durations of its calls when the emit was
+    /// timed. Calls and failures are the host's own counts, read when the metrics are
+    /// rendered.
     pub fn dispatched(&self, generation: &Generation, event: &str, outcomes: &Outcomes) {
         self.event_counters(event, |(_, dispatched)| dispatched.inc());
-        let series = self.series_of(generation);
         let nanos = outcomes.nanos();
-        for (n, outcome) in outcomes.iter().enumerate() {
-            let Some(series) = series.get(outcome.callback.index()) else {
-                continue;
-            };
-            match outcome.result {
-                Err(error) if error.is_skipped() => {
-                    series.failures[2].inc();
-                    continue;
-                }
-                Err(error) => {
-                    let kind = error.kind_name();
-                    let at = FAILURE_KINDS.iter().position(|k| *k == kind).unwrap_or(0);
-                    series.failures[at].inc();
-                }
-                Ok(_) => {}
-            }
-            series.calls.inc();
-            if let Some(nanos) = nanos.get(n) {
+        if nanos.is_empty() {
+            return;
+        }
+        let series = self.series_of(generation);
+        for (outcome, nanos) in outcomes.iter().zip(nanos) {
+            if let Some(series) = series.get(outcome.callback.index()) {
                 series.duration.observe(*nanos as f64 / 1e9);
+            }
+        }
+    }
+
+    /// Brings every callback's calls and failures up to the host's counts of
+    /// `generation`: the counters go up by what the host counted since the last time, so
+    /// that they keep rising across reloads (a new generation counts from zero).
+    fn catch_up(&self, generation: &Generation) {
+        let series = self.series_of(generation);
+        let counts = generation.every_callback_counts();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.0 != generation.number() {
+            *seen = (generation.number(), vec![[0; 6]; counts.len()]);
+        }
+        for ((series, counts), seen) in series.iter().zip(&counts).zip(seen.1.iter_mut()) {
+            // In the order of FAILURE_KINDS, after the calls.
+            let now = [
+                counts.calls,
+                counts.plain_errors(),
+                counts.panics,
+                counts.skipped,
+                counts.crashed,
+                counts.timed_out,
+            ];
+            let counters = std::iter::once(&series.calls).chain(&series.failures);
+            for ((counter, now), seen) in counters.zip(now).zip(seen.iter_mut()) {
+                if now > *seen {
+                    counter.inc_by(now - *seen);
+                    *seen = now;
+                }
             }
         }
     }
@@ -382,7 +404,7 @@ impl Metrics {
         }
         // Every callback has its series from the start, at zero, so a scrape before the
         // first event already lists them.
-        self.series_of(generation);
+        self.catch_up(generation);
         let mut text = String::new();
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
             text.clear();

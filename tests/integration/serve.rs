@@ -906,3 +906,83 @@ fn idle_connections_past_the_soft_file_limit_leave_room_for_requests() {
     let _ = child.wait();
     assert_eq!(answer.map(|r| r.status()).ok(), Some(200));
 }
+
+/// The calls, failures and skips one plugin's row of the status page shows.
+fn status_row(page: &str, plugin: &str) -> (f64, f64, f64) {
+    let row = page
+        .lines()
+        .find(|line| line.starts_with(&format!("<tr><td><b>{plugin}</b>")))
+        .unwrap_or_else(|| panic!("no row for {plugin}: {page}"));
+    let numbers: Vec<f64> = row
+        .split("<td class=\"n\">")
+        .skip(1)
+        .filter_map(|cell| cell.split('<').next()?.parse().ok())
+        .collect();
+    assert!(numbers.len() >= 3, "{row}");
+    (numbers[0], numbers[1], numbers[2])
+}
+
+/// `/metrics` and the status page count the same calls of every plugin, after successes,
+/// errors, panics, a crash, a timeout and skipped calls: they read one set of counts.
+#[test]
+fn the_metrics_and_the_status_page_agree_after_every_kind_of_outcome() {
+    let s = Sandbox::new(&format!(
+        r#"
+{EVENTS}
+[serve]
+workers = 2
+
+[[plugins]]
+name = "counter"
+[[plugins]]
+name = "faulty"
+isolation = "process"
+timeout_ms = 500
+breaker = {{ failures = 4, window_ms = 60000, cooldown_ms = 60000 }}
+config = {{ fail_modulo = 3, panic_modulo = 5 }}
+"#
+    ));
+    let server = Server::start(&s, &[]);
+    // A crash and a timeout first (the breaker counts them), then jobs: an error at 3, a
+    // panic at 5, and the breaker switches the plugin off for the rest.
+    assert_eq!(server.post("/events/segfault", "{}").0, 500);
+    assert_eq!(server.post("/events/hang", "{}").0, 500);
+    for n in 1..=12 {
+        server.post("/events/job", &format!(r#"{{"n": {n}}}"#));
+    }
+    let metrics = server.metrics();
+    let (status, page) = server.get("/");
+    assert_eq!(status, 200);
+    let sum = |family: &str, plugin: &str, kind: Option<&str>| -> f64 {
+        let prefix = format!("switchboard_{family}{{plugin=\"{plugin}\",");
+        metrics
+            .0
+            .iter()
+            .filter(|(series, _)| series.starts_with(&prefix))
+            .filter(|(series, _)| match kind {
+                Some(kind) => series.ends_with(&format!("kind=\"{kind}\"}}")),
+                None => !series.ends_with("kind=\"skipped\"}"),
+            })
+            .map(|(_, value)| value)
+            .sum()
+    };
+    for plugin in ["counter", "faulty"] {
+        let from_metrics = (
+            sum("callback_calls_total", plugin, None),
+            sum("callback_failures_total", plugin, None),
+            sum("callback_failures_total", plugin, Some("skipped")),
+        );
+        assert_eq!(status_row(&page, plugin), from_metrics, "{plugin}");
+    }
+    // Every kind happened, so the agreement above covers each.
+    for kind in ["error", "panic", "crashed", "timed_out", "skipped"] {
+        assert!(
+            sum("callback_failures_total", "faulty", Some(kind)) >= 1.0,
+            "no {kind} counted"
+        );
+    }
+    // Every job reached the counter, and so did what the host emitted itself (its start,
+    // the failure reports), which an observer set after the start used to miss.
+    assert!(sum("callback_calls_total", "counter", None) > 12.0);
+    server.stop();
+}

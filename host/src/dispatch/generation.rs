@@ -736,6 +736,15 @@ impl Generation {
         self.counters.get(id.index as usize)
     }
 
+    /// The counts of every callback, in the order of
+    /// [`Registry::callbacks`](crate::dispatch::Registry::callbacks): what `/metrics`,
+    /// the status page and `run --metrics` render.
+    pub fn every_callback_counts(&self) -> Vec<Counts> {
+        (0..self.registry.callbacks().len())
+            .map(|index| self.counters.get(index))
+            .collect()
+    }
+
     /// Adds the outcomes of an emit made with [`Generation::emit_into`] to this
     /// generation's counters (the other `emit` methods count by themselves).
     pub fn record(&self, outcomes: &Outcomes) {

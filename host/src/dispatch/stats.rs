@@ -18,7 +18,9 @@ const PANICS: usize = 2;
 const SKIPPED: usize = 3;
 const TIMED_CALLS: usize = 4;
 const TIMED_NANOS: usize = 5;
-const FIELDS: usize = 6;
+const CRASHED: usize = 6;
+const TIMED_OUT: usize = 7;
+const FIELDS: usize = 8;
 
 /// The counts of one callback, or of all of a plugin's callbacks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,6 +38,10 @@ pub struct Counts {
     pub timed_calls: u64,
     /// Nanoseconds spent in the timed calls.
     pub timed_nanos: u64,
+    /// Of `errors`, the calls whose worker process crashed (isolated plugins).
+    pub crashed: u64,
+    /// Of `errors`, the calls stopped at their time limit (isolated plugins).
+    pub timed_out: u64,
 }
 
 impl Counts {
@@ -53,6 +59,15 @@ impl Counts {
         self.skipped += other.skipped;
         self.timed_calls += other.timed_calls;
         self.timed_nanos += other.timed_nanos;
+        self.crashed += other.crashed;
+        self.timed_out += other.timed_out;
+    }
+
+    /// Of `errors`, the plain ones: returned by the callback (neither a panic, a crash
+    /// nor a timeout).
+    pub fn plain_errors(&self) -> u64 {
+        self.errors
+            .saturating_sub(self.panics + self.crashed + self.timed_out)
     }
 
     fn from_fields(fields: [u64; FIELDS]) -> Counts {
@@ -63,6 +78,8 @@ impl Counts {
             skipped: fields[SKIPPED],
             timed_calls: fields[TIMED_CALLS],
             timed_nanos: fields[TIMED_NANOS],
+            crashed: fields[CRASHED],
+            timed_out: fields[TIMED_OUT],
         }
     }
 }
@@ -79,6 +96,10 @@ fn count(outcomes: &Outcomes, mut add: impl FnMut(usize, usize, u64)) {
                 add(callback, ERRORS, 1);
                 if error.is_panic() {
                     add(callback, PANICS, 1);
+                } else if error.is_crashed() {
+                    add(callback, CRASHED, 1);
+                } else if error.is_timed_out() {
+                    add(callback, TIMED_OUT, 1);
                 }
             }
         }
