@@ -317,7 +317,7 @@ fn serve_publishes_and_answers_with_the_stream_sequence() {
 
 impl NatsServer {
     /// The server's view of a durable consumer (`num_pending`, `num_ack_pending`, ...).
-    fn consumer(&self, name: &str) -> serde_json::Value {
+    pub(crate) fn consumer(&self, name: &str) -> serde_json::Value {
         self.streams("consumers=1")
             .iter()
             .flat_map(|s| s["consumer_detail"].as_array().into_iter().flatten())

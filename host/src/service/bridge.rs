@@ -70,6 +70,23 @@ impl<'a> Outgoing<'a> {
         })
     }
 
+    /// The service's one choice between forwarding and dispatching here, for every job it
+    /// takes (`run`'s lines, `serve`'s requests, an application's): `None` when `event`
+    /// is dispatched here; otherwise the event on its way out through `forward`, its
+    /// arguments checked and its id chosen as [`Outgoing::on`] does, or why it was refused.
+    pub fn route(
+        forward: Option<&dyn Forward>,
+        generation: &'a crate::Generation,
+        event: &str,
+        args: &'a Map<String, Json>,
+        id: Option<&str>,
+        n: u64,
+    ) -> Option<Result<Outgoing<'a>, crate::EmitError>> {
+        forward
+            .filter(|forward| forward.forwards(event))
+            .map(|_| Outgoing::on(generation, event, args, id, n))
+    }
+
     /// As [`Outgoing::checked`], for `event` as `generation` declares it.
     pub fn on(
         generation: &'a crate::Generation,

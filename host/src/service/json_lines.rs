@@ -137,9 +137,12 @@ pub(super) fn handle(
     // Nothing of this line's is counted unless it is dispatched.
     outcomes.reset(0);
     match parse(seq, line, report) {
-        Ok(input) => match forward.filter(|f| f.forwards(&input.event)) {
-            Some(forward) => forwarded(generation, seq, &input, forward, report),
-            None => {
+        Ok(input) => match (outgoing(generation, seq, &input, forward, report), forward) {
+            (Some(Ok(outgoing)), Some(forward)) => {
+                forward_line(seq, &input, outgoing.send(forward), report)
+            }
+            (Some(Err(refused)), _) => refused,
+            _ => {
                 outcomes.set_event_id(input.event_id().as_deref());
                 let result = generation.emit_json_into(&input.event, &input.args, outcomes);
                 if result.is_ok() {
@@ -205,24 +208,6 @@ pub(super) fn handle_batch(
         .collect()
 }
 
-/// Checks a forwarded event's arguments against the manifest and hands it on; its result
-/// line: `{"seq", "id", "event", "ok": true, "published": ...}`, or the error.
-fn forwarded(
-    generation: &Generation,
-    seq: u64,
-    input: &Input,
-    forward: &dyn Forward,
-    report: &mut Report,
-) -> String {
-    match outgoing(generation, seq, input, report) {
-        Ok(outgoing) => {
-            let answer = outgoing.send(forward);
-            forward_line(seq, input, answer, report)
-        }
-        Err(refused) => refused,
-    }
-}
-
 /// Hands on every line of a batch whose event is forwarded, all at once (their
 /// acknowledgements are awaited together); each such line becomes its result line.
 fn forward_together(
@@ -237,15 +222,13 @@ fn forward_together(
     let mut sent = Vec::new();
     for (n, (input, &(seq, _))) in parsed.iter().zip(lines).enumerate() {
         let Ok(input) = input else { continue };
-        if !forward.forwards(&input.event) {
-            continue;
-        }
-        match outgoing(generation, seq, input, report) {
-            Ok(outgoing) => {
+        match outgoing(generation, seq, input, Some(forward), report) {
+            Some(Ok(outgoing)) => {
                 going.push((n, seq));
                 sent.push(outgoing);
             }
-            Err(line) => done.push((n, line)),
+            Some(Err(line)) => done.push((n, line)),
+            None => {}
         }
     }
     if !sent.is_empty() {
@@ -262,19 +245,29 @@ fn forward_together(
     }
 }
 
-/// A forwarded line checked and named ([`Outgoing`]); or its result line if refused.
+/// A line's event on its way out, checked and named ([`Outgoing::route`]), or its result
+/// line if refused; `None` when it is dispatched here.
 fn outgoing<'i>(
     generation: &'i Generation,
     seq: u64,
     input: &'i Input,
+    forward: Option<&dyn Forward>,
     report: &mut Report,
-) -> Result<Outgoing<'i>, String> {
+) -> Option<Result<Outgoing<'i>, String>> {
     let id = input.id.as_ref().map(id_text);
-    Outgoing::on(generation, &input.event, &input.args, id.as_deref(), seq).map_err(|e| {
+    let route = Outgoing::route(
+        forward,
+        generation,
+        &input.event,
+        &input.args,
+        id.as_deref(),
+        seq,
+    );
+    Some(route?.map_err(|e| {
         report.bad_lines += 1;
         json!({"seq": seq, "id": input.id, "event": input.event, "error": e.to_string()})
             .to_string()
-    })
+    }))
 }
 
 /// The result line of a forwarded event.

@@ -199,14 +199,14 @@ impl Duty<'_> {
         }
         let generation = host.get();
         generation.absorb(&mut self.tally);
-        let forward = self.forward.as_deref().filter(|f| f.forwards(&event));
+        let forward = self.forward.as_deref();
         let outcomes = &mut self.outcomes[0];
-        let forwarded = match forward {
-            Some(forward) => Some(
-                Outgoing::on(&generation, &event, &args, Some(&id), 0)
-                    .map(|outgoing| (outgoing.send(forward), outgoing.id)),
-            ),
-            None => {
+        let route = Outgoing::route(forward, &generation, &event, &args, Some(&id), 0);
+        let forwarded = match (route, forward) {
+            (Some(outgoing), Some(forward)) => {
+                Some(outgoing.map(|outgoing| (outgoing.send(forward), outgoing.id)))
+            }
+            _ => {
                 outcomes.reset(0);
                 outcomes.timed = true;
                 outcomes.set_event_id(Some(&id));
