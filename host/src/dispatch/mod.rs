@@ -25,8 +25,10 @@ mod step;
 mod typed;
 
 pub use application::{AppCallback, AppFn, DEFAULT_APPLICATION};
+#[doc(hidden)]
 pub use args::StrictJson;
 pub use breaker::BreakerState;
+#[doc(hidden)]
 pub use emit::MAX_VALUE_DEPTH;
 pub(crate) use generation::Carry;
 pub use generation::{

@@ -11,6 +11,7 @@
 mod pool;
 mod process;
 mod protocol;
+#[doc(hidden)]
 pub mod quarantine;
 mod worker;
 
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 
 pub(crate) use pool::ProcessPlugin;
 pub(crate) use protocol::{CallRef, Names};
+#[doc(hidden)]
 pub use worker::serve;
 
 /// How deep values nest in frames: the host's limit everywhere else
@@ -26,6 +28,7 @@ pub(crate) const MAX_DEPTH: usize = 100;
 
 /// The variable that names the `switchboard` binary to start workers with, for hosts
 /// embedded in other programs (the `switchboard` command uses itself).
+#[doc(hidden)]
 pub const WORKER_VARIABLE: &str = "SWITCHBOARD_WORKER";
 
 /// The program to start workers with: `$SWITCHBOARD_WORKER`, or this program when it is

@@ -21,8 +21,11 @@ pub use c_abi::layout_report as c_abi_layout_report;
 pub use c_abi::{ABI_MAJOR as C_ABI_MAJOR, ABI_MINOR as C_ABI_MINOR};
 pub(crate) use c_frame::{CFrame, Published};
 pub(crate) use c_plugin::{is_c_entry, CTarget};
-pub use copy::{remove_temporary_copies, MAX_IN_PROCESS_BUILDS};
+#[doc(hidden)]
+pub use copy::remove_temporary_copies;
+pub use copy::MAX_IN_PROCESS_BUILDS;
 pub use declared::{Emits, LibraryInfo, Registered};
 pub(crate) use library::{check_registrations, registration_fix, Library, Loader};
 pub use library::{inspect, LibraryReport, PluginKind, HOST_API_VERSION};
+#[doc(hidden)]
 pub use preflight::{library_file, sha256_of};

@@ -19,6 +19,7 @@ pub use isolation::{Isolation, ProcessLimits, QuarantineSettings};
 pub use nats::NatsSettings;
 pub use serve::ServeSettings;
 
+#[doc(hidden)]
 pub use crate::suggest::event_table;
 
 pub mod builtin;
@@ -322,6 +323,7 @@ fn tidy(path: PathBuf) -> PathBuf {
 }
 
 /// The platform's file name for a library called `name`.
+#[doc(hidden)]
 pub fn library_file_name(name: &str) -> String {
     format!(
         "{}{name}{}",

@@ -36,15 +36,15 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use bridge::{
-    made_up_id, Begun, Busy, Crossing, Done, Forward, Handled, Intake, Offer, Outgoing, Source,
-    Traffic,
-};
+#[doc(hidden)]
+pub use bridge::{made_up_id, Crossing, Traffic};
+pub use bridge::{Begun, Busy, Done, Forward, Handled, Intake, Offer, Outgoing, Source};
 pub use json_lines::OutcomesJson;
 pub use pool::{Service, StartError};
 pub use recent::{Failure, RECENT_FAILURES};
 pub use request::{Abandoned, Answer, Reply, Request};
 pub use run::run_json_lines;
+#[doc(hidden)]
 pub use sources::SourceOf;
 
 /// The most workers and the largest queue the service accepts.
@@ -54,6 +54,7 @@ pub const MAX_QUEUE: usize = 1_000_000;
 
 /// A [`Forward`], in a [`ServiceConfig`].
 #[derive(Clone)]
+#[doc(hidden)]
 pub struct ForwardTo(pub Arc<dyn Forward>);
 
 impl std::fmt::Debug for ForwardTo {
