@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap;
 use crate::error::EmitError;
 use crate::load::Registered;
 use crate::manifest::builtin;
-use crate::manifest::schema::{ArgType, Kind, Schema};
+use crate::manifest::schema::Schema;
 use crate::manifest::{ErrorPolicy, ResultPolicy, ValidManifest};
 use crate::suggest::did_you_mean;
 
@@ -108,22 +108,11 @@ impl Registry {
                 index: 0,
             },
         };
-        for (name, decl) in &manifest.events {
-            let mut schema = Schema::default();
-            for (arg, ty) in &decl.args {
-                schema.names.push(arg.as_str().into());
-                // Validation checked every type; an invalid one cannot reach here.
-                schema
-                    .types
-                    .push(ArgType::parse(ty.get_ref()).unwrap_or(ArgType {
-                        kind: Kind::Any,
-                        optional: true,
-                    }));
-            }
+        for (name, decl, schema) in manifest.event_schemas() {
             registry.add_event(Event {
-                name: name.get_ref().clone(),
+                name: name.to_owned(),
                 doc: decl.doc.clone(),
-                schema,
+                schema: schema.clone(),
                 result: decl.result,
                 on_error: decl.on_error,
                 callbacks: Vec::new(),

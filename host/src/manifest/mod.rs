@@ -14,6 +14,7 @@ use toml::Spanned;
 
 use crate::error::{ManifestError, Problem};
 pub(crate) use schema::ArgType;
+use schema::Schema;
 
 pub use isolation::{Isolation, ProcessLimits, QuarantineSettings};
 pub use nats::NatsSettings;
@@ -382,7 +383,25 @@ impl Manifest {
     /// Checks everything serde cannot, reporting every problem at once.
     pub fn validate(self) -> Result<ValidManifest, ManifestError> {
         self.problems()?;
-        Ok(ValidManifest(self))
+        // Every type parsed above; kept parsed, so that nothing downstream parses again.
+        let schemas = self
+            .events
+            .values()
+            .map(|event| {
+                let mut schema = Schema::default();
+                for (arg, ty) in &event.args {
+                    if let Ok(ty) = ArgType::parse(ty.get_ref()) {
+                        schema.names.push(arg.as_str().into());
+                        schema.types.push(ty);
+                    }
+                }
+                schema
+            })
+            .collect();
+        Ok(ValidManifest {
+            manifest: self,
+            schemas,
+        })
     }
 
     fn problems(&self) -> Result<(), ManifestError> {
@@ -523,9 +542,14 @@ impl Manifest {
 }
 
 /// A manifest that passed [`Manifest::validate`]: every name, argument type and plugin
-/// entry checked. Hosts start only from this type, so nothing downstream re-checks.
+/// entry checked, and every event's arguments parsed into a [`Schema`]. Hosts start only
+/// from this type, so nothing downstream re-checks or parses again.
 #[derive(Debug, Clone)]
-pub struct ValidManifest(Manifest);
+pub struct ValidManifest {
+    manifest: Manifest,
+    /// The parsed arguments of each declared event, in declaration order.
+    schemas: Vec<Schema>,
+}
 
 impl ValidManifest {
     /// Reads, parses and validates the manifest at `path`.
@@ -538,13 +562,22 @@ impl ValidManifest {
     pub fn parse(source: &str, path: &Path) -> Result<ValidManifest, ManifestError> {
         Manifest::parse(source, path)?.validate()
     }
+
+    /// Each declared event with its parsed arguments, in declaration order.
+    pub fn event_schemas(&self) -> impl Iterator<Item = (&str, &EventDecl, &Schema)> {
+        self.manifest
+            .events
+            .iter()
+            .zip(&self.schemas)
+            .map(|((name, decl), schema)| (name.get_ref().as_str(), decl, schema))
+    }
 }
 
 impl std::ops::Deref for ValidManifest {
     type Target = Manifest;
 
     fn deref(&self) -> &Manifest {
-        &self.0
+        &self.manifest
     }
 }
 
