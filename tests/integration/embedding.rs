@@ -254,3 +254,28 @@ fn an_application_consumes_nats_through_the_library_service() {
         users_in(&c.path("users.db")).into_iter().collect();
     assert_eq!(distinct.len(), USERS, "every user, none twice");
 }
+
+#[test]
+fn a_reply_that_panics_costs_the_service_nothing() {
+    // One worker: were its thread lost to the panic, the next request would never be
+    // answered.
+    let (_s, host, config) = faults_host(1);
+    let service = Service::start(&host, &config).unwrap();
+    let panicking = Request {
+        event: "job".into(),
+        args: json!({"n": 1}).as_object().cloned().unwrap_or_default(),
+        id: "app-panics".into(),
+        reply: Box::new(|_: Answer<'_>| panic!("the application's reply panicked")),
+    };
+    service.submit(panicking).unwrap();
+    let (tx, rx) = mpsc::channel();
+    service
+        .submit(request("job", json!({"n": 1}), 0, &tx))
+        .unwrap();
+    let seen = answers(&rx, 1);
+    assert!(matches!(&seen[0], Seen::Dispatched(..)), "{seen:?}");
+    let report = service.stop();
+    assert_eq!(report.requests, 2, "{report:?}");
+    assert!(!report.gave_up, "{report:?}");
+    host.shutdown();
+}

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::output::Message;
 use super::queue::{Batch, Queue};
 use super::recent::{Failure, Recent};
-use super::request::{Abandoned, Answer, Request};
+use super::request::{deliver, Abandoned, Answer, Request};
 use super::sources::{QueueIntake, SourceOf};
 use super::worker::{self, Duties, Worker};
 use super::{Busy, Intake, Report, ServiceConfig, Stop, MAX_QUEUE, MAX_WORKERS};
@@ -232,7 +232,7 @@ impl Service {
             if let Some(reply) = slot.request.take() {
                 drop(slot);
                 abandoned += 1;
-                reply.answer(Answer::Abandoned(Abandoned::StillRunning));
+                deliver(reply, Answer::Abandoned(Abandoned::StillRunning));
             }
         }
         running.sort_unstable();
@@ -254,9 +254,7 @@ impl Service {
         }
         for request in unclaimed.requests {
             abandoned += 1;
-            request
-                .reply
-                .answer(Answer::Abandoned(Abandoned::NotStarted));
+            deliver(request.reply, Answer::Abandoned(Abandoned::NotStarted));
             self.queue.written(1);
         }
         if unclaimed.offers > 0 {

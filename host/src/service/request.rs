@@ -113,6 +113,22 @@ impl std::fmt::Debug for Answer<'_> {
     }
 }
 
+/// Hands `answer` to `reply`. A reply that panics (an application's own code) is logged
+/// and the service goes on: the worker, and every other request, are not its to lose.
+pub(super) fn deliver(reply: Box<dyn Reply>, answer: Answer<'_>) {
+    let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reply.answer(answer)));
+    if let Err(panic) = delivered {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        tracing::error!(
+            "a request's reply panicked ({message}); the service goes on (a Reply must not panic)"
+        );
+    }
+}
+
 /// Why a drain gave up on a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -11,7 +11,7 @@ use super::json_lines::{handle, handle_batch, Line};
 use super::output::Message;
 use super::queue::{Batch, Queue, Work};
 use super::recent::Recent;
-use super::request::{Abandoned, Answer, Reply, Request};
+use super::request::{deliver, Abandoned, Answer, Reply, Request};
 use super::sources::take_in;
 use super::{Forward, Handled, Outgoing, Report};
 use crate::dispatch::{Generation, Outcomes, Tally};
@@ -192,7 +192,7 @@ impl Duty<'_> {
             let mut slot = self.slot();
             if slot.taken {
                 drop(slot);
-                reply.answer(Answer::Abandoned(Abandoned::NotStarted));
+                deliver(reply, Answer::Abandoned(Abandoned::NotStarted));
                 return false;
             }
             slot.request = Some(reply);
@@ -230,28 +230,37 @@ impl Duty<'_> {
         let failed = match forwarded {
             None => {
                 let outcomes = &self.outcomes[0];
-                reply.answer(Answer::Dispatched {
-                    event: &event,
-                    id: &id,
-                    generation: &generation,
-                    outcomes,
-                });
+                deliver(
+                    reply,
+                    Answer::Dispatched {
+                        event: &event,
+                        id: &id,
+                        generation: &generation,
+                        outcomes,
+                    },
+                );
                 outcomes.has_failures()
             }
             Some(Ok((result, id))) => {
                 let failed = result.is_err();
-                reply.answer(Answer::Forwarded {
-                    event: &event,
-                    id: &id,
-                    result,
-                });
+                deliver(
+                    reply,
+                    Answer::Forwarded {
+                        event: &event,
+                        id: &id,
+                        result,
+                    },
+                );
                 failed
             }
             Some(Err(error)) => {
-                reply.answer(Answer::Refused {
-                    event: &event,
-                    error,
-                });
+                deliver(
+                    reply,
+                    Answer::Refused {
+                        event: &event,
+                        error,
+                    },
+                );
                 true
             }
         };
