@@ -25,7 +25,7 @@ use anyhow::Context;
 use serde_json::json;
 use switchboard::service::{self, Report, ServiceConfig, Stop, MAX_QUEUE, MAX_WORKERS};
 use switchboard::{Generation, Switchboard};
-use switchboard_serve::metrics::Metrics;
+use switchboard_metrics::Metrics;
 
 use crate::cli::{exit, Cli, Format};
 use crate::crossing::Crossing;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use switchboard::service::Traffic;
 use switchboard::Switchboard;
-use switchboard_serve::metrics::Metrics;
+use switchboard_metrics::Metrics;
 use switchboard_serve::{serve, Options, Reload, Stop};
 
 use crate::cli::{exit, Cli};

@@ -33,7 +33,8 @@
 //! ```
 
 mod answer;
-pub mod metrics;
+/// The metrics `/metrics` exports (the `switchboard-metrics` package).
+pub use switchboard_metrics as metrics;
 mod routes;
 mod status_page;
 mod unread;

@@ -1,5 +1,6 @@
-//! The server's metrics in Prometheus text format, measured by the host: no plugin code runs
-//! for them. Series are labelled by event, plugin and callback (never one metric name per
+//! A running host's metrics in Prometheus text format, measured by the host: no plugin
+//! code runs for them. `switchboard serve` exports them at `/metrics` and `switchboard run
+//! --metrics` writes them at the end; calls and failures are the host's own counts. Series are labelled by event, plugin and callback (never one metric name per
 //! plugin), and only declared events and registered callbacks become labels, so a client
 //! cannot grow the series by sending made-up names.
 
