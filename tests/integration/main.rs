@@ -17,6 +17,7 @@ mod hardening;
 mod hostile;
 #[cfg(target_os = "linux")]
 mod isolation;
+mod layout;
 #[cfg(target_os = "linux")]
 mod ledger;
 mod loading;
