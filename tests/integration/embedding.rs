@@ -3,17 +3,13 @@
 //! `serve`.
 
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard::service::{
-    Abandoned, Answer, Busy, Request, Service, ServiceConfig, Source, Stop,
-};
+use switchboard::service::{Abandoned, Answer, Busy, Request, Service, ServiceConfig, Stop};
 use switchboard::Switchboard;
 
 use crate::faults::EVENTS;
-use crate::nats::{consuming, users_in, wait_for, NatsServer, SIGN_UP_EVENTS};
 use crate::util::Sandbox;
 
 /// What a reply saw, reduced to plain values the test thread can keep.
@@ -197,65 +193,6 @@ fn a_full_queue_hands_the_request_back_and_a_drain_that_gives_up_answers_the_res
 }
 
 #[test]
-fn an_application_consumes_nats_through_the_library_service() {
-    const USERS: usize = 300;
-    let Some(server) = NatsServer::start() else {
-        return;
-    };
-    let c = consuming(
-        &server.url(),
-        SIGN_UP_EVENTS,
-        r#""user_joined""#,
-        "[[plugins]]\nname = \"database\"\nconfig = { path = \"users.db\" }\n",
-    );
-    let host = Switchboard::open(&c.manifest()).unwrap();
-    let settings = host.current().manifest().nats.clone().unwrap();
-    let connection = switchboard_nats::Connection::open(&settings).unwrap();
-    let consumer =
-        switchboard_nats::Consumer::on(connection, &c.path(".switchboard"), None).unwrap();
-    let config = ServiceConfig::default()
-        .with_workers(2)
-        .with_source(Arc::new(consumer) as Arc<dyn Source>);
-    let service = Service::start(&host, &config).unwrap();
-    for n in 0..USERS {
-        server.publish_raw(
-            "switchboard.user_joined",
-            format!(r#"{{"name": "user{n}", "email": "user{n}@example.com"}}"#).as_bytes(),
-        );
-    }
-    // The database is read here only once the plugin has closed it: this process holds
-    // another copy of SQLite, whose closing of the file would drop the plugin's locks
-    // (sqlite.org/howtocorrupt.html, 2.2.1).
-    wait_for(Duration::from_secs(60), "every sign-up consumed", || {
-        service.report().consumed == USERS as u64 && server.drained("c-user_joined")
-    });
-    // The application's own request goes through the same workers, beside the consumer.
-    let (tx, rx) = mpsc::channel();
-    service
-        .submit(request(
-            "user_lookup",
-            json!({"email": "user7@example.com"}),
-            0,
-            &tx,
-        ))
-        .unwrap();
-    let seen = answers(&rx, 1);
-    assert!(
-        matches!(&seen[0], Seen::Dispatched(event, _, calls) if event == "user_lookup" && calls.iter().all(|(_, ok)| *ok)),
-        "{seen:?}"
-    );
-    let report = service.stop();
-    assert_eq!(report.consumed, USERS as u64, "{report:?}");
-    assert_eq!(report.consumed_failed, 0, "{report:?}");
-    assert_eq!(report.requests, 1, "{report:?}");
-    assert!(report.sources_drained && !report.gave_up, "{report:?}");
-    host.shutdown();
-    let distinct: std::collections::HashSet<String> =
-        users_in(&c.path("users.db")).into_iter().collect();
-    assert_eq!(distinct.len(), USERS, "every user, none twice");
-}
-
-#[test]
 fn a_reply_that_panics_costs_the_service_nothing() {
     // One worker: were its thread lost to the panic, the next request would never be
     // answered.
@@ -278,4 +215,78 @@ fn a_reply_that_panics_costs_the_service_nothing() {
     assert_eq!(report.requests, 2, "{report:?}");
     assert!(!report.gave_up, "{report:?}");
     host.shutdown();
+}
+
+/// With a real nats-server (Linux, as the other NATS tests).
+#[cfg(target_os = "linux")]
+mod nats_source {
+    use std::sync::mpsc;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use serde_json::json;
+    use switchboard::service::{Service, ServiceConfig, Source};
+    use switchboard::Switchboard;
+
+    use super::{answers, request, Seen};
+    use crate::nats::{consuming, users_in, wait_for, NatsServer, SIGN_UP_EVENTS};
+
+    #[test]
+    fn an_application_consumes_nats_through_the_library_service() {
+        const USERS: usize = 300;
+        let Some(server) = NatsServer::start() else {
+            return;
+        };
+        let c = consuming(
+            &server.url(),
+            SIGN_UP_EVENTS,
+            r#""user_joined""#,
+            "[[plugins]]\nname = \"database\"\nconfig = { path = \"users.db\" }\n",
+        );
+        let host = Switchboard::open(&c.manifest()).unwrap();
+        let settings = host.current().manifest().nats().cloned().unwrap();
+        let connection = switchboard_nats::Connection::open(&settings).unwrap();
+        let consumer =
+            switchboard_nats::Consumer::on(connection, &c.path(".switchboard"), None).unwrap();
+        let config = ServiceConfig::default()
+            .with_workers(2)
+            .with_source(Arc::new(consumer) as Arc<dyn Source>);
+        let service = Service::start(&host, &config).unwrap();
+        for n in 0..USERS {
+            server.publish_raw(
+                "switchboard.user_joined",
+                format!(r#"{{"name": "user{n}", "email": "user{n}@example.com"}}"#).as_bytes(),
+            );
+        }
+        // The database is read here only once the plugin has closed it: this process holds
+        // another copy of SQLite, whose closing of the file would drop the plugin's locks
+        // (sqlite.org/howtocorrupt.html, 2.2.1).
+        wait_for(Duration::from_secs(60), "every sign-up consumed", || {
+            service.report().consumed == USERS as u64 && server.drained("c-user_joined")
+        });
+        // The application's own request goes through the same workers, beside the consumer.
+        let (tx, rx) = mpsc::channel();
+        service
+            .submit(request(
+                "user_lookup",
+                json!({"email": "user7@example.com"}),
+                0,
+                &tx,
+            ))
+            .unwrap();
+        let seen = answers(&rx, 1);
+        assert!(
+            matches!(&seen[0], Seen::Dispatched(event, _, calls) if event == "user_lookup" && calls.iter().all(|(_, ok)| *ok)),
+            "{seen:?}"
+        );
+        let report = service.stop();
+        assert_eq!(report.consumed, USERS as u64, "{report:?}");
+        assert_eq!(report.consumed_failed, 0, "{report:?}");
+        assert_eq!(report.requests, 1, "{report:?}");
+        assert!(report.sources_drained && !report.gave_up, "{report:?}");
+        host.shutdown();
+        let distinct: std::collections::HashSet<String> =
+            users_in(&c.path("users.db")).into_iter().collect();
+        assert_eq!(distinct.len(), USERS, "every user, none twice");
+    }
 }
