@@ -24,8 +24,7 @@ impl Crossing {
     pub fn open(host: &Switchboard, traffic: Option<Arc<dyn Traffic>>) -> anyhow::Result<Crossing> {
         let manifest = host.current().manifest().clone();
         let Some(nats) = manifest
-            .nats
-            .as_ref()
+            .nats()
             .filter(|n| !n.publish.is_empty() || !n.consume.is_empty())
         else {
             return Ok(Crossing::default());

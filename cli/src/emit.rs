@@ -81,8 +81,7 @@ pub fn run(cli: &Cli, args: &EmitArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(nats) = prepared
         .manifest()
-        .nats
-        .as_ref()
+        .nats()
         .filter(|n| n.publishes(&args.event))
     {
         return publish(cli, args, nats, decl, &values);

@@ -82,7 +82,7 @@ fn as_json(prepared: &Prepared) -> serde_json::Value {
                 .map(|(n, t)| (n.to_owned(), json!(t.to_string())))
                 .collect::<serde_json::Map<_, _>>(),
             "result": e.result.to_string(),
-            "nats": prepared.manifest().nats.as_ref().map(|n| json!({
+            "nats": prepared.manifest().nats().map(|n| json!({
                 "published": n.publishes(&e.name),
                 "consumed": n.consumes(&e.name),
                 "subject": n.subject(&e.name),
@@ -97,19 +97,19 @@ fn as_json(prepared: &Prepared) -> serde_json::Value {
 
 /// How `event` crosses to or from NATS on this host, if it does.
 fn nats_crossing(prepared: &Prepared, event: &str) -> Option<String> {
-    let nats = prepared.manifest().nats.as_ref()?;
-    let (stream, subject) = (nats.stream.get_ref(), nats.subject(event));
+    let nats = prepared.manifest().nats()?;
+    let (stream, subject) = (&nats.stream, nats.subject(event));
     match (nats.publishes(event), nats.consumes(event)) {
         (false, false) => None,
         (true, false) => Some(format!(
             "published to NATS stream {stream} as {subject} by emit, run and serve (the callbacks below run here only for emits from plugins)"
         )),
         (false, true) => Some(format!(
-            "consumed from NATS stream {stream} ({subject}) by serve, as durable consumer {}",
+            "consumed from NATS stream {stream} ({subject}) by run and serve, as durable consumer {}",
             nats.consumer_of(event)
         )),
         (true, true) => Some(format!(
-            "published to NATS stream {stream} as {subject}, and consumed from it by serve (durable consumer {})",
+            "published to NATS stream {stream} as {subject}, and consumed from it by run and serve (durable consumer {})",
             nats.consumer_of(event)
         )),
     }

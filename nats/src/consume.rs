@@ -90,7 +90,7 @@ impl Consumer {
         let settings = connection.settings.clone();
         let mut consumers = Vec::new();
         for event in &settings.consume {
-            let event = event.get_ref();
+            let event = event.as_str();
             let name = settings.consumer_of(event);
             let config = pull::Config {
                 durable_name: Some(name.clone()),
@@ -98,11 +98,11 @@ impl Consumer {
                 filter_subject: settings.subject(event),
                 ack_policy: AckPolicy::Explicit,
                 deliver_policy: DeliverPolicy::All,
-                ack_wait: Duration::from_millis(*settings.ack_wait_ms.get_ref()),
+                ack_wait: settings.ack_wait,
                 // The host bounds deliveries itself, so that the last one is dead-lettered
                 // with its reason instead of dropped by the server.
                 max_deliver: -1,
-                max_ack_pending: i64::from(*settings.in_flight.get_ref()),
+                max_ack_pending: i64::from(settings.in_flight),
                 ..Default::default()
             };
             let consumer = connection
@@ -110,17 +110,17 @@ impl Consumer {
                 .block_on(connection.stream.create_consumer(config))
                 .map_err(|e| NatsError::Consumer {
                     consumer: name.clone(),
-                    stream: settings.stream.get_ref().clone(),
-                    url: settings.url.get_ref().clone(),
+                    stream: settings.stream.clone(),
+                    url: settings.url.clone(),
                     reason: e.to_string(),
                 })?;
-            consumers.push((event.clone(), consumer));
+            consumers.push((event.to_owned(), consumer));
         }
         let path = state
             .join("nats")
-            .join(format!("{}.completed", settings.consumer.get_ref()));
-        let completed = Completed::open(&path, *settings.remember_completed.get_ref() as usize)?;
-        let ledger = match settings.ledger_bucket() {
+            .join(format!("{}.completed", &settings.consumer));
+        let completed = Completed::open(&path, settings.remember_completed as usize)?;
+        let ledger = match settings.ledger_bucket.clone() {
             Some(bucket) => Some(connection.runtime.block_on(Ledger::open(
                 &connection.jetstream,
                 &settings,
@@ -133,14 +133,14 @@ impl Consumer {
             Some(_) => Some(Mutex::new(Completed::open(
                 &state
                     .join("nats")
-                    .join(format!("{}.begun", settings.consumer.get_ref())),
-                *settings.remember_completed.get_ref() as usize,
+                    .join(format!("{}.begun", &settings.consumer)),
+                settings.remember_completed as usize,
             )?)),
             None => None,
         };
         let shared = Arc::new(Shared {
             jetstream: connection.jetstream.clone(),
-            stream: settings.stream.get_ref().clone(),
+            stream: settings.stream.clone(),
             completed: Mutex::new(completed),
             completed_path: path.clone(),
             cannot_record: AtomicBool::new(false),
@@ -148,7 +148,7 @@ impl Consumer {
             ledger,
             begun,
             traffic,
-            slots: Arc::new(Semaphore::new(*settings.in_flight.get_ref() as usize)),
+            slots: Arc::new(Semaphore::new(settings.in_flight as usize)),
             settings,
         });
         Ok(Consumer {
@@ -185,13 +185,13 @@ impl Source for Consumer {
                 .collect::<Vec<_>>()
                 .join(", "),
             self.shared.stream,
-            self.shared.settings.consumer.get_ref(),
+            &self.shared.settings.consumer,
         );
         match &self.shared.ledger {
             Some(ledger) => tracing::info!(
                 "sharing the ledger {} with the other hosts of `{}`, as {}",
                 ledger.bucket(),
-                self.shared.settings.consumer.get_ref(),
+                &self.shared.settings.consumer,
                 ledger.host()
             ),
             None => tracing::info!(
@@ -204,7 +204,7 @@ impl Source for Consumer {
     fn stop(&self, within: Duration) -> bool {
         let _ = self.stop.send(true);
         let deadline = Instant::now() + within;
-        let all = *self.shared.settings.in_flight.get_ref() as usize;
+        let all = self.shared.settings.in_flight as usize;
         let finished = loop {
             if self.shared.slots.available_permits() == all {
                 break true;
@@ -361,7 +361,7 @@ async fn handle(
     };
     if !shared.begin(&id) {
         // Another delivery of the same id is being dispatched: this one comes back later.
-        let wait = Duration::from_millis(*shared.settings.ack_wait_ms.get_ref());
+        let wait = shared.settings.ack_wait;
         letter.acknowledge(AckKind::Nak(Some(wait))).await;
         return;
     }
@@ -399,7 +399,9 @@ async fn handle_claimed(
                     since.as_millis()
                 );
                 shared.count(event, Crossing::ClaimedElsewhere);
-                let pause = Duration::from_millis(*shared.settings.redeliver_after_ms.get_ref())
+                let pause = shared
+                    .settings
+                    .redeliver_after
                     .max(Duration::from_millis(100));
                 letter.acknowledge(AckKind::Nak(Some(pause))).await;
                 return;
@@ -411,7 +413,7 @@ async fn handle_claimed(
             Claim::Unreachable(_) => shared.count(event, Crossing::LedgerError),
         }
     }
-    let most = u64::from(*shared.settings.max_deliveries.get_ref());
+    let most = u64::from(shared.settings.max_deliveries);
     if attempts > most {
         let reason = format!("begun {attempts} times without completing (the host stopped, or its acknowledgement was lost, each time)");
         letter.dead_letter_and_forget(&reason, key).await;
@@ -461,7 +463,7 @@ async fn handle_claimed(
             letter.dead_letter_and_forget(&reason, key).await;
         }
         Some(Handled::Failed(failures)) => {
-            let base = Duration::from_millis(*shared.settings.redeliver_after_ms.get_ref());
+            let base = shared.settings.redeliver_after;
             let pause = base
                 .saturating_mul(1 << (attempts.max(1) - 1).min(16))
                 .min(LONGEST_PAUSE);
@@ -487,8 +489,7 @@ async fn dispatch(
     intake: &dyn Intake,
     args: Map<String, Json>,
 ) -> Option<Handled> {
-    let every = Duration::from_millis(*letter.shared.settings.ack_wait_ms.get_ref() / 3)
-        .max(Duration::from_millis(30));
+    let every = (letter.shared.settings.ack_wait / 3).max(Duration::from_millis(30));
     let mut told = Instant::now();
     let (done, outcome) = oneshot::channel();
     let (journal, id) = (Arc::clone(shared), letter.id.to_owned());
@@ -691,7 +692,7 @@ impl Letter<'_> {
             headers,
             payload: self.message.payload.to_vec(),
         };
-        let bound = Duration::from_millis(*settings.publish_timeout_ms.get_ref());
+        let bound = settings.publish_timeout;
         match store(&self.shared.jetstream, &letter, bound).await {
             Ok(_) => {
                 tracing::warn!(
@@ -709,7 +710,7 @@ impl Letter<'_> {
                     self.event,
                     self.id
                 );
-                let pause = Duration::from_millis(*settings.redeliver_after_ms.get_ref());
+                let pause = settings.redeliver_after;
                 self.acknowledge(AckKind::Nak(Some(pause))).await;
                 false
             }

@@ -97,19 +97,19 @@ impl Ledger {
     ) -> Result<Ledger, NatsError> {
         let failed = |reason: String| NatsError::Ledger {
             bucket: bucket.clone(),
-            url: settings.url.get_ref().clone(),
+            url: settings.url.clone(),
             reason,
         };
         let config = kv::Config {
             bucket: bucket.clone(),
             description: format!(
                 "switchboard: events claimed and completed by the hosts of consumer `{}`",
-                settings.consumer.get_ref()
+                &settings.consumer
             ),
             max_value_size: MOST_VALUE_BYTES,
             history: 1,
-            max_age: Duration::from_secs(*settings.ledger_max_age_s.get_ref()),
-            max_bytes: i64::try_from(*settings.ledger_max_bytes.get_ref()).unwrap_or(i64::MAX),
+            max_age: settings.ledger_max_age,
+            max_bytes: i64::try_from(settings.ledger_max_bytes).unwrap_or(i64::MAX),
             storage: StorageType::File,
             ..Default::default()
         };
@@ -122,9 +122,9 @@ impl Ledger {
             jetstream: jetstream.clone(),
             config,
             store: Mutex::new((0, store)),
-            consumer: settings.consumer.get_ref().clone(),
+            consumer: settings.consumer.clone(),
             host,
-            takeover_after: Duration::from_millis(*settings.takeover_after_ms.get_ref()),
+            takeover_after: settings.takeover_after,
             failing: AtomicBool::new(false),
             repaired: Mutex::new(None),
         })

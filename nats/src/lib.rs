@@ -190,7 +190,7 @@ impl Connection {
             .map_err(NatsError::Runtime)?;
         // The client spawns its connection's tasks where it is made.
         let _inside = runtime.enter();
-        let url = settings.url.get_ref().clone();
+        let url = settings.url.clone();
         let client = runtime
             .block_on(
                 async_nats::ConnectOptions::new()
@@ -203,10 +203,10 @@ impl Connection {
                 reason: e.to_string(),
             })?;
         let jetstream = jetstream::new(client.clone());
-        let name = settings.stream.get_ref().clone();
+        let name = settings.stream.clone();
         let config = jetstream::stream::Config {
             name: name.clone(),
-            subjects: vec![format!("{}.>", settings.subject_prefix.get_ref())],
+            subjects: vec![format!("{}.>", &settings.subject_prefix)],
             storage: jetstream::stream::StorageType::File,
             duplicate_window: DUPLICATE_WINDOW,
             ..Default::default()

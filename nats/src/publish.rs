@@ -61,7 +61,7 @@ impl Publisher {
             Err(NatsError::Publish {
                 event: event.to_owned(),
                 id: id.to_owned(),
-                url: self.connection.settings.url.get_ref().clone(),
+                url: self.connection.settings.url.clone(),
                 waited_ms: 0,
                 reason: "not sent".to_owned(),
             })
@@ -77,7 +77,7 @@ impl Publisher {
         events: &[(&str, &Map<String, Json>, &str)],
     ) -> Vec<Result<Published, NatsError>> {
         let settings = &self.connection.settings;
-        let bound = Duration::from_millis(*settings.publish_timeout_ms.get_ref());
+        let bound = settings.publish_timeout;
         let started = Instant::now();
         let messages: Vec<Result<Message, NatsError>> = events
             .iter()
@@ -107,7 +107,7 @@ impl Publisher {
                     .map_err(|reason| NatsError::Publish {
                         event: event.to_owned(),
                         id: id.to_owned(),
-                        url: settings.url.get_ref().clone(),
+                        url: settings.url.clone(),
                         waited_ms: started.elapsed().as_millis(),
                         reason,
                     })

@@ -130,11 +130,7 @@ impl State {
             }
         }
         let name = event.to_cow()?;
-        let published = board
-            .manifest()
-            .nats
-            .as_ref()
-            .filter(|n| n.publishes(&name));
+        let published = board.manifest().nats().filter(|n| n.publishes(&name));
         if let Some(nats) = published {
             return self.publish(py, &board, nats, event, keywords);
         }

@@ -860,7 +860,7 @@ consumer = "c"
         out.contains("published to NATS stream SIGNUPS as switchboard.user_joined"),
         "{out}"
     );
-    assert!(out.contains("consumed from NATS stream SIGNUPS (switchboard.user_left) by serve, as durable consumer c-user_left"), "{out}");
+    assert!(out.contains("consumed from NATS stream SIGNUPS (switchboard.user_left) by run and serve, as durable consumer c-user_left"), "{out}");
     let json = s.run(&["--format", "json", "list"]).json();
     let events = json["events"].as_array().unwrap();
     let audit = events.iter().find(|e| e["name"] == "audit").unwrap();

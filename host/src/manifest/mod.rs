@@ -17,7 +17,7 @@ pub(crate) use schema::ArgType;
 use schema::Schema;
 
 pub use isolation::{Isolation, ProcessLimits, QuarantineSettings};
-pub use nats::NatsSettings;
+pub use nats::{NatsSettings, NatsTable};
 pub use serve::ServeSettings;
 
 #[doc(hidden)]
@@ -49,7 +49,7 @@ pub struct Manifest {
     pub serve: ServeSettings,
     /// Events shared with other hosts through NATS JetStream, if any.
     #[serde(default)]
-    pub nats: Option<NatsSettings>,
+    pub nats: Option<NatsTable>,
     /// The manifest's own path (not a TOML key).
     #[serde(skip)]
     pub path: PathBuf,
@@ -398,9 +398,11 @@ impl Manifest {
                 schema
             })
             .collect();
+        let nats = self.nats.as_ref().map(NatsTable::settings);
         Ok(ValidManifest {
             manifest: self,
             schemas,
+            nats,
         })
     }
 
@@ -549,6 +551,8 @@ pub struct ValidManifest {
     manifest: Manifest,
     /// The parsed arguments of each declared event, in declaration order.
     schemas: Vec<Schema>,
+    /// The `[nats]` table, checked.
+    nats: Option<NatsSettings>,
 }
 
 impl ValidManifest {
@@ -561,6 +565,11 @@ impl ValidManifest {
     /// relative paths.
     pub fn parse(source: &str, path: &Path) -> Result<ValidManifest, ManifestError> {
         Manifest::parse(source, path)?.validate()
+    }
+
+    /// The `[nats]` table, checked; `None` without one.
+    pub fn nats(&self) -> Option<&NatsSettings> {
+        self.nats.as_ref()
     }
 
     /// Each declared event with its parsed arguments, in declaration order.

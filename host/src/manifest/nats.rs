@@ -1,6 +1,7 @@
 //! The `[nats]` table: how a host shares events with other hosts through NATS JetStream.
 
 use std::ops::Range;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -28,10 +29,13 @@ use toml::Spanned;
 /// ledger_max_bytes = 1073741824   # and how much it keeps at most (1 GiB)
 /// takeover_after_ms = 600000      # an event claimed by a host gone this long is taken over
 /// ```
+///
+/// This is the table as written, with where each value is (for the messages of
+/// validation); the host reads [`NatsSettings`], which validation makes of it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
-pub struct NatsSettings {
+pub struct NatsTable {
     /// The server (default `nats://127.0.0.1:4222`).
     #[serde(default = "default_url")]
     pub url: Spanned<String>,
@@ -169,47 +173,107 @@ fn default_publish_timeout_ms() -> Spanned<u64> {
     Spanned::new(0..0, 10_000)
 }
 
+/// The `[nats]` table, checked: plain values, durations as durations, the ledger's
+/// bucket named. See [`NatsTable`] for what each setting means and its default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NatsSettings {
+    /// The server.
+    pub url: String,
+    /// The JetStream stream.
+    pub stream: String,
+    /// The first tokens of every event's subject.
+    pub subject_prefix: String,
+    /// Events published to the stream instead of dispatched here.
+    pub publish: Vec<String>,
+    /// How long a publish may wait and retry while the server cannot be reached.
+    pub publish_timeout: Duration,
+    /// Events pulled from the stream and dispatched here.
+    pub consume: Vec<String>,
+    /// The durable consumer's name.
+    pub consumer: String,
+    /// How long a delivery may stay unacknowledged before the server delivers it again.
+    pub ack_wait: Duration,
+    /// How many times an event is attempted before it is dead-lettered.
+    pub max_deliveries: u32,
+    /// The pause before a failed event is delivered again (doubled each time).
+    pub redeliver_after: Duration,
+    /// The most consumed events being dispatched or waiting at once.
+    pub in_flight: u32,
+    /// How many completed event ids the host remembers.
+    pub remember_completed: u32,
+    /// The ledger's bucket, when the hosts of the consumer share one.
+    pub ledger_bucket: Option<String>,
+    /// How long the ledger keeps an event.
+    pub ledger_max_age: Duration,
+    /// The most bytes the ledger keeps.
+    pub ledger_max_bytes: u64,
+    /// How long an event claimed by another host waits for it before being taken over.
+    pub takeover_after: Duration,
+}
+
+impl NatsTable {
+    /// The checked settings (validation has bounded every value).
+    pub(super) fn settings(&self) -> NatsSettings {
+        let names = |events: &[Spanned<String>]| -> Vec<String> {
+            events.iter().map(|e| e.get_ref().clone()).collect()
+        };
+        NatsSettings {
+            url: self.url.get_ref().clone(),
+            stream: self.stream.get_ref().clone(),
+            subject_prefix: self.subject_prefix.get_ref().clone(),
+            publish: names(&self.publish),
+            publish_timeout: Duration::from_millis(*self.publish_timeout_ms.get_ref()),
+            consume: names(&self.consume),
+            consumer: self.consumer.get_ref().clone(),
+            ack_wait: Duration::from_millis(*self.ack_wait_ms.get_ref()),
+            max_deliveries: *self.max_deliveries.get_ref(),
+            redeliver_after: Duration::from_millis(*self.redeliver_after_ms.get_ref()),
+            in_flight: *self.in_flight.get_ref(),
+            remember_completed: *self.remember_completed.get_ref(),
+            ledger_bucket: self.ledger.get_ref().then(|| match &self.ledger_bucket {
+                Some(bucket) => bucket.get_ref().clone(),
+                None => format!("{}_completed", self.stream.get_ref()),
+            }),
+            ledger_max_age: Duration::from_secs(*self.ledger_max_age_s.get_ref()),
+            ledger_max_bytes: *self.ledger_max_bytes.get_ref(),
+            takeover_after: Duration::from_millis(*self.takeover_after_ms.get_ref()),
+        }
+    }
+}
+
 impl NatsSettings {
     /// Whether this host publishes `event` instead of dispatching it.
     pub fn publishes(&self, event: &str) -> bool {
-        self.publish.iter().any(|e| e.get_ref() == event)
+        self.publish.iter().any(|e| e == event)
     }
 
-    /// Whether this host (under `serve`) consumes `event`.
+    /// Whether this host consumes `event`.
     pub fn consumes(&self, event: &str) -> bool {
-        self.consume.iter().any(|e| e.get_ref() == event)
+        self.consume.iter().any(|e| e == event)
     }
 
     /// The subject of `event`.
     pub fn subject(&self, event: &str) -> String {
-        format!("{}.{event}", self.subject_prefix.get_ref())
+        format!("{}.{event}", self.subject_prefix)
     }
 
     /// The dead-letter subject of `event`: `<subject_prefix>.dead-letter.<event>` (event
     /// names have no `-`, so it is never an event's subject).
     pub fn dead_letter_subject(&self, event: &str) -> String {
-        format!("{}.dead-letter.{event}", self.subject_prefix.get_ref())
-    }
-
-    /// The ledger's bucket, when the hosts share one: `ledger_bucket`, or
-    /// `<stream>_completed`.
-    pub fn ledger_bucket(&self) -> Option<String> {
-        self.ledger.get_ref().then(|| match &self.ledger_bucket {
-            Some(bucket) => bucket.get_ref().clone(),
-            None => format!("{}_completed", self.stream.get_ref()),
-        })
+        format!("{}.dead-letter.{event}", self.subject_prefix)
     }
 
     /// The name of the durable consumer of `event` on the server.
     pub fn consumer_of(&self, event: &str) -> String {
-        format!("{}-{}", self.consumer.get_ref(), event.replace('.', "-"))
+        format!("{}-{}", self.consumer, event.replace('.', "-"))
     }
 }
 
 /// What is wrong with a `[nats]` table: where, and what to do. `declared` says whether
 /// an event is declared in the manifest.
 pub(super) fn problems(
-    nats: &NatsSettings,
+    nats: &NatsTable,
     declared: impl Fn(&str) -> bool,
 ) -> Vec<(Range<usize>, String)> {
     let mut problems = Vec::new();
