@@ -57,7 +57,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
         true => Some(crate::reload::watch(&host, &cli.manifest)?),
         false => None,
     };
-    let settings = host.current().manifest().serve.clone();
+    let settings = host.current().manifest().serve().clone();
     let mut options = Options::default().reload(reloader(&host, cli.manifest.clone()));
     if let Some(open_files) = crate::process::raise_open_files_limit() {
         // Files for the plugins, the libraries, the log and NATS, beside the connections.
@@ -73,7 +73,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(address) = args.listen {
         options = options.listen(address);
     }
-    let metrics = Arc::new(Metrics::new(*settings.queue.get_ref() as usize));
+    let metrics = Arc::new(Metrics::new(settings.queue));
     options = options.metrics(Arc::clone(&metrics));
     // Events the manifest publishes go to NATS instead of the plugins; the events it
     // consumes come from NATS to them.

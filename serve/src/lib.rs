@@ -25,7 +25,7 @@
 //!
 //! let host = Switchboard::open("events.toml".as_ref())?;
 //! let stop = Arc::new(Stop::new());
-//! let settings = host.current().manifest().serve.clone();
+//! let settings = host.current().manifest().serve().clone();
 //! let report = serve(&host, &settings, Options::default(), &stop)?;
 //! println!("answered {} event requests", report.events);
 //! host.shutdown();
@@ -180,9 +180,6 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
-    /// `serve.listen` is not an address.
-    #[error("`serve.listen` is not an address and port: {0}")]
-    Address(String),
     /// A thread or the runtime could not be started.
     #[error("cannot start the server's threads: {0}")]
     Threads(std::io::Error),
@@ -198,14 +195,7 @@ pub fn serve(
     options: Options,
     stop: &Stop,
 ) -> Result<Report, ServeError> {
-    let address = match options.listen {
-        Some(address) => address,
-        None => settings
-            .listen
-            .get_ref()
-            .parse()
-            .map_err(|e| ServeError::Address(format!("{}: {e}", settings.listen.get_ref())))?,
-    };
+    let address = options.listen.unwrap_or(settings.listen);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(HTTP_THREADS)
         .thread_name("switchboard-http")
@@ -217,17 +207,14 @@ pub fn serve(
         .map_err(|source| ServeError::Listen { address, source })?;
     let listened = listener.local_addr().unwrap_or(address);
 
-    let queue = *settings.queue.get_ref() as usize;
-    let workers = settings.workers.as_ref().map_or_else(
-        || {
-            // As `run`: one per core (more only add switching on a busy machine: 1.1x
-            // fewer requests per second with twice as many in `bench/serve.sh`).
-            std::thread::available_parallelism()
-                .map_or(2, |n| n.get())
-                .max(2)
-        },
-        |w| *w.get_ref() as usize,
-    );
+    let queue = settings.queue;
+    let workers = settings.workers.unwrap_or_else(|| {
+        // As `run`: one per core (more only add switching on a busy machine: 1.1x
+        // fewer requests per second with twice as many in `bench/serve.sh`).
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(2)
+    });
     let metrics = options
         .metrics
         .clone()
@@ -241,7 +228,7 @@ pub fn serve(
     })) {
         tracing::warn!("the host already has an observer: nested emits are left out of /metrics");
     }
-    let drain_timeout = Duration::from_millis(*settings.drain_timeout_ms.get_ref());
+    let drain_timeout = settings.drain_timeout;
     let mut config = ServiceConfig::default()
         .with_workers(workers)
         .with_queue(queue)
@@ -257,11 +244,10 @@ pub fn serve(
         other => ServeError::Threads(std::io::Error::other(other)),
     })?;
     let admin_token = settings.admin_token_env.as_ref().and_then(|name| {
-        let token = std::env::var(name.get_ref()).ok().filter(|t| !t.is_empty());
+        let token = std::env::var(name).ok().filter(|t| !t.is_empty());
         if token.is_none() {
             tracing::warn!(
-                "admin routes are off: the environment variable `{}` named by `serve.admin_token_env` is not set",
-                name.get_ref()
+                "admin routes are off: the environment variable `{name}` named by `serve.admin_token_env` is not set"
             );
         }
         token
@@ -270,8 +256,8 @@ pub fn serve(
         host: host.watch(),
         service,
         metrics,
-        max_body_bytes: *settings.max_body_bytes.get_ref() as usize,
-        body_timeout: Duration::from_millis(*settings.body_timeout_ms.get_ref()),
+        max_body_bytes: settings.max_body_bytes,
+        body_timeout: settings.body_timeout,
         draining: AtomicBool::new(false),
         admin_token,
         reload: options.reload,
@@ -284,7 +270,7 @@ pub fn serve(
         "serving on http://{listened} ({workers} dispatch workers, queue {queue}); events go to POST /events/{{event}}, status at /"
     );
 
-    let header_timeout = Duration::from_millis(*settings.header_timeout_ms.get_ref());
+    let header_timeout = settings.header_timeout;
     let drained = runtime.block_on(async {
         let graceful = GracefulShutdown::new();
         let connections = Arc::new(Semaphore::new(

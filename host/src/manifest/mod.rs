@@ -18,7 +18,7 @@ use schema::Schema;
 
 pub use isolation::{Isolation, ProcessLimits, QuarantineSettings};
 pub use nats::{NatsSettings, NatsTable};
-pub use serve::ServeSettings;
+pub use serve::{ServeSettings, ServeTable};
 
 #[doc(hidden)]
 pub use crate::suggest::event_table;
@@ -46,7 +46,7 @@ pub struct Manifest {
     pub plugins: Vec<PluginEntry>,
     /// How `switchboard serve` listens and what it accepts.
     #[serde(default)]
-    pub serve: ServeSettings,
+    pub serve: ServeTable,
     /// Events shared with other hosts through NATS JetStream, if any.
     #[serde(default)]
     pub nats: Option<NatsTable>,
@@ -399,10 +399,12 @@ impl Manifest {
             })
             .collect();
         let nats = self.nats.as_ref().map(NatsTable::settings);
+        let serve = self.serve.settings();
         Ok(ValidManifest {
             manifest: self,
             schemas,
-            nats,
+            nats_settings: nats,
+            serve_settings: serve,
         })
     }
 
@@ -552,7 +554,9 @@ pub struct ValidManifest {
     /// The parsed arguments of each declared event, in declaration order.
     schemas: Vec<Schema>,
     /// The `[nats]` table, checked.
-    nats: Option<NatsSettings>,
+    nats_settings: Option<NatsSettings>,
+    /// The `[serve]` table, checked.
+    serve_settings: ServeSettings,
 }
 
 impl ValidManifest {
@@ -567,9 +571,14 @@ impl ValidManifest {
         Manifest::parse(source, path)?.validate()
     }
 
+    /// The `[serve]` table, checked (its defaults without one).
+    pub fn serve(&self) -> &ServeSettings {
+        &self.serve_settings
+    }
+
     /// The `[nats]` table, checked; `None` without one.
     pub fn nats(&self) -> Option<&NatsSettings> {
-        self.nats.as_ref()
+        self.nats_settings.as_ref()
     }
 
     /// Each declared event with its parsed arguments, in declaration order.
@@ -747,6 +756,26 @@ mod tests {
         assert_eq!(m.serve.listen.get_ref(), "127.0.0.1:8080");
         assert_eq!(*m.serve.max_body_bytes.get_ref(), 1 << 20);
         assert!(m.serve.admin_token_env.is_none());
+        // Checked into plain values: the address parsed, durations as durations.
+        let serve = m.serve();
+        assert_eq!(serve.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(serve.max_body_bytes, 1 << 20);
+        assert_eq!(serve.drain_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(serve.workers, None);
+        let m = parse(
+            "[serve]
+listen = \"0.0.0.0:9000\"
+workers = 3
+body_timeout_ms = 250
+",
+        )
+        .unwrap();
+        assert_eq!(m.serve().listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(m.serve().workers, Some(3));
+        assert_eq!(
+            m.serve().body_timeout,
+            std::time::Duration::from_millis(250)
+        );
 
         let err = parse(
             "[serve]\nlisten = \"localhost\"\nqueue = 0\nmax_body_bytes = 1000000000\nadmin_token_env = \"s3cret token\"\n",

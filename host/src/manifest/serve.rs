@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -23,10 +24,13 @@ pub const MAX_BODY_LIMIT: u64 = 64 << 20;
 /// drain_timeout_ms = 10000           # on SIGTERM, how long requests in flight may take
 /// admin_token_env = "SWITCHBOARD_ADMIN_TOKEN"   # admin routes are off without it
 /// ```
+///
+/// This is the table as written, with where each value is (for the messages of
+/// validation); the host reads [`ServeSettings`], which validation makes of it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
-pub struct ServeSettings {
+pub struct ServeTable {
     /// The address to listen on unless `serve --listen` gives one (default
     /// `127.0.0.1:8080`: loopback only).
     #[serde(default = "default_listen")]
@@ -60,9 +64,62 @@ pub struct ServeSettings {
     pub admin_token_env: Option<Spanned<String>>,
 }
 
+/// The `[serve]` table, checked: the address parsed, sizes as sizes, durations as
+/// durations. See [`ServeTable`] for what each setting means and its default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServeSettings {
+    /// The address to listen on unless `serve --listen` gives one.
+    pub listen: SocketAddr,
+    /// The largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Requests accepted and waiting for a dispatch worker.
+    pub queue: usize,
+    /// Threads dispatching events; `None`: one per core.
+    pub workers: Option<usize>,
+    /// How long a client has to send a request's headers.
+    pub header_timeout: Duration,
+    /// How long a client has to send a request's body.
+    pub body_timeout: Duration,
+    /// How long requests in flight may take to finish after a stop.
+    pub drain_timeout: Duration,
+    /// The environment variable that holds the admin routes' bearer token.
+    pub admin_token_env: Option<String>,
+}
+
 impl Default for ServeSettings {
+    /// The defaults of an empty `[serve]` table.
     fn default() -> Self {
+        ServeTable::default().settings()
+    }
+}
+
+impl ServeTable {
+    /// The checked settings (validation has parsed and bounded every value; a listen
+    /// address that does not parse, which validation refuses, falls back to the default).
+    pub(super) fn settings(&self) -> ServeSettings {
+        let size = |n: &Spanned<u64>| usize::try_from(*n.get_ref()).unwrap_or(usize::MAX);
+        let millis = |n: &Spanned<u64>| Duration::from_millis(*n.get_ref());
         ServeSettings {
+            listen: self
+                .listen
+                .get_ref()
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            max_body_bytes: size(&self.max_body_bytes),
+            queue: size(&self.queue),
+            workers: self.workers.as_ref().map(size),
+            header_timeout: millis(&self.header_timeout_ms),
+            body_timeout: millis(&self.body_timeout_ms),
+            drain_timeout: millis(&self.drain_timeout_ms),
+            admin_token_env: self.admin_token_env.as_ref().map(|n| n.get_ref().clone()),
+        }
+    }
+}
+
+impl Default for ServeTable {
+    fn default() -> Self {
+        ServeTable {
             listen: default_listen(),
             max_body_bytes: default_max_body_bytes(),
             queue: default_queue(),
@@ -92,7 +149,7 @@ fn default_timeout() -> Spanned<u64> {
 }
 
 /// What is wrong with a `[serve]` table: where, and what to do.
-pub(super) fn problems(serve: &ServeSettings) -> Vec<(Range<usize>, String)> {
+pub(super) fn problems(serve: &ServeTable) -> Vec<(Range<usize>, String)> {
     let mut problems = Vec::new();
     if let Err(e) = serve.listen.get_ref().parse::<SocketAddr>() {
         problems.push((
