@@ -197,37 +197,32 @@ impl Queue {
     /// otherwise why not, with the event handed back. Its worker calls
     /// [`Queue::written`] once the event's `done` has been called.
     pub(super) fn offer(&self, offer: Offer) -> Result<(), Box<(Busy, Offer)>> {
-        let mut state = self.lock();
-        if state.closed {
-            return Err(Box::new((Busy::Stopping, offer)));
-        }
-        if state.in_flight >= self.capacity {
-            return Err(Box::new((Busy::Full, offer)));
-        }
-        state.in_flight += 1;
-        state.offers.push_back(offer);
-        self.publish(&state);
-        let idle = state.idle;
-        drop(state);
-        if idle > 0 {
-            self.work.notify_one();
-        }
-        Ok(())
+        self.enqueue(offer, |state| &mut state.offers)
     }
 
     /// Queues a request for the workers, if there is room and the queue is open;
     /// otherwise why not, with the request handed back. Its worker calls
     /// [`Queue::written`] once it is answered.
     pub(super) fn request(&self, request: Request) -> Result<(), Box<(Busy, Request)>> {
+        self.enqueue(request, |state| &mut state.requests)
+    }
+
+    /// Queues one whole job in the list `list` picks, counting it in flight and waking
+    /// an idle worker; or hands it back with why not.
+    fn enqueue<T>(
+        &self,
+        job: T,
+        list: impl FnOnce(&mut State) -> &mut VecDeque<T>,
+    ) -> Result<(), Box<(Busy, T)>> {
         let mut state = self.lock();
         if state.closed {
-            return Err(Box::new((Busy::Stopping, request)));
+            return Err(Box::new((Busy::Stopping, job)));
         }
         if state.in_flight >= self.capacity {
-            return Err(Box::new((Busy::Full, request)));
+            return Err(Box::new((Busy::Full, job)));
         }
         state.in_flight += 1;
-        state.requests.push_back(request);
+        list(&mut state).push_back(job);
         self.publish(&state);
         let idle = state.idle;
         drop(state);
