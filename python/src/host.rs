@@ -55,67 +55,9 @@ impl std::ops::Deref for Host {
 }
 
 impl Emitter for State {
-    fn emit(
-        &self,
-        py: Python<'_>,
-        event: &Bound<'_, PyString>,
-        keywords: &Keywords<'_, '_>,
-        learn: bool,
-    ) -> PyResult<Outcomes> {
-        State::emit(self, py, event, keywords, learn)
-    }
-}
-
-impl State {
-    /// Publishes `event` to JetStream, as the manifest's `[nats] publish` says, instead of
-    /// dispatching it here: its arguments are checked first, as for a dispatch.
-    fn publish(
-        &self,
-        py: Python<'_>,
-        board: &Generation,
-        nats: &NatsSettings,
-        event: &Bound<'_, PyString>,
-        keywords: &Keywords<'_, '_>,
-    ) -> PyResult<Outcomes> {
-        let name = event.to_cow()?;
-        let mut object = serde_json::Map::new();
-        for pair in keywords.iter() {
-            let (key, value) = pair?;
-            let key = key.to_cow()?.into_owned();
-            let value = to_value(&value, || format!("argument `{key}` of event `{name}`"))?;
-            if !value.is_null() {
-                object.insert(key, value.to_json());
-            }
-        }
-        let n = self.published.fetch_add(1, Ordering::Relaxed) + 1;
-        let outgoing =
-            Outgoing::on(board, &name, &object, None, n).map_err(|e| emit_error(py, &e))?;
-        let stored = py.detach(|| {
-            let publisher = self.publisher(nats)?;
-            publisher
-                .publish(outgoing.event, outgoing.args, &outgoing.id)
-                .map_err(|e| e.to_string())
-        });
-        match stored {
-            Ok(published) => Ok(Outcomes::sent(event, outgoing.id, published)),
-            Err(message) => Err(raise(py, "nats", message)),
-        }
-    }
-
-    /// The publisher, connected on first use.
-    fn publisher(&self, nats: &NatsSettings) -> Result<Arc<Publisher>, String> {
-        let mut publisher = self.publisher.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(publisher) = publisher.as_ref() {
-            return Ok(Arc::clone(publisher));
-        }
-        let connected = Arc::new(Publisher::connect(nats).map_err(|e| e.to_string())?);
-        *publisher = Some(Arc::clone(&connected));
-        Ok(connected)
-    }
-
     /// Emits `event` with keyword arguments: see `Host.emit`. `learn`: whether the
     /// call's shape is worth keeping (its names are a call site's constant tuple).
-    pub(crate) fn emit(
+    fn emit(
         &self,
         py: Python<'_>,
         event: &Bound<'_, PyString>,
@@ -169,6 +111,54 @@ impl State {
             }
             Err(error) => Err(emit_error(py, &error)),
         }
+    }
+}
+
+impl State {
+    /// Publishes `event` to JetStream, as the manifest's `[nats] publish` says, instead of
+    /// dispatching it here: its arguments are checked first, as for a dispatch.
+    fn publish(
+        &self,
+        py: Python<'_>,
+        board: &Generation,
+        nats: &NatsSettings,
+        event: &Bound<'_, PyString>,
+        keywords: &Keywords<'_, '_>,
+    ) -> PyResult<Outcomes> {
+        let name = event.to_cow()?;
+        let mut object = serde_json::Map::new();
+        for pair in keywords.iter() {
+            let (key, value) = pair?;
+            let key = key.to_cow()?.into_owned();
+            let value = to_value(&value, || format!("argument `{key}` of event `{name}`"))?;
+            if !value.is_null() {
+                object.insert(key, value.to_json());
+            }
+        }
+        let n = self.published.fetch_add(1, Ordering::Relaxed) + 1;
+        let outgoing =
+            Outgoing::on(board, &name, &object, None, n).map_err(|e| emit_error(py, &e))?;
+        let stored = py.detach(|| {
+            let publisher = self.publisher(nats)?;
+            publisher
+                .publish(outgoing.event, outgoing.args, &outgoing.id)
+                .map_err(|e| e.to_string())
+        });
+        match stored {
+            Ok(published) => Ok(Outcomes::sent(event, outgoing.id, published)),
+            Err(message) => Err(raise(py, "nats", message)),
+        }
+    }
+
+    /// The publisher, connected on first use.
+    fn publisher(&self, nats: &NatsSettings) -> Result<Arc<Publisher>, String> {
+        let mut publisher = self.publisher.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(publisher) = publisher.as_ref() {
+            return Ok(Arc::clone(publisher));
+        }
+        let connected = Arc::new(Publisher::connect(nats).map_err(|e| e.to_string())?);
+        *publisher = Some(Arc::clone(&connected));
+        Ok(connected)
     }
 
     /// Tells this host's nested emits from another host's.
