@@ -72,19 +72,19 @@ impl<'a> Outgoing<'a> {
 
     /// The service's one choice between forwarding and dispatching here, for every job it
     /// takes (`run`'s lines, `serve`'s requests, an application's): `None` when `event`
-    /// is dispatched here; otherwise the event on its way out through `forward`, its
-    /// arguments checked and its id chosen as [`Outgoing::on`] does, or why it was refused.
-    pub fn route(
-        forward: Option<&dyn Forward>,
+    /// is dispatched here; otherwise the forward it goes out through, with the event on
+    /// its way (its arguments checked and its id chosen as [`Outgoing::on`] does) or why
+    /// it was refused.
+    pub fn route<'f>(
+        forward: Option<&'f dyn Forward>,
         generation: &'a crate::Generation,
         event: &str,
         args: &'a Map<String, Json>,
         id: Option<&str>,
         n: u64,
-    ) -> Option<Result<Outgoing<'a>, crate::EmitError>> {
-        forward
-            .filter(|forward| forward.forwards(event))
-            .map(|_| Outgoing::on(generation, event, args, id, n))
+    ) -> Option<(&'f dyn Forward, Result<Outgoing<'a>, crate::EmitError>)> {
+        let forward = forward.filter(|forward| forward.forwards(event))?;
+        Some((forward, Outgoing::on(generation, event, args, id, n)))
     }
 
     /// As [`Outgoing::checked`], for `event` as `generation` declares it.

@@ -137,12 +137,12 @@ pub(super) fn handle(
     // Nothing of this line's is counted unless it is dispatched.
     outcomes.reset(0);
     match parse(seq, line, report) {
-        Ok(input) => match (outgoing(generation, seq, &input, forward, report), forward) {
-            (Some(Ok(outgoing)), Some(forward)) => {
+        Ok(input) => match outgoing(generation, seq, &input, forward, report) {
+            Some((forward, Ok(outgoing))) => {
                 forward_line(seq, &input, outgoing.send(forward), report)
             }
-            (Some(Err(refused)), _) => refused,
-            _ => {
+            Some((_, Err(refused))) => refused,
+            None => {
                 outcomes.set_event_id(input.event_id().as_deref());
                 let result = generation.emit_json_into(&input.event, &input.args, outcomes);
                 if result.is_ok() {
@@ -223,11 +223,11 @@ fn forward_together(
     for (n, (input, &(seq, _))) in parsed.iter().zip(lines).enumerate() {
         let Ok(input) = input else { continue };
         match outgoing(generation, seq, input, Some(forward), report) {
-            Some(Ok(outgoing)) => {
+            Some((_, Ok(outgoing))) => {
                 going.push((n, seq));
                 sent.push(outgoing);
             }
-            Some(Err(line)) => done.push((n, line)),
+            Some((_, Err(line))) => done.push((n, line)),
             None => {}
         }
     }
@@ -245,15 +245,15 @@ fn forward_together(
     }
 }
 
-/// A line's event on its way out, checked and named ([`Outgoing::route`]), or its result
-/// line if refused; `None` when it is dispatched here.
-fn outgoing<'i>(
+/// A line's event on its way out through the forward returned with it, checked and named
+/// ([`Outgoing::route`]), or its result line if refused; `None` when it is dispatched here.
+fn outgoing<'i, 'f>(
     generation: &'i Generation,
     seq: u64,
     input: &'i Input,
-    forward: Option<&dyn Forward>,
+    forward: Option<&'f dyn Forward>,
     report: &mut Report,
-) -> Option<Result<Outgoing<'i>, String>> {
+) -> Option<(&'f dyn Forward, Result<Outgoing<'i>, String>)> {
     let id = input.id.as_ref().map(id_text);
     let route = Outgoing::route(
         forward,
@@ -263,11 +263,13 @@ fn outgoing<'i>(
         id.as_deref(),
         seq,
     );
-    Some(route?.map_err(|e| {
+    let (forward, outgoing) = route?;
+    let outgoing = outgoing.map_err(|e| {
         report.bad_lines += 1;
         json!({"seq": seq, "id": input.id, "event": input.event, "error": e.to_string()})
             .to_string()
-    }))
+    });
+    Some((forward, outgoing))
 }
 
 /// The result line of a forwarded event.

@@ -316,7 +316,12 @@ impl Service {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        if self.report().gave_up {
+        let gave_up = self
+            .gave_up
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .happened;
+        if gave_up {
             // Work that arrived after an earlier give-up found no worker on duty.
             self.abandon();
         }

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 
 use super::queue::Queue;
-use super::recent::Recent;
-use super::{Busy, Handled, Intake, Offer, Source};
-use crate::dispatch::{Generation, Outcomes};
+use super::{Busy, Intake, Offer, Source};
 
 /// A [`Source`], in a [`ServiceConfig`](super::ServiceConfig).
 #[derive(Clone)]
@@ -26,28 +24,4 @@ impl Intake for QueueIntake {
     fn submit(&self, offer: Offer) -> Result<(), Box<(Busy, Offer)>> {
         self.0.offer(offer)
     }
-}
-
-/// Dispatches a source's event on `generation`: what became of it. Failures read
-/// `plugin.callback (kind): message`, one per failed or skipped callback, and are kept
-/// among the service's recent failures.
-pub(super) fn take_in(
-    generation: &Generation,
-    offer: &mut Offer,
-    outcomes: &mut Outcomes,
-    recent: &Recent,
-) -> Handled {
-    outcomes.reset(0);
-    outcomes.set_event_id(Some(&offer.id));
-    if let Some(begun) = offer.begun.take() {
-        begun();
-    }
-    if let Err(error) = generation.emit_json_into(&offer.event, &offer.args, outcomes) {
-        return Handled::Refused(error.to_string());
-    }
-    generation.tell_observer(&offer.event, outcomes);
-    if !outcomes.has_failures() {
-        return Handled::Completed;
-    }
-    Handled::Failed(recent.record(generation, &offer.event, &offer.id, outcomes))
 }

@@ -6,15 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
+use serde_json::{Map, Value as Json};
 
 use super::json_lines::{handle, handle_batch, Line};
 use super::output::Message;
 use super::queue::{Batch, Queue, Work};
 use super::recent::Recent;
 use super::request::{deliver, Abandoned, Answer, Reply, Request};
-use super::sources::take_in;
-use super::{Forward, Handled, Outgoing, Report};
+use super::{Begun, Forward, Handled, Outgoing, Report};
 use crate::dispatch::{Generation, Outcomes, Tally};
+use crate::error::EmitError;
 use crate::runtime::CurrentGeneration;
 
 /// The most events a worker dispatches together when a plugin is isolated (their calls to
@@ -133,13 +134,13 @@ fn work(duties: &Duties, slot: &Mutex<Slot>, counts: &Published) {
                 let generation = host.get();
                 // Counts for this generation (a reload may have come since the last event).
                 generation.absorb(&mut duty.tally);
-                let outcomes = &mut duty.outcomes[0];
-                outcomes.timed = true;
-                let handled = take_in(&generation, &mut offer, outcomes, duty.recent);
-                if !matches!(handled, Handled::Refused(_)) {
-                    duty.tally.add(outcomes);
-                    generation.absorb(&mut duty.tally);
-                }
+                let (event, args, id) = (&offer.event, &offer.args, &offer.id);
+                let handled =
+                    match duty.dispatch_whole(&generation, event, args, id, offer.begun.take()) {
+                        Err(refused) => Handled::Refused(refused.to_string()),
+                        Ok(failures) if failures.is_empty() => Handled::Completed,
+                        Ok(failures) => Handled::Failed(failures),
+                    };
                 duty.report.consumed += 1;
                 duty.report.consumed_failed += u64::from(handled != Handled::Completed);
                 duty.publish();
@@ -179,6 +180,35 @@ impl Duty<'_> {
         self.slot.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Dispatches one whole event here under `id` (a request's or a source's), calling
+    /// `begun` first: counted, told to the observer, and its failed or skipped calls kept
+    /// among the recent failures, each also returned as `plugin.callback (kind):
+    /// message`; or why the host refused it (nothing counted then).
+    fn dispatch_whole(
+        &mut self,
+        generation: &Generation,
+        event: &str,
+        args: &Map<String, Json>,
+        id: &str,
+        begun: Option<Begun>,
+    ) -> Result<Vec<String>, EmitError> {
+        let outcomes = &mut self.outcomes[0];
+        outcomes.reset(0);
+        outcomes.timed = true;
+        outcomes.set_event_id(Some(id));
+        if let Some(begun) = begun {
+            begun();
+        }
+        generation.emit_json_into(event, args, outcomes)?;
+        self.tally.add(outcomes);
+        generation.absorb(&mut self.tally);
+        generation.tell_observer(event, outcomes);
+        if !outcomes.has_failures() {
+            return Ok(Vec::new());
+        }
+        Ok(self.recent.record(generation, event, id, outcomes))
+    }
+
     /// Dispatches (or forwards) a request on the current generation and answers it;
     /// `false` when the worker must stop (a drain gave up and answered it instead).
     fn answer(&mut self, host: &CurrentGeneration, request: Request) -> bool {
@@ -200,27 +230,15 @@ impl Duty<'_> {
         let generation = host.get();
         generation.absorb(&mut self.tally);
         let forward = self.forward.as_deref();
-        let outcomes = &mut self.outcomes[0];
         let route = Outgoing::route(forward, &generation, &event, &args, Some(&id), 0);
-        let forwarded = match (route, forward) {
-            (Some(outgoing), Some(forward)) => {
+        let forwarded = match route {
+            Some((forward, outgoing)) => {
                 Some(outgoing.map(|outgoing| (outgoing.send(forward), outgoing.id)))
             }
-            _ => {
-                outcomes.reset(0);
-                outcomes.timed = true;
-                outcomes.set_event_id(Some(&id));
-                let result = generation.emit_json_into(&event, &args, outcomes);
-                if result.is_ok() {
-                    self.tally.add(outcomes);
-                    generation.absorb(&mut self.tally);
-                    generation.tell_observer(&event, outcomes);
-                    if outcomes.has_failures() {
-                        self.recent.record(&generation, &event, &id, outcomes);
-                    }
-                }
-                result.err().map(Err)
-            }
+            None => self
+                .dispatch_whole(&generation, &event, &args, &id, None)
+                .err()
+                .map(Err),
         };
         let Some(reply) = self.slot().request.take() else {
             // The drain gave up on it meanwhile, and answered it.
