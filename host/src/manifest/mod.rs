@@ -382,22 +382,8 @@ impl Manifest {
 
     /// Checks everything serde cannot, reporting every problem at once.
     pub fn validate(self) -> Result<ValidManifest, ManifestError> {
-        self.problems()?;
-        // Every type parsed above; kept parsed, so that nothing downstream parses again.
-        let schemas = self
-            .events
-            .values()
-            .map(|event| {
-                let mut schema = Schema::default();
-                for (arg, ty) in &event.args {
-                    if let Ok(ty) = ArgType::parse(ty.get_ref()) {
-                        schema.names.push(arg.as_str().into());
-                        schema.types.push(ty);
-                    }
-                }
-                schema
-            })
-            .collect();
+        // Every type is parsed once, here, and kept parsed for the host.
+        let schemas = self.problems()?;
         let nats = self.nats.as_ref().map(NatsTable::settings);
         let serve = self.serve.settings();
         Ok(ValidManifest {
@@ -408,7 +394,9 @@ impl Manifest {
         })
     }
 
-    fn problems(&self) -> Result<(), ManifestError> {
+    /// Every problem at once; without any, each event's arguments parsed, in order.
+    fn problems(&self) -> Result<Vec<Schema>, ManifestError> {
+        let mut schemas = Vec::with_capacity(self.events.len());
         let mut problems = Vec::new();
         let mut problem = |span: std::ops::Range<usize>, message: String| {
             problems.push(Problem::at(&self.source, span, message))
@@ -431,14 +419,20 @@ impl Manifest {
                     format!("invalid event name `{}`: {why}", name.get_ref()),
                 );
             }
+            let mut schema = Schema::default();
             for (arg, ty) in &event.args {
-                if let Err(why) = ArgType::parse(ty.get_ref()) {
-                    problem(
+                match ArgType::parse(ty.get_ref()) {
+                    Ok(ty) => {
+                        schema.names.push(arg.as_str().into());
+                        schema.types.push(ty);
+                    }
+                    Err(why) => problem(
                         ty.span(),
                         format!("argument `{arg}` of event `{}`: {why}", name.get_ref()),
-                    );
+                    ),
                 }
             }
+            schemas.push(schema);
         }
 
         if self.host.max_depth == 0 || self.host.max_depth > MAX_MAX_DEPTH {
@@ -506,7 +500,7 @@ impl Manifest {
         }
 
         if problems.is_empty() {
-            Ok(())
+            Ok(schemas)
         } else {
             Err(ManifestError::Invalid {
                 path: self.path.clone(),
