@@ -1,6 +1,7 @@
 //! A running host's metrics in Prometheus text format, measured by the host: no plugin
 //! code runs for them. `switchboard serve` exports them at `/metrics` and `switchboard run
-//! --metrics` writes them at the end; calls and failures are the host's own counts. Series are labelled by event, plugin and callback (never one metric name per
+//! --metrics` writes them at the end; calls and failures are the host's own counts.
+//! Series are labelled by event, plugin and callback (never one metric name per
 //! plugin), and only declared events and registered callbacks become labels, so a client
 //! cannot grow the series by sending made-up names.
 
@@ -333,11 +334,6 @@ impl Metrics {
     /// A request started (`1`) or ended (`-1`).
     pub fn in_flight(&self, delta: i64) {
         self.in_flight.inc_by(delta);
-    }
-
-    /// Event requests being answered now.
-    pub fn requests_in_flight(&self) -> u64 {
-        u64::try_from(self.in_flight.get()).unwrap_or(0)
     }
 
     /// Counts one dispatched event, and the durations of its calls when the emit was
