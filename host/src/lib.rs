@@ -42,6 +42,7 @@
 
 pub mod dispatch;
 pub mod error;
+mod event_id;
 pub mod isolate;
 pub mod load;
 pub mod manifest;

@@ -15,6 +15,7 @@ use switchboard_plugin_api::{Entry, Error as PluginError, Value};
 use super::anchor::Anchor;
 use super::generation::Generation;
 use super::outcome::Outcomes;
+use crate::event_id::EventTag;
 use crate::plugin_log::log;
 
 /// What this host's side of the interface supports.
@@ -34,49 +35,6 @@ pub(crate) struct Frame<'p> {
     pub(crate) parent: Option<&'p Frame<'p>>,
     /// The id its callbacks see (a nested emit's is its outermost emit's).
     pub(crate) id: EventTag<'p>,
-}
-
-/// The id of an emit's event, as its callbacks see it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum EventTag<'p> {
-    /// The sender's.
-    Given(&'p str),
-    /// None was given: one made from the emit's request id when asked for.
-    Made(u64),
-}
-
-impl EventTag<'_> {
-    /// The id for an emit with `given` (or none) and request id `request`.
-    pub(crate) fn of(given: Option<&str>, request: u64) -> EventTag<'_> {
-        match given {
-            Some(id) => EventTag::Given(id),
-            None => EventTag::Made(request),
-        }
-    }
-
-    /// The id as text.
-    pub(crate) fn text(&self) -> std::borrow::Cow<'_, str> {
-        match *self {
-            EventTag::Given(id) => std::borrow::Cow::Borrowed(id),
-            EventTag::Made(request) => std::borrow::Cow::Owned(super::made_up_id(request)),
-        }
-    }
-}
-
-impl<'p> EventTag<'p> {
-    /// The id as text, made in `buffer` when the host makes it (no allocation).
-    pub(crate) fn text_in<'b>(
-        self,
-        buffer: &'b mut std::mem::MaybeUninit<[u8; super::outcome::MADE_UP_ID_ROOM]>,
-    ) -> &'b str
-    where
-        'p: 'b,
-    {
-        match self {
-            EventTag::Given(id) => id,
-            EventTag::Made(request) => super::outcome::made_up_id_in(request, buffer),
-        }
-    }
 }
 
 impl<'p> Frame<'p> {

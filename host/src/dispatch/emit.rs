@@ -9,13 +9,14 @@ use switchboard_plugin_api::{Error as PluginError, Value};
 
 use super::args::{arrange, check_positional};
 use super::breaker::{Admission, Breaker};
-use super::context::{CallCtx, EventTag, Frame};
+use super::context::{CallCtx, Frame};
 use super::generation::{Generation, Instance, Route};
 use super::isolated::Isolated;
 use super::outcome::{CallOutcome, Outcomes};
 use super::registry::{Callback, CallbackId, Event, EventId};
 use super::step::{skipped, Step};
 use crate::error::EmitError;
+use crate::event_id::EventTag;
 use crate::manifest::{ErrorPolicy, ResultPolicy};
 
 /// How deep lists and maps in a callback's result, or in a plugin's nested emit, may nest.
@@ -224,14 +225,9 @@ impl Generation {
         // C callbacks read the event's id from the call (`sb_call.event_id`), not from a
         // host handle, and share the arguments lowered once: a frame published for them,
         // only where there are some.
-        let mut id_text = std::mem::MaybeUninit::uninit();
         let mut c_frame = std::mem::MaybeUninit::uninit();
         let published = if self.has_c_callbacks.get(event.index as usize) == Some(&true) {
-            Some(crate::load::CFrame::publish(
-                &mut c_frame,
-                &raw,
-                frame.id.text_in(&mut id_text),
-            ))
+            Some(crate::load::CFrame::publish(&mut c_frame, &raw, frame.id))
         } else {
             None
         };

@@ -14,12 +14,13 @@ use serde_json::{Map, Value as Json};
 use switchboard_plugin_api::{Entry, Error as PluginError, Value};
 
 use super::breaker::Admission;
-use super::context::{EventTag, Frame};
+use super::context::Frame;
 use super::generation::{Generation, Instance, Slot, Target};
 use super::outcome::Outcomes;
 use super::registry::Event;
 use super::step::{skipped, Step};
 use crate::error::EmitError;
+use crate::event_id::EventTag;
 use crate::isolate::{CallRef, Names};
 
 /// One call to an isolated callback, for one event: where it is in the event's dispatch,

@@ -24,6 +24,7 @@ mod stats;
 mod step;
 mod typed;
 
+pub use crate::event_id::made_up_id;
 pub use application::{AppCallback, AppFn, DEFAULT_APPLICATION};
 #[doc(hidden)]
 pub use args::StrictJson;
@@ -35,6 +36,6 @@ pub use generation::{
     Generation, Observer, PluginMeta, PluginStatus, Prepared, ShutdownFailure, SkippedPlugin,
 };
 pub(crate) use isolated::JsonEmit;
-pub use outcome::{made_up_id, CallOutcome, Iter as OutcomeIter, Outcomes};
+pub use outcome::{CallOutcome, Iter as OutcomeIter, Outcomes};
 pub use registry::{Callback, CallbackId, Event, EventId, Registry};
 pub use stats::{Counts, Tally};
