@@ -152,7 +152,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: the drain timeout ended before every consumed event finished; NATS delivers those again (--drain-timeout)");
     }
     if let (Some(path), Some(metrics)) = (&args.metrics, &metrics) {
-        std::fs::write(path, metrics.render(&host.current(), 0))
+        std::fs::write(path, metrics.render(&host.current(), 0, &report.events))
             .with_context(|| format!("cannot write the metrics to {}", path.display()))?;
     }
     if !report.still_running.is_empty() {

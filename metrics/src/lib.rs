@@ -5,7 +5,7 @@
 //! plugin), and only declared events and registered callbacks become labels, so a client
 //! cannot grow the series by sending made-up names.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -15,7 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use switchboard::service::{Crossing, Traffic};
+use switchboard::service::{Crossing, EventCounts, Refusal, Traffic};
 use switchboard::{BreakerState, Generation, Outcomes};
 
 /// The route of event requests, as `switchboard_http_requests_total` labels it.
@@ -69,27 +69,6 @@ struct RequestLabels {
     status: String,
 }
 
-/// Why a request for a declared event was not dispatched.
-#[derive(Debug, Clone, Copy)]
-pub enum Refusal {
-    /// Its arguments did not match the declaration (400).
-    BadArguments,
-    /// The queue was full (503).
-    QueueFull,
-    /// The server was stopping (503).
-    Stopping,
-}
-
-impl Refusal {
-    fn label(self) -> &'static str {
-        match self {
-            Refusal::BadArguments => "bad_arguments",
-            Refusal::QueueFull => "queue_full",
-            Refusal::Stopping => "stopping",
-        }
-    }
-}
-
 /// One callback's series, looked up once per generation instead of once per call.
 struct CallbackSeries {
     calls: Counter,
@@ -115,6 +94,10 @@ pub struct Metrics {
     queue_depth: Gauge,
     queue_capacity: Gauge,
     in_flight: Gauge,
+    /// The service's counts by event already added to the counters: received, forwarded,
+    /// then refused in the order of [`Refusal::ALL`].
+    seen_events: std::sync::Mutex<HashMap<String, [u64; 2 + Refusal::ALL.len()]>>,
+    forwarded: Family<EventLabels, Counter>,
     /// The series of each callback of the generation last recorded, by callback index.
     series: RwLock<(u64, Arc<Vec<CallbackSeries>>)>,
     /// The host's counts of each callback (calls, then failures by kind) already added to
@@ -124,8 +107,8 @@ pub struct Metrics {
     event_answers: AtomicU64,
     /// The request counters already made, by route and status: found without allocating.
     answers: RwLock<HashMap<(&'static str, u16), Counter>>,
-    /// The event counters already made (received, dispatched), by event name.
-    events: RwLock<HashMap<String, (Counter, Counter)>>,
+    /// The dispatched counters already made, by event name.
+    events: RwLock<HashMap<String, Counter>>,
 }
 
 /// Bucket bounds of call durations, in seconds: an in-process call lands in the first, a
@@ -159,6 +142,8 @@ impl Metrics {
             in_flight: Gauge::default(),
             series: RwLock::new((0, Arc::new(Vec::new()))),
             seen: std::sync::Mutex::new((u64::MAX, Vec::new())),
+            seen_events: std::sync::Mutex::default(),
+            forwarded: Family::default(),
             event_answers: AtomicU64::new(0),
             answers: RwLock::default(),
             events: RwLock::default(),
@@ -166,7 +151,7 @@ impl Metrics {
         };
         registry.register(
             "events_received",
-            "Requests to emit a declared event",
+            "Events of a declared event the service was sent, from any source: dispatched, forwarded or refused",
             metrics.received.clone(),
         );
         registry.register(
@@ -176,8 +161,13 @@ impl Metrics {
         );
         registry.register(
             "events_refused",
-            "Requests for a declared event that were not dispatched, by reason",
+            "Events of a declared event that were not dispatched, by reason: bad_arguments, unreadable, queue_full, stopping",
             metrics.refused.clone(),
+        );
+        registry.register(
+            "events_forwarded",
+            "Events handed to NATS instead of dispatched here",
+            metrics.forwarded.clone(),
         );
         registry.register(
             "callback_calls",
@@ -241,41 +231,24 @@ impl Metrics {
         self.queue_capacity.set(queue_capacity as i64);
     }
 
-    /// A request to emit the declared `event` arrived.
-    pub fn received(&self, event: &str) {
-        self.event_counters(event, |(received, _)| received.inc());
-    }
-
-    /// Runs `f` on the (received, dispatched) counters of `event`, made on first use.
-    fn event_counters(&self, event: &str, f: impl Fn(&(Counter, Counter)) -> u64) {
-        if let Some(counters) = self
+    /// Counts one dispatched event of `event`, its counter made on first use.
+    fn count_dispatched(&self, event: &str) {
+        if let Some(counter) = self
             .events
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(event)
         {
-            f(counters);
+            counter.inc();
             return;
         }
         let labels = event_labels(event);
-        let counters = (
-            self.received.get_or_create_owned(&labels),
-            self.dispatched.get_or_create_owned(&labels),
-        );
-        f(&counters);
+        let counter = self.dispatched.get_or_create_owned(&labels);
+        counter.inc();
         self.events
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(labels.event, counters);
-    }
-
-    /// A request for the declared `event` was refused.
-    pub fn refused(&self, event: &str, why: Refusal) {
-        let labels = RefusedLabels {
-            event: event.to_owned(),
-            reason: why.label().to_owned(),
-        };
-        self.refused.get_or_create(&labels).inc();
+            .insert(labels.event, counter);
     }
 
     /// Event requests answered so far, whatever the status.
@@ -340,7 +313,7 @@ impl Metrics {
     /// timed. Calls and failures are the host's own counts, read when the metrics are
     /// rendered.
     pub fn dispatched(&self, generation: &Generation, event: &str, outcomes: &Outcomes) {
-        self.event_counters(event, |(_, dispatched)| dispatched.inc());
+        self.count_dispatched(event);
         let nanos = outcomes.nanos();
         if nanos.is_empty() {
             return;
@@ -383,8 +356,45 @@ impl Metrics {
         }
     }
 
-    /// The text exposition, with the gauges read from the host now.
-    pub fn render(&self, generation: &Generation, queue_depth: usize) -> String {
+    /// Brings the event counters up to the service's counts (`events`, as
+    /// [`Service::event_counts`](switchboard::service::Service::event_counts) returns
+    /// them), by what they rose since the last time.
+    fn catch_up_events(&self, events: &BTreeMap<String, EventCounts>) {
+        let mut seen = self.seen_events.lock().unwrap_or_else(|e| e.into_inner());
+        for (event, counts) in events {
+            let labels = event_labels(event);
+            let now = [counts.received, counts.forwarded].into_iter();
+            let now: Vec<u64> = now
+                .chain(Refusal::ALL.iter().map(|&why| counts.refused(why)))
+                .collect();
+            let seen = seen.entry(event.clone()).or_default();
+            for (i, (&now, seen)) in now.iter().zip(seen.iter_mut()).enumerate() {
+                if now <= *seen {
+                    continue;
+                }
+                let counter = match i {
+                    0 => self.received.get_or_create_owned(&labels),
+                    1 => self.forwarded.get_or_create_owned(&labels),
+                    _ => self.refused.get_or_create_owned(&RefusedLabels {
+                        event: event.clone(),
+                        reason: Refusal::ALL[i - 2].label().to_owned(),
+                    }),
+                };
+                counter.inc_by(now - *seen);
+                *seen = now;
+            }
+        }
+    }
+
+    /// The text exposition, with the gauges read from the host now and the event
+    /// counters brought up to the service's `events` (see [`Metrics::catch_up_events`]).
+    pub fn render(
+        &self,
+        generation: &Generation,
+        queue_depth: usize,
+        events: &BTreeMap<String, EventCounts>,
+    ) -> String {
+        self.catch_up_events(events);
         self.generation.set(generation.number() as i64);
         self.queue_depth.set(queue_depth as i64);
         for plugin in generation.plugins() {

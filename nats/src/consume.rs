@@ -24,7 +24,7 @@ use async_nats::HeaderMap;
 use futures_util::StreamExt;
 use serde_json::{Map, Value as Json};
 use switchboard::manifest::NatsSettings;
-use switchboard::service::{Busy, Crossing, Handled, Intake, Offer, Source, Traffic};
+use switchboard::service::{Busy, Crossing, Handled, Intake, Offer, Refusal, Source, Traffic};
 use tokio::sync::{oneshot, watch, Semaphore};
 
 use crate::completed::Completed;
@@ -355,6 +355,8 @@ async fn handle(
     let args = match arguments(&message.payload) {
         Ok(args) => args,
         Err(reason) => {
+            // Refused like an HTTP body that is not a JSON object of arguments.
+            intake.refused(event, Refusal::BadArguments);
             letter.dead_letter(&reason).await;
             return;
         }

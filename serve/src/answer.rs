@@ -2,13 +2,9 @@
 //! body is serialized there, next to the outcomes, and travels back to the request's task
 //! over a oneshot channel.
 
-use std::sync::Arc;
-
 use switchboard::service::{Abandoned, Answer, OutcomesJson, Reply};
 use switchboard::EmitError;
 use tokio::sync::oneshot;
-
-use crate::metrics::{Metrics, Refusal};
 
 /// What became of an event request.
 pub(crate) enum Dispatched {
@@ -38,7 +34,6 @@ pub(crate) const STILL_RUNNING: &str = "the server stopped and its drain timeout
 /// Where a request's answer goes: its task, waiting on the other end.
 pub(crate) struct HttpReply {
     pub(crate) answer: oneshot::Sender<Dispatched>,
-    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Reply for HttpReply {
@@ -91,12 +86,7 @@ impl Reply for HttpReply {
                     body: body.to_string().into_bytes(),
                 }
             }
-            Answer::Refused { event, error } => {
-                if !matches!(error, EmitError::UnknownEvent { .. } | EmitError::ShutDown) {
-                    self.metrics.refused(event, Refusal::BadArguments);
-                }
-                Dispatched::Refused(error)
-            }
+            Answer::Refused { error, .. } => Dispatched::Refused(error),
             Answer::Abandoned(Abandoned::NotStarted) => Dispatched::Abandoned(NOT_DISPATCHED),
             Answer::Abandoned(_) => Dispatched::Abandoned(STILL_RUNNING),
         };

@@ -17,10 +17,10 @@ use switchboard::dispatch::StrictJson;
 use switchboard::{CurrentGeneration, EmitError};
 use tokio::sync::oneshot;
 
-use switchboard::service::{self as events, Busy, Service};
+use switchboard::service::{self as events, Busy, Refusal, Service};
 
 use crate::answer::{Dispatched, HttpReply};
-use crate::metrics::{Metrics, Refusal, EVENTS_ROUTE};
+use crate::metrics::{Metrics, EVENTS_ROUTE};
 use crate::Reload;
 
 /// The status code of an event one of whose callbacks failed (or was skipped): the body
@@ -100,7 +100,11 @@ async fn readyz(State(app): App) -> Response {
 }
 
 async fn metrics(State(app): App) -> Response {
-    let text = app.metrics.render(&app.host.get(), app.service.depth());
+    let text = app.metrics.render(
+        &app.host.get(),
+        app.service.depth(),
+        &app.service.event_counts(),
+    );
     let response = (
         [(
             header::CONTENT_TYPE,
@@ -119,6 +123,7 @@ async fn status_page(State(app): App) -> Response {
         app.started.elapsed(),
         &app.listening,
         app.service.depth(),
+        &app.service.event_counts(),
         &app.metrics.crossings(),
     );
     answered(&app, "/", Html(page).into_response())
@@ -157,9 +162,8 @@ async fn emit_inner(
     if let Err(e) = app.host.with(|generation| generation.event(event)) {
         return (id, emit_error(&e));
     }
-    app.metrics.received(event);
     let too_large = || {
-        app.metrics.refused(event, Refusal::BadArguments);
+        app.service.refused(event, Refusal::BadArguments);
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "http.body_too_large",
@@ -182,10 +186,12 @@ async fn emit_inner(
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return (id, too_large()),
         Ok(Err(e)) => {
+            app.service.refused(event, Refusal::Unreadable);
             let message = format!("the body could not be read: {e}");
             return (id, error(StatusCode::BAD_REQUEST, "http.bad_body", message));
         }
         Err(_) => {
+            app.service.refused(event, Refusal::Unreadable);
             let message = format!(
                 "the body did not arrive within {} ms (`serve.body_timeout_ms`)",
                 app.body_timeout.as_millis()
@@ -199,7 +205,7 @@ async fn emit_inner(
     let args = match serde_json::from_slice::<StrictJson>(&bytes) {
         Ok(StrictJson(Json::Object(args))) => args,
         Ok(_) => {
-            app.metrics.refused(event, Refusal::BadArguments);
+            app.service.refused(event, Refusal::BadArguments);
             let message = "the body must be a JSON object of arguments, like {\"name\": \"Ann\"}";
             return (
                 id,
@@ -207,7 +213,7 @@ async fn emit_inner(
             );
         }
         Err(e) => {
-            app.metrics.refused(event, Refusal::BadArguments);
+            app.service.refused(event, Refusal::BadArguments);
             let message = format!(
                 "the body is not valid JSON: {e}; send a JSON object of arguments, like {{\"name\": \"Ann\"}}"
             );
@@ -219,10 +225,7 @@ async fn emit_inner(
         event: event.to_owned(),
         args,
         id: id.clone(),
-        reply: Box::new(HttpReply {
-            answer: reply,
-            metrics: Arc::clone(&app.metrics),
-        }),
+        reply: Box::new(HttpReply { answer: reply }),
     };
     if let Err(declined) = app.service.submit(request) {
         let (why, kind, message) = match declined.0 {
@@ -233,7 +236,7 @@ async fn emit_inner(
             ),
             _ => (Refusal::Stopping, "http.stopping", "the server is stopping"),
         };
-        app.metrics.refused(event, why);
+        app.service.refused(event, why);
         let mut response = error(StatusCode::SERVICE_UNAVAILABLE, kind, message);
         response
             .headers_mut()

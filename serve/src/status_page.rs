@@ -1,12 +1,14 @@
 //! `GET /`: a status page for a person, rendered on the server as plain HTML with a little
 //! CSS and no script: the plugins with their state and counts, the events with their
-//! callbacks in dispatch order, what crossed to and from NATS, and the recent failures.
+//! callbacks in dispatch order and the service's counts, what crossed to and from NATS, and the recent failures.
 
 use std::fmt::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::collections::BTreeMap;
 use switchboard::manifest::Isolation;
-use switchboard::service::Crossing;
+
+use switchboard::service::{Crossing, EventCounts};
 use switchboard::Generation;
 
 use crate::metrics::plugin_state;
@@ -37,6 +39,7 @@ pub fn render(
     uptime: Duration,
     listening: &str,
     queue_depth: usize,
+    counts: &BTreeMap<String, EventCounts>,
     crossings: &[(String, Crossing, u64)],
 ) -> String {
     let mut page = String::with_capacity(8 * 1024);
@@ -52,7 +55,7 @@ pub fn render(
         queue_depth,
     );
     plugins(&mut page, generation);
-    events(&mut page, generation);
+    events(&mut page, generation, counts);
     nats(&mut page, crossings);
     recent(&mut page, failures);
     page.push_str("</body></html>\n");
@@ -103,10 +106,12 @@ fn plugins(page: &mut String, generation: &Generation) {
     page.push_str("</tbody></table>\n");
 }
 
-fn events(page: &mut String, generation: &Generation) {
+/// The declared events, with the service's counts of each (the same `/metrics` exports).
+fn events(page: &mut String, generation: &Generation, counts: &BTreeMap<String, EventCounts>) {
     page.push_str(
         "<h2>Events</h2>\n<table><thead><tr><th>Event</th><th>Arguments</th>\
-         <th>Callbacks, in dispatch order</th></tr></thead><tbody>\n",
+         <th>Callbacks, in dispatch order</th><th class=\"n\">Received</th>\
+         <th class=\"n\">Forwarded</th><th class=\"n\">Refused</th></tr></thead><tbody>\n",
     );
     for event in generation.registry().events() {
         let args: Vec<String> = event
@@ -138,11 +143,16 @@ fn events(page: &mut String, generation: &Generation) {
         } else {
             format!("<br><small>{}</small>", escape(&event.doc))
         };
+        let count = counts.get(event.name.as_str()).copied().unwrap_or_default();
         let _ = writeln!(
             page,
-            "<tr><td><code>{}</code>{doc}</td><td><code>{}</code></td><td>{callbacks}</td></tr>",
+            "<tr><td><code>{}</code>{doc}</td><td><code>{}</code></td><td>{callbacks}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             escape(&event.name),
-            args.join(", ")
+            args.join(", "),
+            count.received,
+            count.forwarded,
+            count.refused_total(),
         );
     }
     page.push_str("</tbody></table>\n");

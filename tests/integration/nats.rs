@@ -306,10 +306,17 @@ fn serve_publishes_and_answers_with_the_stream_sequence() {
     assert_eq!(status, 400, "arguments are checked before publishing");
     assert_eq!(server.messages("SIGNUPS"), 1);
     // Both publishes were stored (the second as a duplicate); the refused one was not.
+    let metrics = http.metrics();
     assert_eq!(
-        http.metrics()
-            .get(r#"switchboard_nats_messages_total{event="user_joined",crossing="published"}"#),
+        metrics.get(r#"switchboard_nats_messages_total{event="user_joined",crossing="published"}"#),
         2.0
+    );
+    let events = |name: &str| metrics.get(&format!("switchboard_events_{name}"));
+    assert_eq!(events(r#"received_total{event="user_joined"}"#), 3.0);
+    assert_eq!(events(r#"forwarded_total{event="user_joined"}"#), 2.0);
+    assert_eq!(
+        events(r#"refused_total{event="user_joined",reason="bad_arguments"}"#),
+        1.0
     );
 }
 
@@ -619,6 +626,14 @@ fn a_message_that_does_not_match_its_declaration_is_dead_lettered_and_consuming_
     };
     assert_eq!(count("dead_lettered"), 3.0);
     assert_eq!(count("consumed"), 4.0);
+    // The service counts the three it refused (two never reached a worker), as it counts
+    // an HTTP request's refusals.
+    let events = |name: &str| metrics.get(&format!("switchboard_events_{name}"));
+    assert_eq!(events(r#"received_total{event="user_joined"}"#), 4.0);
+    assert_eq!(
+        events(r#"refused_total{event="user_joined",reason="bad_arguments"}"#),
+        3.0
+    );
     assert!(http
         .stderr()
         .contains("sent to switchboard.dead-letter.user_joined"));

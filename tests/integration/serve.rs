@@ -449,6 +449,38 @@ fn run_writes_the_same_counters_on_exit() {
     );
 }
 
+/// `run --metrics` counts what the service did with each declared event, refusals
+/// included, and makes no series for an event that is not declared.
+#[test]
+fn run_metrics_count_what_the_service_received_and_refused() {
+    let s = sandbox("", "");
+    let input = format!(
+        "{}\n{}\n{}\n{}\n{}\n",
+        crate::util::job(1),
+        r#"{"event": "job", "args": {"n": "bad"}}"#,
+        crate::util::job(2),
+        r#"{"event": "nope", "args": {}}"#,
+        crate::util::job(3),
+    );
+    let run = s.run_with_stdin(&["run", "--metrics", "metrics.txt"], input);
+    assert_ne!(run.code(), 0, "two lines are refused: {}", run.stderr());
+    let text = std::fs::read_to_string(s.path("metrics.txt")).unwrap();
+    let m = Metrics::parse(&text);
+    assert_eq!(
+        m.get(r#"switchboard_events_received_total{event="job"}"#),
+        4.0
+    );
+    assert_eq!(
+        m.get(r#"switchboard_events_dispatched_total{event="job"}"#),
+        3.0
+    );
+    assert_eq!(
+        m.get(r#"switchboard_events_refused_total{event="job",reason="bad_arguments"}"#),
+        1.0
+    );
+    assert!(!text.contains(r#"event="nope""#), "{text}");
+}
+
 #[test]
 fn a_full_queue_answers_503_with_retry_after() {
     let s = sandbox("queue = 1\nworkers = 1", "");
@@ -984,5 +1016,39 @@ config = {{ fail_modulo = 3, panic_modulo = 5 }}
     // Every job reached the counter, and so did what the host emitted itself (its start,
     // the failure reports), which an observer set after the start used to miss.
     assert!(sum("callback_calls_total", "counter", None) > 12.0);
+    // The events' counts are the service's, on both.
+    assert_eq!(server.post("/events/job", r#"{"n": "bad"}"#).0, 400);
+    let metrics = server.metrics();
+    let (_, page) = server.get("/");
+    let refused = |reason: &str| {
+        metrics.get(&format!(
+            r#"switchboard_events_refused_total{{event="job",reason="{reason}"}}"#
+        ))
+    };
+    let from_metrics = (
+        metrics.get(r#"switchboard_events_received_total{event="job"}"#),
+        metrics.get(r#"switchboard_events_forwarded_total{event="job"}"#),
+        ["bad_arguments", "unreadable", "queue_full", "stopping"]
+            .map(refused)
+            .iter()
+            .sum(),
+    );
+    assert_eq!(from_metrics, (13.0, 0.0, 1.0));
+    assert_eq!(event_row(&page, "job"), from_metrics);
     server.stop();
+}
+
+/// The received, forwarded and refused counts of `event`'s row on the status page.
+fn event_row(page: &str, event: &str) -> (f64, f64, f64) {
+    let row = page
+        .lines()
+        .find(|line| line.starts_with(&format!("<tr><td><code>{event}</code>")))
+        .unwrap_or_else(|| panic!("no row for {event}: {page}"));
+    let numbers: Vec<f64> = row
+        .split("<td class=\"n\">")
+        .skip(1)
+        .filter_map(|cell| cell.split('<').next()?.parse().ok())
+        .collect();
+    assert_eq!(numbers.len(), 3, "{row}");
+    (numbers[0], numbers[1], numbers[2])
 }

@@ -180,6 +180,13 @@ pub struct Offer {
 pub trait Intake: Send + Sync {
     /// Queues `offer`; when it cannot now, why, with the offer handed back.
     fn submit(&self, offer: Offer) -> Result<(), Box<(Busy, Offer)>>;
+
+    /// Counts an event of the declared `event` that the source refused before offering
+    /// it (a message that is not a JSON object of arguments), so that the service's
+    /// counts hold every event it was sent. Counts nothing unless implemented.
+    fn refused(&self, event: &str, why: super::Refusal) {
+        let _ = (event, why);
+    }
 }
 
 /// Events from elsewhere (a NATS consumer) for a long-running host: started once its

@@ -6,6 +6,7 @@ use serde_json::json;
 use switchboard_plugin_api::{Error as PluginError, Value};
 
 use super::bridge::id_text;
+use super::counts::Held;
 use super::{Forward, Outgoing, Report};
 use crate::dispatch::{Generation, JsonEmit, Outcomes, StrictJson};
 use crate::error::EmitError;
@@ -131,15 +132,15 @@ pub(super) fn handle(
     seq: u64,
     line: &Line,
     outcomes: &mut Outcomes,
-    report: &mut Report,
+    (report, events): (&mut Report, &mut Held<'_>),
     forward: Option<&dyn Forward>,
 ) -> String {
     // Nothing of this line's is counted unless it is dispatched.
     outcomes.reset(0);
     match parse(seq, line, report) {
-        Ok(input) => match outgoing(generation, seq, &input, forward, report) {
+        Ok(input) => match outgoing(generation, seq, &input, forward, (report, events)) {
             Some((forward, Ok(outgoing))) => {
-                forward_line(seq, &input, outgoing.send(forward), report)
+                forward_line(seq, &input, outgoing.send(forward), (report, events))
             }
             Some((_, Err(refused))) => refused,
             None => {
@@ -148,7 +149,7 @@ pub(super) fn handle(
                 if result.is_ok() {
                     generation.tell_observer(&input.event, outcomes);
                 }
-                reply(generation, seq, &input, result, outcomes, report)
+                reply(generation, seq, &input, result, outcomes, (report, events))
             }
         },
         Err(reply) => reply,
@@ -161,7 +162,7 @@ pub(super) fn handle_batch(
     generation: &Generation,
     lines: &[(u64, &Line)],
     outcomes: &mut [Outcomes],
-    report: &mut Report,
+    (report, events): (&mut Report, &mut Held<'_>),
     forward: Option<&dyn Forward>,
 ) -> Vec<String> {
     // A forwarded line's result is made here, like a refused line's: neither is dispatched.
@@ -170,7 +171,7 @@ pub(super) fn handle_batch(
         .map(|&(seq, line)| parse(seq, line, report))
         .collect();
     if let Some(forward) = forward {
-        forward_together(generation, lines, &mut parsed, forward, report);
+        forward_together(generation, lines, &mut parsed, forward, (report, events));
     }
     let mut emits: Vec<JsonEmit<'_>> = parsed
         .iter()
@@ -202,7 +203,14 @@ pub(super) fn handle_batch(
             if result.is_ok() {
                 generation.tell_observer(&input.event, outcomes);
             }
-            Ok(reply(generation, seq, &input, result, outcomes, report))
+            Ok(reply(
+                generation,
+                seq,
+                &input,
+                result,
+                outcomes,
+                (report, events),
+            ))
         })
         .map(|line: Result<String, String>| line.unwrap_or_else(|refused| refused))
         .collect()
@@ -215,14 +223,14 @@ fn forward_together(
     lines: &[(u64, &Line)],
     parsed: &mut [Result<Input, String>],
     forward: &dyn Forward,
-    report: &mut Report,
+    (report, events): (&mut Report, &mut Held<'_>),
 ) {
     let mut done = Vec::new();
     let mut going = Vec::new();
     let mut sent = Vec::new();
     for (n, (input, &(seq, _))) in parsed.iter().zip(lines).enumerate() {
         let Ok(input) = input else { continue };
-        match outgoing(generation, seq, input, Some(forward), report) {
+        match outgoing(generation, seq, input, Some(forward), (report, events)) {
             Some((_, Ok(outgoing))) => {
                 going.push((n, seq));
                 sent.push(outgoing);
@@ -235,7 +243,7 @@ fn forward_together(
         let answers = Outgoing::send_all(&sent, forward);
         for (&(n, seq), answer) in going.iter().zip(answers) {
             if let Ok(input) = &parsed[n] {
-                done.push((n, forward_line(seq, input, answer, report)));
+                done.push((n, forward_line(seq, input, answer, (report, events))));
             }
         }
     }
@@ -252,7 +260,7 @@ fn outgoing<'i, 'f>(
     seq: u64,
     input: &'i Input,
     forward: Option<&'f dyn Forward>,
-    report: &mut Report,
+    (report, events): (&mut Report, &mut Held<'_>),
 ) -> Option<(&'f dyn Forward, Result<Outgoing<'i>, String>)> {
     let id = input.id.as_ref().map(id_text);
     let route = Outgoing::route(
@@ -266,6 +274,7 @@ fn outgoing<'i, 'f>(
     let (forward, outgoing) = route?;
     let outgoing = outgoing.map_err(|e| {
         report.bad_lines += 1;
+        events.refused_for(&input.event, &e);
         json!({"seq": seq, "id": input.id, "event": input.event, "error": e.to_string()})
             .to_string()
     });
@@ -277,15 +286,19 @@ fn forward_line(
     seq: u64,
     input: &Input,
     answer: Result<serde_json::Value, String>,
-    report: &mut Report,
+    (report, events): (&mut Report, &mut Held<'_>),
 ) -> String {
     report.dispatched += 1;
     match answer {
-        Ok(published) => json!({
-            "seq": seq, "id": input.id, "event": input.event, "ok": true, "published": published
-        })
-        .to_string(),
+        Ok(published) => {
+            events.forwarded(&input.event);
+            json!({
+                "seq": seq, "id": input.id, "event": input.event, "ok": true, "published": published
+            })
+            .to_string()
+        }
         Err(error) => {
+            events.received(&input.event);
             report.failed_events += 1;
             json!({"seq": seq, "id": input.id, "event": input.event, "ok": false, "error": error})
                 .to_string()
@@ -326,10 +339,11 @@ fn reply(
     input: &Input,
     result: Result<(), EmitError>,
     outcomes: &Outcomes,
-    report: &mut Report,
+    (report, events): (&mut Report, &mut Held<'_>),
 ) -> String {
     match result {
         Ok(()) => {
+            events.received(&input.event);
             report.dispatched += 1;
             let ok = !outcomes.has_failures();
             if !ok {
@@ -353,6 +367,7 @@ fn reply(
         }
         Err(e) => {
             report.bad_lines += 1;
+            events.refused_for(&input.event, &e);
             json!({"seq": seq, "id": input.id, "event": input.event, "error": e.to_string()})
                 .to_string()
         }

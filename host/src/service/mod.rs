@@ -21,6 +21,7 @@
 //! deliver again.
 
 mod bridge;
+mod counts;
 mod input;
 mod json_lines;
 mod output;
@@ -39,6 +40,7 @@ use std::time::Duration;
 #[doc(hidden)]
 pub use bridge::{made_up_id, Crossing, Traffic};
 pub use bridge::{Begun, Busy, Done, Forward, Handled, Intake, Offer, Outgoing, Source};
+pub use counts::{EventCounts, Refusal};
 pub use json_lines::OutcomesJson;
 pub use pool::{Service, StartError};
 pub use recent::{Failure, RECENT_FAILURES};
@@ -226,6 +228,8 @@ pub struct Report {
     /// Of those, the ones in which a callback failed or was skipped, whose forward
     /// failed, or that the host refused.
     pub requests_failed: u64,
+    /// What happened to the events of each declared event, from every source.
+    pub events: std::collections::BTreeMap<String, EventCounts>,
 }
 
 /// Writes out at once every result line the services running in this process have

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use serde_json::json;
 
+use super::counts::{EventCounts, Refusal, Tallies};
 use super::output::Message;
 use super::queue::{Batch, Queue};
 use super::recent::{Failure, Recent};
@@ -56,6 +57,10 @@ pub struct Service {
     sources: Vec<SourceOf>,
     drain_timeout: Duration,
     recent: Arc<Recent>,
+    /// What was refused at the door: by a front end before it submitted, or by the drain.
+    door: Arc<Tallies>,
+    /// The host, to tell declared events (counted) from others (not).
+    host: crate::runtime::CurrentGeneration,
     /// What the drain gave up on so far (a drain may give up more than once: `serve`
     /// answers its requests before it stops its sources).
     gave_up: Mutex<GaveUp>,
@@ -121,6 +126,8 @@ impl Service {
             sources: Vec::new(),
             drain_timeout: config.drain_timeout,
             recent: Arc::clone(&recent),
+            door: Arc::default(),
+            host: host.watch(),
             gave_up: Mutex::new(GaveUp::default()),
             drained: AtomicBool::new(false),
         };
@@ -144,7 +151,7 @@ impl Service {
                 }
             }
         }
-        let intake: Arc<dyn Intake> = Arc::new(QueueIntake(Arc::clone(&queue)));
+        let intake = service.intake();
         for source in &config.sources {
             if let Err(why) = source.0.start(Arc::clone(&intake)) {
                 return Err(StartError::Source(why));
@@ -160,9 +167,30 @@ impl Service {
         self.queue.request(request)
     }
 
+    /// Counts an event of the declared `event` that a front end refused for `why` before
+    /// submitting it (a body that was not JSON, a full queue), so that the service's
+    /// counts hold every event it was sent.
+    pub fn refused(&self, event: &str, why: Refusal) {
+        self.door.refused(event, why);
+    }
+
+    /// What happened so far to the events of each declared event, from every source:
+    /// received, forwarded, refused by reason.
+    pub fn event_counts(&self) -> std::collections::BTreeMap<String, EventCounts> {
+        let mut all = std::collections::BTreeMap::new();
+        self.door.add_to(&mut all);
+        for worker in &self.workers {
+            worker.events.add_to(&mut all);
+        }
+        all
+    }
+
     /// The service as an [`Intake`], for a source started by hand.
     pub fn intake(&self) -> Arc<dyn Intake> {
-        Arc::new(QueueIntake(Arc::clone(&self.queue)))
+        Arc::new(QueueIntake {
+            queue: Arc::clone(&self.queue),
+            door: Arc::clone(&self.door),
+        })
     }
 
     /// Events waiting for a worker.
@@ -186,6 +214,8 @@ impl Service {
         report.gave_up = gave_up.happened;
         report.abandoned = gave_up.abandoned;
         report.still_running.clone_from(&gave_up.still_running);
+        drop(gave_up);
+        report.events = self.event_counts();
         report
     }
 
@@ -254,6 +284,9 @@ impl Service {
         }
         for request in unclaimed.requests {
             abandoned += 1;
+            if self.host.get().event(&request.event).is_ok() {
+                self.door.refused(&request.event, Refusal::Stopping);
+            }
             deliver(request.reply, Answer::Abandoned(Abandoned::NotStarted));
             self.queue.written(1);
         }

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use super::counts::Tallies;
 use super::queue::Queue;
-use super::{Busy, Intake, Offer, Source};
+use super::{Busy, Intake, Offer, Refusal, Source};
 
 /// A [`Source`], in a [`ServiceConfig`](super::ServiceConfig).
 #[derive(Clone)]
@@ -17,11 +18,19 @@ impl std::fmt::Debug for SourceOf {
     }
 }
 
-/// The service's queue as a source's [`Intake`].
-pub(super) struct QueueIntake(pub(super) Arc<Queue>);
+/// The service's queue as a source's [`Intake`], with the service's counts of what was
+/// refused at its door.
+pub(super) struct QueueIntake {
+    pub(super) queue: Arc<Queue>,
+    pub(super) door: Arc<Tallies>,
+}
 
 impl Intake for QueueIntake {
     fn submit(&self, offer: Offer) -> Result<(), Box<(Busy, Offer)>> {
-        self.0.offer(offer)
+        self.queue.offer(offer)
+    }
+
+    fn refused(&self, event: &str, why: Refusal) {
+        self.door.refused(event, why);
     }
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::Sender;
 use serde_json::{Map, Value as Json};
 
+use super::counts::{Held, Refusal, Tallies};
 use super::json_lines::{handle, handle_batch, Line};
 use super::output::Message;
 use super::queue::{Batch, Queue, Work};
@@ -75,6 +76,8 @@ impl Published {
 pub(super) struct Worker {
     pub(super) slot: Arc<Mutex<Slot>>,
     pub(super) counts: Arc<Published>,
+    /// Its counts by event.
+    pub(super) events: Arc<Tallies>,
     pub(super) thread: std::thread::JoinHandle<()>,
 }
 
@@ -92,28 +95,32 @@ pub(super) struct Duties {
 pub(super) fn spawn(n: usize, duties: Duties) -> std::io::Result<Worker> {
     let slot = Arc::new(Mutex::new(Slot::default()));
     let counts = Arc::new(Published::default());
+    let events = Arc::new(Tallies::default());
     let thread = std::thread::Builder::new()
         .name(format!("switchboard-worker-{n}"))
         .stack_size(WORKER_STACK)
         .spawn({
-            let (slot, counts) = (Arc::clone(&slot), Arc::clone(&counts));
-            move || work(&duties, &slot, &counts)
+            let (slot, counts, events) =
+                (Arc::clone(&slot), Arc::clone(&counts), Arc::clone(&events));
+            move || work(&duties, &slot, &counts, &events)
         })?;
     Ok(Worker {
         slot,
         counts,
+        events,
         thread,
     })
 }
 
 /// A worker: takes up work until the queue is closed and empty, or a drain takes it off
 /// duty.
-fn work(duties: &Duties, slot: &Mutex<Slot>, counts: &Published) {
+fn work(duties: &Duties, slot: &Mutex<Slot>, counts: &Published, events: &Tallies) {
     let mut duty = Duty {
         forward: duties.forward.clone(),
         lines: duties.lines.as_ref(),
         slot,
         counts,
+        events: Held::new(events),
         recent: &duties.recent,
         report: Report::default(),
         tally: Tally::new(),
@@ -167,6 +174,8 @@ struct Duty<'w> {
     lines: Option<&'w Sender<Message>>,
     slot: &'w Mutex<Slot>,
     counts: &'w Published,
+    /// Its counts by event, held while it stays on one event.
+    events: Held<'w>,
     recent: &'w Recent,
     report: Report,
     tally: Tally,
@@ -199,7 +208,14 @@ impl Duty<'_> {
         if let Some(begun) = begun {
             begun();
         }
-        generation.emit_json_into(event, args, outcomes)?;
+        // Counted where readers see it before the event is answered.
+        if let Err(refused) = generation.emit_json_into(event, args, outcomes) {
+            self.events.refused_for(event, &refused);
+            self.events.flush();
+            return Err(refused);
+        }
+        self.events.received(event);
+        self.events.flush();
         self.tally.add(outcomes);
         generation.absorb(&mut self.tally);
         generation.tell_observer(event, outcomes);
@@ -222,6 +238,10 @@ impl Duty<'_> {
             let mut slot = self.slot();
             if slot.taken {
                 drop(slot);
+                if host.get().event(&event).is_ok() {
+                    self.events.refused(&event, Refusal::Stopping);
+                    self.events.flush();
+                }
                 deliver(reply, Answer::Abandoned(Abandoned::NotStarted));
                 return false;
             }
@@ -232,8 +252,20 @@ impl Duty<'_> {
         let forward = self.forward.as_deref();
         let route = Outgoing::route(forward, &generation, &event, &args, Some(&id), 0);
         let forwarded = match route {
-            Some((forward, outgoing)) => {
-                Some(outgoing.map(|outgoing| (outgoing.send(forward), outgoing.id)))
+            Some((forward, Ok(outgoing))) => {
+                let sent = outgoing.send(forward);
+                if sent.is_ok() {
+                    self.events.forwarded(&event);
+                } else {
+                    self.events.received(&event);
+                }
+                self.events.flush();
+                Some(Ok((sent, outgoing.id)))
+            }
+            Some((_, Err(refused))) => {
+                self.events.refused_for(&event, &refused);
+                self.events.flush();
+                Some(Err(refused))
             }
             None => self
                 .dispatch_whole(&generation, &event, &args, &id, None)
@@ -341,6 +373,7 @@ impl Duty<'_> {
                 slot.running.extend(claimed.iter().map(|&(seq, _)| seq));
             }
             if claimed.is_empty() {
+                self.events.flush();
                 return true;
             }
             for (&(seq, _), outcomes) in claimed.iter().zip(&mut self.outcomes) {
@@ -349,7 +382,8 @@ impl Duty<'_> {
             if let [(seq, line)] = claimed[..] {
                 let outcomes = &mut self.outcomes[0];
                 let forward = self.forward.as_deref();
-                let reply = handle(generation, seq, line, outcomes, &mut self.report, forward);
+                let counting = (&mut self.report, &mut self.events);
+                let reply = handle(generation, seq, line, outcomes, counting, forward);
                 self.tally.add(outcomes);
                 done.push((seq, reply));
             } else {
@@ -357,7 +391,7 @@ impl Duty<'_> {
                     generation,
                     &claimed,
                     &mut self.outcomes,
-                    &mut self.report,
+                    (&mut self.report, &mut self.events),
                     self.forward.as_deref(),
                 );
                 for (&(seq, _), (reply, outcomes)) in
