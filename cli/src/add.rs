@@ -49,7 +49,7 @@ fn undeclared_events(
         .iter()
         .map(|r| (&r.event, r.reads.as_ref()));
     for (event, args) in emitted.chain(handled) {
-        if is_builtin(event) || manifest.events.keys().any(|e| e.get_ref() == event) {
+        if is_builtin(event) || manifest.events().iter().any(|e| e.name == *event) {
             continue;
         }
         let index = match events.iter().position(|(e, _)| e == event) {
@@ -81,7 +81,7 @@ pub fn add(cli: &Cli, args: &AddArgs) -> anyhow::Result<ExitCode> {
         .name
         .clone()
         .unwrap_or_else(|| report.info.name.clone());
-    if manifest.plugins.iter().any(|p| *p.name.get_ref() == name) {
+    if manifest.plugin(&name).is_some() {
         bail!(
             "the manifest already has a plugin named `{name}`; give another with --name, or `switchboard remove {name}` first"
         );
@@ -89,7 +89,7 @@ pub fn add(cli: &Cli, args: &AddArgs) -> anyhow::Result<ExitCode> {
 
     // Into the plugin folder, under the file name the manifest entry resolves to.
     let folder = manifest.plugin_dir();
-    std::fs::create_dir_all(&folder)
+    std::fs::create_dir_all(folder)
         .with_context(|| format!("cannot create the plugin folder {}", folder.display()))?;
     let destination = folder.join(library_file_name(&name));
     let hash = sha256_of(&report.path)
@@ -111,7 +111,7 @@ pub fn add(cli: &Cli, args: &AddArgs) -> anyhow::Result<ExitCode> {
         })?;
     }
 
-    let mut doc: DocumentMut = manifest.source.parse()?;
+    let mut doc: DocumentMut = manifest.source().parse()?;
     let mut declared = Vec::new();
     for (event, args) in undeclared_events(&report, &manifest) {
         let events = doc
@@ -155,7 +155,7 @@ pub fn add(cli: &Cli, args: &AddArgs) -> anyhow::Result<ExitCode> {
         .context("`plugins` in the manifest is not an array of tables ([[plugins]])")?
         .push(entry);
 
-    write_checked(&manifest.path, &doc.to_string())?;
+    write_checked(manifest.path(), &doc.to_string())?;
     println!(
         "added plugin `{name}` ({} {}): {} (sha256 {})",
         report.info.name,
@@ -166,7 +166,7 @@ pub fn add(cli: &Cli, args: &AddArgs) -> anyhow::Result<ExitCode> {
     for event in &declared {
         println!(
             "declared event `{event}`; give it its arguments in {} (args = {{ ... }})",
-            manifest.path.display()
+            manifest.path().display()
         );
     }
     Ok(exit::ok())
@@ -174,16 +174,8 @@ pub fn add(cli: &Cli, args: &AddArgs) -> anyhow::Result<ExitCode> {
 
 pub fn remove(cli: &Cli, args: &RemoveArgs) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::load_valid(&cli.manifest)?;
-    let Some(entry) = manifest
-        .plugins
-        .iter()
-        .find(|p| *p.name.get_ref() == args.name)
-    else {
-        let names: Vec<&str> = manifest
-            .plugins
-            .iter()
-            .map(|p| p.name.get_ref().as_str())
-            .collect();
+    let Some(entry) = manifest.plugin(&args.name) else {
+        let names: Vec<&str> = manifest.plugins().iter().map(|p| p.name.as_str()).collect();
         bail!(
             "the manifest has no plugin named `{}`; it has: {}",
             args.name,
@@ -194,13 +186,13 @@ pub fn remove(cli: &Cli, args: &RemoveArgs) -> anyhow::Result<ExitCode> {
             }
         );
     };
-    let library = manifest.library_path(entry);
+    let library = entry.library.clone();
     let shared = manifest
-        .plugins
+        .plugins()
         .iter()
-        .any(|p| *p.name.get_ref() != args.name && manifest.library_path(p) == library);
+        .any(|p| p.name != args.name && p.library == library);
 
-    let mut doc: DocumentMut = manifest.source.parse()?;
+    let mut doc: DocumentMut = manifest.source().parse()?;
     if let Some(plugins) = doc
         .get_mut("plugins")
         .and_then(Item::as_array_of_tables_mut)
@@ -220,11 +212,11 @@ pub fn remove(cli: &Cli, args: &RemoveArgs) -> anyhow::Result<ExitCode> {
             undeclared.push(event);
         }
     }
-    write_checked(&manifest.path, &doc.to_string())?;
+    write_checked(manifest.path(), &doc.to_string())?;
 
     // The library goes too if `add` put it in the plugin folder and no entry still uses it.
-    let in_folder = library.parent() == Some(manifest.plugin_dir().as_path());
-    if in_folder && !shared && entry.path.is_none() && library.exists() {
+    let in_folder = library.parent() == Some(manifest.plugin_dir());
+    if in_folder && !shared && !entry.explicit_path && library.exists() {
         std::fs::remove_file(&library)
             .with_context(|| format!("cannot remove {}", library.display()))?;
         println!("removed plugin `{}` and {}", args.name, library.display());

@@ -34,7 +34,7 @@ pub fn run(cli: &Cli, args: &BundleArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&plugins)
         .with_context(|| format!("cannot create {}", plugins.display()))?;
 
-    let mut doc: DocumentMut = manifest.source.parse()?;
+    let mut doc: DocumentMut = manifest.source().parse()?;
     let host = doc
         .entry("host")
         .or_insert_with(|| Item::Table(Default::default()))
@@ -47,17 +47,16 @@ pub fn run(cli: &Cli, args: &BundleArgs) -> anyhow::Result<ExitCode> {
         .and_then(Item::as_array_of_tables_mut);
     let mut copied = 0;
     if let Some(tables) = tables {
-        for (entry, table) in manifest.plugins.iter().zip(tables.iter_mut()) {
+        for (entry, table) in manifest.plugins().iter().zip(tables.iter_mut()) {
             // The same checks as loading: a bundle carries nothing the host would refuse.
-            let source = library_file(&manifest, entry)?;
+            let source = library_file(entry, manifest.plugin_dir())?;
             // A library named by `path` travels under its plugin's name.
-            let library = if entry.path.is_some() {
+            let destination = if entry.explicit_path {
                 table.remove("path");
-                entry.name.get_ref().as_str()
+                plugins.join(library_file_name(&entry.name))
             } else {
-                entry.library_name()
+                plugins.join(entry.library.file_name().unwrap_or_default())
             };
-            let destination = plugins.join(library_file_name(library));
             if !destination.exists() {
                 std::fs::copy(&source, &destination).with_context(|| {
                     format!(
@@ -86,7 +85,7 @@ pub fn run(cli: &Cli, args: &BundleArgs) -> anyhow::Result<ExitCode> {
 
     println!(
         "bundled {} ({} plugin librar{}, pinned) into {}; run it there with: cd {} && ./{} check",
-        manifest.path.display(),
+        manifest.path().display(),
         copied,
         if copied == 1 { "y" } else { "ies" },
         out.display(),

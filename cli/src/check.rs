@@ -7,7 +7,7 @@ use anyhow::Context;
 use serde_json::json;
 use switchboard::load::{library_file, sha256_of};
 use switchboard::manifest::LoadErrorPolicy;
-use switchboard::{Manifest, Switchboard};
+use switchboard::{Manifest, Switchboard, ValidManifest};
 
 use crate::cli::{exit, Cli, Format};
 use crate::output::count;
@@ -31,10 +31,10 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
 
     // Every file problem at once, before any library is loaded.
     let refused: Vec<_> = manifest
-        .plugins
+        .plugins()
         .iter()
-        .filter(|e| e.load_error_policy(&manifest.host) == LoadErrorPolicy::Fail)
-        .filter_map(|e| library_file(&manifest, e).err())
+        .filter(|e| e.on_load_error == LoadErrorPolicy::Fail)
+        .filter_map(|e| library_file(e, manifest.plugin_dir()).err())
         .collect();
     if !refused.is_empty() {
         match cli.format {
@@ -123,21 +123,21 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints `name sha256 path` per plugin, or writes the pins into the manifest.
-fn pin(cli: &Cli, manifest: &Manifest, write: bool) -> anyhow::Result<ExitCode> {
+fn pin(cli: &Cli, manifest: &ValidManifest, write: bool) -> anyhow::Result<ExitCode> {
     let mut pins = Vec::new();
-    for entry in &manifest.plugins {
-        let path = manifest.library_path(entry);
+    for entry in manifest.plugins() {
+        let path = entry.library.clone();
         let hash = sha256_of(&path).with_context(|| {
             format!(
                 "plugin `{}`: cannot read {} to pin it",
-                entry.name.get_ref(),
+                entry.name,
                 path.display()
             )
         })?;
-        pins.push((entry.name.get_ref().clone(), hash, path));
+        pins.push((entry.name.clone(), hash, path));
     }
     if write {
-        let mut doc: toml_edit::DocumentMut = manifest.source.parse()?;
+        let mut doc: toml_edit::DocumentMut = manifest.source().parse()?;
         if let Some(tables) = doc
             .get_mut("plugins")
             .and_then(toml_edit::Item::as_array_of_tables_mut)
@@ -152,7 +152,7 @@ fn pin(cli: &Cli, manifest: &Manifest, write: bool) -> anyhow::Result<ExitCode> 
                 }
             }
         }
-        crate::add::write_checked(&manifest.path, &doc.to_string())?;
+        crate::add::write_checked(manifest.path(), &doc.to_string())?;
     }
     match cli.format {
         Format::Json => println!(
@@ -169,7 +169,7 @@ fn pin(cli: &Cli, manifest: &Manifest, write: bool) -> anyhow::Result<ExitCode> 
                 println!(
                     "pinned {} plugins in {}",
                     pins.len(),
-                    manifest.path.display()
+                    manifest.path().display()
                 );
             }
         }

@@ -134,8 +134,8 @@ fn parse_and_render(input: &str) {
         let result = Manifest::parse(input, &path).and_then(|m| {
             let m = m.validate()?;
             let _ = m.plugin_dir();
-            for plugin in &m.plugins {
-                let _ = m.library_path(plugin);
+            for plugin in m.plugins() {
+                let _ = plugin.library.display().to_string();
             }
             Ok(())
         });

@@ -147,7 +147,7 @@ impl Generation {
             // A nested emit carries the id of the event that caused it.
             id: parent.map_or(EventTag::Made(0), |p| p.id),
         };
-        let max_depth = self.manifest.host.max_depth;
+        let max_depth = self.manifest.host().max_depth;
         if frame.depth > max_depth {
             return Err(EmitError::TooDeep {
                 chain: frame.chain(),

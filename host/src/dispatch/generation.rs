@@ -20,8 +20,8 @@ use crate::isolate::quarantine;
 use crate::isolate::ProcessPlugin;
 use crate::load::{library_file, Emits, Library, LibraryInfo, Loader, PluginKind, Registered};
 use crate::manifest::{
-    event_table, ArgType, BreakerSettings, Isolation, LoadErrorPolicy, PluginEntry, ProcessLimits,
-    ValidManifest,
+    event_table, ArgType, BreakerSettings, Isolation, LoadErrorPolicy, PluginSettings,
+    ProcessLimits, ValidManifest,
 };
 
 /// A plugin as the manifest and its library describe it.
@@ -97,10 +97,10 @@ impl Prepared {
     ) -> Result<Prepared, LoadError> {
         let mut registry = Registry::with_events(&manifest);
         let mut loader = Loader::new(Some(manifest.base_dir().join(".switchboard")));
-        let mut plugins = Vec::with_capacity(manifest.plugins.len());
+        let mut plugins = Vec::with_capacity(manifest.plugins().len());
         let mut skipped = Vec::new();
-        for entry in &manifest.plugins {
-            let name = entry.name.get_ref();
+        for entry in manifest.plugins() {
+            let name = &entry.name;
             let opened = match previous.and_then(|(p, carry)| carried(p, &manifest, entry, carry)) {
                 Some((instance, index, found)) => check_found(
                     &manifest,
@@ -120,17 +120,16 @@ impl Prepared {
                         name: name.clone(),
                         path: found.path,
                         info: found.info,
-                        breaker: entry.breaker.unwrap_or(manifest.host.breaker),
+                        breaker: entry.breaker,
                         emits: found.emits,
                         isolation,
-                        limits: (isolation == Isolation::Process)
-                            .then(|| entry.limits(&manifest.host)),
+                        limits: (isolation == Isolation::Process).then_some(entry.limits),
                         sha256: found.sha256,
                         registered: found.registrations,
                     };
                     plugins.push((meta, opened));
                 }
-                Err(error) if entry.load_error_policy(&manifest.host) == LoadErrorPolicy::Skip => {
+                Err(error) if entry.on_load_error == LoadErrorPolicy::Skip => {
                     tracing::warn!("skipping plugin `{name}` (on_load_error = \"skip\"): {error}");
                     skipped.push(SkippedPlugin {
                         name: name.clone(),
@@ -232,16 +231,12 @@ fn open_application(
     mut callbacks: Vec<AppCallback>,
 ) -> Result<(PluginMeta, Arc<AppInstance>), LoadError> {
     let info = LibraryInfo::application(application);
-    if manifest
-        .plugins
-        .iter()
-        .any(|e| e.name.get_ref() == application)
-    {
+    if manifest.plugin(application).is_some() {
         return Err(LoadError::BadRegistration {
             plugin: application.to_owned(),
             problem: format!(
                 "the application is named `{application}`, as a plugin of {} is",
-                manifest.path.display()
+                manifest.path().display()
             ),
             fix: "give the application's callbacks another application name",
         });
@@ -275,9 +270,9 @@ fn open_application(
     )?;
     let meta = PluginMeta {
         name: application.to_owned(),
-        path: manifest.path.clone(),
+        path: manifest.path().to_owned(),
         info,
-        breaker: manifest.host.breaker,
+        breaker: manifest.host().breaker,
         emits: Vec::new(),
         isolation: Isolation::InProcess,
         limits: None,
@@ -301,7 +296,7 @@ pub(crate) struct Found {
 /// Where a plugin runs: where its entry says, and otherwise in-process, except a Go library,
 /// which brings a Go runtime of its own (Go supports one per process, golang/go#18976):
 /// it runs in a worker process unless its entry says `isolation = "in_process"`.
-fn isolation_of(entry: &PluginEntry, runs_go: bool) -> Isolation {
+fn isolation_of(entry: &PluginSettings, runs_go: bool) -> Isolation {
     match entry.isolation {
         Some(isolation) => isolation,
         None if runs_go => Isolation::Process,
@@ -313,10 +308,10 @@ fn isolation_of(entry: &PluginEntry, runs_go: bool) -> Isolation {
 fn open(
     manifest: &ValidManifest,
     loader: &mut Loader,
-    entry: &PluginEntry,
+    entry: &PluginSettings,
 ) -> Result<(Opened, Found), LoadError> {
-    let name = entry.name.get_ref();
-    let path = library_file(manifest, entry)?;
+    let name = &entry.name;
+    let path = library_file(entry, manifest.plugin_dir())?;
     let copy = loader.copy(name, &path)?;
     let isolation = isolation_of(entry, copy.go);
     if isolation == Isolation::InProcess {
@@ -343,9 +338,9 @@ fn open(
         &copy.path,
         copy.sha256,
         command,
-        entry.limits(&manifest.host),
+        entry.limits,
         manifest.base_dir(),
-        manifest.host.quarantine,
+        manifest.host().quarantine,
         record,
     )?;
     let found = Found {
@@ -364,10 +359,10 @@ fn open_checked(
     manifest: &ValidManifest,
     registry: &Registry,
     loader: &mut Loader,
-    entry: &PluginEntry,
+    entry: &PluginSettings,
 ) -> Result<(Opened, Found), LoadError> {
     let (opened, library) = open(manifest, loader, entry)?;
-    let name = entry.name.get_ref();
+    let name = &entry.name;
     check_found(
         manifest,
         registry,
@@ -393,7 +388,7 @@ fn check_found(
             callback: registration.callback.clone(),
             event: registration.event.clone(),
             suggestion: registry.suggest(&registration.event),
-            manifest: manifest.path.clone(),
+            manifest: manifest.path().to_owned(),
         });
     }
     for registration in registrations {
@@ -411,7 +406,7 @@ fn check_found(
                 callback: registration.callback.clone(),
                 event: registration.event.clone(),
                 problem,
-                manifest: manifest.path.clone(),
+                manifest: manifest.path().to_owned(),
             });
         }
     }
@@ -424,10 +419,10 @@ fn check_found(
 fn carried(
     previous: &Generation,
     manifest: &ValidManifest,
-    entry: &PluginEntry,
+    entry: &PluginSettings,
     carry: Carry,
 ) -> Option<(Instance, usize, Found)> {
-    let name = entry.name.get_ref();
+    let name = &entry.name;
     let index = previous.slots.iter().position(|s| s.meta.name == *name)?;
     let slot = &previous.slots[index];
     if matches!(slot.instance, Instance::Off(_) | Instance::App(_))
@@ -446,17 +441,13 @@ fn carried(
     if carry == Carry::All {
         return Some((slot.instance.clone(), index, found()));
     }
-    let before = previous
-        .manifest
-        .plugins
-        .iter()
-        .find(|e| e.name.get_ref() == name)?;
-    let path = library_file(manifest, entry).ok()?;
+    let before = previous.manifest.plugin(name)?;
+    let path = library_file(entry, manifest.plugin_dir()).ok()?;
     let same = path == slot.meta.path
         && entry.config == before.config
-        && entry.isolation() == before.isolation()
-        && entry.limits(&manifest.host) == before.limits(&previous.manifest.host)
-        && manifest.host.quarantine == previous.manifest.host.quarantine
+        && entry.isolation == before.isolation
+        && entry.limits == before.limits
+        && manifest.host().quarantine == previous.manifest.host().quarantine
         && crate::load::sha256_of(&path).ok()? == slot.meta.sha256;
     same.then(|| (slot.instance.clone(), index, found()))
 }

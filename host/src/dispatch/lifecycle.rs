@@ -68,18 +68,14 @@ impl Prepared {
         };
         let mut failed = Vec::new();
         for (index, (meta, library)) in plugins.into_iter().enumerate() {
-            let entry = generation
-                .manifest
-                .plugins
-                .iter()
-                .find(|e| *e.name.get_ref() == meta.name);
+            let entry = generation.manifest.plugin(&meta.name);
             let config = config_value(entry.and_then(|e| e.config.as_ref()));
             let carried = matches!(library, Opened::Carried(..));
             let started = match library {
                 Opened::InProcess(library) => {
                     let ctx = SetupCtx::new(&generation, &meta.name);
                     let module = library.module;
-                    let limit = generation.manifest.host.setup_timeout();
+                    let limit = generation.manifest.host().setup_timeout();
                     bounded::within(&meta.name, limit, move || {
                         module.init(&config, ctx.handle()).into_result()
                     })
@@ -102,9 +98,7 @@ impl Prepared {
                         plugin: meta.name.clone(),
                         error,
                     };
-                    let policy = entry.map_or(LoadErrorPolicy::Fail, |e| {
-                        e.load_error_policy(&generation.manifest.host)
-                    });
+                    let policy = entry.map_or(LoadErrorPolicy::Fail, |e| e.on_load_error);
                     if policy == LoadErrorPolicy::Fail {
                         // The instances carried over keep running in the previous
                         // generation, which still owns them.
@@ -265,7 +259,7 @@ impl Generation {
                 Instance::InProcess(instance) => {
                     let ctx = SetupCtx::new(self, &slot.meta.name);
                     let instance = Arc::clone(instance);
-                    let limit = self.manifest.host.setup_timeout();
+                    let limit = self.manifest.host().setup_timeout();
                     bounded::within(&slot.meta.name, limit, move || {
                         instance.shutdown(ctx.handle()).into_result()
                     })
@@ -309,27 +303,9 @@ fn unfinished(what: &str, why: Unfinished, limit: std::time::Duration) -> Plugin
 }
 
 /// A plugin's config as a payload map (empty when the manifest gives none).
-fn config_value(config: Option<&toml::Table>) -> Value<'static> {
+fn config_value(config: Option<&serde_json::Map<String, serde_json::Value>>) -> Value<'static> {
     match config {
-        Some(table) => Value::from_json(&toml_to_json(&toml::Value::Table(table.clone()))),
+        Some(table) => Value::from_json(&serde_json::Value::Object(table.clone())),
         None => Value::map(std::iter::empty::<(String, Value)>()),
-    }
-}
-
-fn toml_to_json(value: &toml::Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match value {
-        toml::Value::String(s) => J::String(s.clone()),
-        toml::Value::Integer(i) => J::from(*i),
-        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
-        toml::Value::Boolean(b) => J::Bool(*b),
-        toml::Value::Datetime(d) => J::String(d.to_string()),
-        toml::Value::Array(items) => J::Array(items.iter().map(toml_to_json).collect()),
-        toml::Value::Table(table) => J::Object(
-            table
-                .iter()
-                .map(|(k, v)| (k.clone(), toml_to_json(v)))
-                .collect(),
-        ),
     }
 }

@@ -108,13 +108,13 @@ impl Registry {
                 index: 0,
             },
         };
-        for (name, decl, schema) in manifest.event_schemas() {
+        for declared in manifest.events() {
             registry.add_event(Event {
-                name: name.to_owned(),
-                doc: decl.doc.clone(),
-                schema: schema.clone(),
-                result: decl.result,
-                on_error: decl.on_error,
+                name: declared.name.clone(),
+                doc: declared.doc.clone(),
+                schema: declared.schema.clone(),
+                result: declared.result,
+                on_error: declared.on_error,
                 callbacks: Vec::new(),
                 index: 0,
             });

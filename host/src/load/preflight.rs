@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::LoadError;
-use crate::manifest::{Manifest, PluginEntry};
+use crate::manifest::PluginSettings;
 
 /// A library path must name a regular file: not nothing, not a folder, not a pipe or a
 /// device (opening a FIFO would wait forever, and `/dev/zero` never ends).
@@ -58,19 +58,20 @@ fn special_kind(meta: &std::fs::Metadata) -> &'static str {
     "not a regular file"
 }
 
-/// The checked path of `entry`'s library, or why it must not be loaded.
-pub fn library_file(manifest: &Manifest, entry: &PluginEntry) -> Result<PathBuf, LoadError> {
-    let plugin = entry.name.get_ref();
-    let path = manifest.library_path(entry);
-    if entry.path.is_none() && !manifest.plugin_dir().is_dir() {
+/// The checked path of `entry`'s library (a plugin of a manifest whose plugin folder is
+/// `plugin_dir`), or why it must not be loaded.
+pub fn library_file(entry: &PluginSettings, plugin_dir: &Path) -> Result<PathBuf, LoadError> {
+    let plugin = &entry.name;
+    let path = entry.library.clone();
+    if !entry.explicit_path && !plugin_dir.is_dir() {
         return Err(LoadError::MissingFolder {
             plugin: plugin.clone(),
-            folder: manifest.plugin_dir(),
+            folder: plugin_dir.to_owned(),
         });
     }
     require_file(plugin, &path)?;
-    check_containment(manifest, entry, &path)?;
-    if !entry.writable_allowed(&manifest.host) {
+    check_containment(entry, plugin_dir, &path)?;
+    if !entry.allow_writable {
         check_not_writable(plugin, &path)?;
     }
     if let Some(expected) = &entry.sha256 {
@@ -79,11 +80,11 @@ pub fn library_file(manifest: &Manifest, entry: &PluginEntry) -> Result<PathBuf,
             path: path.clone(),
             reason: format!("cannot read it: {e}"),
         })?;
-        if !actual.eq_ignore_ascii_case(expected.get_ref()) {
+        if !actual.eq_ignore_ascii_case(expected) {
             return Err(LoadError::HashMismatch {
                 plugin: plugin.clone(),
                 path,
-                expected: expected.get_ref().to_ascii_lowercase(),
+                expected: expected.clone(),
                 actual,
             });
         }
@@ -94,15 +95,11 @@ pub fn library_file(manifest: &Manifest, entry: &PluginEntry) -> Result<PathBuf,
 /// A library found by name must stay in the plugin folder after following symbolic links
 /// (a link dropped into the folder must not pull in code from elsewhere). A library the
 /// manifest names with `path`, relative or absolute, is where the operator said it is.
-fn check_containment(
-    manifest: &Manifest,
-    entry: &PluginEntry,
-    path: &Path,
-) -> Result<(), LoadError> {
-    if entry.path.is_some() {
+fn check_containment(entry: &PluginSettings, folder: &Path, path: &Path) -> Result<(), LoadError> {
+    if entry.explicit_path {
         return Ok(());
     }
-    let folder = manifest.plugin_dir();
+    let folder = folder.to_owned();
     let (Ok(real_folder), Ok(real_path)) = (folder.canonicalize(), path.canonicalize()) else {
         return Ok(()); // is_file() passed; a race here fails at open with its own error
     };
@@ -110,7 +107,7 @@ fn check_containment(
         Ok(())
     } else {
         Err(LoadError::Escapes {
-            plugin: entry.name.get_ref().clone(),
+            plugin: entry.name.clone(),
             path: path.to_owned(),
             resolved: real_path,
             folder,

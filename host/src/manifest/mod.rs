@@ -16,6 +16,7 @@ use crate::error::{ManifestError, Problem};
 pub(crate) use schema::ArgType;
 use schema::Schema;
 
+pub use checked::{DeclaredEvent, PluginSettings};
 pub use isolation::{Isolation, ProcessLimits, QuarantineSettings};
 pub use nats::{NatsSettings, NatsTable};
 pub use serve::{ServeSettings, ServeTable};
@@ -24,6 +25,7 @@ pub use serve::{ServeSettings, ServeTable};
 pub use crate::suggest::event_table;
 
 pub mod builtin;
+mod checked;
 pub mod isolation;
 pub mod nats;
 pub mod schema;
@@ -384,11 +386,25 @@ impl Manifest {
     pub fn validate(self) -> Result<ValidManifest, ManifestError> {
         // Every type is parsed once, here, and kept parsed for the host.
         let schemas = self.problems()?;
+        let events = self
+            .events
+            .iter()
+            .zip(schemas)
+            .map(|((name, decl), schema)| DeclaredEvent::of(name.get_ref(), decl, schema))
+            .collect();
+        let plugin_dir = self.plugin_dir();
+        let plugins = self
+            .plugins
+            .iter()
+            .map(|entry| PluginSettings::of(entry, &self.host, &plugin_dir, self.base_dir()))
+            .collect();
         let nats = self.nats.as_ref().map(NatsTable::settings);
         let serve = self.serve.settings();
         Ok(ValidManifest {
             manifest: self,
-            schemas,
+            events,
+            plugins,
+            plugin_dir,
             nats_settings: nats,
             serve_settings: serve,
         })
@@ -539,14 +555,19 @@ impl Manifest {
     }
 }
 
-/// A manifest that passed [`Manifest::validate`]: every name, argument type and plugin
-/// entry checked, and every event's arguments parsed into a [`Schema`]. Hosts start only
-/// from this type, so nothing downstream re-checks or parses again.
+/// A manifest that passed [`Manifest::validate`], as plain values: every name, argument
+/// type and plugin entry checked, every event's arguments parsed into a [`Schema`], every
+/// plugin's defaults applied and its library's path resolved. Hosts start only from this
+/// type, so nothing downstream re-checks or parses again.
 #[derive(Debug, Clone)]
 pub struct ValidManifest {
     manifest: Manifest,
-    /// The parsed arguments of each declared event, in declaration order.
-    schemas: Vec<Schema>,
+    /// The declared events, in declaration order.
+    events: Vec<DeclaredEvent>,
+    /// The plugins to load, in manifest order.
+    plugins: Vec<PluginSettings>,
+    /// The plugin folder, resolved.
+    plugin_dir: PathBuf,
     /// The `[nats]` table, checked.
     nats_settings: Option<NatsSettings>,
     /// The `[serve]` table, checked.
@@ -575,21 +596,44 @@ impl ValidManifest {
         self.nats_settings.as_ref()
     }
 
-    /// Each declared event with its parsed arguments, in declaration order.
-    pub fn event_schemas(&self) -> impl Iterator<Item = (&str, &EventDecl, &Schema)> {
-        self.manifest
-            .events
-            .iter()
-            .zip(&self.schemas)
-            .map(|((name, decl), schema)| (name.get_ref().as_str(), decl, schema))
+    /// The declared events, with their parsed arguments, in declaration order.
+    pub fn events(&self) -> &[DeclaredEvent] {
+        &self.events
     }
-}
 
-impl std::ops::Deref for ValidManifest {
-    type Target = Manifest;
+    /// The plugins to load, in manifest order (dispatch ties follow it).
+    pub fn plugins(&self) -> &[PluginSettings] {
+        &self.plugins
+    }
 
-    fn deref(&self) -> &Manifest {
-        &self.manifest
+    /// The plugin called `name`, if the manifest lists it.
+    pub fn plugin(&self, name: &str) -> Option<&PluginSettings> {
+        self.plugins.iter().find(|p| p.name == name)
+    }
+
+    /// The `[host]` table.
+    pub fn host(&self) -> &HostSettings {
+        &self.manifest.host
+    }
+
+    /// The manifest's path, as it was given.
+    pub fn path(&self) -> &Path {
+        &self.manifest.path
+    }
+
+    /// The folder relative paths in the manifest are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        self.manifest.base_dir()
+    }
+
+    /// The plugin folder, resolved against the manifest's folder.
+    pub fn plugin_dir(&self) -> &Path {
+        &self.plugin_dir
+    }
+
+    /// The manifest's text, for the commands that edit it and keep its comments.
+    pub fn source(&self) -> &str {
+        &self.manifest.source
     }
 }
 
@@ -679,17 +723,96 @@ mod tests {
             "#,
         )
         .unwrap();
-        let names: Vec<_> = m.events.keys().map(|k| k.get_ref().as_str()).collect();
+        let names: Vec<_> = m.events().iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["user_joined", "user_lookup"]);
-        let args: Vec<_> = m.events[0].args.keys().collect();
+        let args: Vec<_> = m.events()[0]
+            .schema
+            .names
+            .iter()
+            .map(|n| n.as_str())
+            .collect();
         assert_eq!(args, ["name", "email"]);
-        assert_eq!(m.events[1].result, ResultPolicy::First);
+        assert_eq!(m.events()[0].doc, "A user signed up");
+        assert_eq!(m.events()[1].result, ResultPolicy::First);
         assert_eq!(m.plugin_dir(), Path::new("dir/plugins"));
+        // Plain values: the library's path resolved, the host's defaults applied, the
+        // config as JSON.
+        let database = &m.plugins()[0];
         assert_eq!(
-            m.library_path(&m.plugins[0]),
+            database.library,
             Path::new("dir/plugins").join(library_file_name("database"))
         );
-        assert_eq!(m.host.max_depth, DEFAULT_MAX_DEPTH);
+        assert!(!database.explicit_path);
+        assert_eq!(database.breaker, m.host().breaker);
+        assert_eq!(database.on_load_error, LoadErrorPolicy::Fail);
+        assert_eq!(database.isolation, None);
+        assert_eq!(
+            database.config.as_ref().map(|c| c["path"].clone()),
+            Some(serde_json::json!("users.db"))
+        );
+        assert_eq!(m.host().max_depth, DEFAULT_MAX_DEPTH);
+    }
+
+    #[test]
+    fn a_plugin_entry_is_checked_into_plain_values() {
+        let m = parse(
+            r#"
+            [host]
+            allow_writable = true
+            on_load_error = "skip"
+            timeout_ms = 700
+            [[plugins]]
+            name = "a"
+            path = "./libs/../libs/liba.so"
+            sha256 = "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789"
+            isolation = "process"
+            processes = 2
+            breaker = { failures = 9 }
+            config = { when = 1979-05-27T07:32:00Z, nested = { list = [1, 2.5, true] } }
+            [[plugins]]
+            name = "b"
+            library = "shared"
+            allow_writable = false
+            on_load_error = "fail"
+            isolation = "process"
+            timeout_ms = 50
+            "#,
+        )
+        .unwrap();
+        let (a, b) = (&m.plugins()[0], &m.plugins()[1]);
+        assert_eq!(a.library, Path::new("dir/libs/../libs/liba.so"));
+        assert!(a.explicit_path);
+        assert_eq!(
+            a.sha256.as_deref(),
+            Some("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789")
+        );
+        assert_eq!(
+            (a.allow_writable, a.on_load_error),
+            (true, LoadErrorPolicy::Skip)
+        );
+        assert_eq!(a.isolation, Some(Isolation::Process));
+        assert_eq!((a.limits.timeout_ms, a.limits.processes), (700, 2));
+        assert_eq!(a.breaker.failures, 9);
+        assert_eq!(
+            a.config,
+            serde_json::json!({
+                "when": "1979-05-27T07:32:00Z",
+                "nested": {"list": [1, 2.5, true]}
+            })
+            .as_object()
+            .cloned()
+        );
+        // In the default plugin folder, the manifest's own.
+        assert_eq!(
+            b.library,
+            Path::new("dir").join(library_file_name("shared"))
+        );
+        assert_eq!(
+            (b.allow_writable, b.on_load_error),
+            (false, LoadErrorPolicy::Fail)
+        );
+        assert_eq!((b.limits.timeout_ms, b.limits.processes), (50, 1));
+        assert!(m.plugin("b").is_some() && m.plugin("c").is_none());
     }
 
     #[test]
@@ -747,9 +870,7 @@ mod tests {
     #[test]
     fn serve_settings_have_defaults_and_bounds() {
         let m = parse("").unwrap();
-        assert_eq!(m.serve.listen.get_ref(), "127.0.0.1:8080");
-        assert_eq!(*m.serve.max_body_bytes.get_ref(), 1 << 20);
-        assert!(m.serve.admin_token_env.is_none());
+        assert!(m.serve().admin_token_env.is_none());
         // Checked into plain values: the address parsed, durations as durations.
         let serve = m.serve();
         assert_eq!(serve.listen, "127.0.0.1:8080".parse().unwrap());

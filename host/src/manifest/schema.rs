@@ -195,7 +195,7 @@ impl fmt::Display for ArgType {
 }
 
 /// The checked schema of one event: argument names in declared order, and their types.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Schema {
     /// Argument names, stored as the boundary type so every emit borrows them as they are.
     pub names: Vec<RString>,
