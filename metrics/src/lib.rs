@@ -387,7 +387,8 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges read from the host now and the event
-    /// counters brought up to the service's `events` (see [`Metrics::catch_up_events`]).
+    /// counters brought up to the service's `events`: each rises by what the service
+    /// counted since the last render.
     pub fn render(
         &self,
         generation: &Generation,

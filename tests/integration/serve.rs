@@ -941,17 +941,21 @@ fn idle_connections_past_the_soft_file_limit_leave_room_for_requests() {
 
 /// The calls, failures and skips one plugin's row of the status page shows.
 fn status_row(page: &str, plugin: &str) -> (f64, f64, f64) {
+    let numbers = row_numbers(page, &format!("<tr><td><b>{plugin}</b>"));
+    assert!(numbers.len() >= 3, "{numbers:?}");
+    (numbers[0], numbers[1], numbers[2])
+}
+
+/// The numbers in the right-aligned cells of the status page's row that starts `start`.
+fn row_numbers(page: &str, start: &str) -> Vec<f64> {
     let row = page
         .lines()
-        .find(|line| line.starts_with(&format!("<tr><td><b>{plugin}</b>")))
-        .unwrap_or_else(|| panic!("no row for {plugin}: {page}"));
-    let numbers: Vec<f64> = row
-        .split("<td class=\"n\">")
+        .find(|line| line.starts_with(start))
+        .unwrap_or_else(|| panic!("no row starting {start}: {page}"));
+    row.split("<td class=\"n\">")
         .skip(1)
         .filter_map(|cell| cell.split('<').next()?.parse().ok())
-        .collect();
-    assert!(numbers.len() >= 3, "{row}");
-    (numbers[0], numbers[1], numbers[2])
+        .collect()
 }
 
 /// `/metrics` and the status page count the same calls of every plugin, after successes,
@@ -1040,15 +1044,7 @@ config = {{ fail_modulo = 3, panic_modulo = 5 }}
 
 /// The received, forwarded and refused counts of `event`'s row on the status page.
 fn event_row(page: &str, event: &str) -> (f64, f64, f64) {
-    let row = page
-        .lines()
-        .find(|line| line.starts_with(&format!("<tr><td><code>{event}</code>")))
-        .unwrap_or_else(|| panic!("no row for {event}: {page}"));
-    let numbers: Vec<f64> = row
-        .split("<td class=\"n\">")
-        .skip(1)
-        .filter_map(|cell| cell.split('<').next()?.parse().ok())
-        .collect();
-    assert_eq!(numbers.len(), 3, "{row}");
+    let numbers = row_numbers(page, &format!("<tr><td><code>{event}</code>"));
+    assert_eq!(numbers.len(), 3, "{numbers:?}");
     (numbers[0], numbers[1], numbers[2])
 }

@@ -138,7 +138,7 @@ impl Outcomes {
     /// Sets the id the callbacks of the emits into this list see (`Host::event_id` in the
     /// SDK): the sender's id for the event, the same on every delivery of it. Kept until
     /// set again; without one, each emit's callbacks see an id the host made from its
-    /// request id ([`made_up_id`]).
+    /// request id ([`made_up_id`](crate::dispatch::made_up_id)).
     pub fn set_event_id(&mut self, id: Option<&str>) {
         match (id, &mut self.event_id) {
             (Some(id), Some(kept)) => {
