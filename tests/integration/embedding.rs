@@ -6,7 +6,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard::service::{Abandoned, Answer, Busy, Request, Service, ServiceConfig, Stop};
+use switchboard::service::{
+    Abandoned, Answer, Busy, Refusal, Request, Service, ServiceConfig, Stop,
+};
 use switchboard::Switchboard;
 
 use crate::faults::EVENTS;
@@ -147,6 +149,14 @@ fn an_application_submits_requests_and_each_gets_one_answer() {
         "{report:?}"
     );
     assert!(!report.gave_up, "{report:?}");
+    // Counted by declared event: the refused `job` under its reason, and nothing for the
+    // undeclared `jbo`.
+    let job = report.events.get("job").copied().unwrap_or_default();
+    assert_eq!(job.received, 2, "{report:?}");
+    assert_eq!(job.refused(Refusal::BadArguments), 1, "{report:?}");
+    assert_eq!(report.events.get("flaky").map(|c| c.received), Some(1));
+    assert!(!report.events.contains_key("jbo"), "{report:?}");
+    assert_eq!(service.event_counts(), report.events);
     // Stopped: a request now is handed back, unanswered, saying why.
     let declined = service
         .submit(request("job", json!({"n": 2}), 0, &tx))
@@ -176,6 +186,8 @@ fn a_full_queue_hands_the_request_back_and_a_drain_that_gives_up_answers_the_res
         .submit(request("slow", json!({"ms": 1}), 3, &tx))
         .expect_err("the queue holds three");
     assert_eq!(declined.0, Busy::Full);
+    // The application counts what it could not hand over, as `serve` does.
+    service.refused("slow", Refusal::QueueFull);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(service.depth(), 2);
     let stop = Stop::new();
@@ -188,6 +200,15 @@ fn a_full_queue_hands_the_request_back_and_a_drain_that_gives_up_answers_the_res
     assert!(report.gave_up, "{report:?}");
     assert_eq!(report.abandoned, 3, "{report:?}");
     assert_eq!(report.requests, 0, "{report:?}");
+    // The two that never started are refused as `stopping`; the running one is counted
+    // when it ends.
+    let slow = report.events.get("slow").copied().unwrap_or_default();
+    assert_eq!(
+        (slow.received, slow.refused(Refusal::Stopping)),
+        (3, 2),
+        "{report:?}"
+    );
+    assert_eq!(slow.refused(Refusal::QueueFull), 1, "{report:?}");
     // The slow callback is still running: the plugins are not shut down under it.
     std::mem::forget(host);
 }
