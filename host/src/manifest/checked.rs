@@ -10,8 +10,7 @@ use serde_json::{Map, Value as Json};
 use super::isolation::{Isolation, ProcessLimits};
 use super::schema::Schema;
 use super::{
-    library_file_name, tidy, BreakerSettings, ErrorPolicy, EventDecl, HostSettings,
-    LoadErrorPolicy, PluginEntry, ResultPolicy,
+    BreakerSettings, ErrorPolicy, EventDecl, LoadErrorPolicy, Manifest, PluginEntry, ResultPolicy,
 };
 
 /// One `[[plugins]]` entry, checked: what the host loads and how.
@@ -44,21 +43,12 @@ pub struct PluginSettings {
 }
 
 impl PluginSettings {
-    /// `entry` of a manifest whose host settings are `host`, its paths resolved against
-    /// `plugin_dir` and `base_dir`.
-    pub(super) fn of(
-        entry: &PluginEntry,
-        host: &HostSettings,
-        plugin_dir: &std::path::Path,
-        base_dir: &std::path::Path,
-    ) -> PluginSettings {
-        let library = match &entry.path {
-            Some(path) => tidy(base_dir.join(path.get_ref())),
-            None => plugin_dir.join(library_file_name(entry.library_name())),
-        };
+    /// `entry` of `manifest`, with the manifest's defaults and its paths resolved.
+    pub(super) fn of(entry: &PluginEntry, manifest: &Manifest) -> PluginSettings {
+        let host = &manifest.host;
         PluginSettings {
             name: entry.name.get_ref().clone(),
-            library,
+            library: manifest.library_path(entry),
             explicit_path: entry.path.is_some(),
             sha256: entry
                 .sha256

@@ -396,7 +396,7 @@ impl Manifest {
         let plugins = self
             .plugins
             .iter()
-            .map(|entry| PluginSettings::of(entry, &self.host, &plugin_dir, self.base_dir()))
+            .map(|entry| PluginSettings::of(entry, &self))
             .collect();
         let nats = self.nats.as_ref().map(NatsTable::settings);
         let serve = self.serve.settings();
