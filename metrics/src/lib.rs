@@ -460,17 +460,21 @@ impl Metrics {
 
 impl Traffic for Metrics {
     fn crossed(&self, event: &str, how: Crossing) {
+        self.crossed_many(event, how, 1);
+    }
+
+    fn crossed_many(&self, event: &str, how: Crossing, n: u64) {
         let labels = CrossingLabels {
             event: event.to_owned(),
             crossing: how.name().to_owned(),
         };
-        self.crossings.get_or_create(&labels).inc();
+        self.crossings.get_or_create(&labels).inc_by(n);
         *self
             .crossing_counts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry((labels.event, how))
-            .or_default() += 1;
+            .or_default() += n;
     }
 }
 

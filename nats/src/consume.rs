@@ -21,14 +21,16 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::{self, AckKind};
 use async_nats::HeaderMap;
+use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use serde_json::{Map, Value as Json};
 use switchboard::manifest::NatsSettings;
 use switchboard::service::{Busy, Crossing, Handled, Intake, Offer, Refusal, Source, Traffic};
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
 
 use crate::completed::Completed;
 use crate::ledger::{Claim, Finish, Ledger};
+use crate::together::{Answer, Together, HOLD_AT_MOST};
 
 /// A durable pull consumer on the server.
 type PullConsumer = jetstream::consumer::Consumer<pull::Config>;
@@ -235,7 +237,12 @@ impl Source for Consumer {
     }
 }
 
-/// Pulls `event`'s messages while there is room, until the stop.
+/// Pulls `event`'s messages until the stop, then finishes the ones taken.
+///
+/// One continuous pull (the client asks for more as half of a batch arrives; the server
+/// holds back once `in_flight` wait for their acknowledgement) and every delivery handled
+/// inside this one task: nothing is spawned per message, and the answers of events that
+/// finish together wake it once.
 async fn pull_loop(
     shared: Arc<Shared>,
     intake: Arc<dyn Intake>,
@@ -243,67 +250,110 @@ async fn pull_loop(
     consumer: PullConsumer,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut handling = FuturesUnordered::new();
     let mut pause = Duration::from_millis(100);
     let mut failing = false;
-    while !*stop.borrow() {
-        let room = shared.slots.available_permits();
-        if room == 0 {
-            // Wait for a free slot (or the stop), then look again.
-            tokio::select! {
-                permit = shared.slots.acquire() => drop(permit),
-                _ = stop.changed() => {}
-            }
-            continue;
-        }
+    let per_pull = (shared.settings.in_flight as usize).clamp(1, MOST_PER_PULL);
+    'pulling: while !*stop.borrow() {
         let pulled = consumer
-            .batch()
-            .max_messages(room.min(MOST_PER_PULL))
+            .stream()
+            .max_messages_per_batch(per_pull)
             .expires(PULL_WAIT)
             .messages()
             .await;
-        let mut batch = match pulled {
-            Ok(batch) => batch,
+        let mut messages = match pulled {
+            Ok(messages) => messages,
             Err(e) => {
                 if !failing {
                     tracing::warn!("cannot pull `{event}` events from NATS: {e}; trying again (the client reconnects)");
                     failing = true;
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    _ = stop.changed() => {}
+                if paused(pause, &mut handling, &mut stop).await {
+                    break 'pulling;
                 }
                 pause = (pause * 2).min(Duration::from_secs(2));
                 continue;
             }
         };
+        let mut chunks = (&mut messages).ready_chunks(per_pull);
         loop {
-            let next = tokio::select! {
-                next = batch.next() => next,
-                _ = stop.changed() => None,
+            let pulled = tokio::select! {
+                biased;
+                _ = stop.changed() => break 'pulling,
+                Some(()) = handling.next(), if !handling.is_empty() => continue,
+                pulled = chunks.next() => pulled,
             };
-            match next {
-                None => break,
-                Some(Ok(message)) => {
-                    if failing {
-                        tracing::info!("pulling `{event}` events from NATS again");
-                        failing = false;
-                        pause = Duration::from_millis(100);
-                    }
-                    let Ok(permit) = Arc::clone(&shared.slots).acquire_owned().await else {
-                        return;
-                    };
-                    let (shared, intake, event) =
-                        (Arc::clone(&shared), Arc::clone(&intake), event.clone());
-                    tokio::spawn(async move {
-                        handle(&shared, intake.as_ref(), &event, message).await;
-                        drop(permit);
-                    });
+            let Some(pulled) = pulled else {
+                // The client ended the pull (the consumer was deleted, or a pull was
+                // refused): a new one is made after a pause that grows while it fails.
+                tracing::debug!("a pull of `{event}` events ended; pulling again");
+                if paused(pause, &mut handling, &mut stop).await {
+                    break 'pulling;
                 }
-                Some(Err(e)) => {
-                    tracing::debug!("a pull of `{event}` events ended: {e}");
-                    break;
-                }
+                pause = (pause * 2).min(Duration::from_secs(2));
+                break;
+            };
+            // The messages that arrived together are handed to the host together, and
+            // their answers come back together.
+            let together = Together::new();
+            let arrived = pulled.iter().filter(|next| next.is_ok()).count();
+            if let Some(traffic) = &shared.traffic {
+                traffic.crossed_many(&event, Crossing::Consumed, arrived as u64);
             }
+            for next in pulled {
+                let message = match next {
+                    Err(e) => {
+                        if !failing {
+                            tracing::warn!("cannot pull `{event}` events from NATS: {e}; trying again (the client reconnects)");
+                            failing = true;
+                        }
+                        continue;
+                    }
+                    Ok(message) => message,
+                };
+                if failing {
+                    tracing::info!("pulling `{event}` events from NATS again");
+                    failing = false;
+                }
+                pause = Duration::from_millis(100);
+                // The server delivers at most `in_flight` unacknowledged messages, so a
+                // slot is free but for a moment (an answer sent, its handling not yet
+                // ended).
+                let slot = loop {
+                    if let Ok(slot) = Arc::clone(&shared.slots).try_acquire_owned() {
+                        break slot;
+                    }
+                    if handling.next().await.is_none() {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                };
+                let (shared, intake, event) = (&shared, &intake, event.as_str());
+                let together = Arc::clone(&together);
+                handling.push(async move {
+                    handle(shared, intake.as_ref(), event, message, together).await;
+                    drop(slot);
+                });
+            }
+        }
+    }
+    // Stopping: the events taken are finished (a host that stops refuses them, and they
+    // are handed back), so that `stop` finds every slot free.
+    while handling.next().await.is_some() {}
+}
+
+/// Waits `pause` while the deliveries being handled go on; whether the stop came.
+async fn paused<F: std::future::Future<Output = ()>>(
+    pause: Duration,
+    handling: &mut FuturesUnordered<F>,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    let paused = tokio::time::sleep(pause);
+    tokio::pin!(paused);
+    loop {
+        tokio::select! {
+            () = &mut paused => return false,
+            _ = stop.changed() => return true,
+            Some(()) = handling.next(), if !handling.is_empty() => {}
         }
     }
 }
@@ -314,6 +364,7 @@ async fn handle(
     intake: &dyn Intake,
     event: &str,
     message: jetstream::Message,
+    together: Arc<Together>,
 ) {
     let (delivered, sequence) = match message.info() {
         Ok(info) => (info.delivered.max(1) as u64, info.stream_sequence),
@@ -331,7 +382,7 @@ async fn handle(
         // the stream sequence names the message as well for its redeliveries.
         .filter(|id| crate::id_problem(id).is_none())
         .unwrap_or_else(|| format!("{}-{sequence}", shared.stream));
-    shared.count(event, Crossing::Consumed);
+    // Counted as consumed with the group it arrived in.
     if delivered > 1 {
         shared.count(event, Crossing::Redelivered);
     }
@@ -347,7 +398,7 @@ async fn handle(
         tracing::debug!("event `{event}` (id {id}) was completed before; acknowledged again");
         shared.count(event, Crossing::AlreadyCompletedInCache);
         if let (Some(ledger), Some(key)) = (&shared.ledger, &key) {
-            ledger.settle(key).await;
+            Box::pin(ledger.settle(key)).await;
         }
         letter.acknowledge_done().await;
         return;
@@ -357,7 +408,7 @@ async fn handle(
         Err(reason) => {
             // Refused like an HTTP body that is not a JSON object of arguments.
             intake.refused(event, Refusal::BadArguments);
-            letter.dead_letter(&reason).await;
+            Box::pin(letter.dead_letter(&reason)).await;
             return;
         }
     };
@@ -367,7 +418,7 @@ async fn handle(
         letter.acknowledge(AckKind::Nak(Some(wait))).await;
         return;
     }
-    handle_claimed(shared, &letter, intake, args, key.as_deref()).await;
+    handle_claimed(shared, &letter, intake, args, key.as_deref(), together).await;
     shared.end(&id);
 }
 
@@ -379,12 +430,13 @@ async fn handle_claimed(
     intake: &dyn Intake,
     args: Map<String, Json>,
     key: Option<&str>,
+    together: Arc<Together>,
 ) {
     let (event, id) = (letter.event, letter.id);
     // Without a ledger, the server's delivery count is the number of attempts.
     let (mut held, mut attempts) = (None, letter.delivered);
     if let (Some(ledger), Some(key)) = (&shared.ledger, key) {
-        match ledger.claim(key, shared.was_begun(id)).await {
+        match Box::pin(ledger.claim(key, shared.was_begun(id))).await {
             Claim::Done => {
                 tracing::debug!("event `{event}` (id {id}) was completed by a host of the consumer; acknowledged");
                 shared.remember(id);
@@ -418,17 +470,17 @@ async fn handle_claimed(
     let most = u64::from(shared.settings.max_deliveries);
     if attempts > most {
         let reason = format!("begun {attempts} times without completing (the host stopped, or its acknowledgement was lost, each time)");
-        letter.dead_letter_and_forget(&reason, key).await;
+        Box::pin(letter.dead_letter_and_forget(&reason, key)).await;
         return;
     }
-    match dispatch(shared, letter, intake, args).await {
+    match dispatch(shared, letter, intake, args, together).await {
         None => {
             // The host is stopping and the callbacks did not run now: the claim is given
             // back, and another host (or this one, restarted) takes the event, unless
             // this host began it before a restart (its half-made effects are its own).
             if let (Some(ledger), Some(key), Some(_)) = (&shared.ledger, key, held) {
                 if !shared.was_begun(id) {
-                    ledger.forget(key).await;
+                    Box::pin(ledger.forget(key)).await;
                 }
             }
             letter.acknowledge(AckKind::Nak(None)).await;
@@ -436,7 +488,7 @@ async fn handle_claimed(
         // Remembered as completed already, on the dispatch thread.
         Some(Handled::Completed) => {
             if let (Some(ledger), Some(key)) = (&shared.ledger, key) {
-                let why = match ledger.finish(key, held).await {
+                let why = match Box::pin(ledger.finish(key, held)).await {
                     Finish::Recorded if held.is_some() && attempts > 1 => Some(format!(
                         "it was begun {attempts} times (a host stopped inside its callbacks)"
                     )),
@@ -462,7 +514,7 @@ async fn handle_claimed(
                 "callbacks failed on each of {attempts} attempts; the last time: {}",
                 failures.join("; ")
             );
-            letter.dead_letter_and_forget(&reason, key).await;
+            Box::pin(letter.dead_letter_and_forget(&reason, key)).await;
         }
         Some(Handled::Failed(failures)) => {
             let base = shared.settings.redeliver_after;
@@ -476,7 +528,9 @@ async fn handle_claimed(
             );
             letter.acknowledge(AckKind::Nak(Some(pause))).await;
         }
-        Some(Handled::Refused(reason)) => letter.dead_letter_and_forget(&reason, key).await,
+        Some(Handled::Refused(reason)) => {
+            Box::pin(letter.dead_letter_and_forget(&reason, key)).await
+        }
         Some(_) => letter.acknowledge(AckKind::Nak(None)).await,
     }
 }
@@ -484,19 +538,21 @@ async fn handle_claimed(
 /// Hands the event to the host and waits for its callbacks, telling the server the host
 /// is still working meanwhile; `None` when the host is stopping. A completed event is
 /// remembered on the dispatch thread, as its last callback returns: the events between
-/// their callbacks and the acknowledgement are then never run twice after a kill.
+/// their callbacks and the acknowledgement are then never run twice after a kill. Its
+/// answer comes with the rest of its group ([`Together`]).
 async fn dispatch(
     shared: &Arc<Shared>,
     letter: &Letter<'_>,
     intake: &dyn Intake,
     args: Map<String, Json>,
+    together: Arc<Together>,
 ) -> Option<Handled> {
     let every = (letter.shared.settings.ack_wait / 3).max(Duration::from_millis(30));
     let mut told = Instant::now();
-    let (done, outcome) = oneshot::channel();
+    let (answer, outcome) = Answer::new(Arc::clone(&together));
     let (journal, id) = (Arc::clone(shared), letter.id.to_owned());
     let begun: Option<switchboard::service::Begun> = shared.begun.is_some().then(|| {
-        let (journal, id) = (Arc::clone(shared), id.clone());
+        let (journal, id) = (Arc::clone(shared), letter.id.to_owned());
         Box::new(move || journal.record_begun(&id)) as switchboard::service::Begun
     });
     let mut offer = Offer {
@@ -508,7 +564,7 @@ async fn dispatch(
             if handled == Handled::Completed {
                 journal.remember(&id);
             }
-            let _ = done.send(handled);
+            answer.give(handled);
         }),
     };
     loop {
@@ -527,6 +583,9 @@ async fn dispatch(
         }
     }
     tokio::pin!(outcome);
+    // First a short wait: the group is let go then, so that a slow event does not hold
+    // back the others' answers. Then the server hears that the host is still working.
+    let mut wait = HOLD_AT_MOST.min(every);
     loop {
         tokio::select! {
             handled = &mut outcome => {
@@ -534,7 +593,14 @@ async fn dispatch(
                     Handled::Failed(vec!["the dispatch worker stopped before the event finished".to_owned()])
                 }));
             }
-            () = tokio::time::sleep(every) => letter.acknowledge(AckKind::Progress).await,
+            () = tokio::time::sleep(wait) => {
+                if wait < every {
+                    together.let_go();
+                    wait = every;
+                } else {
+                    letter.acknowledge(AckKind::Progress).await;
+                }
+            }
         }
     }
 }
@@ -654,7 +720,7 @@ impl Letter<'_> {
         if self.shared.ledger.is_none() {
             return self.acknowledge(AckKind::Ack).await;
         }
-        if let Err(e) = self.message.double_ack().await {
+        if let Err(e) = Box::pin(self.message.double_ack()).await {
             tracing::debug!(
                 "NATS did not confirm the acknowledgement of event `{}` (id {}): {e}; a redelivery finds it done in the ledger",
                 self.event,

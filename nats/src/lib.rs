@@ -26,6 +26,7 @@ mod completed;
 mod consume;
 mod ledger;
 mod publish;
+mod together;
 
 use std::sync::Arc;
 use std::time::Duration;

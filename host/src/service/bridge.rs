@@ -265,4 +265,12 @@ impl Crossing {
 pub trait Traffic: Send + Sync {
     /// One message of `event` crossed as `how`.
     fn crossed(&self, event: &str, how: Crossing);
+
+    /// `n` messages of `event` crossed as `how` (a batch that arrived together). The
+    /// default counts them one by one.
+    fn crossed_many(&self, event: &str, how: Crossing, n: u64) {
+        for _ in 0..n {
+            self.crossed(event, how);
+        }
+    }
 }
