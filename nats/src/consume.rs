@@ -52,8 +52,9 @@ const MOST_REASON_BYTES: usize = 4096;
 /// Pulls the events a manifest consumes and hands them to a host's [`Intake`].
 pub struct Consumer {
     connection: Arc<Connection>,
-    /// The durable consumer of each consumed event.
-    consumers: Vec<(String, PullConsumer)>,
+    /// The durable consumer of each consumed event, and how it was made (to make it
+    /// again if it is deleted while the host runs).
+    consumers: Vec<(String, PullConsumer, pull::Config)>,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
 }
@@ -109,14 +110,14 @@ impl Consumer {
             };
             let consumer = connection
                 .runtime
-                .block_on(connection.stream.create_consumer(config))
+                .block_on(connection.stream.create_consumer(config.clone()))
                 .map_err(|e| NatsError::Consumer {
                     consumer: name.clone(),
                     stream: settings.stream.clone(),
                     url: settings.url.clone(),
                     reason: e.to_string(),
                 })?;
-            consumers.push((event.to_owned(), consumer));
+            consumers.push((event.to_owned(), consumer, config));
         }
         let path = state
             .join("nats")
@@ -163,18 +164,22 @@ impl Consumer {
 
     /// The events it consumes.
     pub fn events(&self) -> impl Iterator<Item = &str> {
-        self.consumers.iter().map(|(event, _)| event.as_str())
+        self.consumers.iter().map(|(event, ..)| event.as_str())
     }
 }
 
 impl Source for Consumer {
     fn start(&self, intake: Arc<dyn Intake>) -> Result<(), String> {
-        for (event, consumer) in &self.consumers {
+        for (event, consumer, config) in &self.consumers {
             let pulling = pull_loop(
                 Arc::clone(&self.shared),
                 Arc::clone(&intake),
                 event.clone(),
-                consumer.clone(),
+                Durable {
+                    consumer: consumer.clone(),
+                    config: config.clone(),
+                    stream: self.connection.stream.clone(),
+                },
                 self.stop.subscribe(),
             );
             self.connection.runtime.spawn(pulling);
@@ -183,7 +188,7 @@ impl Source for Consumer {
             "consuming {} from NATS stream {} as `{}`",
             self.consumers
                 .iter()
-                .map(|(event, _)| format!("`{event}`"))
+                .map(|(event, ..)| format!("`{event}`"))
                 .collect::<Vec<_>>()
                 .join(", "),
             self.shared.stream,
@@ -247,7 +252,7 @@ async fn pull_loop(
     shared: Arc<Shared>,
     intake: Arc<dyn Intake>,
     event: String,
-    consumer: PullConsumer,
+    mut durable: Durable,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut handling = FuturesUnordered::new();
@@ -255,7 +260,8 @@ async fn pull_loop(
     let mut failing = false;
     let per_pull = (shared.settings.in_flight as usize).clamp(1, MOST_PER_PULL);
     'pulling: while !*stop.borrow() {
-        let pulled = consumer
+        let pulled = durable
+            .consumer
             .stream()
             .max_messages_per_batch(per_pull)
             .expires(PULL_WAIT)
@@ -284,9 +290,10 @@ async fn pull_loop(
                 pulled = chunks.next() => pulled,
             };
             let Some(pulled) = pulled else {
-                // The client ended the pull (the consumer was deleted, or a pull was
-                // refused): a new one is made after a pause that grows while it fails.
-                tracing::debug!("a pull of `{event}` events ended; pulling again");
+                // The client ended the pull (the durable consumer was deleted, or a pull
+                // was refused): the consumer is made again if it is gone, and a new pull
+                // starts after a pause that grows while it fails.
+                durable.make_again_if_gone(&event).await;
                 if paused(pause, &mut handling, &mut stop).await {
                     break 'pulling;
                 }
@@ -339,6 +346,37 @@ async fn pull_loop(
     // Stopping: the events taken are finished (a host that stops refuses them, and they
     // are handed back), so that `stop` finds every slot free.
     while handling.next().await.is_some() {}
+}
+
+/// A consumed event's durable consumer, and how to make it again.
+struct Durable {
+    consumer: PullConsumer,
+    config: pull::Config,
+    stream: jetstream::stream::Stream,
+}
+
+impl Durable {
+    /// Makes the durable consumer again if it is gone from the server (deleted by hand
+    /// while the host runs), as a start would; says so, since it then delivers the
+    /// stream's events from the start (those completed before are recognized by their
+    /// ids).
+    async fn make_again_if_gone(&mut self, event: &str) {
+        let name = self.config.durable_name.clone().unwrap_or_default();
+        let stream = self.stream.cached_info().config.name.clone();
+        match self.stream.consumer_info(&name).await {
+            Ok(_) => tracing::debug!("a pull of `{event}` events ended; pulling again"),
+            Err(e) if e.kind() == jetstream::context::ConsumerInfoErrorKind::NotFound => {
+                match self.stream.create_consumer(self.config.clone()).await {
+                    Ok(consumer) => {
+                        tracing::warn!("the durable consumer `{name}` of `{event}` events was gone from stream {stream} (deleted while this host ran); made it again, as a start would: it delivers the stream's `{event}` events from the start, and those completed before are recognized by their ids");
+                        self.consumer = consumer;
+                    }
+                    Err(e) => tracing::warn!("the durable consumer `{name}` of `{event}` events is gone from stream {stream} and cannot be made again: {e}; trying again"),
+                }
+            }
+            Err(e) => tracing::debug!("a pull of `{event}` events ended, and its consumer `{name}` cannot be looked up: {e}; pulling again"),
+        }
+    }
 }
 
 /// Waits `pause` while the deliveries being handled go on; whether the stop came.

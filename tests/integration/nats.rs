@@ -714,6 +714,59 @@ fn consuming_goes_on_after_the_server_restarts() {
     });
 }
 
+/// The host's durable consumer is deleted by hand while the host consumes: the host says
+/// so by name, makes it again as a start would, recognizes the events it had completed
+/// (delivered again from the stream's start) and consumes the new ones.
+#[test]
+fn a_durable_consumer_deleted_while_consuming_is_made_again() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let p = publishing(&server.url());
+    let c = consuming_sign_ups(&server.url());
+    let http = crate::serve::Server::start(&c, &[]);
+    p.run_with_stdin(&["run"], sign_ups(20)).assert_code(0);
+    wait_for(Duration::from_secs(30), "the first 20 users", || {
+        users_in(&c.path("users.db")).len() == 20
+    });
+    let url = server.url();
+    outside(async move {
+        let client = async_nats::connect(url).await.unwrap();
+        let jetstream = async_nats::jetstream::new(client);
+        let stream = jetstream.get_stream("SIGNUPS").await.unwrap();
+        // nats-server 2.9 may answer that it could not remove the consumer's folder (a
+        // file in it still being written) when it has removed the consumer.
+        if let Err(e) = stream.delete_consumer("c-user_joined").await {
+            assert!(e.to_string().contains("directory not empty"), "{e}");
+        }
+    });
+    p.run_with_stdin(&["run"], sign_ups_numbered(20..40))
+        .assert_code(0);
+    wait_for(Duration::from_secs(60), "the next 20 users", || {
+        users_in(&c.path("users.db")).len() == 40
+    });
+    wait_for(Duration::from_secs(30), "the stream drained", || {
+        server.drained("c-user_joined")
+    });
+    let log = http.stderr();
+    assert!(
+        log.contains("the durable consumer `c-user_joined` of `user_joined` events was gone from stream SIGNUPS"),
+        "{log}"
+    );
+    // The new consumer delivered the first 20 again (and the next 20 too, if the old one
+    // had delivered them before it went): recognized, not run again: each user's
+    // callbacks ran once.
+    let metrics = http.metrics();
+    let recognized = metrics.get(
+        r#"switchboard_nats_messages_total{event="user_joined",crossing="already_completed_in_cache"}"#,
+    );
+    assert!(recognized >= 20.0, "{recognized}");
+    assert_eq!(
+        metrics.get(r#"switchboard_callback_calls_total{plugin="database",callback="add_user"}"#),
+        40.0
+    );
+}
+
 /// An event delivered again after this host completed it (its acknowledgement was lost:
 /// the host was killed between the two) is recognized by its id and not run again.
 #[test]
