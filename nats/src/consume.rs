@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::{self, AckKind};
 use async_nats::HeaderMap;
+use futures_util::future::Either;
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
 use serde_json::{Map, Value as Json};
@@ -336,11 +337,17 @@ async fn pull_loop(
                 };
                 let (shared, intake, event) = (&shared, &intake, event.as_str());
                 let together = Arc::clone(&together);
-                handling.push(async move {
+                handling.push(Either::Left(async move {
                     handle(shared, intake.as_ref(), event, message, together).await;
                     drop(slot);
-                });
+                }));
             }
+            // One timer for the group: it is let go then, so that a slow event does not
+            // hold back the others' answers.
+            handling.push(Either::Right(async move {
+                tokio::time::sleep(HOLD_AT_MOST).await;
+                together.let_go();
+            }));
         }
     }
     // Stopping: the events taken are finished (a host that stops refuses them, and they
@@ -620,25 +627,25 @@ async fn dispatch(
             Err(_) => return None,
         }
     }
+    let received = |handled: Result<Handled, _>| {
+        Some(handled.unwrap_or_else(|_| {
+            Handled::Failed(vec![
+                "the dispatch worker stopped before the event finished".to_owned(),
+            ])
+        }))
+    };
     tokio::pin!(outcome);
-    // First a short wait: the group is let go then, so that a slow event does not hold
-    // back the others' answers. Then the server hears that the host is still working.
-    let mut wait = HOLD_AT_MOST.min(every);
+    // Answered with its group; if the group is let go first (a slow event in it), on its
+    // own, the server hearing meanwhile that the host is still working. Most events are
+    // answered before any timer of their own is set.
+    tokio::select! {
+        handled = &mut outcome => return received(handled),
+        () = together.until_let_go() => {}
+    }
     loop {
         tokio::select! {
-            handled = &mut outcome => {
-                return Some(handled.unwrap_or_else(|_| {
-                    Handled::Failed(vec!["the dispatch worker stopped before the event finished".to_owned()])
-                }));
-            }
-            () = tokio::time::sleep(wait) => {
-                if wait < every {
-                    together.let_go();
-                    wait = every;
-                } else {
-                    letter.acknowledge(AckKind::Progress).await;
-                }
-            }
+            handled = &mut outcome => return received(handled),
+            () = tokio::time::sleep(every) => letter.acknowledge(AckKind::Progress).await,
         }
     }
 }

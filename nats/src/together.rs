@@ -3,15 +3,17 @@
 //! that the pulling task wakes once per group rather than once per event.
 //!
 //! A group is held together only briefly: the consumer calls [`Together::let_go`]
-//! [`HOLD_AT_MOST`] after it handed an event over, which gives the answers of the events
-//! done so far, and from then on each of the group's answers is given as it comes. So
-//! one slow event holds back neither the others' acknowledgements nor their slots.
+//! [`HOLD_AT_MOST`] after the group arrived (one timer per group, not per event), which
+//! gives the answers of the events done so far, and from then on each of the group's
+//! answers is given as it comes. So one slow event holds back neither the others'
+//! acknowledgements nor their slots.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use switchboard::service::Handled;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 /// How long a finished event's answer may wait for the rest of its group.
 pub(crate) const HOLD_AT_MOST: Duration = Duration::from_millis(10);
@@ -20,6 +22,10 @@ pub(crate) const HOLD_AT_MOST: Duration = Duration::from_millis(10);
 #[derive(Default)]
 pub(crate) struct Together {
     held: Mutex<Held>,
+    /// Let go: each answer is given as it comes.
+    apart: AtomicBool,
+    /// Told when the group is let go.
+    gone: Notify,
 }
 
 #[derive(Default)]
@@ -28,8 +34,6 @@ struct Held {
     answers: Vec<(oneshot::Sender<Handled>, Handled)>,
     /// Events of the group whose answer has not come yet.
     awaited: usize,
-    /// Let go: each answer is given as it comes.
-    apart: bool,
 }
 
 impl Together {
@@ -46,9 +50,23 @@ impl Together {
     /// Stops holding the group together: gives the answers held so far; later ones are
     /// given as they come.
     pub(crate) fn let_go(&self) {
-        let mut held = self.lock();
-        held.apart = true;
-        give(held);
+        // Set before the lock is taken: an answer that comes after the answers held are
+        // given sees it, and is given at once.
+        self.apart.store(true, Ordering::SeqCst);
+        give(self.lock());
+        self.gone.notify_waiters();
+    }
+
+    /// Returns once the group is let go (at once if it is).
+    pub(crate) async fn until_let_go(&self) {
+        let notified = self.gone.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read: a `let_go` in between is not missed.
+        notified.as_mut().enable();
+        if self.apart.load(Ordering::SeqCst) {
+            return;
+        }
+        notified.await;
     }
 
     /// Takes the answer of one event (none: it ended without one); the group's last (or
@@ -57,7 +75,7 @@ impl Together {
         let mut held = self.lock();
         held.answers.extend(answer);
         held.awaited -= 1;
-        if held.awaited == 0 || held.apart {
+        if held.awaited == 0 || self.apart.load(Ordering::SeqCst) {
             give(held);
         }
     }
@@ -151,6 +169,8 @@ mod tests {
         together.let_go();
         together.let_go();
         assert_eq!(fast_out.try_recv().unwrap(), Handled::Completed);
+        // Waiting for it after the fact returns at once.
+        futures_util::FutureExt::now_or_never(together.until_let_go()).expect("let go");
         // Once let go, each is answered as it finishes.
         later.give(failed());
         assert_eq!(later_out.try_recv().unwrap(), failed());
