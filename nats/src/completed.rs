@@ -12,18 +12,52 @@ use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::NatsError;
 
-/// The remembered ids, and the file they are appended to.
+/// The remembered ids, and the file they are appended to. The two have locks of their
+/// own, so that looking an id up (for each delivery) never waits for a write to the
+/// disk (for each completed event).
 pub(crate) struct Completed {
     path: PathBuf,
-    file: File,
-    ids: HashSet<String>,
-    order: VecDeque<String>,
+    log: Mutex<Log>,
+    ids: Mutex<Ids>,
     remember: usize,
-    /// Lines in the file, whole or not.
+}
+
+/// The file, and how many lines it holds, whole or not.
+struct Log {
+    file: File,
     lines: usize,
+}
+
+/// The newest ids, each kept once and shared by the set and the order.
+#[derive(Default)]
+struct Ids {
+    set: HashSet<Arc<str>>,
+    order: VecDeque<Arc<str>>,
+}
+
+impl Ids {
+    fn keep(&mut self, id: &str, remember: usize) {
+        if !self.set.contains(id) {
+            let id: Arc<str> = Arc::from(id);
+            self.set.insert(Arc::clone(&id));
+            self.order.push_back(id);
+        }
+        while self.order.len() > remember {
+            if let Some(oldest) = self.order.pop_front() {
+                self.set.remove(&oldest);
+            }
+        }
+    }
+}
+
+/// A lock's value: plain lists and a file, which a panic elsewhere cannot leave
+/// half-updated.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Completed {
@@ -44,77 +78,76 @@ impl Completed {
         // A last line without its newline was cut short: not an id.
         let whole = text.rsplit_once('\n').map_or("", |(whole, _)| whole);
         let all: Vec<&str> = whole.lines().filter(|l| !l.is_empty()).collect();
-        let mut completed = Completed {
-            path: path.to_owned(),
-            file: OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(failed)?,
-            ids: HashSet::new(),
-            order: VecDeque::new(),
-            remember: remember.max(1),
-            lines: text.lines().count(),
-        };
-        for id in &all[all.len().saturating_sub(completed.remember)..] {
-            completed.keep(id);
+        let remember = remember.max(1);
+        let mut ids = Ids::default();
+        for id in &all[all.len().saturating_sub(remember)..] {
+            ids.keep(id, remember);
         }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(failed)?;
         if !text.is_empty() && !text.ends_with('\n') {
             // Start the next id on a line of its own.
-            completed.file.write_all(b"\n").map_err(failed)?;
+            file.write_all(b"\n").map_err(failed)?;
         }
-        Ok(completed)
+        Ok(Completed {
+            path: path.to_owned(),
+            log: Mutex::new(Log {
+                file,
+                lines: text.lines().count(),
+            }),
+            ids: Mutex::new(ids),
+            remember,
+        })
     }
 
     /// Whether `id` completed.
     pub(crate) fn contains(&self, id: &str) -> bool {
-        self.ids.contains(id)
+        lock(&self.ids).set.contains(id)
     }
 
-    /// Remembers that `id` completed, in memory and on disk, before it is acknowledged.
-    pub(crate) fn record(&mut self, id: &str) -> std::io::Result<()> {
+    /// Remembers that `id` completed, on disk and then in memory, before it is
+    /// acknowledged.
+    pub(crate) fn record(&self, id: &str) -> std::io::Result<()> {
         let mut line = Vec::with_capacity(id.len() + 1);
         line.extend_from_slice(id.as_bytes());
         line.push(b'\n');
-        self.file.write_all(&line)?;
-        self.lines += 1;
-        self.keep(id);
-        if self.lines >= 2 * self.remember {
-            self.compact()?;
+        let mut log = lock(&self.log);
+        log.file.write_all(&line)?;
+        log.lines += 1;
+        lock(&self.ids).keep(id, self.remember);
+        if log.lines >= 2 * self.remember {
+            self.compact(&mut log)?;
         }
         Ok(())
     }
 
-    fn keep(&mut self, id: &str) {
-        if self.ids.insert(id.to_owned()) {
-            self.order.push_back(id.to_owned());
-        }
-        while self.order.len() > self.remember {
-            if let Some(oldest) = self.order.pop_front() {
-                self.ids.remove(&oldest);
-            }
-        }
-    }
-
     /// Rewrites the file with the ids remembered, through a new file renamed over it.
-    fn compact(&mut self) -> std::io::Result<()> {
+    fn compact(&self, log: &mut Log) -> std::io::Result<()> {
         let fresh = self.path.with_extension("compacting");
-        let mut text = String::with_capacity(self.order.len() * 24);
-        for id in &self.order {
-            text.push_str(id);
-            text.push('\n');
-        }
+        let text = {
+            let ids = lock(&self.ids);
+            let mut text = String::with_capacity(ids.order.len() * 24);
+            for id in &ids.order {
+                text.push_str(id);
+                text.push('\n');
+            }
+            text
+        };
+        let kept = text.lines().count();
         std::fs::write(&fresh, text)?;
         File::open(&fresh)?.sync_all()?;
         std::fs::rename(&fresh, &self.path)?;
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
-        self.lines = self.order.len();
+        log.file = OpenOptions::new().append(true).open(&self.path)?;
+        log.lines = kept;
         Ok(())
     }
 
     /// Writes what was appended through to the disk.
     pub(crate) fn sync(&self) -> std::io::Result<()> {
-        self.file.sync_data()
+        lock(&self.log).file.sync_data()
     }
 }
 
@@ -126,7 +159,7 @@ mod tests {
     fn ids_survive_a_reopen_and_a_cut_short_last_line_is_not_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nats/c.completed");
-        let mut completed = Completed::open(&path, 10).unwrap();
+        let completed = Completed::open(&path, 10).unwrap();
         completed.record("a").unwrap();
         completed.record("b").unwrap();
         // A write cut short by a kill.
@@ -136,7 +169,7 @@ mod tests {
             .unwrap()
             .write_all(b"half")
             .unwrap();
-        let mut again = Completed::open(&path, 10).unwrap();
+        let again = Completed::open(&path, 10).unwrap();
         assert!(again.contains("a") && again.contains("b"));
         assert!(!again.contains("half"));
         again.record("c").unwrap();
@@ -148,7 +181,7 @@ mod tests {
     fn only_the_newest_ids_are_kept_and_the_file_stays_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.completed");
-        let mut completed = Completed::open(&path, 100).unwrap();
+        let completed = Completed::open(&path, 100).unwrap();
         for n in 0..1_000 {
             completed.record(&format!("id-{n}")).unwrap();
         }

@@ -65,7 +65,7 @@ struct Shared {
     settings: NatsSettings,
     jetstream: jetstream::Context,
     stream: String,
-    completed: Mutex<Completed>,
+    completed: Completed,
     /// Where the completed ids are written, for messages.
     completed_path: std::path::PathBuf,
     /// Whether writing a completed id failed last time (said once, until it works again).
@@ -77,7 +77,7 @@ struct Shared {
     /// With the ledger, the ids whose callbacks this host began (kept across restarts
     /// like the completed ids): a claim of its own found after a restart counts as an
     /// attempt only if the event was begun, not only queued.
-    begun: Option<Mutex<Completed>>,
+    begun: Option<Completed>,
     traffic: Option<Arc<dyn Traffic>>,
     /// One permit per event being handled (`in_flight`).
     slots: Arc<Semaphore>,
@@ -134,18 +134,18 @@ impl Consumer {
             None => None,
         };
         let begun = match &ledger {
-            Some(_) => Some(Mutex::new(Completed::open(
+            Some(_) => Some(Completed::open(
                 &state
                     .join("nats")
                     .join(format!("{}.begun", &settings.consumer)),
                 settings.remember_completed as usize,
-            )?)),
+            )?),
             None => None,
         };
         let shared = Arc::new(Shared {
             jetstream: connection.jetstream.clone(),
             stream: settings.stream.clone(),
-            completed: Mutex::new(completed),
+            completed,
             completed_path: path.clone(),
             cannot_record: AtomicBool::new(false),
             in_progress: Mutex::default(),
@@ -231,12 +231,7 @@ impl Source for Consumer {
         if !matches!(flushed, Ok(Ok(()))) {
             tracing::warn!("acknowledgements may not have reached NATS before the stop; those events will be delivered again and recognized by their ids");
         }
-        let completed = self
-            .shared
-            .completed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = completed.sync() {
+        if let Err(e) = self.shared.completed.sync() {
             tracing::warn!("cannot write the completed ids through to the disk: {e}");
         }
         finished
@@ -677,11 +672,7 @@ impl Shared {
 
     /// Remembers that `id` completed.
     fn remember(&self, id: &str) {
-        let recorded = self
-            .completed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .record(id);
+        let recorded = self.completed.record(id);
         // Said once while writing fails (a full disk would otherwise say it per event), and
         // once when it works again.
         match recorded {
@@ -701,7 +692,7 @@ impl Shared {
     /// Remembers that `id`'s callbacks begin now (on the dispatch worker, before them).
     fn record_begun(&self, id: &str) {
         if let Some(begun) = &self.begun {
-            let recorded = begun.lock().unwrap_or_else(|e| e.into_inner()).record(id);
+            let recorded = begun.record(id);
             if let Err(e) = recorded {
                 // The completed ids' file beside it says the same, once.
                 tracing::debug!("cannot record that event {id} began: {e}");
@@ -710,16 +701,11 @@ impl Shared {
     }
 
     fn was_begun(&self, id: &str) -> bool {
-        self.begun
-            .as_ref()
-            .is_some_and(|begun| begun.lock().unwrap_or_else(|e| e.into_inner()).contains(id))
+        self.begun.as_ref().is_some_and(|begun| begun.contains(id))
     }
 
     fn is_completed(&self, id: &str) -> bool {
-        self.completed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(id)
+        self.completed.contains(id)
     }
 
     /// Marks `id` as being dispatched; `false` if it already is.
