@@ -26,7 +26,6 @@ mod completed;
 mod consume;
 mod ledger;
 mod publish;
-mod together;
 
 use std::sync::Arc;
 use std::time::Duration;

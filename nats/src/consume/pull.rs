@@ -1,0 +1,182 @@
+//! Pulling one consumed event's messages: one continuous pull, every delivery handled
+//! in the pulling task, the deliveries that arrived together answered together.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures_util::future::Either;
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
+use switchboard::service::{Crossing, Intake};
+use tokio::sync::watch;
+
+use super::deliver::handle;
+use super::together::{Together, HOLD_AT_MOST};
+use super::{PullConfig, PullConsumer, Shared};
+
+/// The most messages one pull asks for.
+const MOST_PER_PULL: usize = 256;
+
+/// How long one pull waits for messages before it asks again.
+const PULL_WAIT: Duration = Duration::from_secs(1);
+
+/// Pulls `event`'s messages until the stop, then finishes the ones taken.
+///
+/// One continuous pull (the client asks for more as half of a batch arrives; the server
+/// holds back once `in_flight` wait for their acknowledgement) and every delivery handled
+/// inside this one task: nothing is spawned per message, and the answers of events that
+/// finish together wake it once.
+pub(super) async fn pull_loop(
+    shared: Arc<Shared>,
+    intake: Arc<dyn Intake>,
+    event: String,
+    mut durable: Durable,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut handling = FuturesUnordered::new();
+    let mut pause = Duration::from_millis(100);
+    let mut failing = false;
+    let per_pull = (shared.settings.in_flight as usize).clamp(1, MOST_PER_PULL);
+    'pulling: while !*stop.borrow() {
+        let pulled = durable
+            .consumer
+            .stream()
+            .max_messages_per_batch(per_pull)
+            .expires(PULL_WAIT)
+            .messages()
+            .await;
+        let mut messages = match pulled {
+            Ok(messages) => messages,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!("cannot pull `{event}` events from NATS: {e}; trying again (the client reconnects)");
+                    failing = true;
+                }
+                if paused(pause, &mut handling, &mut stop).await {
+                    break 'pulling;
+                }
+                pause = (pause * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        let mut chunks = (&mut messages).ready_chunks(per_pull);
+        loop {
+            let pulled = tokio::select! {
+                biased;
+                _ = stop.changed() => break 'pulling,
+                Some(()) = handling.next(), if !handling.is_empty() => continue,
+                pulled = chunks.next() => pulled,
+            };
+            let Some(pulled) = pulled else {
+                // The client ended the pull (the durable consumer was deleted, or a pull
+                // was refused): the consumer is made again if it is gone, and a new pull
+                // starts after a pause that grows while it fails.
+                durable.make_again_if_gone(&event).await;
+                if paused(pause, &mut handling, &mut stop).await {
+                    break 'pulling;
+                }
+                pause = (pause * 2).min(Duration::from_secs(2));
+                break;
+            };
+            // The messages that arrived together are handed to the host together, and
+            // their answers come back together.
+            let together = Together::new();
+            let arrived = pulled.iter().filter(|next| next.is_ok()).count();
+            if let Some(traffic) = &shared.traffic {
+                traffic.crossed_many(&event, Crossing::Consumed, arrived as u64);
+            }
+            for next in pulled {
+                let message = match next {
+                    Err(e) => {
+                        if !failing {
+                            tracing::warn!("cannot pull `{event}` events from NATS: {e}; trying again (the client reconnects)");
+                            failing = true;
+                        }
+                        continue;
+                    }
+                    Ok(message) => message,
+                };
+                if failing {
+                    tracing::info!("pulling `{event}` events from NATS again");
+                    failing = false;
+                }
+                pause = Duration::from_millis(100);
+                // The server delivers at most `in_flight` unacknowledged messages, so a
+                // slot is free but for a moment (an answer sent, its handling not yet
+                // ended).
+                let slot = loop {
+                    if let Ok(slot) = Arc::clone(&shared.slots).try_acquire_owned() {
+                        break slot;
+                    }
+                    if handling.next().await.is_none() {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                };
+                let (shared, intake, event) = (&shared, &intake, event.as_str());
+                let together = Arc::clone(&together);
+                handling.push(Either::Left(async move {
+                    handle(shared, intake.as_ref(), event, message, together).await;
+                    drop(slot);
+                }));
+            }
+            // One timer for the group: it is let go then, so that a slow event does not
+            // hold back the others' answers.
+            handling.push(Either::Right(async move {
+                tokio::time::sleep(HOLD_AT_MOST).await;
+                together.let_go();
+            }));
+        }
+    }
+    // Stopping: the events taken are finished (a host that stops refuses them, and they
+    // are handed back), so that `stop` finds every slot free.
+    while handling.next().await.is_some() {}
+}
+
+/// A consumed event's durable consumer, and how to make it again.
+pub(super) struct Durable {
+    pub(super) consumer: PullConsumer,
+    pub(super) config: PullConfig,
+    pub(super) stream: jetstream::stream::Stream,
+}
+
+impl Durable {
+    /// Makes the durable consumer again if it is gone from the server (deleted by hand
+    /// while the host runs), as a start would; says so, since it then delivers the
+    /// stream's events from the start (those completed before are recognized by their
+    /// ids).
+    async fn make_again_if_gone(&mut self, event: &str) {
+        let name = self.config.durable_name.clone().unwrap_or_default();
+        let stream = self.stream.cached_info().config.name.clone();
+        match self.stream.consumer_info(&name).await {
+            Ok(_) => tracing::debug!("a pull of `{event}` events ended; pulling again"),
+            Err(e) if e.kind() == jetstream::context::ConsumerInfoErrorKind::NotFound => {
+                match self.stream.create_consumer(self.config.clone()).await {
+                    Ok(consumer) => {
+                        tracing::warn!("the durable consumer `{name}` of `{event}` events was gone from stream {stream} (deleted while this host ran); made it again, as a start would: it delivers the stream's `{event}` events from the start, and those completed before are recognized by their ids");
+                        self.consumer = consumer;
+                    }
+                    Err(e) => tracing::warn!("the durable consumer `{name}` of `{event}` events is gone from stream {stream} and cannot be made again: {e}; trying again"),
+                }
+            }
+            Err(e) => tracing::debug!("a pull of `{event}` events ended, and its consumer `{name}` cannot be looked up: {e}; pulling again"),
+        }
+    }
+}
+
+/// Waits `pause` while the deliveries being handled go on; whether the stop came.
+async fn paused<F: std::future::Future<Output = ()>>(
+    pause: Duration,
+    handling: &mut FuturesUnordered<F>,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    let paused = tokio::time::sleep(pause);
+    tokio::pin!(paused);
+    loop {
+        tokio::select! {
+            () = &mut paused => return false,
+            _ = stop.changed() => return true,
+            Some(()) = handling.next(), if !handling.is_empty() => {}
+        }
+    }
+}
