@@ -1,6 +1,7 @@
 //! Pulling one consumed event's messages: one continuous pull, every delivery handled
 //! in the pulling task, the deliveries that arrived together answered together.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,8 +73,10 @@ pub(super) async fn pull_loop(
                 // The client ended the pull (the durable consumer was deleted, or a pull
                 // was refused): the consumer is made again if it is gone, and a new pull
                 // starts after a pause that grows while it fails.
-                durable.make_again_if_gone(&event).await;
-                if paused(pause, &mut handling, &mut stop).await {
+                let looked = durable.make_again_if_gone(&event);
+                if meanwhile(looked, &mut handling, &mut stop).await.is_none()
+                    || paused(pause, &mut handling, &mut stop).await
+                {
                     break 'pulling;
                 }
                 pause = (pause * 2).min(Duration::from_secs(2));
@@ -165,17 +168,28 @@ impl Durable {
 }
 
 /// Waits `pause` while the deliveries being handled go on; whether the stop came.
-async fn paused<F: std::future::Future<Output = ()>>(
+async fn paused<F: Future<Output = ()>>(
     pause: Duration,
     handling: &mut FuturesUnordered<F>,
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
-    let paused = tokio::time::sleep(pause);
-    tokio::pin!(paused);
+    meanwhile(tokio::time::sleep(pause), handling, stop)
+        .await
+        .is_none()
+}
+
+/// Waits for `work` while the deliveries being handled go on (their answers are not held
+/// back by it); `None` when the stop came first.
+async fn meanwhile<T, F: Future<Output = ()>>(
+    work: impl Future<Output = T>,
+    handling: &mut FuturesUnordered<F>,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<T> {
+    tokio::pin!(work);
     loop {
         tokio::select! {
-            () = &mut paused => return false,
-            _ = stop.changed() => return true,
+            done = &mut work => return Some(done),
+            _ = stop.changed() => return None,
             Some(()) = handling.next(), if !handling.is_empty() => {}
         }
     }
