@@ -127,16 +127,15 @@ impl Completed {
     /// Rewrites the file with the ids remembered, through a new file renamed over it.
     fn compact(&self, log: &mut Log) -> std::io::Result<()> {
         let fresh = self.path.with_extension("compacting");
-        let text = {
+        let (text, kept) = {
             let ids = lock(&self.ids);
             let mut text = String::with_capacity(ids.order.len() * 24);
             for id in &ids.order {
                 text.push_str(id);
                 text.push('\n');
             }
-            text
+            (text, ids.order.len())
         };
-        let kept = text.lines().count();
         std::fs::write(&fresh, text)?;
         File::open(&fresh)?.sync_all()?;
         std::fs::rename(&fresh, &self.path)?;

@@ -99,7 +99,6 @@ fn check_containment(entry: &PluginSettings, folder: &Path, path: &Path) -> Resu
     if entry.explicit_path {
         return Ok(());
     }
-    let folder = folder.to_owned();
     let (Ok(real_folder), Ok(real_path)) = (folder.canonicalize(), path.canonicalize()) else {
         return Ok(()); // is_file() passed; a race here fails at open with its own error
     };
@@ -110,7 +109,7 @@ fn check_containment(entry: &PluginSettings, folder: &Path, path: &Path) -> Resu
             plugin: entry.name.clone(),
             path: path.to_owned(),
             resolved: real_path,
-            folder,
+            folder: folder.to_owned(),
         })
     }
 }
