@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
-use smallvec::{smallvec, SmallVec};
+use smallvec::SmallVec;
 use switchboard::manifest::NatsSettings;
 use switchboard::service::Outgoing;
 use switchboard::{BreakerState, Generation, Switchboard};
@@ -20,7 +20,7 @@ use switchboard_plugin_api::Value;
 use crate::callbacks::{in_callback, nested, Held, PythonCallback};
 use crate::errors::{emit_error, host_error, raise};
 use crate::keywords::{borrowed_text, emit_function, Emitter, Keywords};
-use crate::outcomes::Outcomes;
+use crate::outcomes::{Outcomes, Recycled};
 use crate::shapes::{Shape, Shapes};
 use crate::values::{to_python, to_value, Original, OriginalsScope};
 
@@ -107,7 +107,7 @@ impl Emitter for State {
                     self.shapes
                         .learn(&board, &self.application, event, keywords);
                 }
-                Ok(Outcomes::emitted(event, board, outcomes))
+                Ok(Outcomes::emitted(event, board, outcomes.into()))
             }
             Err(error) => Err(emit_error(py, &error)),
         }
@@ -220,6 +220,9 @@ fn pairs<'a>(
         })
 }
 
+/// How many arguments an emit keeps on the stack.
+const INLINE_ARGUMENTS: usize = 8;
+
 /// An emit whose call shape is known: the arguments go straight to their positions.
 fn emit_shaped(
     py: Python<'_>,
@@ -229,16 +232,24 @@ fn emit_shaped(
     keywords: &Keywords<'_, '_>,
 ) -> PyResult<Outcomes> {
     // On the stack for the usual handful of arguments, `str`s borrowed in place: an
-    // emit allocates nothing here.
-    let mut args: SmallVec<[Value<'_>; 8]> = smallvec![Value::NULL; shape.arity];
-    let mut originals: SmallVec<[Original; 8]> = SmallVec::new();
-    for (i, (value, &position)) in keywords.values().iter().zip(&shape.positions).enumerate() {
-        args[position] = match borrowed_text(*value) {
+    // emit allocates nothing here (and sets only the nulls' tags, where a `SmallVec` made
+    // by `from_elem` copied the whole array).
+    let (mut inline, mut spilled);
+    let args: &mut [Value<'_>] = if shape.arity <= INLINE_ARGUMENTS {
+        inline = [Value::NULL; INLINE_ARGUMENTS];
+        &mut inline[..shape.arity]
+    } else {
+        spilled = vec![Value::NULL; shape.arity];
+        &mut spilled
+    };
+    let mut originals: SmallVec<[Original; INLINE_ARGUMENTS]> = SmallVec::new();
+    for (i, (value, &position)) in keywords.values().zip(&shape.positions).enumerate() {
+        args[position] = match borrowed_text(value) {
             Some(text) => {
-                originals.push(Original::new(value, text));
+                originals.push(Original::new(&value, text));
                 Value::borrowed(text)
             }
-            None => to_value(value, || {
+            None => to_value(&value, || {
                 let key = keywords.name(i).map(|k| k.to_string()).unwrap_or_default();
                 format!("argument `{key}` of event `{event}`")
             })?,
@@ -246,13 +257,17 @@ fn emit_shaped(
     }
     // Python callbacks of this emit get the caller's own `str`s back.
     let _originals = OriginalsScope::enter(&originals);
+    let mut outcomes = Recycled::take();
     let emitted = if shape.python_only {
-        board.emit(shape.event_id, &args)
+        board.emit_into(shape.event_id, args, &mut outcomes)
     } else {
-        py.detach(|| board.emit(shape.event_id, &args))
+        py.detach(|| board.emit_into(shape.event_id, args, &mut outcomes))
     };
     match emitted {
-        Ok(outcomes) => Ok(Outcomes::emitted(event, board, outcomes)),
+        Ok(()) => {
+            board.record(&outcomes);
+            Ok(Outcomes::emitted(event, board, outcomes))
+        }
         Err(error) => Err(emit_error(py, &error)),
     }
 }
@@ -300,8 +315,8 @@ impl Host {
         event: &Bound<'_, PyString>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Outcomes> {
-        let mut names = None;
-        let keywords = Keywords::of_dict(py, kwargs, &mut names)?;
+        let (mut names, mut values) = (None, Vec::new());
+        let keywords = Keywords::of_dict(py, kwargs, &mut names, &mut values)?;
         self.state.emit(py, event, &keywords, false)
     }
 

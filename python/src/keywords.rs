@@ -14,7 +14,6 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3::Borrowed;
-use smallvec::SmallVec;
 
 use crate::outcomes::Outcomes;
 
@@ -36,9 +35,11 @@ type Held = Arc<dyn Emitter>;
 
 /// An emit's keyword arguments: their names, and their values in the same order.
 pub(crate) struct Keywords<'a, 'py> {
+    py: Python<'py>,
     /// The names; `None` for a call without keyword arguments.
     names: Option<Borrowed<'a, 'py, PyTuple>>,
-    values: SmallVec<[Borrowed<'a, 'py, PyAny>; 8]>,
+    /// The values, borrowed for 'a: the caller's own stack of arguments, read in place.
+    values: &'a [*mut ffi::PyObject],
 }
 
 impl<'a, 'py> Keywords<'a, 'py> {
@@ -49,30 +50,23 @@ impl<'a, 'py> Keywords<'a, 'py> {
         py: Python<'py>,
         kwargs: Option<&'a Bound<'py, PyDict>>,
         names: &'a mut Option<Bound<'py, PyTuple>>,
+        values: &'a mut Vec<*mut ffi::PyObject>,
     ) -> PyResult<Keywords<'a, 'py>> {
         let Some(kwargs) = kwargs else {
-            return Ok(Keywords::none());
+            return Ok(Keywords {
+                py,
+                names: None,
+                values: &[],
+            });
         };
         *names = Some(PyTuple::new(py, kwargs.keys())?);
-        let values = kwargs
-            .values()
-            .iter()
-            .map(|value| {
-                // SAFETY: `value` is owned by `kwargs` too, which outlives 'a.
-                unsafe { Borrowed::from_ptr(py, value.as_ptr()) }
-            })
-            .collect();
+        // Each value is owned by `kwargs` too, which outlives 'a.
+        *values = kwargs.values().iter().map(|value| value.as_ptr()).collect();
         Ok(Keywords {
+            py,
             names: names.as_ref().map(Bound::as_borrowed),
             values,
         })
-    }
-
-    fn none() -> Keywords<'a, 'py> {
-        Keywords {
-            names: None,
-            values: SmallVec::new(),
-        }
     }
 
     /// How many keyword arguments the call has.
@@ -91,10 +85,9 @@ impl<'a, 'py> Keywords<'a, 'py> {
         &self,
     ) -> impl Iterator<Item = PyResult<(Borrowed<'a, 'py, PyString>, Borrowed<'a, 'py, PyAny>)>> + '_
     {
-        self.values
-            .iter()
+        self.values()
             .enumerate()
-            .map(move |(i, value)| Ok((self.name(i)?, *value)))
+            .map(move |(i, value)| Ok((self.name(i)?, value)))
     }
 
     /// The name of keyword argument `i`.
@@ -110,8 +103,14 @@ impl<'a, 'py> Keywords<'a, 'py> {
     }
 
     /// The values, in call order.
-    pub(crate) fn values(&self) -> &[Borrowed<'a, 'py, PyAny>] {
-        &self.values
+    pub(crate) fn values(
+        &self,
+    ) -> impl ExactSizeIterator<Item = Borrowed<'a, 'py, PyAny>> + use<'a, 'py, '_> {
+        let py = self.py;
+        // SAFETY: every pointer is a live object borrowed for 'a (see the field).
+        self.values
+            .iter()
+            .map(move |value| unsafe { Borrowed::from_ptr(py, *value) })
     }
 }
 
@@ -289,8 +288,9 @@ unsafe fn emit_call(
         ))
     })?;
     let keywords = Keywords {
+        py,
         names,
-        values: given[1..].iter().map(borrowed).collect(),
+        values: &given[1..],
     };
     let outcomes = state.emit(py, &event, &keywords, true)?;
     Ok(Py::new(py, outcomes)?.into_ptr())

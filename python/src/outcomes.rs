@@ -2,6 +2,7 @@
 //! order. It keeps the host's own outcomes and turns one into a Python object only when
 //! it is read, so an emit whose results nobody reads costs no Python objects but one.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use pyo3::exceptions::PyIndexError;
@@ -87,10 +88,75 @@ impl Outcome {
     }
 }
 
+/// How many spare outcome lists a thread keeps.
+const SPARES: usize = 4;
+
+thread_local! {
+    /// Outcome lists let go by this thread, for its next emits. Boxed, so that the Python
+    /// object holding one moves a pointer, not the list's fields.
+    #[allow(clippy::vec_box)]
+    static SPARE: RefCell<Vec<Box<switchboard::Outcomes>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The host's outcomes of one emit, in a list that goes back to the thread's spares when
+/// the Python `Outcomes` holding it is freed: an emit in a loop fills the same list again
+/// (`Generation::emit_into`), where a new one cost an allocation, its growth and its free.
+pub(crate) struct Recycled(Option<Box<switchboard::Outcomes>>);
+
+impl Recycled {
+    /// A spare list of this thread, or a new one.
+    pub(crate) fn take() -> Recycled {
+        let spare = SPARE
+            .try_with(|spare| spare.borrow_mut().pop())
+            .ok()
+            .flatten();
+        Recycled(Some(spare.unwrap_or_default()))
+    }
+}
+
+impl From<switchboard::Outcomes> for Recycled {
+    fn from(outcomes: switchboard::Outcomes) -> Recycled {
+        Recycled(Some(Box::new(outcomes)))
+    }
+}
+
+impl std::ops::Deref for Recycled {
+    type Target = switchboard::Outcomes;
+
+    fn deref(&self) -> &switchboard::Outcomes {
+        self.0
+            .as_deref()
+            .expect("a recycled list is held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Recycled {
+    fn deref_mut(&mut self) -> &mut switchboard::Outcomes {
+        self.0
+            .as_deref_mut()
+            .expect("a recycled list is held until dropped")
+    }
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        let Some(list) = self.0.take() else {
+            return;
+        };
+        // A thread that is ending drops the list instead.
+        let _ = SPARE.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < SPARES {
+                spare.push(list);
+            }
+        });
+    }
+}
+
 /// Where an emit's outcomes are.
 enum Held {
     /// An outermost emit's, with the generation that names its callbacks.
-    Emitted(Arc<Generation>, switchboard::Outcomes),
+    Emitted(Arc<Generation>, Recycled),
     /// A nested emit's, from inside a Python callback.
     Nested(Vec<NestedOutcome>),
     /// None: the event was published to JetStream (`[nats] publish`) under this id.
@@ -108,7 +174,7 @@ impl Outcomes {
     pub(crate) fn emitted(
         event: &Bound<'_, PyString>,
         board: Arc<Generation>,
-        outcomes: switchboard::Outcomes,
+        outcomes: Recycled,
     ) -> Self {
         Outcomes {
             event: event.clone().unbind(),
