@@ -63,7 +63,7 @@ impl Emitter for State {
         event: &Bound<'_, PyString>,
         keywords: &Keywords<'_, '_>,
         learn: bool,
-    ) -> PyResult<Outcomes> {
+    ) -> PyResult<Py<Outcomes>> {
         let id = self.id();
         let board = self.inner.current();
         if !in_callback(id) {
@@ -74,7 +74,8 @@ impl Emitter for State {
         let name = event.to_cow()?;
         let published = board.manifest().nats().filter(|n| n.publishes(&name));
         if let Some(nats) = published {
-            return self.publish(py, &board, nats, event, keywords);
+            let sent = self.publish(py, &board, nats, event, keywords)?;
+            return Py::new(py, sent);
         }
         let Arguments {
             keys,
@@ -91,7 +92,7 @@ impl Emitter for State {
         });
         if let Some(emitted) = nested_emit {
             return match emitted {
-                Ok(outcomes) => Ok(Outcomes::nested(event, outcomes)),
+                Ok(outcomes) => Py::new(py, Outcomes::nested(event, outcomes)),
                 Err(error) => Err(raise(
                     py,
                     nested_kind(error.message()),
@@ -107,7 +108,7 @@ impl Emitter for State {
                     self.shapes
                         .learn(&board, &self.application, event, keywords);
                 }
-                Ok(Outcomes::emitted(event, board, outcomes.into()))
+                Py::new(py, Outcomes::emitted(event, board, outcomes.into()))
             }
             Err(error) => Err(emit_error(py, &error)),
         }
@@ -230,7 +231,7 @@ fn emit_shaped(
     shape: &Shape,
     event: &Bound<'_, PyString>,
     keywords: &Keywords<'_, '_>,
-) -> PyResult<Outcomes> {
+) -> PyResult<Py<Outcomes>> {
     // On the stack for the usual handful of arguments, `str`s borrowed in place: an
     // emit allocates nothing here (and sets only the nulls' tags, where a `SmallVec` made
     // by `from_elem` copied the whole array).
@@ -266,7 +267,7 @@ fn emit_shaped(
     match emitted {
         Ok(()) => {
             board.record(&outcomes);
-            Ok(Outcomes::emitted(event, board, outcomes))
+            shape.answer.fill(py, event, board, outcomes)
         }
         Err(error) => Err(emit_error(py, &error)),
     }
@@ -314,7 +315,7 @@ impl Host {
         py: Python<'_>,
         event: &Bound<'_, PyString>,
         kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyResult<Outcomes> {
+    ) -> PyResult<Py<Outcomes>> {
         let (mut names, mut values) = (None, Vec::new());
         let keywords = Keywords::of_dict(py, kwargs, &mut names, &mut values)?;
         self.state.emit(py, event, &keywords, false)

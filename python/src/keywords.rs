@@ -27,7 +27,7 @@ pub(crate) trait Emitter: Send + Sync {
         event: &Bound<'_, PyString>,
         keywords: &Keywords<'_, '_>,
         learn: bool,
-    ) -> PyResult<Outcomes>;
+    ) -> PyResult<Py<Outcomes>>;
 }
 
 /// The state an emit function holds.
@@ -292,6 +292,5 @@ unsafe fn emit_call(
         names,
         values: &given[1..],
     };
-    let outcomes = state.emit(py, &event, &keywords, true)?;
-    Ok(Py::new(py, outcomes)?.into_ptr())
+    Ok(state.emit(py, &event, &keywords, true)?.into_ptr())
 }

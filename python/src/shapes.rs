@@ -15,6 +15,7 @@ use pyo3::types::{PyString, PyTuple};
 use switchboard::{EventId, Generation};
 
 use crate::keywords::Keywords;
+use crate::outcomes::Reusable;
 
 /// How many shapes a host keeps; past it, they are all forgotten and learned again.
 const MAX_SHAPES: usize = 64;
@@ -36,6 +37,8 @@ pub(crate) struct Shape {
     /// Whether every callback of the event is a Python callback of this host: its
     /// dispatch then keeps the GIL, which each of them would take again at once.
     pub(crate) python_only: bool,
+    /// The outcomes object this call site returned last, to be refilled.
+    pub(crate) answer: Reusable,
 }
 
 /// The shapes one host learned.
@@ -116,6 +119,7 @@ impl Shapes {
             positions,
             arity: declared.schema.names.len(),
             python_only,
+            answer: Reusable::default(),
         };
         let mut shapes = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if shapes.len() >= MAX_SHAPES {

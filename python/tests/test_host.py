@@ -357,6 +357,42 @@ def test_a_call_site_repeated_keeps_every_check_and_follows_reloads(probe_manife
             assert host.emit("echo", name="Bo").values == [{"name": "Bo", "age": None, "city": None}, "py:Bo"]
 
 
+def test_outcomes_kept_by_the_program_are_never_refilled_by_later_emits(probe_manifest):
+    # A call site refills the Outcomes object it returned last once nothing else refers
+    # to it; one the program holds (a name, a list, an iterator) must never change.
+    with Host(probe_manifest) as host:
+        kept = [host.emit("echo", name=f"n{i}", age=i) for i in range(20)]
+        assert len({id(o) for o in kept}) == 20
+        assert [o.values for o in kept] == [[{"name": f"n{i}", "age": i}] for i in range(20)]
+        ids = [o.request_id for o in kept]
+        assert len(set(ids)) == 20 and all(i > 0 for i in ids)
+        iterator = iter(host.emit("echo", name="held", age=1))
+        # Dropped unread: these may share one object, refilled each time.
+        seen = [host.emit("echo", name=f"m{i}", age=i).values for i in range(20)]
+        assert seen == [[{"name": f"m{i}", "age": i}] for i in range(20)]
+        assert next(iterator).value == {"name": "held", "age": 1}
+        assert [o.values for o in kept] == [[{"name": f"n{i}", "age": i}] for i in range(20)]
+        # Kept once its emit returned: the next emit at the site makes a new object.
+        last = None
+        for i in range(5):
+            previous, last = last, host.emit("echo", name=f"k{i}", age=i)
+            assert previous is None or previous.values == [{"name": f"k{i - 1}", "age": i - 1}]
+            assert last.values == [{"name": f"k{i}", "age": i}]
+        # From other threads at the same call site, each with its own outcomes.
+        results: dict[int, list[Any]] = {}
+
+        def emit_many(thread: int) -> None:
+            results[thread] = [host.emit("echo", name=f"t{thread}", age=i).values for i in range(200)]
+
+        threads = [threading.Thread(target=emit_many, args=(t,)) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for t in range(4):
+            assert results[t] == [[{"name": f"t{t}", "age": i}] for i in range(200)]
+
+
 def test_every_way_of_calling_emit_gives_the_same_outcomes_and_checks(probe_manifest):
     # host.emit is a vectorcall function that reads the caller's keywords in place; the
     # class's method takes a dict. `**arguments` makes a new tuple of names per call.
