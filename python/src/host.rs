@@ -233,21 +233,20 @@ fn emit_shaped(
     keywords: &Keywords<'_, '_>,
 ) -> PyResult<Py<Outcomes>> {
     // On the stack for the usual handful of arguments, `str`s borrowed in place: an
-    // emit allocates nothing here (and sets only the nulls' tags, where a `SmallVec` made
-    // by `from_elem` copied the whole array).
-    let (mut inline, mut spilled);
-    let args: &mut [Value<'_>] = if shape.arity <= INLINE_ARGUMENTS {
-        inline = [Value::NULL; INLINE_ARGUMENTS];
-        &mut inline[..shape.arity]
-    } else {
-        spilled = vec![Value::NULL; shape.arity];
-        &mut spilled
-    };
+    // emit allocates nothing here. Keywords given in the declared order (the usual call)
+    // are pushed as they come; others land on a row of nulls.
+    let mut args: SmallVec<[Value<'_>; INLINE_ARGUMENTS]> = SmallVec::new();
+    if !shape.in_order {
+        args.extend((0..shape.arity).map(|_| Value::NULL));
+    }
+    // Kept only where a Python callback may be handed them back.
     let mut originals: SmallVec<[Original; INLINE_ARGUMENTS]> = SmallVec::new();
     for (i, (value, &position)) in keywords.values().zip(&shape.positions).enumerate() {
-        args[position] = match borrowed_text(value) {
+        let value = match borrowed_text(value) {
             Some(text) => {
-                originals.push(Original::new(&value, text));
+                if shape.reaches_python {
+                    originals.push(Original::new(&value, text));
+                }
                 Value::borrowed(text)
             }
             None => to_value(&value, || {
@@ -255,14 +254,24 @@ fn emit_shaped(
                 format!("argument `{key}` of event `{event}`")
             })?,
         };
+        if shape.in_order {
+            args.push(value);
+        } else {
+            args[position] = value;
+        }
+    }
+    if shape.in_order {
+        args.extend((args.len()..shape.arity).map(|_| Value::NULL));
     }
     // Python callbacks of this emit get the caller's own `str`s back.
-    let _originals = OriginalsScope::enter(&originals);
+    let _originals = shape
+        .reaches_python
+        .then(|| OriginalsScope::enter(&originals));
     let mut outcomes = Recycled::take();
     let emitted = if shape.python_only {
-        board.emit_into(shape.event_id, args, &mut outcomes)
+        board.emit_into(shape.event_id, &args, &mut outcomes)
     } else {
-        py.detach(|| board.emit_into(shape.event_id, args, &mut outcomes))
+        py.detach(|| board.emit_into(shape.event_id, &args, &mut outcomes))
     };
     match emitted {
         Ok(()) => {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
-use switchboard::{EventId, Generation};
+use switchboard::{CallbackId, EventId, Generation};
 
 use crate::keywords::Keywords;
 use crate::outcomes::Reusable;
@@ -34,6 +34,11 @@ pub(crate) struct Shape {
     pub(crate) positions: Vec<usize>,
     /// How many arguments the event declares.
     pub(crate) arity: usize,
+    /// Whether `positions` are `0, 1, 2...`: the keywords come in the declared order.
+    pub(crate) in_order: bool,
+    /// Whether a callback of the event is a Python callback of this host, which may be
+    /// handed the caller's own `str`s back.
+    pub(crate) reaches_python: bool,
     /// Whether every callback of the event is a Python callback of this host: its
     /// dispatch then keeps the GIL, which each of them would take again at once.
     pub(crate) python_only: bool,
@@ -105,11 +110,11 @@ impl Shapes {
             keys.push(key.to_owned().unbind());
             positions.push(position);
         }
-        let python_only = !declared.callbacks.is_empty()
-            && declared
-                .callbacks
-                .iter()
-                .all(|id| board.callback(*id).plugin_name == application);
+        let is_python = |id: &CallbackId| board.callback(*id).plugin_name == application;
+        let python_only =
+            !declared.callbacks.is_empty() && declared.callbacks.iter().all(is_python);
+        let reaches_python = declared.callbacks.iter().any(is_python);
+        let in_order = positions.iter().enumerate().all(|(i, p)| i == *p);
         let shape = Shape {
             generation: board.number(),
             event: event.clone().unbind(),
@@ -117,6 +122,8 @@ impl Shapes {
             keys,
             event_id,
             positions,
+            in_order,
+            reaches_python,
             arity: declared.schema.names.len(),
             python_only,
             answer: Reusable::default(),

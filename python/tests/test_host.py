@@ -403,6 +403,8 @@ def test_every_way_of_calling_emit_gives_the_same_outcomes_and_checks(probe_mani
         arguments = {"name": "Ann", "age": 3}
         for _ in range(3):
             assert host.emit("echo", name="Ann", age=3).values == expected
+            assert host.emit("echo", age=3, name="Ann").values == expected
+            assert host.emit("echo", age=None, name="Ann").values == [{"name": "Ann", "age": None}]
             assert host.emit("echo", **arguments).values == expected
             assert host.emit("echo", **dict(arguments)).values == expected
             assert NativeHost.emit(host, "echo", name="Ann", age=3).values == expected
