@@ -68,7 +68,7 @@ impl Emitter for State {
         let board = self.inner.current();
         if !in_callback(id) {
             if let Some(shape) = self.shapes.find(board.number(), event, keywords) {
-                return emit_shaped(py, board, &shape, event, keywords);
+                return emit_shaped(py, &board, &shape, event, keywords);
             }
         }
         let name = event.to_cow()?;
@@ -227,7 +227,7 @@ const INLINE_ARGUMENTS: usize = 8;
 /// An emit whose call shape is known: the arguments go straight to their positions.
 fn emit_shaped(
     py: Python<'_>,
-    board: Arc<Generation>,
+    board: &Arc<Generation>,
     shape: &Shape,
     event: &Bound<'_, PyString>,
     keywords: &Keywords<'_, '_>,
@@ -268,19 +268,29 @@ fn emit_shaped(
     let _originals = shape
         .reaches_python
         .then(|| OriginalsScope::enter(&originals));
-    let mut outcomes = Recycled::take();
-    let emitted = if shape.python_only {
-        board.emit_into(shape.event_id, &args, &mut outcomes)
-    } else {
-        py.detach(|| board.emit_into(shape.event_id, &args, &mut outcomes))
+    let emit = |board: &Generation, outcomes: &mut switchboard::Outcomes| {
+        let emitted = if shape.python_only {
+            board.emit_into(shape.event_id, &args, outcomes)
+        } else {
+            py.detach(|| board.emit_into(shape.event_id, &args, outcomes))
+        };
+        emitted.map(|()| board.record(outcomes))
     };
-    match emitted {
-        Ok(()) => {
-            board.record(&outcomes);
-            shape.answer.fill(py, event, board, outcomes)
+    // The call site's last outcomes object, when the program let go of it: refilled.
+    let refilled = shape.answer.refill(py, |held, outcomes| {
+        if !Arc::ptr_eq(held, board) {
+            *held = Arc::clone(board);
         }
-        Err(error) => Err(emit_error(py, &error)),
+        emit(board, outcomes)
+    });
+    if let Some(answer) = refilled {
+        return answer.map_err(|error| emit_error(py, &error));
     }
+    let mut outcomes = Recycled::take();
+    emit(board, &mut outcomes).map_err(|error| emit_error(py, &error))?;
+    let object = Py::new(py, Outcomes::emitted(event, Arc::clone(board), outcomes))?;
+    shape.answer.keep(py, &object);
+    Ok(object)
 }
 
 /// The kind of a refused nested emit, which reaches a callback as a message only (the

@@ -180,35 +180,45 @@ pub(crate) struct Outcomes {
 pub(crate) struct Reusable(Mutex<Option<Py<Outcomes>>>);
 
 impl Reusable {
-    /// The outcomes of an emit of `event` on `board`, in the object kept here when nothing
-    /// else refers to it, in a new one (then kept) otherwise.
-    pub(crate) fn fill(
+    /// Runs `emit` on the host's outcome list of the object kept here, if nothing else
+    /// refers to it, and returns that object with `emit`'s answer; `None`, without
+    /// running `emit`, when there is no such object. `emit` gets the generation that
+    /// names the list's callbacks, to set to the one it emits on.
+    pub(crate) fn refill<E>(
         &self,
         py: Python<'_>,
-        event: &Bound<'_, PyString>,
-        board: Arc<Generation>,
-        outcomes: Recycled,
-    ) -> PyResult<Py<Outcomes>> {
-        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(object) = kept.as_ref() {
-            // SAFETY: `object` is a live object (this slot owns a reference) and we hold
-            // the GIL, as reading its count requires.
-            let references = unsafe { pyo3::ffi::Py_REFCNT(object.as_ptr()) };
-            // Only this slot refers to it, and no other thread can take a new reference
-            // while we hold the GIL: no one can see it change.
-            if references == 1 && object.get().event.is(event) {
-                let previous = object.get().refill(Held::Emitted(board, outcomes));
-                let object = object.clone_ref(py);
-                drop(kept);
-                drop(previous);
-                return Ok(object);
-            }
+        emit: impl FnOnce(&mut Arc<Generation>, &mut switchboard::Outcomes) -> Result<(), E>,
+    ) -> Option<Result<Py<Outcomes>, E>> {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let object = kept.as_ref()?;
+        // SAFETY: `object` is a live object (this slot owns a reference) and we hold the
+        // GIL, as reading its count requires.
+        let references = unsafe { pyo3::ffi::Py_REFCNT(object.as_ptr()) };
+        // Only this slot refers to it, and no other thread can take a reference while we
+        // hold the GIL. Ours, taken now, keeps other emits off it until the program
+        // lets go of it again, the GIL released or not.
+        if references != 1 {
+            return None;
         }
-        let object = Py::new(py, Outcomes::emitted(event, board, outcomes))?;
-        let previous = kept.replace(object.clone_ref(py));
+        let object = object.clone_ref(py);
         drop(kept);
+        let mut held = object.get().held();
+        let Held::Emitted(board, list) = &mut *held else {
+            return None;
+        };
+        let emitted = emit(board, list);
+        drop(held);
+        Some(emitted.map(|()| object))
+    }
+
+    /// Keeps `object`, the outcomes of an emit made at this call site, to be refilled.
+    pub(crate) fn keep(&self, py: Python<'_>, object: &Py<Outcomes>) {
+        let previous = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(object.clone_ref(py));
         drop(previous);
-        Ok(object)
     }
 }
 
@@ -241,11 +251,6 @@ impl Outcomes {
     /// What it holds.
     fn held(&self) -> MutexGuard<'_, Held> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Holds `held` instead of what it held, which it returns.
-    fn refill(&self, held: Held) -> Held {
-        std::mem::replace(&mut *self.held(), held)
     }
 
     fn count(&self) -> usize {
