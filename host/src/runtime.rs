@@ -4,7 +4,7 @@
 //! when its last emit lets go of it.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
@@ -19,6 +19,8 @@ use crate::manifest::{builtin, Manifest, ValidManifest};
 /// [`Switchboard::shutdown`] to see their errors.
 pub struct Switchboard {
     current: Arc<ArcSwap<Generation>>,
+    /// The number of `current`, stored after each swap: see [`Switchboard::current_number`].
+    number: AtomicU64,
     stopped: AtomicBool,
     /// Held by a reload and by the shutdown: one at a time.
     changing: Mutex<()>,
@@ -82,6 +84,7 @@ impl Switchboard {
     /// [`Prepared`](crate::Prepared) manifest).
     pub fn with(generation: Generation) -> Switchboard {
         Switchboard {
+            number: AtomicU64::new(generation.number()),
             current: Arc::new(ArcSwap::new(generation.into_shared())),
             stopped: AtomicBool::new(false),
             changing: Mutex::new(()),
@@ -98,6 +101,15 @@ impl Switchboard {
         self.current.load_full()
     }
 
+    /// The number of the current generation, read without touching the generation: for
+    /// a caller that keeps what it needs per generation (and the generation with it),
+    /// so that it loads the current one only when the number changed. Just after a swap
+    /// it may still say the previous number for a moment, as an emit that started just
+    /// before the swap runs on the previous generation.
+    pub fn current_number(&self) -> u64 {
+        self.number.load(Ordering::Acquire)
+    }
+
     /// A view of the current generation that threads can own.
     pub fn watch(&self) -> CurrentGeneration {
         CurrentGeneration(Arc::clone(&self.current))
@@ -107,7 +119,15 @@ impl Switchboard {
     /// running finish on the previous generation; its plugins shut down, once, when the
     /// last reference to it (the returned one included) is dropped.
     pub fn swap(&self, next: Generation) -> Arc<Generation> {
-        self.current.swap(next.into_shared())
+        self.install(next)
+    }
+
+    /// Makes `next` current, then says so in [`Switchboard::current_number`].
+    fn install(&self, next: Generation) -> Arc<Generation> {
+        let number = next.number();
+        let previous = self.current.swap(next.into_shared());
+        self.number.store(number, Ordering::Release);
+        previous
     }
 
     /// Sets the [`Observer`] of every generation this host runs, the current one and
@@ -170,7 +190,7 @@ impl Switchboard {
             next.observe(Arc::clone(observer));
         }
         next.take_over_from(&previous);
-        self.current.swap(next.into_shared());
+        self.install(next);
         Ok(reloaded)
     }
 
@@ -239,7 +259,7 @@ impl Switchboard {
             next.observe(Arc::clone(observer));
         }
         next.take_over_from(&previous);
-        self.current.swap(next.into_shared());
+        self.install(next);
         *self.applications.lock().unwrap_or_else(|e| e.into_inner()) = apps;
         Ok(true)
     }

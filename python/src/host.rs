@@ -65,12 +65,18 @@ impl Emitter for State {
         learn: bool,
     ) -> PyResult<Py<Outcomes>> {
         let id = self.id();
-        let board = self.inner.current();
         if !in_callback(id) {
-            if let Some(shape) = self.shapes.find(board.number(), event, keywords) {
-                return emit_shaped(py, &board, &shape, event, keywords);
+            // A known call site: its generation is the one its kept outcomes name, and
+            // only its first emit, or one after its outcomes were kept, loads it.
+            let number = self.inner.current_number();
+            if let Some(shape) = self.shapes.find(number, event, keywords) {
+                let current = || self.inner.current();
+                if let Some(answer) = emit_shaped(py, current, &shape, event, keywords) {
+                    return answer;
+                }
             }
         }
+        let board = self.inner.current();
         let name = event.to_cow()?;
         let published = board.manifest().nats().filter(|n| n.publishes(&name));
         if let Some(nats) = published {
@@ -225,13 +231,15 @@ fn pairs<'a>(
 const INLINE_ARGUMENTS: usize = 8;
 
 /// An emit whose call shape is known: the arguments go straight to their positions.
+/// `current` loads the current generation, needed only when no kept outcomes name it;
+/// `None` when that is no longer the shape's (a reload just happened): emit by name.
 fn emit_shaped(
     py: Python<'_>,
-    board: &Arc<Generation>,
+    current: impl FnOnce() -> Arc<Generation>,
     shape: &Shape,
     event: &Bound<'_, PyString>,
     keywords: &Keywords<'_, '_>,
-) -> PyResult<Py<Outcomes>> {
+) -> Option<PyResult<Py<Outcomes>>> {
     // On the stack for the usual handful of arguments, `str`s borrowed in place: an
     // emit allocates nothing here. Keywords given in the declared order (the usual call)
     // are pushed as they come; others land on a row of nulls.
@@ -249,10 +257,13 @@ fn emit_shaped(
                 }
                 Value::borrowed(text)
             }
-            None => to_value(&value, || {
+            None => match to_value(&value, || {
                 let key = keywords.name(i).map(|k| k.to_string()).unwrap_or_default();
                 format!("argument `{key}` of event `{event}`")
-            })?,
+            }) {
+                Ok(value) => value,
+                Err(error) => return Some(Err(error)),
+            },
         };
         if shape.in_order {
             args.push(value);
@@ -276,21 +287,27 @@ fn emit_shaped(
         };
         emitted.map(|()| board.record(outcomes))
     };
-    // The call site's last outcomes object, when the program let go of it: refilled.
-    let refilled = shape.answer.refill(py, |held, outcomes| {
-        if !Arc::ptr_eq(held, board) {
-            *held = Arc::clone(board);
-        }
-        emit(board, outcomes)
-    });
+    // The call site's last outcomes object, when the program let go of it: refilled, on
+    // the generation it names (the shape's).
+    let refilled = shape
+        .answer
+        .refill(py, |board, outcomes| emit(board, outcomes));
     if let Some(answer) = refilled {
-        return answer.map_err(|error| emit_error(py, &error));
+        return Some(answer.map_err(|error| emit_error(py, &error)));
+    }
+    let board = current();
+    if board.number() != shape.generation() {
+        return None;
     }
     let mut outcomes = Recycled::take();
-    emit(board, &mut outcomes).map_err(|error| emit_error(py, &error))?;
-    let object = Py::new(py, Outcomes::emitted(event, Arc::clone(board), outcomes))?;
-    shape.answer.keep(py, &object);
-    Ok(object)
+    if let Err(error) = emit(&board, &mut outcomes) {
+        return Some(Err(emit_error(py, &error)));
+    }
+    let object = Py::new(py, Outcomes::emitted(event, board, outcomes));
+    if let Ok(object) = &object {
+        shape.answer.keep(py, object);
+    }
+    Some(object)
 }
 
 /// The kind of a refused nested emit, which reaches a callback as a message only (the
@@ -378,6 +395,7 @@ impl Host {
         .into_app();
         py.detach(|| self.inner.register(callback))
             .map_err(|e| host_error(py, &e))?;
+        self.shapes.clear();
         self.held
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -387,8 +405,11 @@ impl Host {
 
     /// Removes this application's callback called `name`; whether there was one.
     fn unregister(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
-        py.detach(|| self.inner.unregister(&self.application, name))
-            .map_err(|e| host_error(py, &e))
+        let removed = py
+            .detach(|| self.inner.unregister(&self.application, name))
+            .map_err(|e| host_error(py, &e))?;
+        self.shapes.clear();
+        Ok(removed)
     }
 
     /// Reads the manifest again and swaps in its plugins while events flow (unchanged
@@ -398,6 +419,7 @@ impl Host {
         let reloaded = py
             .detach(|| self.inner.reload(&self.manifest))
             .map_err(|e| host_error(py, &e))?;
+        self.shapes.clear();
         let answer = PyDict::new(py);
         answer.set_item("generation", reloaded.generation)?;
         answer.set_item("previous", reloaded.previous)?;
@@ -499,6 +521,7 @@ impl Host {
     /// `ShutDownError`. Returns the plugins' shutdown failures as `(plugin, message)`.
     fn shutdown(&self, py: Python<'_>) -> Vec<(String, String)> {
         let failures = py.detach(|| self.inner.shutdown());
+        self.shapes.clear();
         // No event reaches a Python callback any more: let go of the functions, which
         // may refer back to this host.
         let held = std::mem::take(&mut *self.held.lock().unwrap_or_else(|e| e.into_inner()));

@@ -183,11 +183,11 @@ impl Reusable {
     /// Runs `emit` on the host's outcome list of the object kept here, if nothing else
     /// refers to it, and returns that object with `emit`'s answer; `None`, without
     /// running `emit`, when there is no such object. `emit` gets the generation that
-    /// names the list's callbacks, to set to the one it emits on.
+    /// names the list's callbacks, the one to emit on.
     pub(crate) fn refill<E>(
         &self,
         py: Python<'_>,
-        emit: impl FnOnce(&mut Arc<Generation>, &mut switchboard::Outcomes) -> Result<(), E>,
+        emit: impl FnOnce(&Generation, &mut switchboard::Outcomes) -> Result<(), E>,
     ) -> Option<Result<Py<Outcomes>, E>> {
         let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let object = kept.as_ref()?;

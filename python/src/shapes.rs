@@ -50,7 +50,22 @@ pub(crate) struct Shape {
 #[derive(Default)]
 pub(crate) struct Shapes(Mutex<Vec<Arc<Shape>>>);
 
+impl Shape {
+    /// The generation it was learned on.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
 impl Shapes {
+    /// Forgets every shape, and the outcomes they kept with their generations: after a
+    /// reload, so that the previous generation's plugins shut down once nothing else
+    /// holds it.
+    pub(crate) fn clear(&self) {
+        let forgotten = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(forgotten);
+    }
+
     /// The shape of this call on generation `number`, if it was learned.
     pub(crate) fn find(
         &self,

@@ -292,6 +292,25 @@ def test_reload_keeps_python_callbacks_and_a_bad_manifest_changes_nothing(probe_
         assert host.emit("echo", name="Cy").values == [{"name": "Cy", "age": None}]
 
 
+def test_a_reload_shuts_a_removed_plugin_down_though_call_sites_kept_their_outcomes(
+    tmp_path, probe_manifest
+):
+    # A call site keeps the outcomes it returned last (to refill them), and outcomes name
+    # their generation: a reload must not leave the previous one, and the plugins it
+    # removed, up behind them.
+    log = tmp_path / "shutdown.log"
+    base = probe_manifest.read_text()
+    removed = f'[[plugins]]\nname = "q"\nlibrary = "probe"\nconfig = {{ label = "q", shutdown_log = {str(log)!r} }}\n'
+    probe_manifest.write_text(base + removed)
+    with Host(probe_manifest) as host:
+        for i in range(3):
+            host.emit("echo", name=f"n{i}")
+        probe_manifest.write_text(base)
+        assert host.reload()["removed"] == ["q"]
+        assert log.read_text() == "q\n"
+        assert host.emit("echo", name="Ann").values == [{"name": "Ann", "age": None}]
+
+
 def test_a_host_that_cannot_start_raises_and_a_shut_down_host_refuses(tmp_path, probe_manifest):
     with pytest.raises(switchboard.ManifestError, match="no-such.toml"):
         Host(tmp_path / "no-such.toml")

@@ -67,11 +67,19 @@ fn application_callbacks_run_in_priority_order_among_the_plugins_callbacks() {
 fn registering_keeps_the_plugins_running_and_a_reload_keeps_the_callbacks() {
     let s = sandbox();
     let host = Switchboard::open(&s.manifest()).unwrap();
+    let first = host.current_number();
+    assert_eq!(first, host.current().number());
     host.current().emit_named("ping", []).unwrap();
     host.register(constant("ping", "seen", "app.seen")).unwrap();
+    // Every new generation is announced by its number, which callers key caches on.
+    assert!(host.current_number() > first);
+    assert_eq!(host.current_number(), host.current().number());
     host.current().emit_named("ping", []).unwrap();
+    let registered = host.current_number();
     let reloaded = host.reload(&s.manifest()).unwrap();
     assert_eq!(reloaded.carried, ["p", "app"].map(String::from));
+    assert_eq!(host.current_number(), reloaded.generation);
+    assert!(host.current_number() > registered);
     let board = host.current();
     let outcomes = board.emit_named("ping", []).unwrap();
     assert!(summarize(&board, &outcomes).contains(&"app.seen = \"app.seen\"".to_owned()));
