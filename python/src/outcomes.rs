@@ -1,9 +1,12 @@
 //! What an emit returns to Python: `Outcomes`, a sequence of `Outcome`s in dispatch
 //! order. It keeps the host's own outcomes and turns one into a Python object only when
-//! it is read, so an emit whose results nobody reads costs no Python objects but one.
+//! it is read; a call site refills the `Outcomes` it returned last once the program let
+//! go of it ([`Reusable`]), so an emit whose results nobody reads makes no Python object.
 
 use std::cell::RefCell;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
@@ -189,7 +192,7 @@ impl Reusable {
         py: Python<'_>,
         emit: impl FnOnce(&Generation, &mut switchboard::Outcomes) -> Result<(), E>,
     ) -> Option<Result<Py<Outcomes>, E>> {
-        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = self.0.lock();
         let object = kept.as_ref()?;
         // SAFETY: `object` is a live object (this slot owns a reference) and we hold the
         // GIL, as reading its count requires.
@@ -213,11 +216,7 @@ impl Reusable {
 
     /// Keeps `object`, the outcomes of an emit made at this call site, to be refilled.
     pub(crate) fn keep(&self, py: Python<'_>, object: &Py<Outcomes>) {
-        let previous = self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(object.clone_ref(py));
+        let previous = self.0.lock().replace(object.clone_ref(py));
         drop(previous);
     }
 }
@@ -250,7 +249,7 @@ impl Outcomes {
 
     /// What it holds.
     fn held(&self) -> MutexGuard<'_, Held> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
+        self.held.lock()
     }
 
     fn count(&self) -> usize {

@@ -8,7 +8,9 @@
 //! names in a new tuple) skip the names' UTF-8 conversion, the event lookup and the
 //! arrangement, and emit by position on the same generation.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
@@ -62,7 +64,7 @@ impl Shapes {
     /// reload, so that the previous generation's plugins shut down once nothing else
     /// holds it.
     pub(crate) fn clear(&self) {
-        let forgotten = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        let forgotten = std::mem::take(&mut *self.0.lock());
         drop(forgotten);
     }
 
@@ -73,7 +75,7 @@ impl Shapes {
         event: &Bound<'_, PyString>,
         keywords: &Keywords<'_, '_>,
     ) -> Option<Arc<Shape>> {
-        let shapes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let shapes = self.0.lock();
         let names = keywords.names().map(|n| n.as_ptr());
         let same_call = |shape: &&Arc<Shape>| {
             shape.generation == number && shape.event.as_ptr() == event.as_ptr()
@@ -143,7 +145,7 @@ impl Shapes {
             python_only,
             answer: Reusable::default(),
         };
-        let mut shapes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut shapes = self.0.lock();
         if shapes.len() >= MAX_SHAPES {
             shapes.clear();
         }
