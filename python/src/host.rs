@@ -1,7 +1,8 @@
 //! The `Host` class: a running switchboard host in a Python program. Every call that can
 //! run plugin code (open, emit, register, reload, control, shutdown) releases the GIL, so
 //! native callbacks run in parallel with the program's other threads, and Python
-//! callbacks take the GIL only while they run.
+//! callbacks take the GIL only while they run. The one exception: an emit from a program
+//! with no other thread keeps it when it cannot be needed elsewhere (see `gil`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,7 @@ use switchboard_plugin_api::Value;
 
 use crate::callbacks::{in_callback, nested, Held, PythonCallback};
 use crate::errors::{emit_error, host_error, raise};
+use crate::gil::Threads;
 use crate::keywords::{borrowed_text, emit_function, Emitter, Keywords};
 use crate::outcomes::{Outcomes, Recycled};
 use crate::shapes::{Shape, Shapes};
@@ -35,6 +37,8 @@ pub(crate) struct Host {
 /// `Host._emitter`).
 pub(crate) struct State {
     inner: Switchboard,
+    /// Whether an emit may keep the GIL (see `gil`).
+    threads: Threads,
     manifest: PathBuf,
     application: String,
     shapes: Shapes,
@@ -71,7 +75,8 @@ impl Emitter for State {
             let number = self.inner.current_number();
             if let Some(shape) = self.shapes.find(number, event, keywords) {
                 let current = || self.inner.current();
-                if let Some(answer) = emit_shaped(py, current, &shape, event, keywords) {
+                let shaped = emit_shaped(py, current, &self.threads, &shape, event, keywords);
+                if let Some(answer) = shaped {
                     return answer;
                 }
             }
@@ -236,6 +241,7 @@ const INLINE_ARGUMENTS: usize = 8;
 fn emit_shaped(
     py: Python<'_>,
     current: impl FnOnce() -> Arc<Generation>,
+    threads: &Threads,
     shape: &Shape,
     event: &Bound<'_, PyString>,
     keywords: &Keywords<'_, '_>,
@@ -279,8 +285,10 @@ fn emit_shaped(
     let _originals = shape
         .reaches_python
         .then(|| OriginalsScope::enter(&originals));
+    // Kept where no other thread could use it (see `gil`); Python callbacks take it anyway.
+    let keep_gil = shape.python_only || (shape.no_python_elsewhere && threads.alone(py));
     let emit = |board: &Generation, outcomes: &mut switchboard::Outcomes| {
-        let emitted = if shape.python_only {
+        let emitted = if keep_gil {
             board.emit_into(shape.event_id, &args, outcomes)
         } else {
             py.detach(|| board.emit_into(shape.event_id, &args, outcomes))
@@ -334,6 +342,7 @@ impl Host {
         let inner = opened.map_err(|e| host_error(py, &e))?;
         Ok(Host {
             state: Arc::new(State {
+                threads: Threads::new(py)?,
                 inner,
                 manifest,
                 application,

@@ -8,6 +8,7 @@
 //! - `keywords`: `host.emit` as a vectorcall function, and the keywords of a call.
 //! - `shapes`: the argument layout of a call site, learned once, for later emits.
 //! - `callbacks`: a Python callable as an application callback of the host.
+//! - `gil`: when an emit releases the GIL around native dispatch.
 //! - `values` and `errors`: what crosses, both ways, and the exceptions raised.
 #![deny(missing_docs)]
 // Host errors carry the names and paths a user needs, built on the cold path (as in the
@@ -16,6 +17,7 @@
 
 mod callbacks;
 mod errors;
+mod gil;
 mod host;
 mod keywords;
 mod outcomes;

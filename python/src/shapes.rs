@@ -41,6 +41,9 @@ pub(crate) struct Shape {
     /// Whether a callback of the event is a Python callback of this host, which may be
     /// handed the caller's own `str`s back.
     pub(crate) reaches_python: bool,
+    /// Whether no callback of the generation, of any event, is a Python callback of this
+    /// host: then nothing a native callback does can need the GIL (see `gil`).
+    pub(crate) no_python_elsewhere: bool,
     /// Whether every callback of the event is a Python callback of this host: its
     /// dispatch then keeps the GIL, which each of them would take again at once.
     pub(crate) python_only: bool,
@@ -131,6 +134,11 @@ impl Shapes {
         let python_only =
             !declared.callbacks.is_empty() && declared.callbacks.iter().all(is_python);
         let reaches_python = declared.callbacks.iter().any(is_python);
+        let no_python_elsewhere = !board
+            .registry()
+            .events()
+            .iter()
+            .any(|e| e.callbacks.iter().any(is_python));
         let in_order = positions.iter().enumerate().all(|(i, p)| i == *p);
         let shape = Shape {
             generation: board.number(),
@@ -141,6 +149,7 @@ impl Shapes {
             positions,
             in_order,
             reaches_python,
+            no_python_elsewhere,
             arity: declared.schema.names.len(),
             python_only,
             answer: Reusable::default(),

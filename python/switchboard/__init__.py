@@ -11,7 +11,8 @@ Python callbacks, through the switchboard plugin host.
         outcomes = host.emit("user_joined", name="Ann", email="ann@example.com")
 
 A Python callback runs in this process, with the GIL, in dispatch order among the
-plugins' callbacks; native callbacks run with the GIL released.
+plugins' callbacks; native callbacks run with the GIL released whenever another Python
+thread could use it.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import os
 import pathlib
 import re
 import threading
+import time
 from typing import Any, Optional
 
 import pytest
@@ -290,6 +291,84 @@ def test_reload_keeps_python_callbacks_and_a_bad_manifest_changes_nothing(probe_
         assert host.emit("echo", name="Bo").values[-1] == "py:Bo"
         assert host.unregister("typed") and not host.unregister("typed")
         assert host.emit("echo", name="Cy").values == [{"name": "Cy", "age": None}]
+
+
+# The faulty fixture's events (tests/integration/faults.rs, EVENTS).
+FAULTY_EVENTS = """
+[events.job]
+args = { n = "int" }
+[events.flaky]
+args = { fail = "bool" }
+[events.ping_a]
+[events.ping_b]
+[events.stats]
+result = "first"
+[events.slow]
+args = { ms = "int" }
+[events.hang]
+[events.shout]
+args = { text = "string" }
+[events.deep_stack]
+args = { kb = "int" }
+[events.deep_result]
+args = { depth = "int" }
+[events.forge_skip]
+[events.thread_panic]
+[events.double_panic]
+[events.quit]
+args = { code = "int" }
+[events.segfault]
+[events.abort]
+[events.overflow]
+[events.hog]
+args = { mb = "int" }
+[events.crash_every]
+args = { n = "int", every = "int" }
+[events.fork]
+args = { pid_file = "string" }
+[events.big]
+args = { mb = "int" }
+"""
+
+
+def test_a_long_native_callback_lets_the_programs_other_threads_run(tmp_path):
+    # A single-threaded program's emits may keep the GIL (no one else could use it); once
+    # another thread runs, the next emit, at the same call site, releases it again.
+    plugins = WORKSPACE / "target" / "release"
+    path = tmp_path / "events.toml"
+    path.write_text(
+        f"[host]\nplugin_dir = {str(plugins)!r}\n{FAULTY_EVENTS}\n"
+        '[[plugins]]\nname = "f"\nlibrary = "faulty"\n'
+    )
+    with Host(path) as host:
+        def slow(ms: int) -> switchboard.Outcomes:
+            return host.emit("slow", ms=ms)
+
+        for _ in range(5):
+            assert slow(1).ok
+        # The longest the other thread went without running: held for the whole callback,
+        # the GIL would stop it for a second; released, it runs on, handed the GIL back and
+        # forth every few milliseconds (CPython's switch interval).
+        longest = [0.0]
+        stop, started = threading.Event(), threading.Event()
+
+        def spin() -> None:
+            last = time.monotonic()
+            started.set()
+            while not stop.is_set():
+                now = time.monotonic()
+                longest[0] = max(longest[0], now - last)
+                last = now
+
+        spinner = threading.Thread(target=spin)
+        spinner.start()
+        started.wait(5)
+        try:
+            assert slow(1000).ok
+        finally:
+            stop.set()
+            spinner.join(5)
+        assert longest[0] < 0.5, f"the other thread stood still for {longest[0]:.3f} s"
 
 
 def test_a_reload_shuts_a_removed_plugin_down_though_call_sites_kept_their_outcomes(
