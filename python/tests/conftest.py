@@ -28,6 +28,10 @@ args = { nest = "bool?" }
 """
 
 
+# The faulty fixture's events, as the Rust tests declare them.
+FAULTY_EVENTS = (WORKSPACE / "tests" / "fixtures" / "faulty" / "events.toml").read_text()
+
+
 def _require(name: str) -> None:
     if not (PLUGINS / f"lib{name}.so").exists():
         pytest.fail(f"{PLUGINS}/lib{name}.so is not built; run `cargo build --release --workspace`")
@@ -41,6 +45,19 @@ def probe_manifest(tmp_path: pathlib.Path) -> pathlib.Path:
     path.write_text(
         f"[host]\nplugin_dir = {str(PLUGINS)!r}\nmax_depth = 8\n{PROBE_EVENTS}\n"
         '[[plugins]]\nname = "p"\nlibrary = "probe"\nconfig = { label = "p" }\n'
+    )
+    return path
+
+
+@pytest.fixture
+def faulty_manifest(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A manifest with the faulty fixture's events and one faulty plugin, `f` (a plugin
+    that misbehaves on purpose: see tests/fixtures/faulty)."""
+    _require("faulty")
+    path = tmp_path / "events.toml"
+    path.write_text(
+        f"[host]\nplugin_dir = {str(PLUGINS)!r}\n{FAULTY_EVENTS}\n"
+        '[[plugins]]\nname = "f"\nlibrary = "faulty"\n'
     )
     return path
 

@@ -293,54 +293,10 @@ def test_reload_keeps_python_callbacks_and_a_bad_manifest_changes_nothing(probe_
         assert host.emit("echo", name="Cy").values == [{"name": "Cy", "age": None}]
 
 
-# The faulty fixture's events (tests/integration/faults.rs, EVENTS).
-FAULTY_EVENTS = """
-[events.job]
-args = { n = "int" }
-[events.flaky]
-args = { fail = "bool" }
-[events.ping_a]
-[events.ping_b]
-[events.stats]
-result = "first"
-[events.slow]
-args = { ms = "int" }
-[events.hang]
-[events.shout]
-args = { text = "string" }
-[events.deep_stack]
-args = { kb = "int" }
-[events.deep_result]
-args = { depth = "int" }
-[events.forge_skip]
-[events.thread_panic]
-[events.double_panic]
-[events.quit]
-args = { code = "int" }
-[events.segfault]
-[events.abort]
-[events.overflow]
-[events.hog]
-args = { mb = "int" }
-[events.crash_every]
-args = { n = "int", every = "int" }
-[events.fork]
-args = { pid_file = "string" }
-[events.big]
-args = { mb = "int" }
-"""
-
-
-def test_a_long_native_callback_lets_the_programs_other_threads_run(tmp_path):
+def test_a_long_native_callback_lets_the_programs_other_threads_run(faulty_manifest):
     # A single-threaded program's emits may keep the GIL (no one else could use it); once
     # another thread runs, the next emit, at the same call site, releases it again.
-    plugins = WORKSPACE / "target" / "release"
-    path = tmp_path / "events.toml"
-    path.write_text(
-        f"[host]\nplugin_dir = {str(plugins)!r}\n{FAULTY_EVENTS}\n"
-        '[[plugins]]\nname = "f"\nlibrary = "faulty"\n'
-    )
-    with Host(path) as host:
+    with Host(faulty_manifest) as host:
         def slow(ms: int) -> switchboard.Outcomes:
             return host.emit("slow", ms=ms)
 

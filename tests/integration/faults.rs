@@ -11,41 +11,8 @@ use switchboard_plugin_api::Value;
 
 use crate::util::{feed, job, spawn_run, summarize, Sandbox};
 
-pub(crate) const EVENTS: &str = r#"
-[events.job]
-args = { n = "int" }
-[events.flaky]
-args = { fail = "bool" }
-[events.ping_a]
-[events.ping_b]
-[events.stats]
-result = "first"
-[events.slow]
-args = { ms = "int" }
-[events.hang]
-[events.shout]
-args = { text = "string" }
-[events.deep_stack]
-args = { kb = "int" }
-[events.deep_result]
-args = { depth = "int" }
-[events.forge_skip]
-[events.thread_panic]
-[events.double_panic]
-[events.quit]
-args = { code = "int" }
-[events.segfault]
-[events.abort]
-[events.overflow]
-[events.hog]
-args = { mb = "int" }
-[events.crash_every]
-args = { n = "int", every = "int" }
-[events.fork]
-args = { pid_file = "string" }
-[events.big]
-args = { mb = "int" }
-"#;
+/// The events the faulty fixture registers callbacks for (shared with the Python tests).
+pub(crate) const EVENTS: &str = include_str!("../fixtures/faulty/events.toml");
 
 /// A plugin's name, breaker state and how often the breaker tripped.
 fn breaker_state(board: &Generation, plugin: usize) -> (String, BreakerState, u64) {
