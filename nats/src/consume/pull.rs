@@ -50,10 +50,7 @@ pub(super) async fn pull_loop(
         let mut messages = match pulled {
             Ok(messages) => messages,
             Err(e) => {
-                if !failing {
-                    tracing::warn!("cannot pull `{event}` events from NATS: {e}; trying again (the client reconnects)");
-                    failing = true;
-                }
+                pull_failed(&mut failing, &event, &e);
                 if paused(pause, &mut handling, &mut stop).await {
                     break 'pulling;
                 }
@@ -92,10 +89,7 @@ pub(super) async fn pull_loop(
             for next in pulled {
                 let message = match next {
                     Err(e) => {
-                        if !failing {
-                            tracing::warn!("cannot pull `{event}` events from NATS: {e}; trying again (the client reconnects)");
-                            failing = true;
-                        }
+                        pull_failed(&mut failing, &event, &e);
                         continue;
                     }
                     Ok(message) => message,
@@ -164,6 +158,16 @@ impl Durable {
             }
             Err(e) => tracing::debug!("a pull of `{event}` events ended, and its consumer `{name}` cannot be looked up: {e}; pulling again"),
         }
+    }
+}
+
+/// Says that pulling `event`'s messages fails, once until it works again (`failing`).
+fn pull_failed(failing: &mut bool, event: &str, error: &dyn std::fmt::Display) {
+    if !*failing {
+        tracing::warn!(
+            "cannot pull `{event}` events from NATS: {error}; trying again (the client reconnects)"
+        );
+        *failing = true;
     }
 }
 
