@@ -38,25 +38,45 @@ pub fn made_up_id(n: u64) -> String {
 }
 
 /// Room for any made-up id: the prefix (at most 47 bytes: `sb-`, a 32-bit pid, `-`, a
-/// 128-bit time in hex, `-`) and at most 16 hex digits.
+/// 128-bit time in hex, `-`) and at most 16 hex digits, so at most 63 bytes: the last byte
+/// of the room is never part of an id and stays zero.
 const ROOM: usize = 64;
 
+/// Per byte, the hex digit after it when counting up needs no carry (`0`-`8`, `a`-`e`);
+/// zero for every other byte (`9` and `f` carry or change class; anything else is no
+/// digit, such as the zero after an empty id).
+const NEXT_DIGIT: [u8; 256] = {
+    let mut next = [0; 256];
+    let mut d = b'0';
+    while d < b'9' {
+        next[d as usize] = d + 1;
+        d += 1;
+    }
+    let mut d = b'a';
+    while d < b'f' {
+        next[d as usize] = d + 1;
+        d += 1;
+    }
+    next
+};
+
 /// A made-up id's text, kept to be counted up to the next one: emits from one thread
-/// mostly take consecutive request numbers, so the next id is the last with its hex digits
-/// counted up in place (about ten instructions) instead of written afresh.
+/// mostly take consecutive request numbers, so the next id is the last with its last hex
+/// digit counted up in place (a table lookup and a store) instead of written afresh.
 pub(crate) struct MadeUpId {
-    n: u64,
-    /// Its length in `text`; 0 before the first.
-    len: usize,
+    /// The number after the one the text shows: the `set` that only counts up.
+    next: u64,
+    /// The text's length (below [`ROOM`]); 0 before the first.
+    len: u8,
     /// Where its digits start in `text` (the prefix's length).
-    digits: usize,
+    digits: u8,
     text: [u8; ROOM],
 }
 
 impl MadeUpId {
     /// No id yet.
     pub(crate) const EMPTY: MadeUpId = MadeUpId {
-        n: 0,
+        next: 0,
         len: 0,
         digits: 0,
         text: [0; ROOM],
@@ -66,26 +86,47 @@ impl MadeUpId {
     /// written afresh otherwise. The text.
     #[inline(always)]
     pub(crate) fn set(&mut self, n: u64) -> &str {
-        if self.len == 0 || self.n != n {
-            let follows = self.len > 0 && self.n.wrapping_add(1) == n;
-            if !(follows && self.count_up()) {
-                (self.digits, self.len) = write_made_up_id(n, &mut self.text);
+        if n == self.next {
+            // The last digit, or for an empty id the room's last byte, which is zero.
+            let last = usize::from(self.len.wrapping_sub(1)) % ROOM;
+            let next = NEXT_DIGIT[usize::from(self.text[last])];
+            if next != 0 {
+                self.text[last] = next;
+                self.next = n.wrapping_add(1);
+                return self.as_str();
             }
-            self.n = n;
+        }
+        if !self.is(n) {
+            self.set_slowly(n);
         }
         self.as_str()
+    }
+
+    /// [`MadeUpId::set`] where the last digit carries, or `n` does not follow.
+    #[inline(never)]
+    fn set_slowly(&mut self, n: u64) {
+        let follows = self.len > 0 && self.next == n;
+        if !(follows && self.count_up()) {
+            let (digits, len) = write_made_up_id(n, &mut self.text);
+            // Both below ROOM (64): see `write_made_up_id`.
+            (self.digits, self.len) = (digits as u8, len as u8);
+        }
+        self.next = n.wrapping_add(1);
     }
 
     /// Whether this is [`made_up_id`]`(n)` already.
     #[inline]
     pub(crate) fn is(&self, n: u64) -> bool {
-        self.len > 0 && self.n == n
+        self.len > 0 && self.next == n.wrapping_add(1)
     }
 
     /// The text; empty before the first [`MadeUpId::set`].
     #[inline]
     pub(crate) fn as_str(&self) -> &str {
-        let text = self.text.get(..self.len).unwrap_or_default();
+        let text = self
+            .text
+            .get(..usize::from(self.len) % ROOM)
+            .unwrap_or_default();
         // SAFETY: the prefix is ASCII (`sb-`, decimal and hex digits, dashes) and so is
         // every digit written or counted up after it.
         unsafe { std::str::from_utf8_unchecked(text) }
@@ -93,9 +134,11 @@ impl MadeUpId {
 
     /// Counts the id's hex number up by one in place; false when every digit was `f` (the
     /// next number has one digit more, so it is written afresh).
-    #[inline(always)]
     fn count_up(&mut self) -> bool {
-        let Some(digits) = self.text.get_mut(self.digits..self.len) else {
+        let Some(digits) = self
+            .text
+            .get_mut(usize::from(self.digits)..usize::from(self.len))
+        else {
             return false;
         };
         for digit in digits.iter_mut().rev() {

@@ -225,7 +225,7 @@ impl Generation {
         // C callbacks read the event's id from the call (`sb_call.event_id`), not from a
         // host handle, and share the arguments lowered once: a frame published for them,
         // only where there are some.
-        let mut c_frame = std::mem::MaybeUninit::uninit();
+        let mut c_frame = crate::load::FrameSlot::new();
         let published = if self.has_c_callbacks.get(event.index as usize) == Some(&true) {
             Some(crate::load::CFrame::publish(&mut c_frame, &raw, frame.id))
         } else {

@@ -281,7 +281,7 @@ fn call_plugin(
     };
     // A C plugin reads the id from its call, a Rust one through the host handle.
     let event_id = host.event_id.as_deref().unwrap_or_default();
-    let mut frame = std::mem::MaybeUninit::uninit();
+    let mut frame = crate::load::FrameSlot::new();
     let _published =
         crate::load::CFrame::publish(&mut frame, &raw, crate::event_id::EventTag::Given(event_id));
     let mut slot = RResult::ROk(Value::NULL);

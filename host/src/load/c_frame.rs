@@ -10,13 +10,18 @@
 //! from the last emit's: the outermost frame of a thread points at it, and a frame
 //! published inside another (a nested emit, or an emit from inside a callback) that needs
 //! a different one writes its own.
+//!
+//! The thread's state also holds the host handle of the C hook running on it, which the
+//! one static `sb_host` stands for (see `c_host`); a frame keeps the thread's address, so
+//! that its calls lend their handle without looking the thread-local up again.
 
 use std::cell::{Cell, UnsafeCell};
 use std::mem::MaybeUninit;
 
-use switchboard_plugin_api::abi::ArgsRaw;
+use switchboard_plugin_api::abi::{ArgsRaw, HostRef};
+use switchboard_plugin_api::{Value, ValueView};
 
-use super::c_abi::{SbCall, SbStr, SbValue};
+use super::c_abi::{kind, SbAs, SbCall, SbStr, SbValue};
 use super::c_value::{lower_flat, sb_str};
 use crate::event_id::{EventTag, MadeUpId};
 
@@ -28,18 +33,38 @@ pub(super) const INLINE: usize = 8;
 pub(crate) struct CFrame {
     /// The argument list it was made for.
     key: *const (),
-    /// The call every C callback of the emit gets, but for its `callback` (and, for a
-    /// typed callback, its names and values): the event, the request, the id, and the
-    /// arguments lowered into `names` and `values` when `lowered`.
-    call: SbCall,
-    /// Whether every argument was lowered here (at most [`INLINE`], none a list or a map).
-    lowered: bool,
-    names: [MaybeUninit<SbStr>; INLINE],
+    /// The call every C callback of the emit gets: the event, the request, the id, and the
+    /// arguments' values lowered into `values` when `lowered`. Each call writes its
+    /// `callback`, `names` and `count` in place just before it is made (see
+    /// [`CFrame::call_for`]); nothing else writes it while the frame is published.
+    call: UnsafeCell<SbCall>,
+    /// How many arguments were lowered here, when all were (at most [`INLINE`], none a
+    /// list or a map, one value per name).
+    lowered: Option<usize>,
     values: [MaybeUninit<SbValue>; INLINE],
     /// The frame published before this one on the thread (nested emits), restored after.
     outer: *const CFrame,
-    /// The made-up id, when the thread's could not be used (see [`OnThisThread`]).
+    /// The thread it is published on.
+    thread: ThisThread,
+}
+
+/// Room on the dispatching thread's stack for a [`CFrame`] and, when the thread's cannot
+/// serve, its own made-up id: nothing is written to it until [`CFrame::publish`], so an
+/// emit without C callbacks pays nothing for it.
+pub(crate) struct FrameSlot {
+    frame: MaybeUninit<CFrame>,
     own_id: MaybeUninit<MadeUpId>,
+}
+
+impl FrameSlot {
+    /// An empty slot.
+    #[inline(always)]
+    pub(crate) fn new() -> FrameSlot {
+        FrameSlot {
+            frame: MaybeUninit::uninit(),
+            own_id: MaybeUninit::uninit(),
+        }
+    }
 }
 
 /// What the C calls on a thread share.
@@ -49,6 +74,9 @@ struct OnThisThread {
     /// The last made-up id a frame on this thread used: written only while no frame is
     /// published, so that no frame's `event_id` points at it then.
     made_up_id: UnsafeCell<MadeUpId>,
+    /// The handle of the hook running on this thread, which the borrowed `sb_host` stands
+    /// for; null between hooks.
+    hook_host: Cell<*const HostRef<'static>>,
 }
 
 thread_local! {
@@ -56,15 +84,48 @@ thread_local! {
         OnThisThread {
             published: Cell::new(std::ptr::null()),
             made_up_id: UnsafeCell::new(MadeUpId::EMPTY),
+            hook_host: Cell::new(std::ptr::null()),
         }
     };
 }
 
-/// This thread's [`OnThisThread`], valid as long as the thread: it is made without a
-/// destructor, so it is never torn down before the thread's last frame is gone.
-#[inline]
-fn on_this_thread() -> *const OnThisThread {
-    ON_THIS_THREAD.with(std::ptr::from_ref)
+/// This thread's [`OnThisThread`], found once and kept where a loop needs it often; valid
+/// as long as the thread (made without a destructor, so never torn down before the
+/// thread's last frame or hook is gone). Neither `Send` nor `Sync`: it stays on its thread.
+#[derive(Clone, Copy)]
+pub(super) struct ThisThread(*const OnThisThread);
+
+impl ThisThread {
+    /// The calling thread's.
+    #[inline(always)]
+    pub(super) fn get() -> ThisThread {
+        ThisThread(ON_THIS_THREAD.with(std::ptr::from_ref))
+    }
+
+    #[inline(always)]
+    fn state(self) -> &'static OnThisThread {
+        // SAFETY: see `ThisThread`: alive as long as the thread, and only used on it.
+        unsafe { &*self.0 }
+    }
+
+    /// Runs `hook` with `host` as the handle the borrowed `sb_host` stands for on this
+    /// thread, restoring the outer hook's after (hooks nest: a callback's emit runs other
+    /// callbacks on the same thread).
+    #[inline(always)]
+    pub(super) fn lend<R>(self, host: &HostRef<'_>, hook: impl FnOnce() -> R) -> R {
+        let here = self.state();
+        let outer = here
+            .hook_host
+            .replace(std::ptr::from_ref(host).cast::<HostRef<'static>>());
+        let answer = hook();
+        here.hook_host.set(outer);
+        answer
+    }
+
+    /// The handle of the hook running on this thread, or null between hooks.
+    pub(super) fn hook_host(self) -> *const HostRef<'static> {
+        self.state().hook_host.get()
+    }
 }
 
 /// While alive, its frame is what the C calls made with the frame's argument list see.
@@ -81,47 +142,30 @@ impl<'f> Published<'f> {
 }
 
 impl Drop for Published<'_> {
+    #[inline(always)]
     fn drop(&mut self) {
-        // SAFETY: see `on_this_thread`.
-        let here = unsafe { &*on_this_thread() };
-        here.published.set(self.frame.outer);
+        self.frame.thread.state().published.set(self.frame.outer);
     }
 }
 
 impl CFrame {
     /// Makes the frame for `args` in `slot`, lowering the arguments, and publishes it with
     /// the event's id for the C calls made with `args` on this thread until the guard
-    /// drops. `args` must stay where it is meanwhile (the caller's, on its stack). Nothing
-    /// is written to `slot` until this is called, so an emit without C callbacks pays
-    /// nothing for it.
+    /// drops. `args` must stay where it is meanwhile (the caller's, on its stack).
     #[inline(always)]
     pub(crate) fn publish<'f>(
-        slot: &'f mut MaybeUninit<CFrame>,
+        slot: &'f mut FrameSlot,
         args: &'f ArgsRaw<'_>,
         id: EventTag<'f>,
     ) -> Published<'f> {
-        // SAFETY: see `on_this_thread`.
-        let here = unsafe { &*on_this_thread() };
+        let FrameSlot {
+            frame: slot,
+            own_id,
+        } = slot;
+        let thread = ThisThread::get();
+        let here = thread.state();
         let outer = here.published.get();
-        let frame = slot.write(CFrame {
-            key: (args as *const ArgsRaw<'_>).cast(),
-            call: SbCall {
-                struct_size: std::mem::size_of::<SbCall>() as u32,
-                callback: 0,
-                event: sb_str(args.event.as_str()),
-                names: std::ptr::null(),
-                values: std::ptr::null(),
-                count: 0,
-                request_id: args.request,
-                event_id: NO_ID,
-            },
-            lowered: false,
-            names: [const { MaybeUninit::uninit() }; INLINE],
-            values: [const { MaybeUninit::uninit() }; INLINE],
-            outer,
-            own_id: MaybeUninit::uninit(),
-        });
-        frame.call.event_id = match id {
+        let event_id = match id {
             EventTag::Given(id) => sb_str(id),
             // SAFETY: no frame is published on this thread, so no `event_id` points at the
             // thread's id, and nothing else borrows it (this is its only writer, and
@@ -136,66 +180,128 @@ impl CFrame {
                 if last.is(n) {
                     sb_str(last.as_str())
                 } else {
-                    sb_str(frame.own_id.write(MadeUpId::EMPTY).set(n))
+                    sb_str(own_id.write(MadeUpId::EMPTY).set(n))
                 }
             }
         };
+        let frame = slot.write(CFrame {
+            key: std::ptr::from_ref(args).cast(),
+            call: UnsafeCell::new(SbCall {
+                struct_size: std::mem::size_of::<SbCall>() as u32,
+                callback: 0,
+                event: sb_str(args.event.as_str()),
+                names: std::ptr::null(),
+                values: std::ptr::null(),
+                count: 0,
+                request_id: args.request,
+                event_id,
+            }),
+            lowered: None,
+            values: [const { MaybeUninit::uninit() }; INLINE],
+            outer,
+            thread,
+        });
         if let Some(count) = frame.lower(args) {
-            frame.lowered = true;
-            frame.call.names = frame.names.as_ptr().cast();
-            frame.call.values = frame.values.as_ptr().cast();
-            frame.call.count = count;
+            frame.lowered = Some(count);
+            let call = frame.call.get_mut();
+            call.values = frame.values.as_ptr().cast();
+            call.count = count;
         }
         here.published.set(frame);
         Published { frame }
     }
 
-    /// Lowers every argument if they are all flat and at most [`INLINE`]: how many.
-    #[inline]
+    /// Lowers every argument's value if they are all flat, at most [`INLINE`] and one per
+    /// name: how many.
+    #[inline(always)]
     fn lower(&mut self, args: &ArgsRaw<'_>) -> Option<usize> {
-        let (names, values) = (args.names.as_slice(), args.values.as_slice());
-        if values.len() > INLINE || names.len() != values.len() {
+        let values = args.values.as_slice();
+        if values.len() > INLINE || args.names.len() != values.len() {
             return None;
         }
-        for ((value, name), (value_slot, name_slot)) in values
-            .iter()
-            .zip(names)
-            .zip(self.values.iter_mut().zip(self.names.iter_mut()))
-        {
-            value_slot.write(lower_flat(value)?);
-            name_slot.write(sb_str(name));
+        for (slot, value) in self.values.iter_mut().zip(values) {
+            // Text first: the common argument, lowered without the general match.
+            slot.write(match value.view() {
+                ValueView::Str(text) => SbValue {
+                    kind: kind::STRING,
+                    reserved: 0,
+                    value: SbAs {
+                        string: sb_str(text),
+                    },
+                },
+                _ => lower_other(value)?,
+            });
         }
         Some(values.len())
     }
+}
+
+/// [`lower_flat`] for an argument that is not text, apart so that the text path stays a
+/// compare and three stores.
+#[inline(never)]
+fn lower_other(value: &Value<'_>) -> Option<SbValue> {
+    lower_flat(value)
 }
 
 /// The frame published for `args` on this thread, if any: the event id and, when they
 /// could be lowered once, its arguments.
 #[inline]
 pub(super) fn for_args<'a>(args: &'a ArgsRaw<'_>) -> Option<&'a CFrame> {
-    // SAFETY: see `on_this_thread`.
-    let frame = unsafe { &*on_this_thread() }.published.get();
+    let frame = ThisThread::get().state().published.get();
     // SAFETY: a published frame stays alive and unmoved (borrowed by its guard) until the
     // guard drops and unpublishes it, and guards drop in reverse order on this thread, so
     // a non-null pointer here is a live frame on a frame of this thread's stack below the
     // current call.
     let frame = unsafe { frame.as_ref() }?;
-    (frame.key == (args as *const ArgsRaw<'_>).cast()).then_some(frame)
+    (frame.key == std::ptr::from_ref(args).cast()).then_some(frame)
 }
 
 impl CFrame {
     /// The event's id.
     #[inline]
     pub(super) fn id(&self) -> SbStr {
-        self.call.event_id
+        // SAFETY: read while no call is being made with it (calls are made by the thread
+        // that reads, and the field is never written after `publish`).
+        unsafe { (*self.call.get()).event_id }
     }
 
-    /// The emit's call, when its arguments were lowered once for every callback: its
-    /// `names`, `values` and `count` are then the event's arguments, valid while the frame
-    /// is published.
+    /// The thread the frame is published on.
+    #[inline(always)]
+    pub(super) fn thread(&self) -> ThisThread {
+        self.thread
+    }
+
+    /// A copy of the emit's call, when its arguments were lowered once for every callback:
+    /// its `values` and `count` are then the event's arguments' values (valid while the
+    /// frame is published), its `names` null.
     #[inline]
-    pub(super) fn lowered_call(&self) -> Option<&SbCall> {
-        self.lowered.then_some(&self.call)
+    pub(super) fn lowered_call(&self) -> Option<SbCall> {
+        // SAFETY: as in `id`: no call is being made with it while its thread reads it.
+        self.lowered.map(|_| unsafe { *self.call.get() })
+    }
+
+    /// The emit's call for callback `callback` reading `names` with the first `count`
+    /// lowered values (`count` at most the lowered count), written in place: what the
+    /// plugin's hook gets. `None` when the arguments were not lowered here.
+    #[inline(always)]
+    pub(super) fn call_for(
+        &self,
+        callback: u32,
+        names: *const SbStr,
+        count: usize,
+    ) -> Option<*const SbCall> {
+        let lowered = self.lowered?;
+        let call = self.call.get();
+        // SAFETY: the frame's thread is the only one that makes calls with it (it is
+        // published on that thread alone), and no call with it is under way: a hook gets
+        // the pointer for its own call only, and this runs between calls. Nested emits
+        // publish frames of their own.
+        unsafe {
+            (*call).callback = callback;
+            (*call).names = names;
+            (*call).count = count.min(lowered);
+        }
+        Some(call.cast_const())
     }
 }
 
@@ -208,12 +314,10 @@ pub(super) const NO_ID: SbStr = SbStr {
 
 #[cfg(test)]
 mod tests {
-    use std::mem::MaybeUninit;
-
     use abi_stable::std_types::{RSlice, RStr};
     use switchboard_plugin_api::abi::ArgsRaw;
 
-    use super::{for_args, CFrame};
+    use super::{for_args, CFrame, FrameSlot};
     use crate::event_id::{made_up_id, EventTag};
 
     fn id_of(frame: &CFrame) -> String {
@@ -240,19 +344,19 @@ mod tests {
         let (outer_args, inner_args, again_args, given_args) =
             (args(41), args(77), args(42), args(9));
         for n in [40, 41] {
-            let mut slot = MaybeUninit::uninit();
+            let mut slot = FrameSlot::new();
             let outer = CFrame::publish(&mut slot, &outer_args, EventTag::Made(n));
             assert_eq!(id_of(outer.frame()), made_up_id(n));
             {
                 // A nested emit: the outer emit's id.
-                let mut slot = MaybeUninit::uninit();
+                let mut slot = FrameSlot::new();
                 let nested = CFrame::publish(&mut slot, &again_args, EventTag::Made(n));
                 assert_eq!(id_of(nested.frame()), made_up_id(n));
                 // An emit of its own from inside a callback: another id.
-                let mut slot = MaybeUninit::uninit();
+                let mut slot = FrameSlot::new();
                 let inner = CFrame::publish(&mut slot, &inner_args, EventTag::Made(n + 1));
                 assert_eq!(id_of(inner.frame()), made_up_id(n + 1));
-                let mut slot = MaybeUninit::uninit();
+                let mut slot = FrameSlot::new();
                 let given = CFrame::publish(&mut slot, &given_args, EventTag::Given("signup-7"));
                 assert_eq!(id_of(given.frame()), "signup-7");
                 assert!(

@@ -1,8 +1,8 @@
 //! The services a C plugin's `sb_host` offers (log, emit, its name, the manifest's folder,
 //! feature queries, keeping a handle for its own threads), over the host handle of the hook
-//! that runs: one static `sb_host` for every hook, which finds that handle in a
-//! thread-local, so that nothing is built per call and a pointer kept past its hook
-//! reaches nothing.
+//! that runs: one static `sb_host` for every hook, which finds that handle in its thread's
+//! state (`c_frame::ThisThread`), so that nothing is built per call and a pointer kept
+//! past its hook reaches nothing.
 
 use std::sync::OnceLock;
 
@@ -11,14 +11,8 @@ use switchboard_plugin_api::abi::{level, HostBox, HostRef, Outcome};
 use switchboard_plugin_api::{Entry, Error as PluginError, Value};
 
 use super::c_abi::{self, SbEntry, SbHost, SbOutcome, SbOutcomes, SbStr};
+use super::c_frame::ThisThread;
 use super::c_value::{lift, sb_str, slice, text_of, Lowering};
-
-thread_local! {
-    /// The borrowed handle of the hook running on this thread: what [`BORROWED`] stands
-    /// for. Set around each hook and restored after it (hooks nest: a callback's emit runs
-    /// other callbacks on the same thread).
-    static CURRENT: std::cell::Cell<*const HostRef<'static>> = const { std::cell::Cell::new(std::ptr::null()) };
-}
 
 /// An `sb_host` of fixed content.
 struct StaticHost(SbHost);
@@ -47,14 +41,14 @@ static BORROWED: StaticHost = StaticHost(SbHost {
 
 /// Runs `hook` with [`BORROWED`] standing for `host`.
 pub(super) fn with_borrowed<R>(host: HostRef<'_>, hook: impl FnOnce(*const SbHost) -> R) -> R {
-    let here = (&host as *const HostRef<'_>).cast::<HostRef<'static>>();
-    // One lookup of the thread-local for both the set and the restore.
-    CURRENT.with(|current| {
-        let outer = current.replace(here);
-        let answer = hook(&BORROWED.0);
-        current.set(outer);
-        answer
-    })
+    ThisThread::get().lend(&host, || hook(borrowed()))
+}
+
+/// The `sb_host` every hook receives: it stands for the handle its thread lends while
+/// the hook runs ([`ThisThread::lend`]).
+#[inline(always)]
+pub(super) fn borrowed() -> *const SbHost {
+    &BORROWED.0
 }
 
 /// A handle a plugin kept (`callback_keep`): an `sb_host` (first, so that the pointer the
@@ -93,10 +87,10 @@ macro_rules! with_handle {
 /// `host` must be [`BORROWED`], null, or a pointer `host_keep` returned and not released.
 unsafe fn via<'a>(host: *const SbHost) -> Option<Via<'a>> {
     if std::ptr::eq(host, &BORROWED.0) {
-        // SAFETY: `CURRENT` points to the running hook's handle (on the stack of
-        // `with_borrowed`'s caller) while that hook runs on this thread, and is null
-        // otherwise.
-        return unsafe { CURRENT.get().as_ref() }.map(Via::Borrowed);
+        // SAFETY: the thread's hook handle points to the running hook's handle (on the
+        // stack of the caller of `ThisThread::lend`) while that hook runs on this thread,
+        // and is null otherwise.
+        return unsafe { ThisThread::get().hook_host().as_ref() }.map(Via::Borrowed);
     }
     if host.is_null() {
         return None;

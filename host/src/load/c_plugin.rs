@@ -16,8 +16,8 @@ use switchboard_plugin_api::abi::{
 use switchboard_plugin_api::{Error as PluginError, Value};
 
 use super::c_abi::{self, SbCall, SbCallback, SbHost, SbPlugin, SbReply, SbStr, SbValue};
-use super::c_frame::{self, CFrame, INLINE};
-use super::c_host::with_borrowed;
+use super::c_frame::{self, CFrame, ThisThread, INLINE};
+use super::c_host::{borrowed, with_borrowed};
 use super::c_value::{lift, lower_flat, sb_str, slice, static_text, text_of, Lowering, NULL};
 use super::declared::{Emits, LibraryInfo, Registered};
 use crate::error::LoadError;
@@ -400,15 +400,23 @@ unsafe extern "C" fn call_entry(
 type OnCall = unsafe extern "C" fn(*mut c_void, *const SbCall, *const SbHost, *mut SbReply) -> i32;
 
 /// A C callback as the dispatch loop calls it: straight into the plugin's `on_call`, with
-/// the emit's shared call and the callback's values placed when the dispatch table was
-/// made (the table knows the event's argument list), so that a call is one indirect call
-/// with nothing looked up or lowered.
+/// the emit's shared call and the callback's names and values chosen when the dispatch
+/// table was made (the table knows the event's argument list), so that a call is three
+/// stores and one indirect call, with nothing looked up or lowered.
 pub(crate) struct CTarget {
     /// The generic entry, for an emit whose arguments a frame could not lower.
     entry: CallEntry,
     on_call: OnCall,
     state: *mut c_void,
     callback: u32,
+    /// The names a call with the frame's lowered values gets, and how many values: a
+    /// typed callback whose reads are the event's first arguments in order, its reads;
+    /// one that reads by name, every argument's name (in `event_names`). `None`: a typed
+    /// callback whose values are picked from the frame's ([`picked`]).
+    names: Option<(*const SbStr, usize)>,
+    /// The event's argument names, for a callback that reads by name (`names` points into
+    /// them; a box, so that the address holds while the target moves).
+    _event_names: Box<[SbStr]>,
     /// A typed callback's reads (its values follow them), at most [`INLINE`].
     reads: Option<&'static [SbStr]>,
     /// Where the reads are among the event's arguments.
@@ -416,7 +424,7 @@ pub(crate) struct CTarget {
 }
 
 // SAFETY: as for `Instance`: the state is required to be usable from several threads at
-// once, and the rest is the static table's read-only data.
+// once, and the rest is read-only data of the static table and of the generation.
 unsafe impl Send for CTarget {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for CTarget {}
@@ -427,7 +435,8 @@ impl CTarget {
     ///
     /// # Safety
     ///
-    /// `entry` must be alive (its instance not dropped) for as long as the target is kept.
+    /// `entry` must be alive (its instance not dropped), and `names` must not move or
+    /// change, for as long as the target is kept (the generation owns all three).
     pub(crate) unsafe fn of(entry: &CallEntry, names: &[RString]) -> Option<CTarget> {
         if !is_c_entry(entry) {
             return None;
@@ -445,11 +454,22 @@ impl CTarget {
         if positions.at.len() > INLINE {
             return None;
         }
+        let event_names: Box<[SbStr]> = match reads {
+            Some(_) => Box::default(),
+            None => names.iter().map(|name| sb_str(name)).collect(),
+        };
+        let names = match reads {
+            Some(reads) if positions.in_order => Some((reads.as_ptr(), reads.len())),
+            Some(_) => None,
+            None => Some((event_names.as_ptr(), event_names.len())),
+        };
         Some(CTarget {
             entry: *entry,
             on_call,
             state: inner.state,
             callback: callback as u32,
+            names,
+            _event_names: event_names,
             reads,
             positions,
         })
@@ -465,22 +485,23 @@ impl CTarget {
         host: HostRef<'_>,
         result: &mut RResult<Value<'static>, PluginError>,
     ) -> u8 {
-        let Some(shared) = frame.and_then(CFrame::lowered_call) else {
-            return self.unlowered(frame, args, host, result);
-        };
-        let typed = self.reads.map(|reads| (reads, &self.positions));
-        call_from_frame(
-            self.on_call,
-            self.state,
-            shared,
-            self.callback,
-            typed,
-            host,
-            result,
-        )
+        if let (Some(frame), Some((names, count))) = (frame, self.names) {
+            if let Some(call) = frame.call_for(self.callback, names, count) {
+                // SAFETY: the frame's call holds its lowered values, `count` of them at
+                // least (the event's names pair with them one to one, and the reads are
+                // its first arguments); `names` holds `count` (the target's or the
+                // table's, both alive while the target is).
+                return unsafe {
+                    call_hook(self.on_call, self.state, call, frame.thread(), host, result)
+                };
+            }
+        }
+        self.unlowered(frame, args, host, result)
     }
 
-    /// Calls the callback through its instance, which lowers the arguments for it.
+    /// Calls a typed callback whose values are picked from the frame's, or any callback of
+    /// an emit whose arguments no frame lowered (through its instance, which lowers them
+    /// for it).
     #[inline(never)]
     fn unlowered(
         &self,
@@ -489,50 +510,39 @@ impl CTarget {
         host: HostRef<'_>,
         result: &mut RResult<Value<'static>, PluginError>,
     ) -> u8 {
+        if let (Some(frame), Some(reads)) = (frame, self.reads) {
+            if let Some(mut call) = frame.lowered_call() {
+                call.callback = self.callback;
+                let (on_call, state, at) = (self.on_call, self.state, &self.positions.at);
+                return picked(
+                    on_call,
+                    state,
+                    call,
+                    reads,
+                    at,
+                    frame.thread(),
+                    host,
+                    result,
+                );
+            }
+        }
         // SAFETY: the entry's state is its instance's `Inner`, alive while the target is.
         let inner = unsafe { &*self.entry.state.cast::<Inner>() };
         inner.call(self.callback, args, frame, host, result)
     }
 }
 
-/// Calls callback `callback` with the emit's call `shared` (the frame's, its arguments
-/// lowered): a typed callback (`typed`: its reads, at most [`INLINE`], and where they are
-/// among the event's arguments) gets the values its reads name; one that reads by name
-/// gets every argument.
-#[inline(always)]
-fn call_from_frame(
-    on_call: OnCall,
-    state: *mut c_void,
-    shared: &SbCall,
-    callback: u32,
-    typed: Option<(&[SbStr], &Positions)>,
-    host: HostRef<'_>,
-    result: &mut RResult<Value<'static>, PluginError>,
-) -> u8 {
-    let mut call = *shared;
-    call.callback = callback;
-    if let Some((reads, positions)) = typed {
-        if !positions.in_order {
-            return picked(on_call, state, call, reads, &positions.at, host, result);
-        }
-        // Its reads are the event's first arguments, in order: the frame's values.
-        call.names = reads.as_ptr();
-        call.count = reads.len();
-    }
-    // SAFETY: the call's names and values are the frame's, initialized for its count (or
-    // the first `reads.len()` of them).
-    unsafe { call_hook(on_call, state, &call, host, result) }
-}
-
 /// Calls a typed callback whose reads are not the event's first arguments in order: its
 /// values (`at`: where each read is among the frame's) picked into an array of its own.
 #[inline(never)]
+#[allow(clippy::too_many_arguments)] // one call's parts, passed apart to stay in registers
 fn picked(
     on_call: OnCall,
     state: *mut c_void,
     mut call: SbCall,
     reads: &[SbStr],
     at: &[usize],
+    thread: ThisThread,
     host: HostRef<'_>,
     result: &mut RResult<Value<'static>, PluginError>,
 ) -> u8 {
@@ -544,29 +554,33 @@ fn picked(
     }
     call.names = reads.as_ptr();
     call.values = values.as_ptr().cast();
-    call.count = reads.len();
+    call.count = reads.len().min(INLINE);
     // SAFETY: `values` holds the `reads.len()` (at most INLINE) values, on this stack.
-    unsafe { call_hook(on_call, state, &call, host, result) }
+    unsafe { call_hook(on_call, state, &call, thread, host, result) }
 }
 
-/// Calls `on_call` with `call` and turns its status and reply into the host's answer.
+/// Calls `on_call` with `call` on `thread` and turns its status and reply into the host's
+/// answer.
 ///
 /// # Safety
 ///
-/// `call`'s `count` names and values must be initialized and valid for the call; `state`
-/// must be the plugin's.
+/// `call` must be valid for the call, its `count` names and values initialized; `state`
+/// must be the plugin's; `thread` the calling thread's.
 #[inline(always)]
 unsafe fn call_hook(
     on_call: OnCall,
     state: *mut c_void,
-    call: &SbCall,
+    call: *const SbCall,
+    thread: ThisThread,
     host: HostRef<'_>,
     result: &mut RResult<Value<'static>, PluginError>,
 ) -> u8 {
     let mut reply = empty_reply();
     // SAFETY: the hook's contract: the plugin's state, a call valid for the call (the
     // caller's promise), a host and a reply valid for the call.
-    let code = with_borrowed(host, |sb| unsafe { on_call(state, call, sb, &mut reply) });
+    let code = thread.lend(&host, || unsafe {
+        on_call(state, call, borrowed(), &mut reply)
+    });
     // The common answer, nothing: nothing to copy or release.
     if code == c_abi::OK && reply.value.kind == c_abi::kind::NULL && reply.release.is_none() {
         return status::NULL;
@@ -600,12 +614,37 @@ impl Inner {
             *result = RResult::RErr(PluginError::new("the plugin has no `on_call` hook"));
             return status::ERROR;
         };
+        let thread = frame.map_or_else(ThisThread::get, CFrame::thread);
         let reads = self.reads.get(id as usize).and_then(Option::as_deref);
-        if let Some(shared) = frame.and_then(CFrame::lowered_call) {
+        if let Some(mut call) = frame.and_then(CFrame::lowered_call) {
             // The emit's arguments were lowered once for all its C callbacks.
-            if reads.is_none_or(|reads| reads.len() <= INLINE) {
-                let typed = reads.map(|reads| (reads, self.positions_of(id as usize, reads, args)));
-                return call_from_frame(on_call, self.state, shared, id, typed, host, result);
+            call.callback = id;
+            match reads {
+                None => {
+                    // Every argument, by name: the names beside the frame's values (as
+                    // many: a frame lowers only lists with one value per name).
+                    let mut names = [const { MaybeUninit::<SbStr>::uninit() }; INLINE];
+                    for (slot, name) in names.iter_mut().zip(args.names.iter()) {
+                        slot.write(sb_str(name));
+                    }
+                    call.names = names.as_ptr().cast();
+                    call.count = call.count.min(args.names.len());
+                    // SAFETY: `count` values (the frame's) and names (on this stack).
+                    return unsafe { call_hook(on_call, self.state, &call, thread, host, result) };
+                }
+                Some(reads) if reads.len() <= INLINE => {
+                    let positions = self.positions_of(id as usize, reads, args);
+                    if !positions.in_order {
+                        let at = &positions.at;
+                        return picked(on_call, self.state, call, reads, at, thread, host, result);
+                    }
+                    // Its reads are the event's first arguments, in order: the frame's.
+                    call.names = reads.as_ptr();
+                    call.count = reads.len().min(call.count);
+                    // SAFETY: the frame's values and the table's names, `count` of each.
+                    return unsafe { call_hook(on_call, self.state, &call, thread, host, result) };
+                }
+                Some(_) => {}
             }
         }
         let mut values = [const { MaybeUninit::<SbValue>::uninit() }; INLINE];
@@ -613,7 +652,7 @@ impl Inner {
         let call = self.lowered_here(id, reads, args, frame, &mut values, &mut spill);
         // SAFETY: the call's names and values are initialized for its count (the frame's,
         // `values` on this stack, or `spill`, all alive until the hook returns).
-        unsafe { call_hook(on_call, self.state, &call, host, result) }
+        unsafe { call_hook(on_call, self.state, &call, thread, host, result) }
     }
 }
 

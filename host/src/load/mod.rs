@@ -19,7 +19,7 @@ mod structure;
 #[doc(hidden)]
 pub use c_abi::layout_report as c_abi_layout_report;
 pub use c_abi::{ABI_MAJOR as C_ABI_MAJOR, ABI_MINOR as C_ABI_MINOR};
-pub(crate) use c_frame::{CFrame, Published};
+pub(crate) use c_frame::{CFrame, FrameSlot, Published};
 pub(crate) use c_plugin::{is_c_entry, CTarget};
 #[doc(hidden)]
 pub use copy::remove_temporary_copies;
