@@ -11,7 +11,9 @@
  * At run time `misbehave` (what: string) answers as `what` says: "bad_utf8", "bad_status",
  * "null_string", "bad_kind", "bad_bool", "pending", "deep", "dup_key", "fail",
  * "fail_silent", "emit" (emits `ok` and answers how many outcomes came back), "event_id"
- * (answers the call's event id), or "fine";
+ * (answers the call's event id), "dirty" (answers nothing but leaves the reply's error, help,
+ * payload and release_data written), "zeroed" (answers "zeroed" if its reply came zeroed,
+ * struct_size aside, and fails otherwise), or "fine";
  * `ok` answers "ok"; `releases` answers how many replies the host has released.
  */
 #include <stdatomic.h>
@@ -49,6 +51,24 @@ __attribute__((unused))
 #endif
 static int32_t on_call(void *state, const sb_call *call, const sb_host *host, sb_reply *reply) {
     (void)state;
+    const sb_value *first = call->callback == 0 ? sb_arg_of(call, "what") : NULL;
+    if (first && first->kind == SB_STRING && sb_str_eq(first->as.string, "zeroed")) {
+        const unsigned char *bytes = (const unsigned char *)reply;
+        for (size_t i = sizeof reply->struct_size; i < sizeof *reply; i++) {
+            if (bytes[i] != 0) return sb_fail(reply, "the reply was not zeroed", NULL);
+        }
+        if (reply->struct_size != sizeof *reply) return sb_fail(reply, "the reply's struct_size is wrong", NULL);
+        reply->value = sb_string(sb_cstr("zeroed"));
+        return SB_OK;
+    }
+    if (first && first->kind == SB_STRING && sb_str_eq(first->as.string, "dirty")) {
+        /* Answers nothing, but leaves the reply's other fields written. */
+        reply->error = "stale error";
+        reply->help = "stale help";
+        reply->value.as.integer = 42;
+        reply->release_data = reply;
+        return SB_OK;
+    }
     reply->release = count_release;
     if (call->callback == 1) { /* ok */
         reply->value = sb_string(sb_cstr("ok"));

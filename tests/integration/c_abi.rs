@@ -234,6 +234,52 @@ fn nothing_a_c_plugin_answers_is_trusted_and_the_host_goes_on() {
     }
 }
 
+/// Every C call gets its reply zeroed (`struct_size` aside), as the header promises, though
+/// the host hands one reply to call after call on a thread: a callback that answered nothing
+/// but left the reply's other fields written does not leak them into the next call.
+#[test]
+fn every_c_call_gets_a_zeroed_reply_though_the_last_one_left_it_dirty() {
+    for isolation in ["", "isolation = \"process\""] {
+        let s = hostile_sandbox(&[], isolation);
+        let line = |what: &str| {
+            format!("{{\"event\": \"misbehave\", \"args\": {{\"what\": \"{what}\"}}}}\n")
+        };
+        let whats = [
+            "zeroed",
+            "dirty",
+            "zeroed",
+            "dirty",
+            "fail_silent",
+            "dirty",
+            "ok_event",
+        ];
+        let input: String = whats
+            .iter()
+            .map(|what| match *what {
+                "ok_event" => "{\"event\": \"ok\"}\n".to_owned(),
+                what => line(what),
+            })
+            .collect();
+        let run = s.run_with_stdin(&["run", "--ordered", "--workers", "1"], input);
+        let lines = run.json_lines();
+        assert_eq!(lines.len(), whats.len(), "{}", run.stderr());
+        let result = |n: usize| &lines[n]["results"][0];
+        assert_eq!(result(0)["value"], "zeroed", "{isolation}: {}", lines[0]);
+        assert!(result(1)["value"].is_null(), "{isolation}: {}", lines[1]);
+        assert_eq!(result(2)["value"], "zeroed", "{isolation}: {}", lines[2]);
+        let message = result(4)["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("failed without a message") && !message.contains("stale"),
+            "{isolation}: {}",
+            lines[4]
+        );
+        assert!(result(4)["error"]["help"]
+            .as_str()
+            .is_none_or(|h| !h.contains("stale")));
+        assert_eq!(result(6)["value"], "ok", "{isolation}: {}", lines[6]);
+    }
+}
+
 /// A C callback reads the event's id from its call, in-process and isolated: the sender's,
 /// or one the host made.
 #[test]

@@ -21,8 +21,8 @@ use std::mem::MaybeUninit;
 use switchboard_plugin_api::abi::{ArgsRaw, HostRef};
 use switchboard_plugin_api::{Value, ValueView};
 
-use super::c_abi::{kind, SbAs, SbCall, SbStr, SbValue};
-use super::c_value::{lower_flat, sb_str};
+use super::c_abi::{kind, SbAs, SbCall, SbReply, SbStr, SbValue};
+use super::c_value::{lower_flat, sb_str, EMPTY_REPLY};
 use crate::event_id::{EventTag, MadeUpId};
 
 /// The most arguments a frame lowers (flat ones only); an event with more, or with a list
@@ -46,6 +46,18 @@ pub(crate) struct CFrame {
     outer: *const CFrame,
     /// The thread it is published on.
     thread: ThisThread,
+    /// The handle of the C callback running with the frame: while the frame is published,
+    /// the thread's hook handle points here, and each call writes its own handle here
+    /// before it is made ([`CFrame::lend`]). Unwritten before the first call, when no C
+    /// code runs on the thread to read it.
+    host: UnsafeCell<MaybeUninit<HostRef<'static>>>,
+    /// The thread's hook handle when the frame was published, restored with it.
+    outer_host: *const HostRef<'static>,
+    /// The reply every C callback of the emit gets, as `EMPTY_REPLY` makes it between
+    /// calls (each call leaves it so: see `c_plugin::call_hook`), so that a call writes no
+    /// fresh one: the thread's for an outermost frame, the slot's own for one published
+    /// inside another (whose running call has the outer one's).
+    reply: *mut SbReply,
 }
 
 /// Room on the dispatching thread's stack for a [`CFrame`] and, when the thread's cannot
@@ -54,6 +66,7 @@ pub(crate) struct CFrame {
 pub(crate) struct FrameSlot {
     frame: MaybeUninit<CFrame>,
     own_id: MaybeUninit<MadeUpId>,
+    own_reply: MaybeUninit<SbReply>,
 }
 
 impl FrameSlot {
@@ -63,6 +76,7 @@ impl FrameSlot {
         FrameSlot {
             frame: MaybeUninit::uninit(),
             own_id: MaybeUninit::uninit(),
+            own_reply: MaybeUninit::uninit(),
         }
     }
 }
@@ -77,6 +91,9 @@ struct OnThisThread {
     /// The handle of the hook running on this thread, which the borrowed `sb_host` stands
     /// for; null between hooks.
     hook_host: Cell<*const HostRef<'static>>,
+    /// The reply the calls of outermost frames share, as `EMPTY_REPLY` makes it between
+    /// calls (so that no emit writes a fresh one).
+    reply: UnsafeCell<SbReply>,
 }
 
 thread_local! {
@@ -85,6 +102,7 @@ thread_local! {
             published: Cell::new(std::ptr::null()),
             made_up_id: UnsafeCell::new(MadeUpId::EMPTY),
             hook_host: Cell::new(std::ptr::null()),
+            reply: UnsafeCell::new(EMPTY_REPLY),
         }
     };
 }
@@ -144,7 +162,9 @@ impl<'f> Published<'f> {
 impl Drop for Published<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        self.frame.thread.state().published.set(self.frame.outer);
+        let here = self.frame.thread.state();
+        here.published.set(self.frame.outer);
+        here.hook_host.set(self.frame.outer_host);
     }
 }
 
@@ -161,6 +181,7 @@ impl CFrame {
         let FrameSlot {
             frame: slot,
             own_id,
+            own_reply,
         } = slot;
         let thread = ThisThread::get();
         let here = thread.state();
@@ -200,6 +221,13 @@ impl CFrame {
             values: [const { MaybeUninit::uninit() }; INLINE],
             outer,
             thread,
+            host: UnsafeCell::new(MaybeUninit::uninit()),
+            outer_host: here.hook_host.get(),
+            reply: if outer.is_null() {
+                here.reply.get()
+            } else {
+                own_reply.write(EMPTY_REPLY)
+            },
         });
         if let Some(count) = frame.lower(args) {
             frame.lowered = Some(count);
@@ -208,6 +236,8 @@ impl CFrame {
             call.count = count;
         }
         here.published.set(frame);
+        here.hook_host
+            .set(frame.host.get().cast::<HostRef<'static>>().cast_const());
         Published { frame }
     }
 
@@ -271,6 +301,20 @@ impl CFrame {
         self.thread
     }
 
+    /// Makes `host` the handle the borrowed `sb_host` stands for on the frame's thread,
+    /// for the call about to be made (until the next call's, or the frame is gone): the
+    /// thread points at the frame's slot from `publish` on, so this is two stores, where
+    /// lending it for each call would also save and restore the thread's.
+    #[inline(always)]
+    pub(super) fn lend(&self, host: HostRef<'_>) {
+        // SAFETY: the frame's thread alone makes calls with the frame, one at a time, and
+        // nothing reads the slot between them (no C code runs on the thread then: a hook
+        // that runs is a call's, which lends first, or lends its own and restores the
+        // frame's after). The handle is read only while the call it was lent for runs
+        // (and releases its reply), which its borrow outlives.
+        unsafe { self.host.get().cast::<HostRef<'_>>().write(host) };
+    }
+
     /// A copy of the emit's call, when its arguments were lowered once for every callback:
     /// its `values` and `count` are then the event's arguments' values (valid while the
     /// frame is published), its `names` null.
@@ -281,15 +325,17 @@ impl CFrame {
     }
 
     /// The emit's call for callback `callback` reading `names` with the first `count`
-    /// lowered values (`count` at most the lowered count), written in place: what the
-    /// plugin's hook gets. `None` when the arguments were not lowered here.
+    /// lowered values (`count` at most the lowered count), written in place, and the
+    /// emit's reply: what the plugin's hook gets. `None` when the arguments were not
+    /// lowered here.
     #[inline(always)]
+    #[allow(clippy::mut_from_ref)] // the frame's cell, used by one call at a time
     pub(super) fn call_for(
         &self,
         callback: u32,
         names: *const SbStr,
         count: usize,
-    ) -> Option<*const SbCall> {
+    ) -> Option<(*const SbCall, &mut SbReply)> {
         let lowered = self.lowered?;
         let call = self.call.get();
         // SAFETY: the frame's thread is the only one that makes calls with it (it is
@@ -301,7 +347,11 @@ impl CFrame {
             (*call).names = names;
             (*call).count = count.min(lowered);
         }
-        Some(call.cast_const())
+        // SAFETY: as for the call: one call at a time on the frame's thread has it (the
+        // thread's is used by outermost frames only, of which a thread has one at a
+        // time), and the `&mut` ends with that call (the caller's, until it returns).
+        let reply = unsafe { &mut *self.reply };
+        Some((call.cast_const(), reply))
     }
 }
 

@@ -18,7 +18,9 @@ use switchboard_plugin_api::{Error as PluginError, Value};
 use super::c_abi::{self, SbCall, SbCallback, SbHost, SbPlugin, SbReply, SbStr, SbValue};
 use super::c_frame::{self, CFrame, ThisThread, INLINE};
 use super::c_host::{borrowed, with_borrowed};
-use super::c_value::{lift, lower_flat, sb_str, slice, static_text, text_of, Lowering, NULL};
+use super::c_value::{
+    lift, lower_flat, sb_str, slice, static_text, text_of, Lowering, EMPTY_REPLY, NULL,
+};
 use super::declared::{Emits, LibraryInfo, Registered};
 use crate::error::LoadError;
 use crate::manifest::schema::ArgType;
@@ -243,7 +245,7 @@ impl Table {
         if let Some(on_init) = self.0.on_init {
             let mut lowering = Lowering::default();
             let config = lowering.lower(config);
-            let mut reply = empty_reply();
+            let mut reply = EMPTY_REPLY;
             // SAFETY: the hook's contract: a host, a config and a reply valid for the call,
             // and a place for the state.
             let code = with_borrowed(host, |sb| unsafe {
@@ -399,6 +401,13 @@ unsafe extern "C" fn call_entry(
 /// The `on_call` hook's type.
 type OnCall = unsafe extern "C" fn(*mut c_void, *const SbCall, *const SbHost, *mut SbReply) -> i32;
 
+/// A plugin's `on_call` with the state it is called with.
+#[derive(Clone, Copy)]
+struct Hook {
+    on_call: OnCall,
+    state: *mut c_void,
+}
+
 /// A C callback as the dispatch loop calls it: straight into the plugin's `on_call`, with
 /// the emit's shared call and the callback's names and values chosen when the dispatch
 /// table was made (the table knows the event's argument list), so that a call is three
@@ -406,8 +415,7 @@ type OnCall = unsafe extern "C" fn(*mut c_void, *const SbCall, *const SbHost, *m
 pub(crate) struct CTarget {
     /// The generic entry, for an emit whose arguments a frame could not lower.
     entry: CallEntry,
-    on_call: OnCall,
-    state: *mut c_void,
+    hook: Hook,
     callback: u32,
     /// The names a call with the frame's lowered values gets, and how many values: a
     /// typed callback whose reads are the event's first arguments in order, its reads;
@@ -465,8 +473,10 @@ impl CTarget {
         };
         Some(CTarget {
             entry: *entry,
-            on_call,
-            state: inner.state,
+            hook: Hook {
+                on_call,
+                state: inner.state,
+            },
             callback: callback as u32,
             names,
             _event_names: event_names,
@@ -486,14 +496,14 @@ impl CTarget {
         result: &mut RResult<Value<'static>, PluginError>,
     ) -> u8 {
         if let (Some(frame), Some((names, count))) = (frame, self.names) {
-            if let Some(call) = frame.call_for(self.callback, names, count) {
+            if let Some((call, reply)) = frame.call_for(self.callback, names, count) {
+                frame.lend(host);
                 // SAFETY: the frame's call holds its lowered values, `count` of them at
                 // least (the event's names pair with them one to one, and the reads are
                 // its first arguments); `names` holds `count` (the target's or the
-                // table's, both alive while the target is).
-                return unsafe {
-                    call_hook(self.on_call, self.state, call, frame.thread(), host, result)
-                };
+                // table's, both alive while the target is); the frame's reply is empty
+                // between calls.
+                return unsafe { call_hook(self.hook, call, reply, result) };
             }
         }
         self.unlowered(frame, args, host, result)
@@ -513,17 +523,8 @@ impl CTarget {
         if let (Some(frame), Some(reads)) = (frame, self.reads) {
             if let Some(mut call) = frame.lowered_call() {
                 call.callback = self.callback;
-                let (on_call, state, at) = (self.on_call, self.state, &self.positions.at);
-                return picked(
-                    on_call,
-                    state,
-                    call,
-                    reads,
-                    at,
-                    frame.thread(),
-                    host,
-                    result,
-                );
+                let at = &self.positions.at;
+                return picked(self.hook, call, reads, at, frame.thread(), host, result);
             }
         }
         // SAFETY: the entry's state is its instance's `Inner`, alive while the target is.
@@ -535,10 +536,8 @@ impl CTarget {
 /// Calls a typed callback whose reads are not the event's first arguments in order: its
 /// values (`at`: where each read is among the frame's) picked into an array of its own.
 #[inline(never)]
-#[allow(clippy::too_many_arguments)] // one call's parts, passed apart to stay in registers
 fn picked(
-    on_call: OnCall,
-    state: *mut c_void,
+    hook: Hook,
     mut call: SbCall,
     reads: &[SbStr],
     at: &[usize],
@@ -556,37 +555,37 @@ fn picked(
     call.values = values.as_ptr().cast();
     call.count = reads.len().min(INLINE);
     // SAFETY: `values` holds the `reads.len()` (at most INLINE) values, on this stack.
-    unsafe { call_hook(on_call, state, &call, thread, host, result) }
+    unsafe { call_hook_lent(hook, &call, thread, host, result) }
 }
 
-/// Calls `on_call` with `call` on `thread` and turns its status and reply into the host's
-/// answer.
+/// Calls `on_call` with `call` and `reply` and turns its status and reply into the host's
+/// answer, leaving `reply` as [`EMPTY_REPLY`] again for the next call. The caller lends
+/// the call's host handle.
 ///
 /// # Safety
 ///
 /// `call` must be valid for the call, its `count` names and values initialized; `state`
-/// must be the plugin's; `thread` the calling thread's.
+/// must be the plugin's; `reply` as [`EMPTY_REPLY`] makes it.
 #[inline(always)]
 unsafe fn call_hook(
-    on_call: OnCall,
-    state: *mut c_void,
+    hook: Hook,
     call: *const SbCall,
-    thread: ThisThread,
-    host: HostRef<'_>,
+    reply: &mut SbReply,
     result: &mut RResult<Value<'static>, PluginError>,
 ) -> u8 {
-    let mut reply = empty_reply();
+    let Hook { on_call, state } = hook;
     // SAFETY: the hook's contract: the plugin's state, a call valid for the call (the
-    // caller's promise), a host and a reply valid for the call.
-    let code = thread.lend(&host, || unsafe {
-        on_call(state, call, borrowed(), &mut reply)
-    });
-    // The common answer, nothing: nothing to copy or release.
-    if code == c_abi::OK && reply.value.kind == c_abi::kind::NULL && reply.release.is_none() {
+    // caller's promise), a host (lent by the caller) and a reply valid for the call.
+    let code = unsafe { on_call(state, call, borrowed(), reply) };
+    // The common answer, nothing, with the reply as it was given: nothing to copy,
+    // release or write back.
+    if code == c_abi::OK && untouched(reply) {
         return status::NULL;
     }
     // SAFETY: the reply the plugin filled for this call.
-    match unsafe { take_reply(code, &reply, "on_call") } {
+    let taken = unsafe { take_reply(code, reply, "on_call") };
+    *reply = EMPTY_REPLY;
+    match taken {
         Ok(value) if value.is_null() => status::NULL,
         Ok(value) => {
             *result = RResult::ROk(value);
@@ -597,6 +596,42 @@ unsafe fn call_hook(
             status::ERROR
         }
     }
+}
+
+/// [`call_hook`] with `host` lent on `thread` for the call alone.
+///
+/// # Safety
+///
+/// As for [`call_hook`]; `thread` must be the calling thread's.
+unsafe fn call_hook_lent(
+    hook: Hook,
+    call: *const SbCall,
+    thread: ThisThread,
+    host: HostRef<'_>,
+    result: &mut RResult<Value<'static>, PluginError>,
+) -> u8 {
+    // SAFETY: the caller's promise; a fresh reply.
+    let mut reply = EMPTY_REPLY;
+    thread.lend(&host, || unsafe {
+        call_hook(hook, call, &mut reply, result)
+    })
+}
+
+/// Whether a hook left `reply` as [`EMPTY_REPLY`] made it, but for a null value's payload
+/// (which nothing reads): then it answered nothing and the next call can have it as it is.
+/// Loads only, where writing a fresh reply for every call would be ten stores.
+#[inline(always)]
+fn untouched(reply: &SbReply) -> bool {
+    reply.struct_size == std::mem::size_of::<SbReply>() as u32
+        && reply.reserved == 0
+        && reply.value.kind == c_abi::kind::NULL
+        && reply.value.reserved == 0
+        // SAFETY: any bytes are a valid pointer and length, which span the union's 16.
+        && unsafe { reply.value.value.string.ptr.is_null() && reply.value.value.string.len == 0 }
+        && reply.error.is_null()
+        && reply.help.is_null()
+        && reply.release.is_none()
+        && reply.release_data.is_null()
 }
 
 impl Inner {
@@ -614,6 +649,10 @@ impl Inner {
             *result = RResult::RErr(PluginError::new("the plugin has no `on_call` hook"));
             return status::ERROR;
         };
+        let hook = Hook {
+            on_call,
+            state: self.state,
+        };
         let thread = frame.map_or_else(ThisThread::get, CFrame::thread);
         let reads = self.reads.get(id as usize).and_then(Option::as_deref);
         if let Some(mut call) = frame.and_then(CFrame::lowered_call) {
@@ -630,19 +669,19 @@ impl Inner {
                     call.names = names.as_ptr().cast();
                     call.count = call.count.min(args.names.len());
                     // SAFETY: `count` values (the frame's) and names (on this stack).
-                    return unsafe { call_hook(on_call, self.state, &call, thread, host, result) };
+                    return unsafe { call_hook_lent(hook, &call, thread, host, result) };
                 }
                 Some(reads) if reads.len() <= INLINE => {
                     let positions = self.positions_of(id as usize, reads, args);
                     if !positions.in_order {
                         let at = &positions.at;
-                        return picked(on_call, self.state, call, reads, at, thread, host, result);
+                        return picked(hook, call, reads, at, thread, host, result);
                     }
                     // Its reads are the event's first arguments, in order: the frame's.
                     call.names = reads.as_ptr();
                     call.count = reads.len().min(call.count);
                     // SAFETY: the frame's values and the table's names, `count` of each.
-                    return unsafe { call_hook(on_call, self.state, &call, thread, host, result) };
+                    return unsafe { call_hook_lent(hook, &call, thread, host, result) };
                 }
                 Some(_) => {}
             }
@@ -652,7 +691,7 @@ impl Inner {
         let call = self.lowered_here(id, reads, args, frame, &mut values, &mut spill);
         // SAFETY: the call's names and values are initialized for its count (the frame's,
         // `values` on this stack, or `spill`, all alive until the hook returns).
-        unsafe { call_hook(on_call, self.state, &call, thread, host, result) }
+        unsafe { call_hook_lent(hook, &call, thread, host, result) }
     }
 }
 
@@ -805,7 +844,7 @@ impl PluginObject for Instance {
         let Some(on_shutdown) = self.inner.table.0.on_shutdown else {
             return RResult::ROk(());
         };
-        let mut reply = empty_reply();
+        let mut reply = EMPTY_REPLY;
         // SAFETY: the hook's contract, as for `on_call`.
         let code = with_borrowed(host, |sb| unsafe {
             on_shutdown(self.inner.state, sb, &mut reply)
@@ -829,7 +868,7 @@ impl PluginObject for Instance {
         };
         let mut lowering = Lowering::default();
         let argument = lowering.lower(argument);
-        let mut reply = empty_reply();
+        let mut reply = EMPTY_REPLY;
         // SAFETY: the hook's contract, as for `on_call`.
         let code = with_borrowed(host, |sb| unsafe {
             on_control(
@@ -842,19 +881,6 @@ impl PluginObject for Instance {
         });
         // SAFETY: the reply the plugin filled for this call.
         unsafe { take_reply(code, &reply, "on_control") }.into()
-    }
-}
-
-/// A reply as the host hands it to a hook: null value, no error, no release.
-fn empty_reply() -> SbReply {
-    SbReply {
-        struct_size: std::mem::size_of::<SbReply>() as u32,
-        reserved: 0,
-        value: NULL,
-        error: std::ptr::null(),
-        help: std::ptr::null(),
-        release: None,
-        release_data: std::ptr::null_mut(),
     }
 }
 

@@ -10,7 +10,7 @@ use std::ffi::{c_char, CStr};
 
 use switchboard_plugin_api::{Entry, Value, ValueView};
 
-use super::c_abi::{kind, SbAs, SbBytes, SbEntry, SbList, SbMap, SbStr, SbValue};
+use super::c_abi::{kind, SbAs, SbBytes, SbEntry, SbList, SbMap, SbReply, SbStr, SbValue};
 
 /// How deep a plugin's lists and maps may nest (the header's promise, and the host's
 /// bound everywhere else).
@@ -31,11 +31,28 @@ pub(crate) fn sb_str(text: &str) -> SbStr {
     }
 }
 
-/// The null value.
+/// The null value, all 24 bytes zero.
 pub(crate) const NULL: SbValue = SbValue {
     kind: kind::NULL,
     reserved: 0,
-    value: SbAs { integer: 0 },
+    value: SbAs {
+        string: SbStr {
+            ptr: std::ptr::null(),
+            len: 0,
+        },
+    },
+};
+
+/// A reply as the host hands it to a hook (`sb_reply`'s doc): zeroed, the value null,
+/// `struct_size` set.
+pub(crate) const EMPTY_REPLY: SbReply = SbReply {
+    struct_size: std::mem::size_of::<SbReply>() as u32,
+    reserved: 0,
+    value: NULL,
+    error: std::ptr::null(),
+    help: std::ptr::null(),
+    release: None,
+    release_data: std::ptr::null_mut(),
 };
 
 /// `value` as the plugin reads it, when it is not a list or a map (those need arrays of
