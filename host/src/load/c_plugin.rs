@@ -419,7 +419,7 @@ pub(crate) struct CTarget {
     callback: u32,
     /// The names a call with the frame's lowered values gets, and how many values: a
     /// typed callback whose reads are the event's first arguments in order, its reads;
-    /// one that reads by name, every argument's name (in `event_names`). `None`: a typed
+    /// one that reads by name, every argument's name (in `_event_names`). `None`: a typed
     /// callback whose values are picked from the frame's ([`picked`]).
     names: Option<(*const SbStr, usize)>,
     /// The event's argument names, for a callback that reads by name (`names` points into
@@ -610,16 +610,16 @@ unsafe fn call_hook_lent(
     host: HostRef<'_>,
     result: &mut RResult<Value<'static>, PluginError>,
 ) -> u8 {
-    // SAFETY: the caller's promise; a fresh reply.
     let mut reply = EMPTY_REPLY;
+    // SAFETY: the caller's promise, and a fresh reply.
     thread.lend(&host, || unsafe {
         call_hook(hook, call, &mut reply, result)
     })
 }
 
-/// Whether a hook left `reply` as [`EMPTY_REPLY`] made it, but for a null value's payload
-/// (which nothing reads): then it answered nothing and the next call can have it as it is.
-/// Loads only, where writing a fresh reply for every call would be ten stores.
+/// Whether a hook left `reply` exactly as [`EMPTY_REPLY`] made it: then it answered
+/// nothing, and the next call can have it as it is (zeroed, as the header promises). Loads
+/// only, where writing a fresh reply for every call would be ten stores.
 #[inline(always)]
 fn untouched(reply: &SbReply) -> bool {
     reply.struct_size == std::mem::size_of::<SbReply>() as u32
