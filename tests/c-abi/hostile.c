@@ -10,7 +10,8 @@
  *
  * At run time `misbehave` (what: string) answers as `what` says: "bad_utf8", "bad_status",
  * "null_string", "bad_kind", "bad_bool", "pending", "deep", "dup_key", "fail",
- * "fail_silent", "emit" (emits `ok` and answers how many outcomes came back), "event_id"
+ * "fail_silent", "emit" (emits `ok`, checks that its host still names it and logs a warning
+ * through it, and answers how many outcomes came back), "event_id"
  * (answers the call's event id), "dirty" (answers nothing but leaves the reply's error, help,
  * payload and release_data written), "zeroed" (answers "zeroed" if its reply came zeroed,
  * struct_size aside, and fails otherwise), or "fine";
@@ -99,6 +100,10 @@ static int32_t on_call(void *state, const sb_call *call, const sb_host *host, sb
         size_t count = outcomes.count;
         int same = count > 0 && outcomes.items[0].status == SB_OK && sb_str_eq(outcomes.items[0].value.as.string, "ok");
         host->callback_outcomes_free(host, &outcomes);
+        /* The borrowed host still stands for this hook after the nested emit's own calls. */
+        sb_str name = host->callback_plugin_name(host);
+        if (!sb_str_eq(name, "hostile")) return sb_fail(reply, "after the nested emit the host names another plugin", NULL);
+        host->callback_log(host, SB_LOG_WARN, sb_cstr("still hostile after the nested emit"));
         if (code != SB_OK || !same) return sb_fail(reply, "the nested emit did not answer `ok`", NULL);
         reply->value = sb_int((int64_t)count);
         return SB_OK;

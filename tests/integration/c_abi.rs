@@ -231,6 +231,13 @@ fn nothing_a_c_plugin_answers_is_trusted_and_the_host_goes_on() {
             .as_i64()
             .unwrap();
         assert_eq!(released as usize, cases.len() * 2 + 2, "{}", run.stderr());
+        // The hook's borrowed host still acted for it after the nested emit's calls.
+        assert!(
+            run.stderr().lines().any(|l| l.contains("hostile")
+                && l.contains("still hostile after the nested emit")),
+            "{isolation}: {}",
+            run.stderr()
+        );
     }
 }
 
