@@ -119,11 +119,7 @@ impl Switchboard {
     /// running finish on the previous generation; its plugins shut down, once, when the
     /// last reference to it (the returned one included) is dropped.
     pub fn swap(&self, next: Generation) -> Arc<Generation> {
-        self.install(next)
-    }
-
-    /// Makes `next` current, then says so in [`Switchboard::current_number`].
-    fn install(&self, next: Generation) -> Arc<Generation> {
+        // Said in `current_number` once it is current.
         let number = next.number();
         let previous = self.current.swap(next.into_shared());
         self.number.store(number, Ordering::Release);
@@ -190,7 +186,7 @@ impl Switchboard {
             next.observe(Arc::clone(observer));
         }
         next.take_over_from(&previous);
-        self.install(next);
+        self.swap(next);
         Ok(reloaded)
     }
 
@@ -259,7 +255,7 @@ impl Switchboard {
             next.observe(Arc::clone(observer));
         }
         next.take_over_from(&previous);
-        self.install(next);
+        self.swap(next);
         *self.applications.lock().unwrap_or_else(|e| e.into_inner()) = apps;
         Ok(true)
     }
