@@ -19,9 +19,8 @@ use std::cell::{Cell, UnsafeCell};
 use std::mem::MaybeUninit;
 
 use switchboard_plugin_api::abi::{ArgsRaw, HostRef};
-use switchboard_plugin_api::{Value, ValueView};
 
-use super::c_abi::{kind, SbAs, SbCall, SbReply, SbStr, SbValue};
+use super::c_abi::{SbCall, SbReply, SbStr, SbValue};
 use super::c_value::{lower_flat, sb_str, EMPTY_REPLY};
 use crate::event_id::{EventTag, MadeUpId};
 
@@ -61,8 +60,9 @@ pub(crate) struct CFrame {
 }
 
 /// Room on the dispatching thread's stack for a [`CFrame`] and, when the thread's cannot
-/// serve, its own made-up id: nothing is written to it until [`CFrame::publish`], so an
-/// emit without C callbacks pays nothing for it.
+/// serve (a frame published inside another), its own made-up id and reply: nothing is
+/// written to it until [`CFrame::publish`], so an emit without C callbacks pays nothing
+/// for it.
 pub(crate) struct FrameSlot {
     frame: MaybeUninit<CFrame>,
     own_id: MaybeUninit<MadeUpId>,
@@ -89,7 +89,8 @@ struct OnThisThread {
     /// published, so that no frame's `event_id` points at it then.
     made_up_id: UnsafeCell<MadeUpId>,
     /// The handle of the hook running on this thread, which the borrowed `sb_host` stands
-    /// for; null between hooks.
+    /// for: lent around a hook ([`ThisThread::lend`]), or a published frame's slot, written
+    /// before each of its calls ([`CFrame::lend`]); null when neither.
     hook_host: Cell<*const HostRef<'static>>,
     /// The reply the calls of outermost frames share, as `EMPTY_REPLY` makes it between
     /// calls (so that no emit writes a fresh one).
@@ -140,7 +141,8 @@ impl ThisThread {
         answer
     }
 
-    /// The handle of the hook running on this thread, or null between hooks.
+    /// The handle of the hook running on this thread (see `OnThisThread::hook_host`), or
+    /// null.
     pub(super) fn hook_host(self) -> *const HostRef<'static> {
         self.state().hook_host.get()
     }
@@ -250,27 +252,10 @@ impl CFrame {
             return None;
         }
         for (slot, value) in self.values.iter_mut().zip(values) {
-            // Text first: the common argument, lowered without the general match.
-            slot.write(match value.view() {
-                ValueView::Str(text) => SbValue {
-                    kind: kind::STRING,
-                    reserved: 0,
-                    value: SbAs {
-                        string: sb_str(text),
-                    },
-                },
-                _ => lower_other(value)?,
-            });
+            slot.write(lower_flat(value)?);
         }
         Some(values.len())
     }
-}
-
-/// [`lower_flat`] for an argument that is not text, apart so that the text path stays a
-/// compare and three stores.
-#[inline(never)]
-fn lower_other(value: &Value<'_>) -> Option<SbValue> {
-    lower_flat(value)
 }
 
 /// The frame published for `args` on this thread, if any: the event id and, when they

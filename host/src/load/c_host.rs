@@ -87,9 +87,10 @@ macro_rules! with_handle {
 /// `host` must be [`BORROWED`], null, or a pointer `host_keep` returned and not released.
 unsafe fn via<'a>(host: *const SbHost) -> Option<Via<'a>> {
     if std::ptr::eq(host, &BORROWED.0) {
-        // SAFETY: the thread's hook handle points to the running hook's handle (on the
-        // stack of the caller of `ThisThread::lend`) while that hook runs on this thread,
-        // and is null otherwise.
+        // SAFETY: the thread's hook handle points to the running hook's handle while that
+        // hook runs on this thread (on the stack of the caller of `ThisThread::lend`, or
+        // in the slot of the frame whose call it is), and is null when no hook or frame
+        // is under way; no C code runs on the thread between a frame's calls.
         return unsafe { ThisThread::get().hook_host().as_ref() }.map(Via::Borrowed);
     }
     if host.is_null() {

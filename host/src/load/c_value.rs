@@ -56,9 +56,25 @@ pub(crate) const EMPTY_REPLY: SbReply = SbReply {
 };
 
 /// `value` as the plugin reads it, when it is not a list or a map (those need arrays of
-/// their own: [`Lowering::lower`]); borrows from `value`.
-#[inline]
+/// their own: [`Lowering::lower`]); borrows from `value`. Text first, the common argument:
+/// a compare and three stores, the general match out of line.
+#[inline(always)]
 pub(crate) fn lower_flat(value: &Value<'_>) -> Option<SbValue> {
+    match value.view() {
+        ValueView::Str(text) => Some(SbValue {
+            kind: kind::STRING,
+            reserved: 0,
+            value: SbAs {
+                string: sb_str(text),
+            },
+        }),
+        _ => lower_other(value),
+    }
+}
+
+/// [`lower_flat`] for a value that is not text.
+#[inline(never)]
+fn lower_other(value: &Value<'_>) -> Option<SbValue> {
     let (kind, value) = match value.view() {
         ValueView::Null => return Some(NULL),
         ValueView::Bool(b) => (
