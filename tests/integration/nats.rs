@@ -458,6 +458,23 @@ pub(crate) fn wait_for(within: Duration, what: &str, mut done: impl FnMut() -> b
     }
 }
 
+/// Waits up to `within` for `done`; when it gives up, shows what `log` says (the host's
+/// stderr), since a timeout alone does not say why.
+pub(crate) fn wait_for_or_show(
+    within: Duration,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+    log: impl FnOnce() -> String,
+) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        if Instant::now() >= deadline {
+            panic!("timed out waiting for {what}; the host said:\n{}", log());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// How many welcomes each address got, in the outbox folder `outbox`.
 pub(crate) fn welcomes_in(outbox: &std::path::Path) -> std::collections::HashMap<String, usize> {
     let mut mails: std::collections::HashMap<String, usize> = Default::default();
@@ -742,9 +759,12 @@ fn a_durable_consumer_deleted_while_consuming_is_made_again() {
     });
     p.run_with_stdin(&["run"], sign_ups_numbered(20..40))
         .assert_code(0);
-    wait_for(Duration::from_secs(60), "the next 20 users", || {
-        users_in(&c.path("users.db")).len() == 40
-    });
+    wait_for_or_show(
+        Duration::from_secs(60),
+        "the next 20 users",
+        || users_in(&c.path("users.db")).len() == 40,
+        || http.stderr(),
+    );
     wait_for(Duration::from_secs(30), "the stream drained", || {
         server.drained("c-user_joined")
     });
@@ -761,6 +781,55 @@ fn a_durable_consumer_deleted_while_consuming_is_made_again() {
         r#"switchboard_nats_messages_total{event="user_joined",crossing="already_completed_in_cache"}"#,
     );
     assert!(recognized >= 20.0, "{recognized}");
+    assert_eq!(
+        metrics.get(r#"switchboard_callback_calls_total{plugin="database",callback="add_user"}"#),
+        40.0
+    );
+}
+
+/// A durable consumer deleted while no pull of this host waits at the server (so no
+/// "consumer deleted" notice reaches it, and its next pull finds no responder) is made
+/// again too, not pulled from in vain until the host stops.
+#[test]
+fn a_durable_consumer_deleted_between_two_pulls_is_made_again() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let p = publishing(&server.url());
+    let c = consuming_sign_ups(&server.url());
+    let http = crate::serve::Server::start(&c, &[]);
+    p.run_with_stdin(&["run"], sign_ups(20)).assert_code(0);
+    wait_for(Duration::from_secs(30), "the first 20 users", || {
+        users_in(&c.path("users.db")).len() == 20
+    });
+    // Stopped, the host cannot renew its pull: the one waiting expires at the server
+    // (a pull waits one second), and the deletion finds no pull to tell.
+    http.signal("STOP");
+    std::thread::sleep(Duration::from_millis(2500));
+    let url = server.url();
+    outside(async move {
+        let client = async_nats::connect(url).await.unwrap();
+        let jetstream = async_nats::jetstream::new(client);
+        let stream = jetstream.get_stream("SIGNUPS").await.unwrap();
+        if let Err(e) = stream.delete_consumer("c-user_joined").await {
+            assert!(e.to_string().contains("directory not empty"), "{e}");
+        }
+    });
+    http.signal("CONT");
+    p.run_with_stdin(&["run"], sign_ups_numbered(20..40))
+        .assert_code(0);
+    wait_for_or_show(
+        Duration::from_secs(30),
+        "the next 20 users",
+        || users_in(&c.path("users.db")).len() == 40,
+        || http.stderr(),
+    );
+    let log = http.stderr();
+    assert!(
+        log.contains("the durable consumer `c-user_joined` of `user_joined` events was gone from stream SIGNUPS"),
+        "{log}"
+    );
+    let metrics = http.metrics();
     assert_eq!(
         metrics.get(r#"switchboard_callback_calls_total{plugin="database",callback="add_user"}"#),
         40.0

@@ -22,6 +22,12 @@ const MOST_PER_PULL: usize = 256;
 /// How long one pull waits for messages before it asks again.
 const PULL_WAIT: Duration = Duration::from_secs(1);
 
+/// How often the server says that a waiting pull is still alive. A pull that hears
+/// nothing for twice this long may be waiting on a consumer deleted when no pull of this
+/// host waited at the server (so no "consumer deleted" notice came): the consumer is
+/// looked up then. The server takes at most half of `PULL_WAIT`.
+const PULL_HEARTBEAT: Duration = Duration::from_millis(500);
+
 /// Pulls `event`'s messages until the stop, then finishes the ones taken.
 ///
 /// One continuous pull (the client asks for more as half of a batch arrives; the server
@@ -45,6 +51,7 @@ pub(super) async fn pull_loop(
             .stream()
             .max_messages_per_batch(per_pull)
             .expires(PULL_WAIT)
+            .heartbeat(PULL_HEARTBEAT)
             .messages()
             .await;
         let mut messages = match pulled {
@@ -79,6 +86,7 @@ pub(super) async fn pull_loop(
                 pause = (pause * 2).min(Duration::from_secs(2));
                 break;
             };
+            let mut trouble = Trouble::None;
             // The messages that arrived together are handed to the host together, and
             // their answers come back together.
             let together = Together::new();
@@ -89,7 +97,10 @@ pub(super) async fn pull_loop(
             for next in pulled {
                 let message = match next {
                     Err(e) => {
-                        pull_failed(&mut failing, &event, &e);
+                        trouble = trouble.max(Trouble::of(&e));
+                        if trouble != Trouble::Silent {
+                            pull_failed(&mut failing, &event, &e);
+                        }
                         continue;
                     }
                     Ok(message) => message,
@@ -123,6 +134,23 @@ pub(super) async fn pull_loop(
                 tokio::time::sleep(HOLD_AT_MOST).await;
                 together.let_go();
             }));
+            if trouble == Trouble::None {
+                continue;
+            }
+            // A silent pull may be waiting on a consumer deleted between two pulls; a
+            // pull nothing answers is asked again at once rather than when the client's
+            // own timer (the pull's wait and five seconds) runs out.
+            let looked = durable.make_again_if_gone(&event);
+            let Some(made_again) = meanwhile(looked, &mut handling, &mut stop).await else {
+                break 'pulling;
+            };
+            if made_again || trouble == Trouble::Unanswered {
+                if paused(pause, &mut handling, &mut stop).await {
+                    break 'pulling;
+                }
+                pause = (pause * 2).min(Duration::from_secs(2));
+                break;
+            }
         }
     }
     // Stopping: the events taken are finished (a host that stops refuses them, and they
@@ -142,21 +170,46 @@ impl Durable {
     /// while the host runs), as a start would; says so, since it then delivers the
     /// stream's events from the start (those completed before are recognized by their
     /// ids).
-    async fn make_again_if_gone(&mut self, event: &str) {
+    /// Whether it made it again.
+    async fn make_again_if_gone(&mut self, event: &str) -> bool {
         let name = self.config.durable_name.clone().unwrap_or_default();
         let stream = self.stream.cached_info().config.name.clone();
         match self.stream.consumer_info(&name).await {
-            Ok(_) => tracing::debug!("a pull of `{event}` events ended; pulling again"),
+            Ok(_) => tracing::debug!("a pull of `{event}` events ended or went quiet; its consumer `{name}` is there"),
             Err(e) if e.kind() == jetstream::context::ConsumerInfoErrorKind::NotFound => {
                 match self.stream.create_consumer(self.config.clone()).await {
                     Ok(consumer) => {
                         tracing::warn!("the durable consumer `{name}` of `{event}` events was gone from stream {stream} (deleted while this host ran); made it again, as a start would: it delivers the stream's `{event}` events from the start, and those completed before are recognized by their ids");
                         self.consumer = consumer;
+                        return true;
                     }
                     Err(e) => tracing::warn!("the durable consumer `{name}` of `{event}` events is gone from stream {stream} and cannot be made again: {e}; trying again"),
                 }
             }
-            Err(e) => tracing::debug!("a pull of `{event}` events ended, and its consumer `{name}` cannot be looked up: {e}; pulling again"),
+            Err(e) => tracing::debug!("a pull of `{event}` events ended or went quiet, and its consumer `{name}` cannot be looked up: {e}; pulling again"),
+        }
+        false
+    }
+}
+
+/// What the errors among one group of deliveries say about the pull, the worst kept.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Trouble {
+    /// Nothing, or an error that does not concern the pull itself.
+    None,
+    /// The server's heartbeats stopped: the pull may wait on a consumer that is gone.
+    Silent,
+    /// Nothing answered the pull (no JetStream, or no consumer, behind its subject).
+    Unanswered,
+}
+
+impl Trouble {
+    fn of(error: &jetstream::consumer::pull::MessagesError) -> Trouble {
+        use jetstream::consumer::pull::MessagesErrorKind as Kind;
+        match error.kind() {
+            Kind::MissingHeartbeat => Trouble::Silent,
+            Kind::NoResponders => Trouble::Unanswered,
+            _ => Trouble::None,
         }
     }
 }
