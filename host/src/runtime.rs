@@ -81,7 +81,7 @@ impl Switchboard {
     }
 
     /// A host running `generation` (for example one started from a
-    /// [`Prepared`](crate::Prepared) manifest).
+    /// [`Prepared`] manifest).
     pub fn with(generation: Generation) -> Switchboard {
         Switchboard {
             number: AtomicU64::new(generation.number()),

@@ -53,7 +53,7 @@ pub(crate) struct CFrame {
     /// The thread's hook handle when the frame was published, restored with it.
     outer_host: *const HostRef<'static>,
     /// The reply every C callback of the emit gets, as `EMPTY_REPLY` makes it between
-    /// calls (each call leaves it so: see `c_plugin::call_hook`), so that a call writes no
+    /// calls (each call leaves it so: see `c_call::call_hook`), so that a call writes no
     /// fresh one: the thread's for an outermost frame, the slot's own for one published
     /// inside another (whose running call has the outer one's).
     reply: *mut SbReply,

@@ -299,7 +299,7 @@ pub(crate) unsafe fn slice<'a, T>(ptr: *const T, len: usize) -> Result<&'a [T], 
 ///
 /// # Safety
 ///
-/// As for [`slice`].
+/// As for [`slice()`].
 pub(crate) unsafe fn text_of<'a>(s: SbStr) -> Result<&'a str, String> {
     // SAFETY: the caller's promise.
     let bytes = unsafe { slice(s.ptr.cast::<u8>(), s.len) }?;

@@ -42,7 +42,7 @@ pub(crate) struct Copy {
 pub(crate) enum CopyProblem {
     /// Reading the library or writing its copy failed.
     Io(std::io::Error),
-    /// The bytes read are not a whole library (see [`damage`]): nothing was copied.
+    /// The bytes read are not a whole library (see [`damage`](super::structure::damage)): nothing was copied.
     Damaged(String),
 }
 

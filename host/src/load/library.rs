@@ -41,7 +41,7 @@ pub(crate) enum Module {
     /// A Rust plugin (`switchboard-plugin-api`, abi_stable).
     Rust(PluginModuleRef),
     /// A C-ABI plugin (`switchboard.h`).
-    C(super::c_plugin::Table),
+    C(super::c_table::Table),
 }
 
 impl Module {
@@ -115,7 +115,7 @@ impl LibraryInfo {
     /// Which kind of plugin the library is.
     pub fn kind(&self) -> PluginKind {
         let lists = |feature: &str| self.features.iter().any(|f| f == feature);
-        if lists(super::c_plugin::C_ABI_FEATURE) {
+        if lists(super::c_table::C_ABI_FEATURE) {
             PluginKind::C
         } else if lists(APPLICATION_FEATURE) {
             PluginKind::Application
@@ -354,7 +354,7 @@ fn open_library(
     let (module, info, registrations, emits) = match c_entry {
         Some(entry) => {
             // SAFETY: the library's own entry point; its table is checked as it is read.
-            let described = unsafe { super::c_plugin::describe(plugin, path, entry) }?;
+            let described = unsafe { super::c_table::describe(plugin, path, entry) }?;
             (
                 Module::C(described.table),
                 described.info,

@@ -5,9 +5,13 @@
 //! Libraries are never unloaded: see [`HOST_API_VERSION`] and the crate docs.
 
 mod c_abi;
+mod c_call;
 mod c_frame;
 mod c_host;
 mod c_plugin;
+mod c_reply;
+mod c_table;
+mod c_target;
 mod c_value;
 mod copy;
 mod declared;
@@ -19,8 +23,9 @@ mod structure;
 #[doc(hidden)]
 pub use c_abi::layout_report as c_abi_layout_report;
 pub use c_abi::{ABI_MAJOR as C_ABI_MAJOR, ABI_MINOR as C_ABI_MINOR};
+pub(crate) use c_call::is_c_entry;
 pub(crate) use c_frame::{CFrame, FrameSlot, Published};
-pub(crate) use c_plugin::{is_c_entry, CTarget};
+pub(crate) use c_target::CTarget;
 #[doc(hidden)]
 pub use copy::remove_temporary_copies;
 pub use copy::MAX_IN_PROCESS_BUILDS;

@@ -1,6 +1,6 @@
 //! What validation hands the rest of the host: each plugin entry and each event as plain
 //! values, every default applied and every path resolved against the manifest's folder.
-//! The spans of the parsed form ([`Manifest`](super::Manifest)) stay behind for the
+//! The spans of the parsed form ([`Manifest`]) stay behind for the
 //! messages that point at lines; nothing downstream reads `toml` types.
 
 use std::path::PathBuf;
