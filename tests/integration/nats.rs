@@ -736,6 +736,26 @@ fn consuming_goes_on_after_the_server_restarts() {
 /// (delivered again from the stream's start) and consumes the new ones.
 #[test]
 fn a_durable_consumer_deleted_while_consuming_is_made_again() {
+    consumer_deleted_by_hand(|_| {});
+}
+
+/// A durable consumer deleted while no pull of this host waits at the server (so no
+/// "consumer deleted" notice reaches it, and its next pull finds no responder) is made
+/// again too, not pulled from in vain until the host stops.
+#[test]
+fn a_durable_consumer_deleted_between_two_pulls_is_made_again() {
+    consumer_deleted_by_hand(|http| {
+        // Stopped, the host cannot renew its pull: the one waiting expires at the server
+        // (a pull waits one second), and the deletion finds no pull to tell.
+        http.signal("STOP");
+        std::thread::sleep(Duration::from_millis(2500));
+    });
+}
+
+/// Consumes 20 sign-ups, deletes the durable consumer (after `before_deleting` did what
+/// it does to the host; a stopped host is continued after), consumes 20 more, and checks
+/// that the host made the consumer again and ran each user's callbacks once.
+fn consumer_deleted_by_hand(before_deleting: impl FnOnce(&crate::serve::Server)) {
     let Some(server) = NatsServer::start() else {
         return;
     };
@@ -746,6 +766,7 @@ fn a_durable_consumer_deleted_while_consuming_is_made_again() {
     wait_for(Duration::from_secs(30), "the first 20 users", || {
         users_in(&c.path("users.db")).len() == 20
     });
+    before_deleting(&http);
     let url = server.url();
     outside(async move {
         let client = async_nats::connect(url).await.unwrap();
@@ -757,6 +778,7 @@ fn a_durable_consumer_deleted_while_consuming_is_made_again() {
             assert!(e.to_string().contains("directory not empty"), "{e}");
         }
     });
+    http.signal("CONT");
     p.run_with_stdin(&["run"], sign_ups_numbered(20..40))
         .assert_code(0);
     wait_for_or_show(
@@ -781,55 +803,6 @@ fn a_durable_consumer_deleted_while_consuming_is_made_again() {
         r#"switchboard_nats_messages_total{event="user_joined",crossing="already_completed_in_cache"}"#,
     );
     assert!(recognized >= 20.0, "{recognized}");
-    assert_eq!(
-        metrics.get(r#"switchboard_callback_calls_total{plugin="database",callback="add_user"}"#),
-        40.0
-    );
-}
-
-/// A durable consumer deleted while no pull of this host waits at the server (so no
-/// "consumer deleted" notice reaches it, and its next pull finds no responder) is made
-/// again too, not pulled from in vain until the host stops.
-#[test]
-fn a_durable_consumer_deleted_between_two_pulls_is_made_again() {
-    let Some(server) = NatsServer::start() else {
-        return;
-    };
-    let p = publishing(&server.url());
-    let c = consuming_sign_ups(&server.url());
-    let http = crate::serve::Server::start(&c, &[]);
-    p.run_with_stdin(&["run"], sign_ups(20)).assert_code(0);
-    wait_for(Duration::from_secs(30), "the first 20 users", || {
-        users_in(&c.path("users.db")).len() == 20
-    });
-    // Stopped, the host cannot renew its pull: the one waiting expires at the server
-    // (a pull waits one second), and the deletion finds no pull to tell.
-    http.signal("STOP");
-    std::thread::sleep(Duration::from_millis(2500));
-    let url = server.url();
-    outside(async move {
-        let client = async_nats::connect(url).await.unwrap();
-        let jetstream = async_nats::jetstream::new(client);
-        let stream = jetstream.get_stream("SIGNUPS").await.unwrap();
-        if let Err(e) = stream.delete_consumer("c-user_joined").await {
-            assert!(e.to_string().contains("directory not empty"), "{e}");
-        }
-    });
-    http.signal("CONT");
-    p.run_with_stdin(&["run"], sign_ups_numbered(20..40))
-        .assert_code(0);
-    wait_for_or_show(
-        Duration::from_secs(30),
-        "the next 20 users",
-        || users_in(&c.path("users.db")).len() == 40,
-        || http.stderr(),
-    );
-    let log = http.stderr();
-    assert!(
-        log.contains("the durable consumer `c-user_joined` of `user_joined` events was gone from stream SIGNUPS"),
-        "{log}"
-    );
-    let metrics = http.metrics();
     assert_eq!(
         metrics.get(r#"switchboard_callback_calls_total{plugin="database",callback="add_user"}"#),
         40.0
