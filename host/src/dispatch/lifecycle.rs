@@ -12,11 +12,20 @@ use super::bounded::{self, Unfinished};
 use super::breaker::Breaker;
 use super::context::{CallCtx, SetupCtx};
 use super::generation::{
-    Generation, Instance, Opened, Prepared, Route, ShutdownFailure, SkippedPlugin, Slot, Target,
+    Generation, Instance, Route, ShutdownFailure, SkippedPlugin, Slot, Target,
 };
+use super::prepared::{Opened, Prepared};
 use super::stats::Counters;
 use crate::error::{ControlError, LoadError};
-use crate::manifest::LoadErrorPolicy;
+use crate::manifest::{LoadErrorPolicy, ValidManifest};
+
+impl Generation {
+    /// Opens, checks and starts a manifest's plugins: [`Prepared::new`] then
+    /// [`Prepared::start`].
+    pub fn start(manifest: ValidManifest) -> Result<Generation, LoadError> {
+        Prepared::new(manifest)?.start()
+    }
+}
 
 impl Prepared {
     /// Runs every plugin's `init`, in manifest order, and emits `host.started`.

@@ -6,7 +6,8 @@
 //! worker processes, one at a time or a batch of events together) and `lifecycle` starts
 //! and stops plugins, both handing plugins the host handle of `context`, which reaches the
 //! `generation` that owns the slots (a nested emit calls back into `emit` by method, not by
-//! import).
+//! import). `prepared` opens and checks a manifest's plugins, before any of their code
+//! runs, for `lifecycle` to start.
 
 mod anchor;
 mod application;
@@ -19,6 +20,7 @@ mod generation;
 mod isolated;
 mod lifecycle;
 mod outcome;
+mod prepared;
 mod registry;
 mod stats;
 mod step;
@@ -31,11 +33,12 @@ pub use args::StrictJson;
 pub use breaker::BreakerState;
 #[doc(hidden)]
 pub use emit::MAX_VALUE_DEPTH;
-pub(crate) use generation::Carry;
 pub use generation::{
-    Generation, Observer, PluginMeta, PluginStatus, Prepared, ShutdownFailure, SkippedPlugin,
+    Generation, Observer, PluginMeta, PluginStatus, ShutdownFailure, SkippedPlugin,
 };
 pub(crate) use isolated::JsonEmit;
 pub use outcome::{CallOutcome, Iter as OutcomeIter, Outcomes};
+pub(crate) use prepared::Carry;
+pub use prepared::Prepared;
 pub use registry::{Callback, CallbackId, Event, EventId, Registry};
 pub use stats::{Counts, Tally};
