@@ -14,11 +14,18 @@
  * through it, and answers how many outcomes came back), "event_id"
  * (answers the call's event id), "dirty" (answers nothing but leaves the reply's error, help,
  * payload and release_data written), "zeroed" (answers "zeroed" if its reply came zeroed,
- * struct_size aside, and fails otherwise), or "fine";
+ * struct_size aside, and fails otherwise); or, as a plugin misbehaves beyond its answers:
+ * "segfault" (writes to address 0), "abort", "hang" (never returns), "quit" (exit(0)), "hog"
+ * (allocates and fills 1 GiB, or fails saying malloc failed), "shout" (prints half a JSON
+ * object to standard output, then the rest), "fork" (starts `sleep 300` in a child process
+ * it does not wait for, and answers its pid); or "fine";
  * `ok` answers "ok"; `releases` answers how many replies the host has released.
  */
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "switchboard.h"
 
 #ifndef TABLE_MAJOR
@@ -94,6 +101,45 @@ static int32_t on_call(void *state, const sb_call *call, const sb_host *host, sb
     if (sb_str_eq(w, "fail")) return sb_fail(reply, "hostile fails on purpose", "do not ask it to");
     if (sb_str_eq(w, "fail_silent")) return SB_ERROR;
     if (sb_str_eq(w, "event_id")) { reply->value = sb_string(call->event_id); return SB_OK; }
+    if (sb_str_eq(w, "segfault")) {
+        /* A real invalid write: raise(SIGSEGV) would not do, since a Rust process's
+         * handler (for stack overflows) returns from a signal that no fault caused. The
+         * address is read from a volatile so that the compiler cannot turn the store
+         * into a trap instruction. */
+        volatile intptr_t nowhere = 0;
+        *(volatile int *)nowhere = 1;
+        return SB_OK;
+    }
+    if (sb_str_eq(w, "abort")) abort();
+    if (sb_str_eq(w, "hang")) for (;;) pause();
+    if (sb_str_eq(w, "quit")) exit(0);
+    if (sb_str_eq(w, "hog")) {
+        size_t size = (size_t)1 << 30;
+        char *memory = malloc(size);
+        if (!memory) return sb_fail(reply, "malloc of 1024 MB failed", NULL);
+        memset(memory, 1, size);
+        reply->value = sb_int(memory[size - 1]);
+        free(memory);
+        return SB_OK;
+    }
+    if (sb_str_eq(w, "shout")) {
+        printf("{\"half\": ");
+        fflush(stdout);
+        printf("\"shouted by C\"}\n");
+        fflush(stdout);
+        reply->value = sb_string(sb_cstr("shouted"));
+        return SB_OK;
+    }
+    if (sb_str_eq(w, "fork")) {
+        pid_t child = fork();
+        if (child == 0) {
+            execlp("sleep", "sleep", "300", (char *)NULL);
+            _exit(127);
+        }
+        if (child < 0) return sb_fail(reply, "fork failed", NULL);
+        reply->value = sb_int((int64_t)child);
+        return SB_OK;
+    }
     if (sb_str_eq(w, "emit")) {
         sb_outcomes outcomes;
         int32_t code = host->callback_emit(host, sb_cstr("ok"), NULL, 0, &outcomes);

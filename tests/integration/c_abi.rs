@@ -770,3 +770,125 @@ fn every_way_of_handing_a_c_callback_its_arguments_gives_the_same_values() {
         assert_eq!(got, expected, "{isolation}");
     }
 }
+
+/// A C plugin that crashes, hangs, exits or allocates past `memory_mb` in a worker process
+/// costs its own call, named for what happened, as a Rust plugin's does (see `isolation`):
+/// the next event is served, and no worker it ran in outlives the host.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_c_plugin_that_crashes_or_hangs_in_a_worker_costs_only_its_call() {
+    use crate::hardening::alive;
+    use crate::isolation::pids;
+    let s = hostile_sandbox(
+        &[],
+        "isolation = \"process\"\ntimeout_ms = 1500\nmemory_mb = 256",
+    );
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("segfault", "crashed", &["SIGSEGV"]),
+        ("abort", "crashed", &["SIGABRT"]),
+        ("quit", "crashed", &["exited with code 0"]),
+        (
+            "hang",
+            "timed_out",
+            &["within timeout_ms = 1500", "the worker was killed"],
+        ),
+        // The worker's limit holds for C's malloc too: 1 GiB is refused.
+        ("hog", "error", &["malloc of 1024 MB failed"]),
+    ];
+    for (what, kind, words) in cases {
+        let started = std::time::Instant::now();
+        let input = format!(
+            "{{\"event\": \"misbehave\", \"args\": {{\"what\": \"{what}\"}}}}\n{{\"event\": \"ok\"}}\n"
+        );
+        let run = s.run_with_stdin(&["run", "--ordered", "--workers", "1"], input);
+        let lines = run.json_lines();
+        assert_eq!(lines.len(), 2, "{what}: {}", run.stderr());
+        let error = &lines[0]["results"][0]["error"];
+        assert_eq!(error["kind"], *kind, "{what}: {}", lines[0]);
+        let message = error["message"].as_str().unwrap_or_default();
+        for word in *words {
+            assert!(
+                message.contains(word),
+                "{what}: missing {word:?} in {message}"
+            );
+        }
+        assert_eq!(
+            lines[1]["results"][0]["value"], "ok",
+            "{what}: the next event is served"
+        );
+        assert!(!run.stderr().contains("panicked at"), "{}", run.stderr());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{what} took too long"
+        );
+        for pid in pids(message) {
+            assert!(!alive(pid), "{what}: worker {pid} outlived its host");
+        }
+    }
+}
+
+/// What a C plugin prints goes to standard error, in process and in a worker: standard
+/// output carries result lines only.
+#[test]
+fn a_c_plugin_printing_to_stdout_cannot_corrupt_the_result_lines() {
+    for isolation in ["", "isolation = \"process\""] {
+        let s = hostile_sandbox(&[], isolation);
+        let input: String = (0..200)
+            .map(|_| "{\"event\": \"misbehave\", \"args\": {\"what\": \"shout\"}}\n")
+            .collect();
+        let run = s.run_with_stdin(&["run", "--workers", "2"], input);
+        run.assert_code(0);
+        let lines = run.json_lines();
+        assert_eq!(lines.len(), 200, "{isolation}: {}", run.stderr());
+        assert!(
+            lines.iter().all(|l| l["results"][0]["value"] == "shouted"),
+            "{isolation}: {}",
+            run.stdout()
+        );
+        assert!(!run.stdout().contains("{\"half\""), "{}", run.stdout());
+        assert!(
+            run.stderr().contains("{\"half\": \"shouted by C\"}"),
+            "{isolation}: {}",
+            run.stderr()
+        );
+    }
+}
+
+/// A process a C plugin starts in its worker and does not wait for ends with the worker,
+/// when the host ends and when it is killed.
+#[cfg(target_os = "linux")]
+#[test]
+fn what_a_c_plugin_starts_in_a_worker_ends_with_the_host() {
+    use crate::hardening::{alive, eventually};
+    use std::io::BufRead;
+    use std::time::Duration;
+    let s = hostile_sandbox(&[], "isolation = \"process\"");
+    let fork = || "{\"event\": \"misbehave\", \"args\": {\"what\": \"fork\"}}".to_owned();
+    let pid_in = |line: &serde_json::Value| -> u32 {
+        let pid = line["results"][0]["value"].as_u64();
+        u32::try_from(pid.unwrap_or_else(|| panic!("no pid: {line}"))).unwrap()
+    };
+
+    let run = s.run_with_stdin(&["run"], fork() + "\n");
+    run.assert_code(0);
+    let pid = pid_in(&run.json_lines()[0]);
+    assert!(
+        eventually(Duration::from_secs(5), || !alive(pid)),
+        "the C plugin's child {pid} outlived the host"
+    );
+
+    let mut child = crate::util::spawn_run(&s, &[]);
+    crate::util::feed(&mut child, std::iter::once(fork()), true);
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let pid = pid_in(&serde_json::from_str(&first).unwrap());
+    assert!(alive(pid));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || !alive(pid)),
+        "the C plugin's child {pid} outlived a host killed with SIGKILL"
+    );
+}

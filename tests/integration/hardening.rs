@@ -23,7 +23,7 @@ fn sandbox(host: &str, plugins: &str) -> Sandbox {
 
 /// Whether process `pid` is alive (a zombie is not).
 #[cfg(target_os = "linux")]
-fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
@@ -32,7 +32,7 @@ fn alive(pid: u32) -> bool {
 }
 
 /// Polls `done` every 20 ms for at most `limit`; whether it came true.
-fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if done() {

@@ -29,7 +29,7 @@ fn isolated(host: &str, extra: &str) -> crate::util::Sandbox {
 }
 
 /// The pids a fault message names (`pid 1234`).
-fn pids(text: &str) -> Vec<u32> {
+pub(crate) fn pids(text: &str) -> Vec<u32> {
     text.split("pid ")
         .skip(1)
         .filter_map(|rest| {
