@@ -46,19 +46,28 @@ pub(crate) fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> boo
 #[test]
 fn a_library_cut_short_is_refused_before_it_is_mapped() {
     let s = Sandbox::with_probe("[[plugins]]\nname = \"half\"\npath = \"libhalf.so\"\n");
-    let whole = std::fs::read(library("probe")).unwrap();
-    for cut in [whole.len() / 2, whole.len() - 4096, 64] {
-        std::fs::write(s.path("libhalf.so"), &whole[..cut]).unwrap();
-        for args in [&["check"][..], &["inspect", "libhalf.so"]] {
-            let run = s.run(args);
-            run.assert_code(2);
-            let stderr = run.stderr();
-            assert!(
-                stderr.contains("is cut short or damaged"),
-                "{args:?}: {stderr}"
-            );
-            assert!(stderr.contains("libhalf.so"), "{stderr}");
-            assert!(stderr.contains("copy the library again"), "{stderr}");
+    // A Rust plugin and a C one (built by gcc): the check reads the file, whatever its kind.
+    let c = switchboard_tests::c_library(
+        "gcc",
+        &["plugins/c-abi/welcome.c"],
+        "welcome",
+        // As `c_abi` builds it, so that the test run builds it once.
+        &["-std=c11", "-pedantic"],
+    );
+    for whole in [library("probe"), c].map(|path| std::fs::read(path).unwrap()) {
+        for cut in [whole.len() / 2, whole.len() - 4096, 64] {
+            std::fs::write(s.path("libhalf.so"), &whole[..cut]).unwrap();
+            for args in [&["check"][..], &["inspect", "libhalf.so"]] {
+                let run = s.run(args);
+                run.assert_code(2);
+                let stderr = run.stderr();
+                assert!(
+                    stderr.contains("is cut short or damaged"),
+                    "{args:?}: {stderr}"
+                );
+                assert!(stderr.contains("libhalf.so"), "{stderr}");
+                assert!(stderr.contains("copy the library again"), "{stderr}");
+            }
         }
     }
 }
