@@ -97,10 +97,12 @@ pub(super) async fn pull_loop(
             for next in pulled {
                 let message = match next {
                     Err(e) => {
-                        trouble = trouble.max(Trouble::of(&e));
-                        if trouble != Trouble::Silent {
+                        // A missed heartbeat is looked into below, not worth a warning.
+                        let this = Trouble::of(&e);
+                        if this != Trouble::Silent {
                             pull_failed(&mut failing, &event, &e);
                         }
+                        trouble = trouble.max(this);
                         continue;
                     }
                     Ok(message) => message,
@@ -169,8 +171,7 @@ impl Durable {
     /// Makes the durable consumer again if it is gone from the server (deleted by hand
     /// while the host runs), as a start would; says so, since it then delivers the
     /// stream's events from the start (those completed before are recognized by their
-    /// ids).
-    /// Whether it made it again.
+    /// ids). Whether it made it again.
     async fn make_again_if_gone(&mut self, event: &str) -> bool {
         let name = self.config.durable_name.clone().unwrap_or_default();
         let stream = self.stream.cached_info().config.name.clone();
