@@ -38,31 +38,71 @@ impl NatsServer {
             return None;
         }
         let store = tempfile::tempdir().unwrap();
-        let (port, monitor) = (free_port(), free_port());
-        let child = NatsServer::spawn(port, monitor, store.path());
-        Some(NatsServer {
-            child,
-            port,
-            monitor,
-            store,
-        })
+        // A free port may be taken by another test between the look and nats-server's
+        // bind (or the two looks may find one port): the server then exits, and is
+        // started again on other ports.
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            let (port, monitor) = (free_port(), free_port());
+            if port == monitor {
+                continue;
+            }
+            match NatsServer::spawn(port, monitor, store.path()) {
+                Ok(child) => {
+                    return Some(NatsServer {
+                        child,
+                        port,
+                        monitor,
+                        store,
+                    })
+                }
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!("nats-server did not start: {}", failures.join("\n"));
     }
 
-    fn spawn(port: u16, monitor: u16, store: &std::path::Path) -> Child {
-        let child = Command::new("nats-server")
+    /// Starts nats-server on `port` and `monitor` with its store in `store` (its log there
+    /// too, `nats-server.log`), and waits up to 30 s for its monitoring port; or why it
+    /// did not start, with the end of its log.
+    fn spawn(port: u16, monitor: u16, store: &std::path::Path) -> Result<Child, String> {
+        let log_path = store.join("nats-server.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        let mut child = Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
             .args(["-m", &monitor.to_string(), "-sd"])
             .arg(store)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", monitor)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
+        let said = || {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(10)..].join("\n")
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Err(format!(
+                    "it exited ({status}) on ports {port} and {monitor}:\n{}",
+                    said()
+                ));
+            }
+            if TcpStream::connect(("127.0.0.1", monitor)).is_ok() {
+                return Ok(child);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("not listening within 30 s:\n{}", said()));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        child
     }
 
     pub(crate) fn url(&self) -> String {
@@ -78,7 +118,8 @@ impl NatsServer {
             .unwrap();
         self.child.wait().unwrap();
         std::thread::sleep(pause);
-        self.child = NatsServer::spawn(self.port, self.monitor, self.store.path());
+        self.child = NatsServer::spawn(self.port, self.monitor, self.store.path())
+            .unwrap_or_else(|why| panic!("nats-server did not start again: {why}"));
     }
 
     /// The streams the server's monitoring endpoint describes, asked with `query`
