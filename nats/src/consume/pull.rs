@@ -58,10 +58,9 @@ pub(super) async fn pull_loop(
             Ok(messages) => messages,
             Err(e) => {
                 pull_failed(&mut failing, &event, &e);
-                if paused(pause, &mut handling, &mut stop).await {
+                if backed_off(&mut pause, &mut handling, &mut stop).await {
                     break 'pulling;
                 }
-                pause = (pause * 2).min(Duration::from_secs(2));
                 continue;
             }
         };
@@ -79,11 +78,10 @@ pub(super) async fn pull_loop(
                 // starts after a pause that grows while it fails.
                 let looked = durable.make_again_if_gone(&event);
                 if meanwhile(looked, &mut handling, &mut stop).await.is_none()
-                    || paused(pause, &mut handling, &mut stop).await
+                    || backed_off(&mut pause, &mut handling, &mut stop).await
                 {
                     break 'pulling;
                 }
-                pause = (pause * 2).min(Duration::from_secs(2));
                 break;
             };
             let mut trouble = Trouble::None;
@@ -147,10 +145,9 @@ pub(super) async fn pull_loop(
                 break 'pulling;
             };
             if made_again || trouble == Trouble::Unanswered {
-                if paused(pause, &mut handling, &mut stop).await {
+                if backed_off(&mut pause, &mut handling, &mut stop).await {
                     break 'pulling;
                 }
-                pause = (pause * 2).min(Duration::from_secs(2));
                 break;
             }
         }
@@ -225,15 +222,18 @@ fn pull_failed(failing: &mut bool, event: &str, error: &dyn std::fmt::Display) {
     }
 }
 
-/// Waits `pause` while the deliveries being handled go on; whether the stop came.
-async fn paused<F: Future<Output = ()>>(
-    pause: Duration,
+/// Waits `pause` while the deliveries being handled go on, then doubles it (up to 2 s)
+/// for the next failure in a row (a delivery sets it back); whether the stop came.
+async fn backed_off<F: Future<Output = ()>>(
+    pause: &mut Duration,
     handling: &mut FuturesUnordered<F>,
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
-    meanwhile(tokio::time::sleep(pause), handling, stop)
+    let stopped = meanwhile(tokio::time::sleep(*pause), handling, stop)
         .await
-        .is_none()
+        .is_none();
+    *pause = (*pause * 2).min(Duration::from_secs(2));
+    stopped
 }
 
 /// Waits for `work` while the deliveries being handled go on (their answers are not held
