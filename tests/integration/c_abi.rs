@@ -777,8 +777,8 @@ fn every_way_of_handing_a_c_callback_its_arguments_gives_the_same_values() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_c_plugin_that_crashes_or_hangs_in_a_worker_costs_only_its_call() {
-    use crate::hardening::alive;
     use crate::isolation::pids;
+    use crate::util::alive;
     let s = hostile_sandbox(
         &[],
         "isolation = \"process\"\ntimeout_ms = 1500\nmemory_mb = 256",
@@ -859,7 +859,7 @@ fn a_c_plugin_printing_to_stdout_cannot_corrupt_the_result_lines() {
 #[cfg(target_os = "linux")]
 #[test]
 fn what_a_c_plugin_starts_in_a_worker_ends_with_the_host() {
-    use crate::hardening::{alive, eventually};
+    use crate::util::{alive, eventually};
     use std::io::BufRead;
     use std::time::Duration;
     let s = hostile_sandbox(&[], "isolation = \"process\"");

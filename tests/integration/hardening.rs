@@ -13,34 +13,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::faults::{drain_stderr, summary, EVENTS};
-use crate::util::{binary, feed, library, spawn_run, Sandbox, PROBE_EVENTS};
+#[cfg(target_os = "linux")]
+use crate::util::alive;
+use crate::util::{binary, eventually, feed, library, spawn_run, Sandbox, PROBE_EVENTS};
 
 /// A sandbox with `[host]` lines `host`, every event of the probe and faulty fixtures, and
 /// `plugins`.
 fn sandbox(host: &str, plugins: &str) -> Sandbox {
     Sandbox::new(&format!("{host}\n{EVENTS}\n{PROBE_EVENTS}\n{plugins}"))
-}
-
-/// Whether process `pid` is alive (a zombie is not).
-#[cfg(target_os = "linux")]
-pub(crate) fn alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
-    !state.is_some_and(|s| s.starts_with('Z') || s.starts_with('X'))
-}
-
-/// Polls `done` every 20 ms for at most `limit`; whether it came true.
-pub(crate) fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    done()
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{spawn_run, Sandbox};
+use crate::util::{eventually, spawn_run, Sandbox};
 
 /// A running `nats-server` with JetStream.
 pub(crate) struct NatsServer {
@@ -491,12 +491,8 @@ fn consuming_sign_ups(url: &str) -> Sandbox {
 }
 
 /// Waits up to `within` for `done`, saying what it waited for when it gives up.
-pub(crate) fn wait_for(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+pub(crate) fn wait_for(within: Duration, what: &str, done: impl FnMut() -> bool) {
+    assert!(eventually(within, done), "timed out waiting for {what}");
 }
 
 /// Waits up to `within` for `done`; when it gives up, shows what `log` says (the host's
@@ -504,15 +500,11 @@ pub(crate) fn wait_for(within: Duration, what: &str, mut done: impl FnMut() -> b
 pub(crate) fn wait_for_or_show(
     within: Duration,
     what: &str,
-    mut done: impl FnMut() -> bool,
+    done: impl FnMut() -> bool,
     log: impl FnOnce() -> String,
 ) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        if Instant::now() >= deadline {
-            panic!("timed out waiting for {what}; the host said:\n{}", log());
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if !eventually(within, done) {
+        panic!("timed out waiting for {what}; the host said:\n{}", log());
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 pub use switchboard_tests::{binary, build, cargo, library, profile_dir, workspace};
 
@@ -237,4 +238,26 @@ pub fn feed(
 /// A `job` event line numbered `n` (for the `faulty` and `counter` fixtures).
 pub fn job(n: u64) -> String {
     format!(r#"{{"event": "job", "args": {{"n": {n}}}}}"#)
+}
+
+/// Whether process `pid` is alive (a zombie is not).
+#[cfg(target_os = "linux")]
+pub fn alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+    !state.is_some_and(|s| s.starts_with('Z') || s.starts_with('X'))
+}
+
+/// Polls `done` every 20 ms for at most `limit`; whether it came true.
+pub fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
 }
