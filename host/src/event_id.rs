@@ -42,9 +42,9 @@ pub fn made_up_id(n: u64) -> String {
 /// of the room is never part of an id and stays zero.
 const ROOM: usize = 64;
 
-/// Per byte, the hex digit after it when counting up needs no carry (`0`-`8`, `a`-`e`);
-/// zero for every other byte (`9` and `f` carry or change class; anything else is no
-/// digit, such as the zero after an empty id).
+/// Per byte, the hex digit after it when counting up needs no carry (`0`-`9`, `a`-`e`);
+/// zero for every other byte (`f` carries; anything else is no digit, such as the zero
+/// after an empty id).
 const NEXT_DIGIT: [u8; 256] = {
     let mut next = [0; 256];
     let mut d = b'0';
@@ -52,6 +52,7 @@ const NEXT_DIGIT: [u8; 256] = {
         next[d as usize] = d + 1;
         d += 1;
     }
+    next[b'9' as usize] = b'a';
     let mut d = b'a';
     while d < b'f' {
         next[d as usize] = d + 1;

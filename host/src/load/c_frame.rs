@@ -21,7 +21,7 @@ use std::mem::MaybeUninit;
 use switchboard_plugin_api::abi::{ArgsRaw, HostRef};
 
 use super::c_abi::{SbCall, SbReply, SbStr, SbValue};
-use super::c_value::{lower_flat, sb_str, EMPTY_REPLY};
+use super::c_value::{lower_flat_into, sb_str, EMPTY_REPLY};
 use crate::event_id::{EventTag, MadeUpId};
 
 /// The most arguments a frame lowers (flat ones only); an event with more, or with a list
@@ -252,7 +252,9 @@ impl CFrame {
             return None;
         }
         for (slot, value) in self.values.iter_mut().zip(values) {
-            slot.write(lower_flat(value)?);
+            if !lower_flat_into(slot, value) {
+                return None;
+            }
         }
         Some(values.len())
     }

@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::ffi::{c_char, CStr};
+use std::mem::MaybeUninit;
 
 use switchboard_plugin_api::{Entry, Value, ValueView};
 
@@ -70,6 +71,28 @@ pub(crate) fn lower_flat(value: &Value<'_>) -> Option<SbValue> {
         }),
         _ => lower_other(value),
     }
+}
+
+/// [`lower_flat`] written straight into `slot`: whether `value` was flat (when not, `slot`
+/// is left as it was). A text is a compare and three stores into the slot itself, where an
+/// `Option` returned would travel through a copy on the stack first.
+#[inline(always)]
+pub(crate) fn lower_flat_into(slot: &mut MaybeUninit<SbValue>, value: &Value<'_>) -> bool {
+    let lowered = match value.view() {
+        ValueView::Str(text) => SbValue {
+            kind: kind::STRING,
+            reserved: 0,
+            value: SbAs {
+                string: sb_str(text),
+            },
+        },
+        _ => match lower_other(value) {
+            Some(lowered) => lowered,
+            None => return false,
+        },
+    };
+    slot.write(lowered);
+    true
 }
 
 /// [`lower_flat`] for a value that is not text.
