@@ -1,5 +1,7 @@
 """Reads `peer=P callbacks=N ns_per_emit=X` lines (from compare.sh) and prints the tables:
-ns per emit for every peer, and each peer's ratio to switchboard's pre-resolved path."""
+ns per emit for every peer, and each peer's ratio to switchboard's pre-resolved path; and
+`peer=P callbacks=N paired_ratio=R` lines (the C plugin timed in turn with the Rust one) as
+a table of their own."""
 import re
 import sys
 
@@ -38,11 +40,16 @@ def table(results, title, base, columns):
 
 def main():
     results = {}
+    paired = {}
     for line in sys.stdin:
         match = re.fullmatch(r"peer=(\S+) callbacks=(\d+) ns_per_emit=([\d.]+)\s*", line)
         if match:
             peer, n, ns = match.groups()
             results[(peer, int(n))] = float(ns)
+        match = re.fullmatch(r"peer=(\S+) callbacks=(\d+) paired_ratio=([\d.]+)\s*", line)
+        if match:
+            peer, n, ratio = match.groups()
+            paired[(peer, int(n))] = float(ratio)
 
     table(
         results,
@@ -81,6 +88,23 @@ def main():
             ("pluggy", "pluggy"),
         ],
     )
+
+    paired_table(paired)
+
+
+def paired_table(paired):
+    """The C plugin's time over the Rust SDK's, batch by batch (the two timed in turn)."""
+    peers = sorted({peer for peer, _ in paired})
+    if not peers:
+        return
+    print("C plugin / Rust plugin, timed in turn batch by batch (median of the batch ratios)")
+    print()
+    print("| callbacks | " + " | ".join(peers) + " |")
+    print("|---|" + "|".join("---" for _ in peers) + "|")
+    for n in sorted({n for _, n in paired}):
+        row = [f"{paired[(p, n)]:.2f}x" if (p, n) in paired else "-" for p in peers]
+        print(f"| {n} | " + " | ".join(row) + " |")
+    print()
 
 
 main()
