@@ -1,7 +1,7 @@
 //! Event ids: the sender's, or one the host makes up from a request number for an event
 //! that came without one. A Rust plugin asks for the id when it wants it; a C plugin finds
-//! it in every call, so the made-up text is made once per emit with C callbacks, counted
-//! up in place from the last one where it can be.
+//! it in every call, so the made-up text is made once per emit with C callbacks, from the
+//! last one with its last two digits rewritten where it can be.
 
 /// The id of an emit's event, as its callbacks see it.
 #[derive(Debug, Clone, Copy)]
@@ -42,58 +42,53 @@ pub fn made_up_id(n: u64) -> String {
 /// of the room is never part of an id and stays zero.
 const ROOM: usize = 64;
 
-/// Per byte, the hex digit after it when counting up needs no carry (`0`-`9`, `a`-`e`);
-/// zero for every other byte (`f` carries; anything else is no digit, such as the zero
-/// after an empty id).
-const NEXT_DIGIT: [u8; 256] = {
-    let mut next = [0; 256];
-    let mut d = b'0';
-    while d < b'9' {
-        next[d as usize] = d + 1;
-        d += 1;
+/// The two lowercase hex digits of every byte, as a made-up id ends with them.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let digits = *b"0123456789abcdef";
+    let mut pairs = [[0; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [digits[byte >> 4], digits[byte & 0xf]];
+        byte += 1;
     }
-    next[b'9' as usize] = b'a';
-    let mut d = b'a';
-    while d < b'f' {
-        next[d as usize] = d + 1;
-        d += 1;
-    }
-    next
+    pairs
 };
 
-/// A made-up id's text, kept to be counted up to the next one: emits from one thread
-/// mostly take consecutive request numbers, so the next id is the last with its last hex
-/// digit counted up in place (a table lookup and a store) instead of written afresh.
+/// A made-up id's text, kept to make the next one from: emits from one thread mostly take
+/// consecutive request numbers, which share all but their last two hex digits 255 times
+/// in 256, so the next id is the last with those two digits rewritten (one table lookup
+/// and one two-byte store) instead of written afresh.
 pub(crate) struct MadeUpId {
-    /// The number after the one the text shows: the `set` that only counts up.
-    next: u64,
+    /// The number the text shows, once there is one.
+    shown: u64,
+    /// The number's bits above its lowest byte, when the text ends with its lowest byte's
+    /// two digits (a number of 256 or more, written out in full): any number with the same
+    /// high bits is the text with those two digits rewritten. `u64::MAX` otherwise, which
+    /// no number's high bits are.
+    high: u64,
     /// The text's length (below [`ROOM`]); 0 before the first.
     len: u8,
-    /// Where its digits start in `text` (the prefix's length).
-    digits: u8,
     text: [u8; ROOM],
 }
 
 impl MadeUpId {
     /// No id yet.
     pub(crate) const EMPTY: MadeUpId = MadeUpId {
-        next: 0,
+        shown: 0,
+        high: u64::MAX,
         len: 0,
-        digits: 0,
         text: [0; ROOM],
     };
 
-    /// Makes this [`made_up_id`]`(n)`: counted up from the last when `n` follows it,
-    /// written afresh otherwise. The text.
+    /// Makes this [`made_up_id`]`(n)`: its last two digits rewritten when `n` shares the
+    /// rest with the last, written afresh otherwise. The text.
     #[inline(always)]
     pub(crate) fn set(&mut self, n: u64) -> &str {
-        if n == self.next {
-            // The last digit, or for an empty id the room's last byte, which is zero.
-            let last = usize::from(self.len.wrapping_sub(1)) % ROOM;
-            let next = NEXT_DIGIT[usize::from(self.text[last])];
-            if next != 0 {
-                self.text[last] = next;
-                self.next = n.wrapping_add(1);
+        if n >> 8 == self.high {
+            let end = usize::from(self.len);
+            if let Some(last_two) = self.text.get_mut(end.wrapping_sub(2)..end) {
+                last_two.copy_from_slice(&HEX_PAIRS[usize::from(n as u8)]);
+                self.shown = n;
                 return self.as_str();
             }
         }
@@ -103,22 +98,20 @@ impl MadeUpId {
         self.as_str()
     }
 
-    /// [`MadeUpId::set`] where the last digit carries, or `n` does not follow.
+    /// Writes [`made_up_id`]`(n)` afresh: its first, or one whose high bits differ from the
+    /// last's.
     #[inline(never)]
     fn set_slowly(&mut self, n: u64) {
-        let follows = self.len > 0 && self.next == n;
-        if !(follows && self.count_up()) {
-            let (digits, len) = write_made_up_id(n, &mut self.text);
-            // Both below ROOM (64): see `write_made_up_id`.
-            (self.digits, self.len) = (digits as u8, len as u8);
-        }
-        self.next = n.wrapping_add(1);
+        // Below ROOM (64): see `write_made_up_id`.
+        self.len = write_made_up_id(n, &mut self.text) as u8;
+        self.shown = n;
+        self.high = if n >= 256 { n >> 8 } else { u64::MAX };
     }
 
     /// Whether this is [`made_up_id`]`(n)` already.
     #[inline]
     pub(crate) fn is(&self, n: u64) -> bool {
-        self.len > 0 && self.next == n.wrapping_add(1)
+        self.len > 0 && self.shown == n
     }
 
     /// The text; empty before the first [`MadeUpId::set`].
@@ -129,40 +122,15 @@ impl MadeUpId {
             .get(..usize::from(self.len) % ROOM)
             .unwrap_or_default();
         // SAFETY: the prefix is ASCII (`sb-`, decimal and hex digits, dashes) and so is
-        // every digit written or counted up after it.
+        // every digit written after it.
         unsafe { std::str::from_utf8_unchecked(text) }
-    }
-
-    /// Counts the id's hex number up by one in place; false when every digit was `f` (the
-    /// next number has one digit more, so it is written afresh).
-    fn count_up(&mut self) -> bool {
-        let Some(digits) = self
-            .text
-            .get_mut(usize::from(self.digits)..usize::from(self.len))
-        else {
-            return false;
-        };
-        for digit in digits.iter_mut().rev() {
-            match *digit {
-                b'f' => *digit = b'0',
-                b'9' => {
-                    *digit = b'a';
-                    return true;
-                }
-                _ => {
-                    *digit += 1;
-                    return true;
-                }
-            }
-        }
-        false
     }
 }
 
 /// Writes [`made_up_id`]`(n)` at the start of `text`: the prefix copied whole from a padded
-/// copy, then the digits. Where the digits start, and where they end.
+/// copy, then the digits. Where the digits end.
 #[inline(never)]
-fn write_made_up_id(n: u64, text: &mut [u8; ROOM]) -> (usize, usize) {
+fn write_made_up_id(n: u64, text: &mut [u8; ROOM]) -> usize {
     let (padded, prefix) = this_run();
     let prefix = *prefix;
     *text = *padded;
@@ -171,10 +139,10 @@ fn write_made_up_id(n: u64, text: &mut [u8; ROOM]) -> (usize, usize) {
     // the 16 written are the number's.
     let hex = hex16(n << (4 * (16 - digits)));
     let Some(room) = text.get_mut(prefix..prefix + 16) else {
-        return (0, 0);
+        return 0;
     };
     room.copy_from_slice(&hex);
-    (prefix, prefix + digits)
+    prefix + digits
 }
 
 /// `n` as 16 lowercase hex digits, most significant first, without a loop: each nibble
@@ -235,14 +203,15 @@ mod tests {
         ] {
             assert_eq!(super::made_up_id(n), format!("{prefix}{n:x}"), "{n}");
         }
-        // Consecutive numbers (counted up in place), across carries and a new digit,
-        // numbers that do not follow (written afresh) and repeats (kept), in one buffer as
-        // an emit loop uses it.
+        // Consecutive numbers (the last two digits rewritten in place), across the lowest
+        // byte's carry and a new digit, numbers below 256 (written afresh), numbers that
+        // jump and repeats (kept), in one buffer as an emit loop uses it.
         let mut id = MadeUpId::EMPTY;
         assert_eq!(id.as_str(), "");
         for n in (0..40)
             .chain(0xfe..0x112)
             .chain([0xfff, 0x1000, 0x1001, 0x1001, 7, 8, 8, 0x9f, 0xa0])
+            .chain(0xfff0..0x1_0110)
             .chain(u64::MAX - 2..=u64::MAX)
             .chain([0, 1])
         {
