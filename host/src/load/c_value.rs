@@ -62,13 +62,7 @@ pub(crate) const EMPTY_REPLY: SbReply = SbReply {
 #[inline(always)]
 pub(crate) fn lower_flat(value: &Value<'_>) -> Option<SbValue> {
     match value.view() {
-        ValueView::Str(text) => Some(SbValue {
-            kind: kind::STRING,
-            reserved: 0,
-            value: SbAs {
-                string: sb_str(text),
-            },
-        }),
+        ValueView::Str(text) => Some(text_value(text)),
         _ => lower_other(value),
     }
 }
@@ -79,13 +73,7 @@ pub(crate) fn lower_flat(value: &Value<'_>) -> Option<SbValue> {
 #[inline(always)]
 pub(crate) fn lower_flat_into(slot: &mut MaybeUninit<SbValue>, value: &Value<'_>) -> bool {
     let lowered = match value.view() {
-        ValueView::Str(text) => SbValue {
-            kind: kind::STRING,
-            reserved: 0,
-            value: SbAs {
-                string: sb_str(text),
-            },
-        },
+        ValueView::Str(text) => text_value(text),
         _ => match lower_other(value) {
             Some(lowered) => lowered,
             None => return false,
@@ -93,6 +81,18 @@ pub(crate) fn lower_flat_into(slot: &mut MaybeUninit<SbValue>, value: &Value<'_>
     };
     slot.write(lowered);
     true
+}
+
+/// A text's `sb_value`, borrowing it.
+#[inline(always)]
+fn text_value(text: &str) -> SbValue {
+    SbValue {
+        kind: kind::STRING,
+        reserved: 0,
+        value: SbAs {
+            string: sb_str(text),
+        },
+    }
 }
 
 /// [`lower_flat`] for a value that is not text.
