@@ -859,9 +859,8 @@ fn a_c_plugin_printing_to_stdout_cannot_corrupt_the_result_lines() {
 #[cfg(target_os = "linux")]
 #[test]
 fn what_a_c_plugin_starts_in_a_worker_ends_with_the_host() {
-    use crate::util::{alive, eventually};
+    use crate::util::{assert_gone_with_host, kill_host_while_running};
     use std::io::BufRead;
-    use std::time::Duration;
     let s = hostile_sandbox(&[], "isolation = \"process\"");
     let fork = || "{\"event\": \"misbehave\", \"args\": {\"what\": \"fork\"}}".to_owned();
     let pid_in = |line: &serde_json::Value| -> u32 {
@@ -871,11 +870,7 @@ fn what_a_c_plugin_starts_in_a_worker_ends_with_the_host() {
 
     let run = s.run_with_stdin(&["run"], fork() + "\n");
     run.assert_code(0);
-    let pid = pid_in(&run.json_lines()[0]);
-    assert!(
-        eventually(Duration::from_secs(5), || !alive(pid)),
-        "the C plugin's child {pid} outlived the host"
-    );
+    assert_gone_with_host(pid_in(&run.json_lines()[0]), "ended normally");
 
     let mut child = crate::util::spawn_run(&s, &[]);
     crate::util::feed(&mut child, std::iter::once(fork()), true);
@@ -883,12 +878,5 @@ fn what_a_c_plugin_starts_in_a_worker_ends_with_the_host() {
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
-    let pid = pid_in(&serde_json::from_str(&first).unwrap());
-    assert!(alive(pid));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(
-        eventually(Duration::from_secs(5), || !alive(pid)),
-        "the C plugin's child {pid} outlived a host killed with SIGKILL"
-    );
+    kill_host_while_running(&mut child, pid_in(&serde_json::from_str(&first).unwrap()));
 }

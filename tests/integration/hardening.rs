@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::faults::{drain_stderr, summary, EVENTS};
 #[cfg(target_os = "linux")]
-use crate::util::alive;
+use crate::util::{assert_gone_with_host, kill_host_while_running};
 use crate::util::{binary, eventually, feed, library, spawn_run, Sandbox, PROBE_EVENTS};
 
 /// A sandbox with `[host]` lines `host`, every event of the probe and faulty fixtures, and
@@ -134,24 +134,13 @@ fn what_a_worker_starts_ends_with_it() {
     let file = s.path("child.pid");
     let run = s.run_with_stdin(&["run"], fork(&file));
     run.assert_code(0);
-    let pid = pid_of(&file);
-    assert!(
-        eventually(Duration::from_secs(5), || !alive(pid)),
-        "the worker's child {pid} outlived the host"
-    );
+    assert_gone_with_host(pid_of(&file), "ended normally");
 
     // The host is killed: the worker and its child still go.
     let file = s.path("killed.pid");
     let mut child = spawn_run(&s, &[]);
     feed(&mut child, std::iter::once(fork(&file)), true);
-    let pid = pid_of(&file);
-    assert!(alive(pid));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(
-        eventually(Duration::from_secs(5), || !alive(pid)),
-        "the worker's child {pid} outlived a host killed with SIGKILL"
-    );
+    kill_host_while_running(&mut child, pid_of(&file));
 }
 
 #[cfg(target_os = "linux")]

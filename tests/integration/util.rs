@@ -261,3 +261,26 @@ pub fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
     done()
 }
+
+/// Asserts that `pid`, a process a plugin started and did not wait for, is gone within 5 s
+/// of its host ending (`how` the host ended, for the message).
+#[cfg(target_os = "linux")]
+pub fn assert_gone_with_host(pid: u32, how: &str) {
+    assert!(
+        eventually(Duration::from_secs(5), || !alive(pid)),
+        "process {pid}, started by a plugin, outlived a host that {how}"
+    );
+}
+
+/// Kills `host` with SIGKILL while `pid`, a process its plugin started, runs, and asserts
+/// that `pid` goes with it.
+#[cfg(target_os = "linux")]
+pub fn kill_host_while_running(host: &mut std::process::Child, pid: u32) {
+    assert!(
+        alive(pid),
+        "process {pid} was gone before its host was killed"
+    );
+    host.kill().unwrap();
+    host.wait().unwrap();
+    assert_gone_with_host(pid, "was killed with SIGKILL");
+}
