@@ -6,8 +6,8 @@
 //! it hands the plugins, and the C adapter finds it by that list's address: a thread-local
 //! read per call, no allocation.
 //!
-//! A made-up id is kept on the thread beside the published frame and counted up there
-//! from the last emit's: the outermost frame of a thread points at it, and a frame
+//! A made-up id is kept on the thread beside the published frame and made there from the
+//! last emit's (see `MadeUpId`): the outermost frame of a thread points at it, and a frame
 //! published inside another (a nested emit, or an emit from inside a callback) that needs
 //! a different one writes its own.
 //!
@@ -373,7 +373,7 @@ mod tests {
         }
     }
 
-    /// The thread's made-up id is counted up only by an outermost frame: a frame published
+    /// The thread's made-up id is rewritten only by an outermost frame: a frame published
     /// inside it that needs another id writes its own, and the outer frame's id reads the
     /// same after the inner one is gone.
     #[test]
