@@ -12,6 +12,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use http_body::Body as _;
 use serde_json::{json, Value as Json};
 use switchboard::dispatch::StrictJson;
 use switchboard::{CurrentGeneration, EmitError};
@@ -53,15 +54,19 @@ type App = State<Arc<Shared>>;
 
 /// The router over `shared`.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    // The events route knows whether it read its body and says so itself (`emit`); a
+    // watching middleware would cost each event request an allocation and a boxed future.
+    let watched = Router::new()
         .route("/", get(status_page))
-        .route("/events/{event}", post(emit))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/admin/reload", post(reload))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(crate::unread::close_if_unread))
+        .layer(axum::middleware::from_fn(crate::unread::close_if_unread));
+    Router::new()
+        .route("/events/{event}", post(emit))
+        .merge(watched)
         .with_state(shared)
 }
 
@@ -134,9 +139,16 @@ async fn emit(State(app): App, Path(event): Path<String>, request: Request) -> R
     app.metrics.in_flight(1);
     // The headers are read in place (the `HeaderMap` extractor would copy them).
     let (parts, body) = request.into_parts();
-    let (id, response) = emit_inner(&app, &event, &parts.headers, body).await;
+    let mut read = body.is_end_stream();
+    let (id, response) = emit_inner(&app, &event, &parts.headers, body, &mut read).await;
     app.metrics.in_flight(-1);
     let mut response = answered(&app, EVENTS_ROUTE, response);
+    if !read {
+        // The rest of the body is left on the connection, which the server then closes.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }
@@ -148,6 +160,7 @@ async fn emit_inner(
     event: &str,
     headers: &HeaderMap,
     body: Body,
+    read: &mut bool,
 ) -> (String, Response) {
     let id = match headers.get("x-request-id").map(HeaderValue::to_str) {
         Some(Ok(id)) if !id.is_empty() && id.len() <= MAX_ID_BYTES => id.to_owned(),
@@ -181,9 +194,12 @@ async fn emit_inner(
         return (id, too_large());
     }
     let limited = http_body_util::Limited::new(body, app.max_body_bytes);
-    let read = tokio::time::timeout(app.body_timeout, http_body_util::BodyExt::collect(limited));
-    let bytes = match read.await {
-        Ok(Ok(collected)) => collected.to_bytes(),
+    let collect = tokio::time::timeout(app.body_timeout, http_body_util::BodyExt::collect(limited));
+    let bytes = match collect.await {
+        Ok(Ok(collected)) => {
+            *read = true;
+            collected.to_bytes()
+        }
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return (id, too_large()),
         Ok(Err(e)) => {
             app.service.refused(event, Refusal::Unreadable);

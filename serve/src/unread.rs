@@ -2,6 +2,9 @@
 //! 413) leaves the rest of the body on the connection, and the server then closes it.
 //! Such an answer says `Connection: close`, so that a client reusing connections opens a
 //! new one instead of sending its next request into a closed one.
+//!
+//! This middleware watches the bodies of every route but `POST /events/{event}`, which
+//! knows whether it read its body and marks its own answer (`routes::emit`).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
