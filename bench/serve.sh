@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # `switchboard serve` with the reference workload (`user_joined` to three `bench`
-# plugins) against an axum hello-world server on the same machine, same load generator
-# (wrk), same concurrency. The two take turns, ROUNDS times, and each ratio is taken
-# within one round before the median is: a shared 2-core machine drifts by tens of
-# percent between minutes, and rounds keep each ratio's two sides close in time.
-# Prints each round's requests/s, p50/p99 latency and the server's CPU per request (its
-# user and system time over the round, from /proc, divided by the requests wrk counted),
-# then the medians.
+# plugins) against two axum servers on the same machine, same load generator (wrk), same
+# concurrency: a hello world (serve/examples/hello_world.rs), and one that does the same
+# work on its HTTP threads with nothing of switchboard in the way
+# (serve/examples/same_work.rs: parse, check, three counters, the same answer). The
+# servers take turns, ROUNDS times (the order reversed every other round), and each
+# ratio is taken within one round before the median is: a shared 2-core machine drifts by
+# tens of percent between minutes, and rounds keep each ratio's sides close in time.
+# Prints each round's requests/s and the servers' CPU per request (user and system time
+# over the round, from /proc, divided by the requests wrk counted), then the medians.
 #
 #   bench/serve.sh [SECONDS] [CONNECTIONS] [ROUNDS]   # defaults: 5 s, 64 connections, 5 rounds
 #   BEFORE=/path/to/an/older/switchboard bench/serve.sh  # a third server in each round
@@ -82,6 +84,8 @@ target/release/switchboard --quiet --manifest "$work/events.toml" serve --listen
 serve_pid=$!
 target/release/examples/hello_world 127.0.0.1:18611 2>/dev/null &
 hello_pid=$!
+target/release/examples/same_work 127.0.0.1:18613 2>/dev/null &
+same_pid=$!
 if [ -n "${BEFORE:-}" ]; then
     "$BEFORE" --quiet --manifest "$work/events.toml" serve --listen 127.0.0.1:18612 &
     before_pid=$!
@@ -89,17 +93,19 @@ fi
 sleep 1
 # Warm both (connections, allocator, caches) before the first round counts.
 wrk -t2 -c"$connections" -d1s -s "$work/post.lua" http://127.0.0.1:18611/events/user_joined >/dev/null
+wrk -t2 -c"$connections" -d1s -s "$work/post.lua" http://127.0.0.1:18613/events/user_joined >/dev/null
 wrk -t2 -c"$connections" -d1s -s "$work/post.lua" http://127.0.0.1:18610/events/user_joined >/dev/null
 [ -z "${BEFORE:-}" ] || wrk -t2 -c"$connections" -d1s -s "$work/post.lua" http://127.0.0.1:18612/events/user_joined >/dev/null
 for round in $(seq "$rounds"); do
     echo "round $round of $rounds..." >&2
     echo "round $round"
     # Every other round in the reverse order, so that neither side always goes first.
-    sides=(hello_world before serve)
-    [ $((round % 2)) = 1 ] || sides=(serve before hello_world)
+    sides=(hello_world same_work before serve)
+    [ $((round % 2)) = 1 ] || sides=(serve before same_work hello_world)
     for side in "${sides[@]}"; do
         case $side in
             hello_world) measure hello_world "$hello_pid" http://127.0.0.1:18611/events/user_joined ;;
+            same_work) measure same_work "$same_pid" http://127.0.0.1:18613/events/user_joined ;;
             before) [ -z "${BEFORE:-}" ] || measure before "$before_pid" http://127.0.0.1:18612/events/user_joined ;;
             serve) measure serve "$serve_pid" http://127.0.0.1:18610/events/user_joined ;;
         esac
@@ -118,16 +124,22 @@ for line in open(sys.argv[1]):
     else:
         name, rps, p50, p99, errors, cpu = words
         rounds[-1][name] = dict(rps=float(rps), p50=p50, p99=p99, errors=int(errors), cpu=float(cpu))
-print("| round | hello world: requests/s, CPU per request | serve: requests/s, CPU per request | serve p50 / p99 | serve non-2xx | serve / hello world |")
-print("|---|---|---|---|---|---|")
+print("| round | hello world | same work, no switchboard | serve | serve p50 / p99 | serve non-2xx | serve / hello world | serve / same work |")
+print("|---|---|---|---|---|---|---|---|")
+side = lambda r: f"{r['rps']:,.0f}/s, {r['cpu']} us"
 for n, r in enumerate(rounds, 1):
-    h, s = r["hello_world"], r["serve"]
-    print(f"| {n} | {h['rps']:,.0f}, {h['cpu']} us | {s['rps']:,.0f}, {s['cpu']} us | {s['p50']} / {s['p99']} | {s['errors']} | {s['rps'] / h['rps']:.2f} |")
+    h, w, s = r["hello_world"], r["same_work"], r["serve"]
+    print(f"| {n} | {side(h)} | {side(w)} | {side(s)} | {s['p50']} / {s['p99']} | {s['errors']} | {s['rps'] / h['rps']:.2f} | {s['rps'] / w['rps']:.2f} |")
 median = lambda f: statistics.median(f(r) for r in rounds)
 print()
-print(f"median: hello world {median(lambda r: r['hello_world']['rps']):,.0f} requests/s at {median(lambda r: r['hello_world']['cpu'])} us of CPU each, "
-      f"serve {median(lambda r: r['serve']['rps']):,.0f} at {median(lambda r: r['serve']['cpu'])} us")
+print("Each cell: requests/s, and the server's CPU per request.")
+print()
+for name in ("hello_world", "same_work", "serve"):
+    print(f"median {name}: {median(lambda r: r[name]['rps']):,.0f} requests/s at {median(lambda r: r[name]['cpu'])} us of CPU each")
 print(f"serve / hello_world: {median(lambda r: r['serve']['rps'] / r['hello_world']['rps']):.2f} of the requests per second (median of the rounds' ratios)")
+print(f"serve / same_work: {median(lambda r: r['serve']['rps'] / r['same_work']['rps']):.2f} of the requests per second, "
+      f"{median(lambda r: r['serve']['cpu'] / r['same_work']['cpu']):.2f} of the CPU per request")
+print(f"same_work / hello_world: {median(lambda r: r['same_work']['rps'] / r['hello_world']['rps']):.2f} of the requests per second")
 if "before" in rounds[0]:
     print()
     print("| round | before: requests/s, CPU per request | before / hello world | serve / before |")
