@@ -25,6 +25,18 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A port of 127.0.0.1 that refuses connections for as long as the socket lives: bound,
+/// never listening, so that no other process can start listening there meanwhile (a port
+/// found free and let go could be taken before the test connects).
+fn refusing_port() -> (socket2::Socket, u16) {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    socket.bind(&any.into()).unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    (socket, port)
+}
+
 impl NatsServer {
     /// A new server, or `None` (the test is skipped) where nats-server is not installed.
     pub(crate) fn start() -> Option<NatsServer> {
@@ -265,7 +277,7 @@ fn emit_publishes_under_its_id_and_checks_arguments_first() {
 
 #[test]
 fn an_unreachable_server_is_a_clear_error() {
-    let port = free_port();
+    let (_held, port) = refusing_port();
     let s = publishing(&format!("nats://127.0.0.1:{port}"));
     let run = s.run_with_stdin(&["run"], sign_ups(1));
     run.assert_code(2);
