@@ -277,7 +277,7 @@ impl Manifest {
                     );
                 }
             }
-            for (span, message) in isolation::problems(entry) {
+            for (span, message) in plugins::isolation_problems(entry) {
                 problem(span, message);
             }
             if entry.library.is_some() && entry.path.is_some() {

@@ -1,4 +1,5 @@
-//! One `[[plugins]]` entry, as parsed: validation checks it into
+//! One `[[plugins]]` entry, as parsed, with its settings resolved against the `[host]`
+//! table and its isolation keys checked; validation checks the rest into
 //! [`PluginSettings`](super::PluginSettings).
 
 use std::path::PathBuf;
@@ -6,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::isolation::{self, Isolation};
+use super::isolation::{self, Isolation, ProcessLimits, MAX_PROCESSES};
 use super::{BreakerSettings, HostSettings, LoadErrorPolicy};
 
 /// One `[[plugins]]` entry.
@@ -73,4 +74,81 @@ impl PluginEntry {
     pub fn library_name(&self) -> &str {
         self.library.as_ref().unwrap_or(&self.name).get_ref()
     }
+
+    /// Where this plugin runs.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation.unwrap_or_default()
+    }
+
+    /// This plugin's worker limits (for an isolated plugin).
+    pub fn limits(&self, host: &HostSettings) -> ProcessLimits {
+        ProcessLimits {
+            timeout_ms: self
+                .timeout_ms
+                .as_ref()
+                .map_or(host.timeout_ms, |t| *t.get_ref()),
+            processes: self.processes.as_ref().map_or(1, |p| *p.get_ref()),
+            memory_mb: self.memory_mb.as_ref().map(|m| *m.get_ref()),
+        }
+    }
+}
+
+/// The problems of one entry's isolation settings, with where they are.
+pub(super) fn isolation_problems(entry: &PluginEntry) -> Vec<(std::ops::Range<usize>, String)> {
+    let name = entry.name.get_ref();
+    let mut found = Vec::new();
+    if entry.isolation() == Isolation::InProcess {
+        let in_process = |key: &str, span: std::ops::Range<usize>, why: &str| {
+            (
+                span,
+                format!("plugin `{name}` sets `{key}`, but it runs in the host's process, where {why}; add `isolation = \"process\"` to run it in worker processes, or remove `{key}`"),
+            )
+        };
+        if let Some(t) = &entry.timeout_ms {
+            found.push(in_process(
+                "timeout_ms",
+                t.span(),
+                "a call cannot be stopped (a thread cannot be killed)",
+            ));
+        }
+        if let Some(p) = &entry.processes {
+            found.push(in_process(
+                "processes",
+                p.span(),
+                "there are no worker processes",
+            ));
+        }
+        if let Some(m) = &entry.memory_mb {
+            found.push(in_process(
+                "memory_mb",
+                m.span(),
+                "its memory is the host's",
+            ));
+        }
+    }
+    if let Some(t) = &entry.timeout_ms {
+        if *t.get_ref() == 0 {
+            found.push((
+                t.span(),
+                format!("`timeout_ms` of plugin `{name}` must be at least 1"),
+            ));
+        }
+    }
+    if let Some(p) = &entry.processes {
+        if *p.get_ref() == 0 || *p.get_ref() > MAX_PROCESSES {
+            found.push((
+                p.span(),
+                format!("`processes` of plugin `{name}` must be from 1 to {MAX_PROCESSES}"),
+            ));
+        }
+    }
+    if let Some(m) = &entry.memory_mb {
+        if *m.get_ref() < 16 {
+            found.push((
+                m.span(),
+                format!("`memory_mb` of plugin `{name}` must be at least 16: the worker itself needs a few MiB"),
+            ));
+        }
+    }
+    found
 }
