@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -135,11 +136,25 @@ async fn status_page(State(app): App) -> Response {
 }
 
 /// `POST /events/{event}` with a JSON object of arguments.
-async fn emit(State(app): App, Path(event): Path<String>, request: Request) -> Response {
-    app.metrics.in_flight(1);
+async fn emit(
+    State(app): App,
+    event: Result<Path<String>, PathRejection>,
+    request: Request,
+) -> Response {
     // The headers are read in place (the `HeaderMap` extractor would copy them).
     let (parts, body) = request.into_parts();
     let mut read = body.is_end_stream();
+    let Ok(Path(event)) = event else {
+        let message = "the event's name in the path is not UTF-8 once percent-decoded; events go to POST /events/{event} with a declared event's name";
+        let mut response = error(StatusCode::BAD_REQUEST, "http.bad_path", message);
+        if !read {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        return answered(&app, EVENTS_ROUTE, response);
+    };
+    app.metrics.in_flight(1);
     let (id, response) = emit_inner(&app, &event, &parts.headers, body, &mut read).await;
     app.metrics.in_flight(-1);
     let mut response = answered(&app, EVENTS_ROUTE, response);

@@ -854,17 +854,27 @@ fn an_early_answer_closes_the_connection_and_says_so() {
         String::from_utf8_lossy(&answer).to_lowercase()
     };
     let body = r#"{"name": "Ann"}"#;
-    for path in ["/events/nope", "/admin/reload"] {
+    // An undeclared event, a wrong token, and an event name that is not UTF-8 once
+    // percent-decoded (refused before the route runs).
+    for (path, status) in [
+        ("/events/nope", "404"),
+        ("/admin/reload", "401"),
+        ("/events/%FF", "400"),
+    ] {
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer wrong\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
         let answer = exchange(&head, body);
         assert!(
-            answer.starts_with("http/1.1 404") || answer.starts_with("http/1.1 401"),
-            "{answer}"
+            answer.starts_with(&format!("http/1.1 {status}")),
+            "{path}: {answer}"
         );
         assert!(answer.contains("connection: close"), "{path}: {answer}");
+        assert!(
+            answer.contains("\"kind\":"),
+            "{path}: not a JSON error: {answer}"
+        );
     }
     // A request whose body was read keeps its connection: two on one.
     let mut stream = TcpStream::connect(&server.address).unwrap();
