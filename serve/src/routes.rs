@@ -23,6 +23,7 @@ use switchboard::service::{self as events, Busy, Refusal, Service};
 
 use crate::answer::{Dispatched, HttpReply};
 use crate::metrics::{Metrics, EVENTS_ROUTE};
+use crate::unread::close_after;
 use crate::Reload;
 
 /// The status code of an event one of whose callbacks failed (or was skipped): the body
@@ -144,30 +145,27 @@ async fn emit(
     // The headers are read in place (the `HeaderMap` extractor would copy them).
     let (parts, body) = request.into_parts();
     let mut read = body.is_end_stream();
-    let Ok(Path(event)) = event else {
-        let message = "the event's name in the path is not UTF-8 once percent-decoded; events go to POST /events/{event} with a declared event's name";
-        let mut response = error(StatusCode::BAD_REQUEST, "http.bad_path", message);
-        if !read {
+    let mut response = match event {
+        Ok(Path(event)) => {
+            app.metrics.in_flight(1);
+            let (id, mut response) =
+                emit_inner(&app, &event, &parts.headers, body, &mut read).await;
+            app.metrics.in_flight(-1);
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                response.headers_mut().insert("x-request-id", value);
+            }
             response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        return answered(&app, EVENTS_ROUTE, response);
+        Err(_) => {
+            let message = "the event's name in the path is not UTF-8 once percent-decoded; events go to POST /events/{event} with a declared event's name";
+            error(StatusCode::BAD_REQUEST, "http.bad_path", message)
+        }
     };
-    app.metrics.in_flight(1);
-    let (id, response) = emit_inner(&app, &event, &parts.headers, body, &mut read).await;
-    app.metrics.in_flight(-1);
-    let mut response = answered(&app, EVENTS_ROUTE, response);
     if !read {
         // The rest of the body is left on the connection, which the server then closes.
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        close_after(&mut response);
     }
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
-    response
+    answered(&app, EVENTS_ROUTE, response)
 }
 
 async fn emit_inner(
@@ -278,9 +276,7 @@ async fn emit_inner(
     let response = match answer {
         Ok(Dispatched::Abandoned(why)) => {
             let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "http.abandoned", why);
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            close_after(&mut response);
             response
         }
         Ok(Dispatched::Done { ok, failed, body }) => {

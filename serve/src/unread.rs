@@ -32,11 +32,17 @@ pub(crate) async fn close_if_unread(request: Request, next: Next) -> Response {
     });
     let mut response = next.run(Request::from_parts(parts, watched)).await;
     if !read.load(Ordering::Acquire) {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        close_after(&mut response);
     }
     response
+}
+
+/// Marks `response` as the last on its connection (`Connection: close`), which the server
+/// then closes.
+pub(crate) fn close_after(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 /// A body that records when it has been read to its end.
